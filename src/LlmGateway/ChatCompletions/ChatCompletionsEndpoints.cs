@@ -1,0 +1,34 @@
+using LlmGateway.Resilience;
+using LlmGateway.Routing;
+using LlmGateway.Usage;
+
+namespace LlmGateway.ChatCompletions;
+
+public static class ChatCompletionsEndpoints
+{
+    public static IServiceCollection AddChatCompletions(this IServiceCollection services)
+    {
+        services.AddSingleton<IModelRouter, ModelRouter>();
+        services.AddSingleton<CandidateExecutor>();
+        services.AddSingleton<RequestRecorder>();
+        services.AddSingleton<IRequestObserver, RequestLog>();
+        services.AddSingleton<ChatCompletionsHandler>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapChatCompletions(this IEndpointRouteBuilder app)
+    {
+        // The handler reads the raw body itself (size limit, pooled buffer, no DTO round trip), so the
+        // endpoint takes the HttpContext. No Accepts(): that would turn away curl's default content type.
+        app.MapPost("/v1/chat/completions", (HttpContext http, ChatCompletionsHandler handler) => handler.HandleAsync(http))
+            .WithName("CreateChatCompletion")
+            .WithTags("Chat")
+            .WithSummary("OpenAI Chat Completions, streamed (SSE) or not")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .Produces(StatusCodes.Status400BadRequest)
+            .Produces(StatusCodes.Status404NotFound)
+            .Produces(StatusCodes.Status502BadGateway);
+        return app;
+    }
+}

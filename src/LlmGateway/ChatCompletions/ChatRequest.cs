@@ -1,0 +1,304 @@
+using System.Text.Json;
+using LlmGateway.Http;
+
+namespace LlmGateway.ChatCompletions;
+
+/// <summary>
+/// A parsed Chat Completions request. The body stays a <see cref="JsonDocument"/> (pooled, read-only)
+/// so unknown fields reach the upstream unchanged; only the few fields the gateway acts on are
+/// read out here, once, and checked for type so bad input is a 400 and never a 500 later.
+/// </summary>
+public sealed class ChatRequest : IDisposable
+{
+    /// <summary>Upper bounds that keep one request from pinning the gateway; far above any real use.</summary>
+    public const int MaxMessages = 10_000;
+    public const int MaxTools = 512;
+
+    private readonly JsonDocument _document;
+
+    private ChatRequest(JsonDocument document, ReadOnlyMemory<byte> body)
+    {
+        _document = document;
+        Body = body;
+    }
+
+    public ReadOnlyMemory<byte> Body { get; }
+    public JsonElement Root => _document.RootElement;
+
+    public string Model { get; private set; } = "";
+    public bool Stream { get; private set; }
+    /// <summary>The client asked for the final usage chunk (<c>stream_options.include_usage</c>).</summary>
+    public bool ClientWantsUsage { get; private set; }
+    /// <summary><c>max_completion_tokens</c>, else <c>max_tokens</c>.</summary>
+    public int? MaxTokens { get; private set; }
+    public double? Temperature { get; private set; }
+    public long? Seed { get; private set; }
+    public int N { get; private set; } = 1;
+    public bool HasTools { get; private set; }
+    public bool HasImages { get; private set; }
+    public string? ResponseFormatType { get; private set; }
+    public string? MetadataTaskType { get; private set; }
+    public int MessageCount { get; private set; }
+    /// <summary>Prompt size estimated before the call (see <see cref="TokenEstimator"/>); real usage replaces it after.</summary>
+    public int EstimatedPromptTokens { get; private set; }
+
+    /// <summary>Text of the last user message, for task-type patterns. Read lazily: most requests never need it.</summary>
+    public string LastUserText => _lastUserText ??= ReadLastUserText();
+    private string? _lastUserText;
+
+    public void Dispose() => _document.Dispose();
+
+    /// <summary>Parses and checks a request body; returns the request or the 400 that explains what is wrong.</summary>
+    public static ChatRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error)
+    {
+        // JsonDocument checks structure, not the bytes inside strings: check UTF-8 up front (vectorized).
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+        {
+            error = ApiError.InvalidRequest("The request body is not valid UTF-8.", code: ErrorCodes.InvalidJson);
+            return null;
+        }
+        JsonDocument doc;
+        try
+        {
+            // The default depth limit (64) stops absurd nesting before it costs anything.
+            doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            error = ApiError.InvalidRequest($"The request body is not valid JSON: {e.Message}", code: ErrorCodes.InvalidJson);
+            return null;
+        }
+        catch (ArgumentException)
+        {
+            // Invalid UTF-8 surfaces as ArgumentException from the reader on some inputs.
+            error = ApiError.InvalidRequest("The request body is not valid UTF-8 JSON.", code: ErrorCodes.InvalidJson);
+            return null;
+        }
+
+        var request = new ChatRequest(doc, body);
+        try
+        {
+            error = request.Read();
+        }
+        catch (InvalidOperationException)
+        {
+            // A string with an escaped unpaired surrogate (\ud800) is valid JSON syntax but no text.
+            error = ApiError.InvalidRequest("The request body contains a string that is not valid Unicode text.", code: ErrorCodes.InvalidJson);
+        }
+        if (error is not null)
+        {
+            request.Dispose();
+            return null;
+        }
+        return request;
+    }
+
+    private ApiError? Read()
+    {
+        var root = Root;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
+        }
+
+        var textChars = 0L;
+        var hasMessages = false;
+        foreach (var p in root.EnumerateObject())
+        {
+            var v = p.Value;
+            switch (p.Name)
+            {
+                case "model":
+                    if (v.ValueKind != JsonValueKind.String || v.GetString() is not { Length: > 0 } model)
+                        return ApiError.InvalidRequest("'model' must be a non-empty string.", "model");
+                    Model = model;
+                    break;
+                case "stream":
+                    if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) Stream = v.GetBoolean();
+                    else if (v.ValueKind != JsonValueKind.Null) return ApiError.InvalidRequest("'stream' must be a boolean.", "stream");
+                    break;
+                case "stream_options":
+                    if (v.ValueKind == JsonValueKind.Object)
+                    {
+                        if (v.TryGetProperty("include_usage"u8, out var iu))
+                        {
+                            if (iu.ValueKind is JsonValueKind.True or JsonValueKind.False) ClientWantsUsage = iu.GetBoolean();
+                            else if (iu.ValueKind != JsonValueKind.Null) return ApiError.InvalidRequest("'stream_options.include_usage' must be a boolean.", "stream_options.include_usage");
+                        }
+                    }
+                    else if (v.ValueKind != JsonValueKind.Null) return ApiError.InvalidRequest("'stream_options' must be an object.", "stream_options");
+                    break;
+                case "max_tokens":
+                case "max_completion_tokens":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var mt) || mt < 1)
+                        return ApiError.InvalidRequest($"'{p.Name}' must be a positive integer.", p.Name);
+                    if (p.Name == "max_completion_tokens" || MaxTokens is null) MaxTokens = mt;
+                    break;
+                case "temperature":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var t) || t < 0 || t > 2)
+                        return ApiError.InvalidRequest("'temperature' must be a number between 0 and 2.", "temperature");
+                    Temperature = t;
+                    break;
+                case "top_p":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out var tp) || tp < 0 || tp > 1)
+                        return ApiError.InvalidRequest("'top_p' must be a number between 0 and 1.", "top_p");
+                    break;
+                case "n":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var n) || n < 1 || n > 128)
+                        return ApiError.InvalidRequest("'n' must be an integer between 1 and 128.", "n");
+                    N = n;
+                    break;
+                case "seed":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out var seed))
+                        return ApiError.InvalidRequest("'seed' must be an integer.", "seed");
+                    Seed = seed;
+                    break;
+                case "tools":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Array) return ApiError.InvalidRequest("'tools' must be an array.", "tools");
+                    var toolCount = v.GetArrayLength();
+                    if (toolCount > MaxTools) return ApiError.InvalidRequest($"'tools' has {toolCount} entries; at most {MaxTools} are accepted.", "tools");
+                    foreach (var tool in v.EnumerateArray())
+                    {
+                        if (tool.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest("Each entry of 'tools' must be an object.", "tools");
+                    }
+                    HasTools = toolCount > 0;
+                    // Tool schemas are sent as prompt tokens too.
+                    textChars += v.GetRawText().Length;
+                    break;
+                case "response_format":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Object || !v.TryGetProperty("type"u8, out var rft) || rft.ValueKind != JsonValueKind.String)
+                        return ApiError.InvalidRequest("'response_format' must be an object with a string 'type'.", "response_format");
+                    ResponseFormatType = rft.GetString();
+                    break;
+                case "metadata":
+                    if (v.ValueKind == JsonValueKind.Null) break;
+                    if (v.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest("'metadata' must be an object.", "metadata");
+                    if (v.TryGetProperty("task_type"u8, out var tt))
+                    {
+                        if (tt.ValueKind != JsonValueKind.String) return ApiError.InvalidRequest("'metadata.task_type' must be a string.", "metadata.task_type");
+                        MetadataTaskType = tt.GetString();
+                    }
+                    break;
+                case "messages":
+                    var error = ReadMessages(v, ref textChars);
+                    if (error is not null) return error;
+                    hasMessages = true;
+                    break;
+            }
+        }
+
+        if (Model.Length == 0) return ApiError.InvalidRequest("'model' is required.", "model");
+        if (!hasMessages) return ApiError.InvalidRequest("'messages' is required.", "messages");
+        EstimatedPromptTokens = TokenEstimator.FromCharacters(textChars, MessageCount, HasImages ? CountImages() : 0);
+        return null;
+    }
+
+    private ApiError? ReadMessages(JsonElement v, ref long textChars)
+    {
+        if (v.ValueKind != JsonValueKind.Array) return ApiError.InvalidRequest("'messages' must be an array.", "messages");
+        var count = v.GetArrayLength();
+        if (count == 0) return ApiError.InvalidRequest("'messages' must contain at least one message.", "messages");
+        if (count > MaxMessages) return ApiError.InvalidRequest($"'messages' has {count} entries; at most {MaxMessages} are accepted.", "messages");
+        MessageCount = count;
+
+        var i = 0;
+        foreach (var m in v.EnumerateArray())
+        {
+            var at = $"messages[{i}]";
+            if (m.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest($"'{at}' must be an object.", at);
+            if (!m.TryGetProperty("role"u8, out var role) || role.ValueKind != JsonValueKind.String)
+                return ApiError.InvalidRequest($"'{at}.role' is required and must be a string.", $"{at}.role");
+            if (!IsKnownRole(role)) return ApiError.InvalidRequest($"'{at}.role' must be one of system, developer, user, assistant, tool.", $"{at}.role");
+
+            if (m.TryGetProperty("content"u8, out var content))
+            {
+                switch (content.ValueKind)
+                {
+                    case JsonValueKind.String:
+                        textChars += content.GetString()!.Length;
+                        break;
+                    case JsonValueKind.Array:
+                        foreach (var part in content.EnumerateArray())
+                        {
+                            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String)
+                                return ApiError.InvalidRequest($"Each part of '{at}.content' must be an object with a string 'type'.", $"{at}.content");
+                            if (type.ValueEquals("text"u8))
+                            {
+                                if (!part.TryGetProperty("text"u8, out var text) || text.ValueKind != JsonValueKind.String)
+                                    return ApiError.InvalidRequest($"A text part of '{at}.content' needs a string 'text'.", $"{at}.content");
+                                textChars += text.GetString()!.Length;
+                            }
+                            else if (type.ValueEquals("image_url"u8))
+                            {
+                                HasImages = true;
+                            }
+                        }
+                        break;
+                    case JsonValueKind.Null:
+                        break;
+                    default:
+                        return ApiError.InvalidRequest($"'{at}.content' must be a string, an array of parts or null.", $"{at}.content");
+                }
+            }
+            if (m.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array)
+            {
+                textChars += calls.GetRawText().Length;
+            }
+            i++;
+        }
+        return null;
+    }
+
+    private static bool IsKnownRole(JsonElement role) =>
+        role.ValueEquals("user"u8) || role.ValueEquals("assistant"u8) || role.ValueEquals("system"u8) ||
+        role.ValueEquals("tool"u8) || role.ValueEquals("developer"u8) || role.ValueEquals("function"u8);
+
+    private int CountImages()
+    {
+        var images = 0;
+        foreach (var m in Root.GetProperty("messages"u8).EnumerateArray())
+        {
+            if (m.TryGetProperty("content"u8, out var c) && c.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var part in c.EnumerateArray())
+                {
+                    if (part.GetProperty("type"u8).ValueEquals("image_url"u8)) images++;
+                }
+            }
+        }
+        return images;
+    }
+
+    private string ReadLastUserText()
+    {
+        var messages = Root.GetProperty("messages"u8);
+        for (var i = messages.GetArrayLength() - 1; i >= 0; i--)
+        {
+            var m = messages[i];
+            if (!m.GetProperty("role"u8).ValueEquals("user"u8)) continue;
+            return MessageText(m);
+        }
+        return "";
+    }
+
+    /// <summary>The text of a message: its string content, or its text parts joined by newlines.</summary>
+    public static string MessageText(JsonElement message)
+    {
+        if (!message.TryGetProperty("content"u8, out var content)) return "";
+        if (content.ValueKind == JsonValueKind.String) return content.GetString()!;
+        if (content.ValueKind != JsonValueKind.Array) return "";
+        var parts = new List<string>();
+        foreach (var part in content.EnumerateArray())
+        {
+            if (part.GetProperty("type"u8).ValueEquals("text"u8)) parts.Add(part.GetProperty("text"u8).GetString()!);
+        }
+        return string.Join("\n", parts);
+    }
+}

@@ -1,0 +1,29 @@
+using LlmGateway.Routing;
+using LlmGateway.Usage;
+
+namespace LlmGateway.ChatCompletions;
+
+/// <summary>The state of one chat request as it moves through the pipeline.</summary>
+public sealed class GatewayContext(HttpContext http, ChatRequest chat, RequestRecord record, long startTimestamp, TimeProvider time)
+{
+    private long _upstreamTicks;
+
+    public HttpContext Http { get; } = http;
+    public ChatRequest Chat { get; } = chat;
+    public RequestRecord Record { get; } = record;
+    public long StartTimestamp { get; } = startTimestamp;
+    public RouteDecision? Route { get; set; }
+    public TimeProvider Time { get; } = time;
+
+    /// <summary>Time spent waiting on upstreams so far; the rest of the wall time is the gateway's overhead.</summary>
+    public TimeSpan UpstreamTime => Time.GetElapsedTime(0, _upstreamTicks);
+
+    /// <summary>Adds the time since <paramref name="startedAt"/> (a <see cref="TimeProvider.GetTimestamp"/>) to the upstream time.</summary>
+    public void AddUpstreamTime(long startedAt) => _upstreamTicks += Time.GetTimestamp() - startedAt;
+
+    public TimeSpan Overhead()
+    {
+        var overhead = Time.GetElapsedTime(StartTimestamp) - UpstreamTime;
+        return overhead < TimeSpan.Zero ? TimeSpan.Zero : overhead;
+    }
+}

@@ -1,0 +1,215 @@
+namespace LlmGateway.Configuration;
+
+/// <summary>
+/// The <c>Gateway</c> configuration section. Names follow the external contract (shared CONTRACT.md);
+/// defaults live here and in <see cref="GatewayDefaults"/>, nowhere else.
+/// </summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public RoutingOptions Routing { get; set; } = new();
+    public ResilienceOptions Resilience { get; set; } = new();
+    public CacheOptions Cache { get; set; } = new();
+    public BudgetOptions Budgets { get; set; } = new();
+    public AuthOptions Auth { get; set; } = new();
+    public LimitsOptions Limits { get; set; } = new();
+    public LoggingOptions Logging { get; set; } = new();
+}
+
+public static class ProviderTypes
+{
+    public const string OpenAi = "openai";
+    public const string AzureOpenAi = "azure-openai";
+    public const string Anthropic = "anthropic";
+    public const string Gemini = "gemini";
+    public const string Ollama = "ollama";
+    public const string Mock = "mock";
+
+    public static readonly string[] All = [OpenAi, AzureOpenAi, Anthropic, Gemini, Ollama, Mock];
+}
+
+public sealed class ProviderOptions
+{
+    public string Type { get; set; } = "";
+    public string? BaseUrl { get; set; }
+
+    /// <summary>Name of the environment variable that holds the key. The key itself is never in a file.</summary>
+    public string? ApiKeyEnv { get; set; }
+
+    /// <summary>Counts as local for local-only routing.</summary>
+    public bool? Local { get; set; }
+
+    /// <summary>azure-openai only.</summary>
+    public string? ApiVersion { get; set; }
+
+    public int MaxConcurrency { get; set; } = GatewayDefaults.MaxConcurrency;
+    public int Rpm { get; set; }
+    public int Tpm { get; set; }
+
+    /// <summary>Overrides of <c>Gateway:Resilience</c> for this provider; unset values inherit.</summary>
+    public ResilienceOverrides? Resilience { get; set; }
+
+    /// <summary>Settings of the built-in <c>mock</c> provider type.</summary>
+    public MockProviderOptions Mock { get; set; } = new();
+
+    /// <summary>Local unless said otherwise: Ollama and the mock run on the machine.</summary>
+    public bool IsLocal => Local ?? (Type is ProviderTypes.Ollama or ProviderTypes.Mock);
+}
+
+public sealed class MockProviderOptions
+{
+    /// <summary>Delay before the response (non-streaming) or the first chunk (streaming).</summary>
+    public int LatencyMs { get; set; }
+
+    /// <summary>Delay between streamed chunks.</summary>
+    public int ChunkDelayMs { get; set; }
+
+    /// <summary>How many content chunks a streamed answer is cut into (at most one per word).</summary>
+    public int Chunks { get; set; } = 8;
+}
+
+public sealed class ModelOptions
+{
+    public string Provider { get; set; } = "";
+    public string? UpstreamModel { get; set; }
+    public int Priority { get; set; } = 100;
+    public decimal CostPer1kInput { get; set; }
+    public decimal CostPer1kOutput { get; set; }
+    public decimal? CostPer1kCachedInput { get; set; }
+    public int ContextWindow { get; set; } = GatewayDefaults.ContextWindow;
+    public int MaxOutputTokens { get; set; } = GatewayDefaults.MaxOutputTokens;
+    public List<string> Capabilities { get; set; } = [];
+    public double Quality { get; set; } = 0.5;
+    public List<string> Fallbacks { get; set; } = [];
+}
+
+public sealed class RoutingOptions
+{
+    public string Strategy { get; set; } = "priority";
+    public RoutingWeights Weights { get; set; } = new();
+    public bool LocalOnly { get; set; }
+    public string DefaultTaskType { get; set; } = "general";
+    public Dictionary<string, TaskTypeOptions> TaskTypes { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+}
+
+public sealed class RoutingWeights
+{
+    public double Cost { get; set; } = 0.3;
+    public double Performance { get; set; } = 0.4;
+    public double Quality { get; set; } = 0.2;
+    public double Capabilities { get; set; } = 0.1;
+}
+
+public sealed class TaskTypeOptions
+{
+    public List<string> Models { get; set; } = [];
+    public string? Strategy { get; set; }
+    public List<string> Patterns { get; set; } = [];
+}
+
+public sealed class ResilienceOptions
+{
+    public int MaxRetries { get; set; } = 2;
+    public int BaseDelayMs { get; set; } = 200;
+    public int MaxDelayMs { get; set; } = 10_000;
+    public int FirstTokenTimeoutSeconds { get; set; } = 30;
+    public int StreamIdleTimeoutSeconds { get; set; } = 30;
+    public int TotalTimeoutSeconds { get; set; } = 600;
+    public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+}
+
+/// <summary>Per-provider overrides: null means "inherit from Gateway:Resilience".</summary>
+public sealed class ResilienceOverrides
+{
+    public int? MaxRetries { get; set; }
+    public int? BaseDelayMs { get; set; }
+    public int? MaxDelayMs { get; set; }
+    public int? FirstTokenTimeoutSeconds { get; set; }
+    public int? StreamIdleTimeoutSeconds { get; set; }
+    public int? TotalTimeoutSeconds { get; set; }
+    public CircuitBreakerOptions? CircuitBreaker { get; set; }
+
+    public ResilienceOptions ApplyTo(ResilienceOptions global) => new()
+    {
+        MaxRetries = MaxRetries ?? global.MaxRetries,
+        BaseDelayMs = BaseDelayMs ?? global.BaseDelayMs,
+        MaxDelayMs = MaxDelayMs ?? global.MaxDelayMs,
+        FirstTokenTimeoutSeconds = FirstTokenTimeoutSeconds ?? global.FirstTokenTimeoutSeconds,
+        StreamIdleTimeoutSeconds = StreamIdleTimeoutSeconds ?? global.StreamIdleTimeoutSeconds,
+        TotalTimeoutSeconds = TotalTimeoutSeconds ?? global.TotalTimeoutSeconds,
+        CircuitBreaker = CircuitBreaker ?? global.CircuitBreaker,
+    };
+}
+
+public sealed class CircuitBreakerOptions
+{
+    public double FailureRatio { get; set; } = 0.5;
+    public int MinimumThroughput { get; set; } = 5;
+    public int SamplingSeconds { get; set; } = 30;
+    public int BreakSeconds { get; set; } = 30;
+}
+
+public sealed class CacheOptions
+{
+    public bool Enabled { get; set; } = true;
+    public int TtlSeconds { get; set; } = 3600;
+    public bool OnlyDeterministic { get; set; } = true;
+    public int MaxEntryBytes { get; set; } = 1_048_576;
+}
+
+public sealed class BudgetOptions
+{
+    public BudgetLimit Global { get; set; } = new();
+    public Dictionary<string, BudgetLimit> Providers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    public decimal MaxCostPerRequestUsd { get; set; }
+    public List<double> AlertThresholds { get; set; } = [];
+    public string FailMode { get; set; } = "open";
+}
+
+public sealed class BudgetLimit
+{
+    public decimal DailyUsd { get; set; }
+    public decimal MonthlyUsd { get; set; }
+}
+
+public sealed class AuthOptions
+{
+    public string Mode { get; set; } = "none";
+    public string AdminKeyEnv { get; set; } = "GATEWAY_ADMIN_KEY";
+    public List<KeyOptions> Keys { get; set; } = [];
+}
+
+public sealed class KeyOptions
+{
+    public string Id { get; set; } = "";
+    public string Sha256 { get; set; } = "";
+    public decimal DailyUsd { get; set; }
+    public decimal MonthlyUsd { get; set; }
+    public int Rpm { get; set; }
+    public int Tpm { get; set; }
+    public List<string> Models { get; set; } = ["*"];
+    public bool LocalOnly { get; set; }
+}
+
+public sealed class LimitsOptions
+{
+    public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
+}
+
+public sealed class LoggingOptions
+{
+    /// <summary>Off by default: prompt and completion text never reach the logs unless an operator opts in.</summary>
+    public bool IncludeContent { get; set; }
+}
+
+/// <summary>Defaults that more than one place needs.</summary>
+public static class GatewayDefaults
+{
+    public const int MaxConcurrency = 256;
+    public const int ContextWindow = 128_000;
+    public const int MaxOutputTokens = 4_096;
+    public const string AutoModel = "auto";
+}

@@ -1,0 +1,184 @@
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Configuration;
+
+/// <summary>
+/// Checks the whole Gateway section and reports every problem at once, so an operator fixes a bad file
+/// in one go instead of one restart per mistake.
+/// </summary>
+public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    private static readonly string[] s_strategies = ["priority", "cost", "latency", "balanced"];
+
+    public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+    {
+        var errors = Validate(options);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    public static List<string> Validate(GatewayOptions o)
+    {
+        var errors = new List<string>();
+
+        foreach (var (name, p) in o.Providers)
+        {
+            var at = $"Gateway:Providers:{name}";
+            if (!ProviderTypes.All.Contains(p.Type))
+            {
+                errors.Add($"{at}:Type is '{p.Type}'; expected one of {string.Join(", ", ProviderTypes.All)}.");
+            }
+            if (p.Type != ProviderTypes.Mock)
+            {
+                if (string.IsNullOrWhiteSpace(p.BaseUrl))
+                {
+                    errors.Add($"{at}:BaseUrl is required for type '{p.Type}'.");
+                }
+                else if (!Uri.TryCreate(p.BaseUrl, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                {
+                    errors.Add($"{at}:BaseUrl '{p.BaseUrl}' is not an absolute http(s) URL.");
+                }
+            }
+            if (p.Type == ProviderTypes.AzureOpenAi && string.IsNullOrWhiteSpace(p.ApiVersion))
+            {
+                errors.Add($"{at}:ApiVersion is required for type 'azure-openai'.");
+            }
+            if (p.ApiKeyEnv is { Length: > 0 } env && !IsEnvironmentVariableName(env))
+            {
+                // A common mistake is pasting the key itself here; say so without echoing it.
+                errors.Add($"{at}:ApiKeyEnv must name an environment variable (letters, digits, underscores), not hold a key.");
+            }
+            if (p.MaxConcurrency <= 0) errors.Add($"{at}:MaxConcurrency must be positive.");
+            if (p.Rpm < 0) errors.Add($"{at}:Rpm must be 0 (unlimited) or positive.");
+            if (p.Tpm < 0) errors.Add($"{at}:Tpm must be 0 (unlimited) or positive.");
+            if (p.Mock.LatencyMs < 0 || p.Mock.ChunkDelayMs < 0) errors.Add($"{at}:Mock delays must not be negative.");
+            if (p.Mock.Chunks <= 0) errors.Add($"{at}:Mock:Chunks must be positive.");
+            if (p.Resilience is { } r)
+            {
+                ValidateResilience(errors, $"{at}:Resilience", r.ApplyTo(o.Resilience));
+            }
+        }
+
+        if (o.Models.Count == 0)
+        {
+            errors.Add("Gateway:Models is empty: configure at least one model.");
+        }
+        foreach (var (name, m) in o.Models)
+        {
+            var at = $"Gateway:Models:{name}";
+            if (string.Equals(name, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase))
+            {
+                errors.Add($"{at}: 'auto' is reserved for the task-type router.");
+            }
+            if (string.IsNullOrWhiteSpace(m.Provider))
+            {
+                errors.Add($"{at}:Provider is required.");
+            }
+            else if (!o.Providers.ContainsKey(m.Provider))
+            {
+                errors.Add($"{at}:Provider '{m.Provider}' is not defined under Gateway:Providers.");
+            }
+            if (m.CostPer1kInput < 0 || m.CostPer1kOutput < 0 || m.CostPer1kCachedInput < 0)
+            {
+                errors.Add($"{at}: costs must not be negative.");
+            }
+            if (m.ContextWindow <= 0) errors.Add($"{at}:ContextWindow must be positive.");
+            if (m.MaxOutputTokens <= 0) errors.Add($"{at}:MaxOutputTokens must be positive.");
+            if (m.Quality is < 0 or > 1) errors.Add($"{at}:Quality must be between 0 and 1.");
+            foreach (var f in m.Fallbacks)
+            {
+                if (!o.Models.ContainsKey(f)) errors.Add($"{at}:Fallbacks names '{f}', which is not a configured model.");
+                else if (string.Equals(f, name, StringComparison.OrdinalIgnoreCase)) errors.Add($"{at}:Fallbacks names the model itself.");
+            }
+        }
+
+        var r2 = o.Routing;
+        if (!s_strategies.Contains(r2.Strategy)) errors.Add($"Gateway:Routing:Strategy is '{r2.Strategy}'; expected one of {string.Join(", ", s_strategies)}.");
+        if (r2.Weights.Cost < 0 || r2.Weights.Performance < 0 || r2.Weights.Quality < 0 || r2.Weights.Capabilities < 0)
+        {
+            errors.Add("Gateway:Routing:Weights must not be negative.");
+        }
+        if (r2.TaskTypes.Count > 0 && !r2.TaskTypes.ContainsKey(r2.DefaultTaskType))
+        {
+            errors.Add($"Gateway:Routing:DefaultTaskType '{r2.DefaultTaskType}' is not one of Gateway:Routing:TaskTypes.");
+        }
+        foreach (var (name, t) in r2.TaskTypes)
+        {
+            var at = $"Gateway:Routing:TaskTypes:{name}";
+            if (t.Strategy is { } s && !s_strategies.Contains(s)) errors.Add($"{at}:Strategy is '{s}'; expected one of {string.Join(", ", s_strategies)}.");
+            foreach (var m in t.Models)
+            {
+                if (!o.Models.ContainsKey(m)) errors.Add($"{at}:Models names '{m}', which is not a configured model.");
+            }
+            for (var i = 0; i < t.Patterns.Count; i++)
+            {
+                try
+                {
+                    _ = new System.Text.RegularExpressions.Regex(t.Patterns[i]);
+                }
+                catch (ArgumentException e)
+                {
+                    errors.Add($"{at}:Patterns:{i} is not a valid regular expression: {e.Message}");
+                }
+            }
+        }
+
+        ValidateResilience(errors, "Gateway:Resilience", o.Resilience);
+
+        if (o.Cache.TtlSeconds <= 0) errors.Add("Gateway:Cache:TtlSeconds must be positive.");
+        if (o.Cache.MaxEntryBytes <= 0) errors.Add("Gateway:Cache:MaxEntryBytes must be positive.");
+
+        var b = o.Budgets;
+        ValidateLimit(errors, "Gateway:Budgets:Global", b.Global);
+        foreach (var (name, l) in b.Providers)
+        {
+            if (!o.Providers.ContainsKey(name)) errors.Add($"Gateway:Budgets:Providers:{name} names a provider that is not configured.");
+            ValidateLimit(errors, $"Gateway:Budgets:Providers:{name}", l);
+        }
+        if (b.MaxCostPerRequestUsd < 0) errors.Add("Gateway:Budgets:MaxCostPerRequestUsd must not be negative.");
+        if (b.AlertThresholds.Any(t => t is <= 0 or > 10)) errors.Add("Gateway:Budgets:AlertThresholds must be fractions above 0 (1.0 = 100 %).");
+        if (b.FailMode is not ("open" or "closed")) errors.Add($"Gateway:Budgets:FailMode is '{b.FailMode}'; expected open or closed.");
+
+        var a = o.Auth;
+        if (a.Mode is not ("none" or "keys")) errors.Add($"Gateway:Auth:Mode is '{a.Mode}'; expected none or keys.");
+        if (!string.IsNullOrEmpty(a.AdminKeyEnv) && !IsEnvironmentVariableName(a.AdminKeyEnv))
+        {
+            errors.Add("Gateway:Auth:AdminKeyEnv must name an environment variable, not hold a key.");
+        }
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < a.Keys.Count; i++)
+        {
+            var k = a.Keys[i];
+            var at = $"Gateway:Auth:Keys:{i}";
+            if (string.IsNullOrWhiteSpace(k.Id)) errors.Add($"{at}:Id is required.");
+            else if (!ids.Add(k.Id)) errors.Add($"{at}:Id '{k.Id}' is used twice.");
+            if (k.Sha256.Length != 64 || !k.Sha256.All(Uri.IsHexDigit)) errors.Add($"{at}:Sha256 must be the 64-character hex SHA-256 of the key.");
+            if (k.DailyUsd < 0 || k.MonthlyUsd < 0 || k.Rpm < 0 || k.Tpm < 0) errors.Add($"{at}: limits must not be negative.");
+        }
+
+        if (o.Limits.MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
+        return errors;
+    }
+
+    private static void ValidateResilience(List<string> errors, string at, ResilienceOptions r)
+    {
+        if (r.MaxRetries < 0) errors.Add($"{at}:MaxRetries must not be negative.");
+        if (r.BaseDelayMs < 0) errors.Add($"{at}:BaseDelayMs must not be negative.");
+        if (r.MaxDelayMs < r.BaseDelayMs) errors.Add($"{at}:MaxDelayMs must be at least BaseDelayMs.");
+        if (r.FirstTokenTimeoutSeconds <= 0) errors.Add($"{at}:FirstTokenTimeoutSeconds must be positive.");
+        if (r.StreamIdleTimeoutSeconds <= 0) errors.Add($"{at}:StreamIdleTimeoutSeconds must be positive.");
+        if (r.TotalTimeoutSeconds <= 0) errors.Add($"{at}:TotalTimeoutSeconds must be positive.");
+        var cb = r.CircuitBreaker;
+        if (cb.FailureRatio is <= 0 or > 1) errors.Add($"{at}:CircuitBreaker:FailureRatio must be in (0, 1].");
+        if (cb.MinimumThroughput < 2) errors.Add($"{at}:CircuitBreaker:MinimumThroughput must be at least 2.");
+        if (cb.SamplingSeconds <= 0) errors.Add($"{at}:CircuitBreaker:SamplingSeconds must be positive.");
+        if (cb.BreakSeconds <= 0) errors.Add($"{at}:CircuitBreaker:BreakSeconds must be positive.");
+    }
+
+    private static void ValidateLimit(List<string> errors, string at, BudgetLimit l)
+    {
+        if (l.DailyUsd < 0 || l.MonthlyUsd < 0) errors.Add($"{at}: limits must not be negative (0 = no limit).");
+    }
+
+    private static bool IsEnvironmentVariableName(string s) =>
+        s.Length <= 128 && s.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') && !char.IsAsciiDigit(s[0]);
+}

@@ -1,0 +1,113 @@
+using System.Text.Json;
+
+namespace LlmGateway.Http;
+
+/// <summary>
+/// An error as the client sees it, always in OpenAI's shape:
+/// <c>{"error":{"message":"…","type":"…","param":null,"code":"…"}}</c>.
+/// </summary>
+public sealed record ApiError(int Status, string Type, string? Code, string Message, string? Param = null)
+{
+    /// <summary>Seconds for a Retry-After header, when the client should wait before trying again.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
+    public static ApiError InvalidRequest(string message, string? param = null, string? code = null) =>
+        new(StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, code, message, param);
+
+    public static ApiError ModelNotFound(string model) =>
+        new(StatusCodes.Status404NotFound, ErrorTypes.InvalidRequest, ErrorCodes.ModelNotFound,
+            $"The model '{Truncate(model, 200)}' does not exist or you do not have access to it.", "model");
+
+    public static ApiError RequestTooLarge(long limit) =>
+        new(StatusCodes.Status413PayloadTooLarge, ErrorTypes.InvalidRequest, ErrorCodes.RequestTooLarge,
+            $"The request body is larger than the gateway's limit of {limit} bytes.");
+
+    public static ApiError UpstreamError(string message) =>
+        new(StatusCodes.Status502BadGateway, ErrorTypes.Api, ErrorCodes.UpstreamError, message);
+
+    public static ApiError UpstreamTimeout(string message) =>
+        new(StatusCodes.Status504GatewayTimeout, ErrorTypes.Api, ErrorCodes.UpstreamTimeout, message);
+
+    public static ApiError NoHealthyProvider(string message) =>
+        new(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, ErrorCodes.NoHealthyProvider, message);
+
+    public static ApiError NotFound(string message) =>
+        new(StatusCodes.Status404NotFound, ErrorTypes.InvalidRequest, ErrorCodes.NotFound, message);
+
+    public static ApiError Internal() =>
+        new(StatusCodes.Status500InternalServerError, ErrorTypes.Api, ErrorCodes.InternalError,
+            "The gateway failed to handle the request. The failure has been logged.");
+
+    public byte[] ToJson()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer, JsonOptions))
+        {
+            WriteTo(w);
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Messages are for people: keep quotes and apostrophes readable instead of \u0027.</summary>
+    public static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public void WriteTo(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteStartObject("error"u8);
+        w.WriteString("message"u8, Message);
+        w.WriteString("type"u8, Type);
+        if (Param is null) w.WriteNull("param"u8); else w.WriteString("param"u8, Param);
+        if (Code is null) w.WriteNull("code"u8); else w.WriteString("code"u8, Code);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    public Task WriteAsync(HttpResponse response)
+    {
+        response.StatusCode = Status;
+        response.ContentType = "application/json";
+        if (RetryAfterSeconds is { } s)
+        {
+            response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var body = ToJson();
+        response.ContentLength = body.Length;
+        return response.Body.WriteAsync(body).AsTask();
+    }
+
+    public IResult ToResult() => new ApiErrorResult(this);
+
+    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max] + "…";
+
+    private sealed class ApiErrorResult(ApiError error) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => error.WriteAsync(httpContext.Response);
+    }
+}
+
+public static class ErrorTypes
+{
+    public const string InvalidRequest = "invalid_request_error";
+    public const string Authentication = "authentication_error";
+    public const string Permission = "permission_error";
+    public const string RateLimit = "rate_limit_error";
+    public const string InsufficientQuota = "insufficient_quota";
+    public const string Api = "api_error";
+}
+
+public static class ErrorCodes
+{
+    public const string InvalidJson = "invalid_json";
+    public const string ModelNotFound = "model_not_found";
+    public const string RequestTooLarge = "request_too_large";
+    public const string InvalidApiKey = "invalid_api_key";
+    public const string ModelNotAllowed = "model_not_allowed";
+    public const string RateLimitExceeded = "rate_limit_exceeded";
+    public const string BudgetExceeded = "budget_exceeded";
+    public const string UpstreamError = "upstream_error";
+    public const string NoHealthyProvider = "no_healthy_provider";
+    public const string UpstreamTimeout = "upstream_timeout";
+    public const string NotFound = "not_found";
+    public const string InternalError = "internal_error";
+}

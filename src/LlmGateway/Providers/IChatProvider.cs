@@ -1,0 +1,76 @@
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+
+namespace LlmGateway.Providers;
+
+/// <summary>
+/// One configured provider, speaking its own wire format upstream and OpenAI's Chat Completions
+/// format to the gateway. Implementations never throw for upstream trouble: every outcome is a
+/// <see cref="ProviderResponse"/>; exceptions are for bugs and for the caller's cancellation.
+/// </summary>
+public interface IChatProvider
+{
+    string Name { get; }
+    ProviderOptions Options { get; }
+
+    /// <summary>False when a key it needs is missing; the router skips it and says why.</summary>
+    bool IsUsable { get; }
+    string? UnusableReason { get; }
+
+    /// <summary>Sends the request; for a stream, returns once headers arrived (the body is read through <see cref="ProviderResponse.Stream"/>).</summary>
+    Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>Builds providers of one configuration <c>Type</c>.</summary>
+public interface IChatProviderFactory
+{
+    string Type { get; }
+    IChatProvider Create(string name, ProviderOptions options);
+}
+
+/// <summary>What a provider is asked to do: the parsed client request and the model it resolved to.</summary>
+public sealed class ProviderRequest(ChatRequest chat, string modelName, ModelOptions model)
+{
+    public ChatRequest Chat { get; } = chat;
+
+    /// <summary>The name clients use (a key of Gateway:Models).</summary>
+    public string ModelName { get; } = modelName;
+    public ModelOptions Model { get; } = model;
+
+    /// <summary>The model name the upstream knows.</summary>
+    public string UpstreamModel => Model.UpstreamModel ?? ModelName;
+    public bool Stream => Chat.Stream;
+
+    /// <summary>max_tokens for providers that require one: the client's, else the model's limit.</summary>
+    public int MaxOutputTokens => Chat.MaxTokens ?? Model.MaxOutputTokens;
+}
+
+/// <summary>
+/// The outcome of <see cref="IChatProvider.SendAsync"/>: a failure, a complete OpenAI-format body,
+/// or an open stream of OpenAI-format chunks.
+/// </summary>
+public sealed class ProviderResponse : IAsyncDisposable
+{
+    private ProviderResponse() { }
+
+    public ProviderFailure? Failure { get; private init; }
+
+    /// <summary>Non-streaming: the OpenAI chat.completion JSON.</summary>
+    public ReadOnlyMemory<byte> Body { get; private init; }
+    public TokenUsage Usage { get; private init; }
+    public string? FinishReason { get; private init; }
+
+    /// <summary>Streaming: the open stream, owned by this response.</summary>
+    public ChatStream? Stream { get; private init; }
+
+    public bool IsSuccess => Failure is null;
+
+    public static ProviderResponse Failed(ProviderFailure failure) => new() { Failure = failure };
+
+    public static ProviderResponse Completed(ReadOnlyMemory<byte> body, TokenUsage usage, string? finishReason) =>
+        new() { Body = body, Usage = usage, FinishReason = finishReason };
+
+    public static ProviderResponse Streaming(ChatStream stream) => new() { Stream = stream };
+
+    public ValueTask DisposeAsync() => Stream?.DisposeAsync() ?? ValueTask.CompletedTask;
+}

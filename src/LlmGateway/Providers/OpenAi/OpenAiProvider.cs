@@ -1,0 +1,271 @@
+using System.Net.Http.Headers;
+using System.Text.Json;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Streaming;
+
+namespace LlmGateway.Providers.OpenAi;
+
+/// <summary>
+/// Any server that speaks OpenAI's Chat Completions (OpenAI, vLLM, LM Studio, Ollama's /v1, Groq,
+/// Mistral, ...), and Azure OpenAI, which differs only in its URL and key header. Bodies pass through
+/// with the model renamed; responses come back byte for byte.
+/// </summary>
+public sealed class OpenAiProvider : IChatProvider
+{
+    private static readonly MediaTypeHeaderValue s_json = new("application/json");
+    private readonly HttpClient _client;
+    private readonly string? _apiKey;
+    private readonly bool _azure;
+    private readonly TimeProvider _time;
+    private readonly string _baseUrl;
+
+    public OpenAiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+    {
+        Name = name;
+        Options = options;
+        _client = client;
+        _time = time;
+        _azure = options.Type == ProviderTypes.AzureOpenAi;
+        _baseUrl = options.BaseUrl!.TrimEnd('/');
+        if (options.ApiKeyEnv is { Length: > 0 } env)
+        {
+            _apiKey = Environment.GetEnvironmentVariable(env);
+            SecretScrubber.Register(_apiKey);
+            if (string.IsNullOrEmpty(_apiKey)) UnusableReason = $"its key variable {env} is not set";
+        }
+    }
+
+    public string Name { get; }
+    public ProviderOptions Options { get; }
+    public bool IsUsable => UnusableReason is null;
+    public string? UnusableReason { get; }
+
+    private Uri ChatUri(string upstreamModel) => _azure
+        ? new Uri($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(upstreamModel)}/chat/completions?api-version={Uri.EscapeDataString(Options.ApiVersion!)}")
+        : new Uri(_baseUrl + "/chat/completions");
+
+    public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    {
+        if (UnusableReason is not null) return ProviderResponse.Failed(ProviderFailure.NotConfigured(Name, UnusableReason));
+
+        using var message = new HttpRequestMessage(HttpMethod.Post, ChatUri(request.UpstreamModel));
+        var content = new ByteArrayContent(OpenAiRequestWriter.Write(request.Chat, request.UpstreamModel));
+        content.Headers.ContentType = s_json;
+        message.Content = content;
+        if (_apiKey is { Length: > 0 })
+        {
+            if (_azure) message.Headers.TryAddWithoutValidation("api-key", _apiKey);
+            else message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
+        }
+        if (request.Stream) message.Headers.Accept.ParseAdd("text/event-stream");
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
+        }
+
+        var keep = false;
+        try
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                var errorBody = await ProviderHttp.ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
+                return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, (int)response.StatusCode, errorBody, ProviderHttp.ReadRetryAfter(response, _time)));
+            }
+
+            var isEventStream = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
+            if (request.Stream && isEventStream)
+            {
+                var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                keep = true;
+                return ProviderResponse.Streaming(new OpenAiChatStream(Name, response, body, request.Chat.EstimatedPromptTokens));
+            }
+
+            // A complete JSON body: the normal non-streaming answer, or a server that ignored stream:true
+            // or reported an error with a 200.
+            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            ResponseInfo info;
+            try
+            {
+                info = OpenAiResponseInspector.Inspect(bytes);
+            }
+            catch (JsonException e)
+            {
+                return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body is not a chat completion: " + e.Message));
+            }
+            if (info.IsError)
+            {
+                return ProviderResponse.Failed(ProviderHttp.Classify(Name, 502, info.ErrorMessage, info.ErrorType, info.ErrorCode, null));
+            }
+            if (!info.HasChoices)
+            {
+                return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body has no choices"));
+            }
+            if (request.Stream)
+            {
+                return ProviderResponse.Streaming(new CompletedAsStream(bytes, info));
+            }
+            var usage = info.Usage ?? new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimatorChars(info.GeneratedChars));
+            return ProviderResponse.Completed(bytes, usage, info.FinishReason);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
+        }
+        finally
+        {
+            if (!keep) response.Dispose();
+        }
+    }
+
+    internal static int TokenEstimatorChars(int chars) => (chars + ChatCompletions.TokenEstimator.CharsPerToken - 1) / ChatCompletions.TokenEstimator.CharsPerToken;
+
+    /// <summary>A server that answered a streaming request with one JSON body: replayed as a single content event.</summary>
+    private sealed class CompletedAsStream : ChatStream
+    {
+        private readonly byte[] _chunk;
+        private int _state;
+
+        public CompletedAsStream(byte[] completion, ResponseInfo info)
+        {
+            _chunk = OpenAiChunks.FromCompletion(completion);
+            Usage = info.Usage ?? default;
+            FinishReason = info.FinishReason;
+        }
+
+        public override ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken) => _state++ switch
+        {
+            0 => ValueTask.FromResult(new StreamEvent(StreamEventKind.Content, _chunk)),
+            1 when !Usage.IsEmpty => ValueTask.FromResult(new StreamEvent(StreamEventKind.Usage, UsageChunk())),
+            _ => ValueTask.FromResult(StreamEvent.EndOfStream),
+        };
+
+        private byte[] UsageChunk()
+        {
+            var header = JsonDocument.Parse(_chunk).RootElement;
+            var id = header.TryGetProperty("id"u8, out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : "chatcmpl";
+            var created = header.TryGetProperty("created"u8, out var c) && c.TryGetInt64(out var t) ? t : 0;
+            var model = header.TryGetProperty("model"u8, out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "";
+            return new ChunkBuilder(id, created, model).Usage(Usage);
+        }
+
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>An OpenAI SSE stream, passed on chunk by chunk with usage and finish_reason noted on the way.</summary>
+public sealed class OpenAiChatStream : ChatStream
+{
+    private readonly string _provider;
+    private readonly HttpResponseMessage _response;
+    private readonly Stream _body;
+    private readonly SseReader _reader;
+    private readonly int _estimatedPrompt;
+    private bool _sawUsage;
+    private int _generatedChars;
+    private bool _ended;
+
+    public OpenAiChatStream(string provider, HttpResponseMessage response, Stream body, int estimatedPromptTokens)
+    {
+        _provider = provider;
+        _response = response;
+        _body = body;
+        _reader = new SseReader(body);
+        _estimatedPrompt = estimatedPromptTokens;
+        Usage = new TokenUsage(estimatedPromptTokens, 0);
+    }
+
+    public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (_ended) return StreamEvent.EndOfStream;
+        while (true)
+        {
+            bool more;
+            try
+            {
+                more = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+            {
+                return StreamEvent.Fail(ProviderHttp.FromException(_provider, e));
+            }
+            if (!more)
+            {
+                // Some compatible servers omit [DONE]; a finish_reason says the answer was complete anyway.
+                if (FinishReason is not null)
+                {
+                    _ended = true;
+                    return StreamEvent.EndOfStream;
+                }
+                return StreamEvent.Fail(ProviderFailure.Protocol(_provider, "the stream ended before the answer was complete"));
+            }
+
+            var data = _reader.Data;
+            if (data.Span.SequenceEqual("[DONE]"u8))
+            {
+                _ended = true;
+                return StreamEvent.EndOfStream;
+            }
+            if (data.IsEmpty) continue;
+
+            ResponseInfo info;
+            try
+            {
+                info = OpenAiResponseInspector.Inspect(data.Span);
+            }
+            catch (JsonException e)
+            {
+                return StreamEvent.Fail(ProviderFailure.Protocol(_provider, "a chunk is not JSON: " + e.Message));
+            }
+            if (info.IsError)
+            {
+                // An error event after a 200: the provider failed mid-answer; worth another try.
+                var failure = ProviderHttp.Classify(_provider, 500, info.ErrorMessage, info.ErrorType, info.ErrorCode, null);
+                return StreamEvent.Fail(failure);
+            }
+
+            _generatedChars += info.GeneratedChars;
+            if (info.FinishReason is not null) FinishReason = info.FinishReason;
+            if (info.Usage is { } usage)
+            {
+                _sawUsage = true;
+                Usage = usage;
+            }
+            else if (!_sawUsage)
+            {
+                Usage = new TokenUsage(_estimatedPrompt, OpenAiProvider.TokenEstimatorChars(_generatedChars));
+            }
+
+            var kind = !info.HasChoices && info.Usage is not null ? StreamEventKind.Usage
+                : info.HasContent ? StreamEventKind.Content
+                : StreamEventKind.Chunk;
+            return new StreamEvent(kind, data);
+        }
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        _reader.Dispose();
+        _body.Dispose();
+        _response.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+public sealed class OpenAiProviderFactory(TimeProvider time) : IChatProviderFactory
+{
+    public string Type => ProviderTypes.OpenAi;
+    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateClient(options), time);
+}
+
+public sealed class AzureOpenAiProviderFactory(TimeProvider time) : IChatProviderFactory
+{
+    public string Type => ProviderTypes.AzureOpenAi;
+    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateClient(options), time);
+}

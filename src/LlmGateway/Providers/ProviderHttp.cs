@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Providers.OpenAi;
+
+namespace LlmGateway.Providers;
+
+/// <summary>Plumbing every HTTP provider shares: one tuned handler per provider, error bodies, Retry-After.</summary>
+public static class ProviderHttp
+{
+    /// <summary>Error bodies larger than this are cut: only the message matters.</summary>
+    public const int MaxErrorBodyBytes = 64 * 1024;
+
+    /// <summary>
+    /// One long-lived client per provider. No HttpClient.Timeout: the gateway's own first-token,
+    /// idle and total timeouts govern every call, and they fit streams.
+    /// </summary>
+    public static HttpClient CreateClient(ProviderOptions options)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),    // follow DNS changes of cloud endpoints
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            MaxConnectionsPerServer = Math.Max(options.MaxConcurrency, 16),
+            AutomaticDecompression = DecompressionMethods.None,    // SSE is forwarded as it arrives
+            UseCookies = false,
+            UseProxy = false,
+            AllowAutoRedirect = false,                             // a redirect must not carry our key elsewhere
+            EnableMultipleHttp2Connections = true,
+        };
+        return new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>Reads at most <see cref="MaxErrorBodyBytes"/> of an error body.</summary>
+    public static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var buffer = new byte[MaxErrorBodyBytes];
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false);
+            if (read == 0) break;
+            total += read;
+        }
+        return buffer.AsSpan(0, total).ToArray();
+    }
+
+    /// <summary>Retry-After (seconds or an HTTP date) or retry-after-ms, whichever the upstream sent.</summary>
+    public static TimeSpan? ReadRetryAfter(HttpResponseMessage response, TimeProvider time)
+    {
+        if (response.Headers.TryGetValues("retry-after-ms", out var ms) &&
+            double.TryParse(ms.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis) && millis >= 0)
+        {
+            return TimeSpan.FromMilliseconds(millis);
+        }
+        var retryAfter = response.Headers.RetryAfter;
+        if (retryAfter?.Delta is { } delta) return delta;
+        if (retryAfter?.Date is { } date)
+        {
+            var wait = date - time.GetUtcNow();
+            return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Classifies an OpenAI-shaped (or unreadable) error response. Native translators parse their own
+    /// bodies and call <see cref="Classify"/> with what they found.
+    /// </summary>
+    public static ProviderFailure FromOpenAiError(string provider, int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter)
+    {
+        string? message = null, type = null, code = null;
+        try
+        {
+            var info = OpenAiResponseInspector.Inspect(body);
+            message = info.ErrorMessage;
+            type = info.ErrorType;
+            code = info.ErrorCode;
+        }
+        catch (JsonException)
+        {
+            // Not JSON (an HTML error page from a proxy, say): keep a short plain-text excerpt.
+            message = body.Length == 0 ? null : System.Text.Encoding.UTF8.GetString(body[..Math.Min(body.Length, 300)]);
+        }
+        return Classify(provider, status, message, type, code, retryAfter);
+    }
+
+    public static ProviderFailure Classify(string provider, int status, string? message, string? type, string? code, TimeSpan? retryAfter, string? param = null)
+    {
+        var kind = ProviderFailure.KindForStatus(status);
+        if (status is 400 or 413 or 422 && ProviderFailure.LooksLikeContextLength(code, message))
+        {
+            kind = FailureKind.ContextLength;
+        }
+        var safe = SecretScrubber.Scrub(message);
+        var text = kind == FailureKind.FailRequest && safe.Length > 0
+            ? safe
+            : $"Provider '{provider}' returned {status}{(safe.Length > 0 ? ": " + safe : ".")}";
+        var cause = status == 429 ? FailureCause.RateLimited : FailureCause.UpstreamStatus;
+        return new ProviderFailure(kind, cause, provider, text, status, type, code, param) { RetryAfter = retryAfter };
+    }
+
+    /// <summary>Maps a transport exception to a failure; the caller's own cancellation is rethrown by the caller.</summary>
+    public static ProviderFailure FromException(string provider, Exception e) => e switch
+    {
+        HttpRequestException h => ProviderFailure.Connection(provider, SecretScrubber.Scrub(h.Message)),
+        IOException io => ProviderFailure.Connection(provider, "the connection broke: " + SecretScrubber.Scrub(io.Message)),
+        InvalidDataException d => ProviderFailure.Protocol(provider, d.Message),
+        JsonException j => ProviderFailure.Protocol(provider, "invalid JSON: " + j.Message),
+        _ => ProviderFailure.Protocol(provider, e.GetType().Name),
+    };
+}

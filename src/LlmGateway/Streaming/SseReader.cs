@@ -1,0 +1,65 @@
+using System.Buffers;
+
+namespace LlmGateway.Streaming;
+
+/// <summary>
+/// Server-sent events from an upstream body, per the WHATWG framing: <c>event:</c> and <c>data:</c>
+/// fields, several data lines joined by a newline, comments (<c>:</c>) ignored, an event dispatched
+/// at a blank line. Read one event at a time so each read can carry its own timeout.
+/// </summary>
+public sealed class SseReader(Stream stream) : IDisposable
+{
+    private readonly LineReader _lines = new(stream);
+    private readonly ArrayBufferWriter<byte> _data = new(4096);
+    private readonly ArrayBufferWriter<byte> _eventType = new(32);
+
+    /// <summary>The current event's data (joined data lines); valid until the next read.</summary>
+    public ReadOnlyMemory<byte> Data => _data.WrittenMemory;
+
+    /// <summary>The current event's type, empty when the event named none (the default "message").</summary>
+    public ReadOnlySpan<byte> EventType => _eventType.WrittenSpan;
+
+    /// <summary>Moves to the next event; false at the end of the body.</summary>
+    public async ValueTask<bool> ReadAsync(CancellationToken cancellationToken)
+    {
+        _data.ResetWrittenCount();
+        _eventType.ResetWrittenCount();
+        var hasData = false;
+        while (true)
+        {
+            var next = await _lines.ReadLineAsync(cancellationToken).ConfigureAwait(false);
+            if (next is not { } line)
+            {
+                // A final event without its blank line is still delivered.
+                return hasData;
+            }
+            var span = line.Span;
+            if (span.IsEmpty)
+            {
+                if (hasData) return true;
+                _eventType.ResetWrittenCount();
+                continue;
+            }
+            if (span[0] == (byte)':') continue;
+
+            var colon = span.IndexOf((byte)':');
+            var field = colon < 0 ? span : span[..colon];
+            var value = colon < 0 ? [] : span[(colon + 1)..];
+            if (!value.IsEmpty && value[0] == (byte)' ') value = value[1..];
+
+            if (field.SequenceEqual("data"u8))
+            {
+                if (hasData) _data.Write("\n"u8);
+                _data.Write(value);
+                hasData = true;
+            }
+            else if (field.SequenceEqual("event"u8))
+            {
+                _eventType.ResetWrittenCount();
+                _eventType.Write(value);
+            }
+        }
+    }
+
+    public void Dispose() => _lines.Dispose();
+}

@@ -1,0 +1,60 @@
+using System.Text;
+using LlmGateway.Streaming;
+
+namespace LlmGateway.Tests.Streaming;
+
+public class SseReaderTests
+{
+    /// <summary>Delivers the body a few bytes at a time, as a network does, so framing across reads is exercised.</summary>
+    private sealed class TricklingStream(byte[] data, int step) : Stream
+    {
+        private int _position;
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = Math.Min(Math.Min(step, count), data.Length - _position);
+            Array.Copy(data, _position, buffer, offset, n);
+            _position += n;
+            return n;
+        }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => data.Length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private static async Task<List<(string Type, string Data)>> ReadAll(string body, int step)
+    {
+        using var reader = new SseReader(new TricklingStream(Encoding.UTF8.GetBytes(body), step));
+        var events = new List<(string, string)>();
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            events.Add((Encoding.UTF8.GetString(reader.EventType), Encoding.UTF8.GetString(reader.Data.Span)));
+        }
+        return events;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(4096)]
+    public async Task Reads_events_with_types_comments_crlf_and_multiline_data(int step)
+    {
+        var body = ": keep-alive\n\nevent: message_start\ndata: {\"a\":1}\n\r\ndata: line1\r\ndata: line2\r\n\r\ndata:nospace\n\nevent: ping\ndata: {}\n\ndata: last-without-blank-line";
+        var events = await ReadAll(body, step);
+        Assert.Equal(
+            [("message_start", "{\"a\":1}"), ("", "line1\nline2"), ("", "nospace"), ("ping", "{}"), ("", "last-without-blank-line")],
+            events);
+    }
+
+    [Fact]
+    public async Task An_event_type_without_data_is_not_dispatched()
+    {
+        var events = await ReadAll("event: lonely\n\ndata: x\n\n", 2);
+        Assert.Equal([("", "x")], events);
+    }
+}

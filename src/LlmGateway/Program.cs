@@ -1,3 +1,4 @@
+using LlmGateway.Admin;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Health;
@@ -21,7 +22,8 @@ builder.AddGatewayLogging();
 builder.Services.AddProviders();
 builder.Services.AddChatCompletions();
 
-// Health and the OpenAPI page.
+// Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
+builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
 builder.Services.AddEndpointsApiExplorer();
 builder.Services.AddSwaggerGen();

@@ -1,4 +1,6 @@
 using LlmGateway.Resilience;
+using LlmGateway.Telemetry;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using LlmGateway.Routing;
 using LlmGateway.Usage;
 
@@ -13,6 +15,8 @@ public static class ChatCompletionsEndpoints
         services.AddSingleton<RequestRecorder>();
         services.AddSingleton<IRequestObserver, RequestLog>();
         services.AddSingleton<ChatCompletionsHandler>();
+        // Capabilities registered later replace this: metrics come with the telemetry folder.
+        services.TryAddSingleton<IGatewayEvents, NullGatewayEvents>();
         return services;
     }
 

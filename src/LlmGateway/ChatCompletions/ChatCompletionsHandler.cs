@@ -107,6 +107,11 @@ public sealed class ChatCompletionsHandler(
             {
                 record.CostUsd = Pricing.CostUsd(model, record.Usage);
             }
+            if (context?.Admission is { } ticket)
+            {
+                // Settled even for broken and cancelled streams: what was used was paid for.
+                await ticket.SettleAsync(record.CostUsd).ConfigureAwait(false);
+            }
             recorder.Record(record);
             chat?.Dispose();
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);

@@ -13,6 +13,9 @@ public sealed class GatewayContext(HttpContext http, ChatRequest chat, RequestRe
     public RequestRecord Record { get; } = record;
     public long StartTimestamp { get; } = startTimestamp;
     public RouteDecision? Route { get; set; }
+
+    /// <summary>The budget reservation of the committed attempt, settled with the real cost when the request ends.</summary>
+    public Budgets.IAdmissionTicket? Admission { get; set; }
     public TimeProvider Time { get; } = time;
 
     /// <summary>Time spent waiting on upstreams so far; the rest of the wall time is the gateway's overhead.</summary>

@@ -1,3 +1,4 @@
+using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
@@ -38,7 +39,7 @@ public sealed class Execution : IAsyncDisposable
 /// first content chunk of a stream, or a complete body) move on to the next candidate invisibly;
 /// the classification of each failure decides whether another candidate is worth trying.
 /// </summary>
-public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProvider time)
+public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProvider time, IAttemptAdmission? admission = null)
 {
     private readonly GatewayOptions _options = options.Value;
 
@@ -53,6 +54,17 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         {
             if (candidate.Model.ContextWindow <= minContextWindow) continue;
 
+            if (admission is not null)
+            {
+                var admitted = await admission.AdmitAsync(context, candidate, total.Token).ConfigureAwait(false);
+                if (admitted.Refusal is not null)
+                {
+                    failures.Add(admitted.Refusal);
+                    continue;
+                }
+                context.Admission = admitted.Ticket;
+            }
+
             record.Attempts++;
             if (record.Attempts > 1) record.Fallbacks++;
             record.Model = candidate.ModelName;
@@ -66,6 +78,11 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
             if (execution is not null) return execution;
 
             attempt.Dispose();
+            if (context.Admission is { } ticket)
+            {
+                context.Admission = null;
+                await ticket.ReleaseAsync().ConfigureAwait(false);
+            }
             failures.Add(failure!);
             switch (failure!.Kind)
             {

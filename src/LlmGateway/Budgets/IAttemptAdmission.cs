@@ -1,0 +1,35 @@
+using LlmGateway.ChatCompletions;
+using LlmGateway.Providers;
+using LlmGateway.Routing;
+
+namespace LlmGateway.Budgets;
+
+/// <summary>
+/// Asked before each attempt on a candidate: may this request spend on it? A refusal skips the
+/// candidate (so traffic flows to one whose budget has room); an admission holds a ticket that is
+/// settled with the real cost when the request ends, or released if the attempt failed.
+/// </summary>
+public interface IAttemptAdmission
+{
+    ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken);
+}
+
+public readonly record struct Admission(ProviderFailure? Refusal, IAdmissionTicket? Ticket)
+{
+    public static readonly Admission Granted = new(null, null);
+}
+
+public interface IAdmissionTicket
+{
+    /// <summary>The request finished (in any way) and cost this much.</summary>
+    ValueTask SettleAsync(decimal actualCostUsd);
+
+    /// <summary>The attempt failed before it cost anything: give the reservation back.</summary>
+    ValueTask ReleaseAsync();
+}
+
+/// <summary>What the router asks of budgets to skip a provider whose budget is spent, without a call to the store.</summary>
+public interface IBudgetGate
+{
+    bool IsProviderExhausted(string provider);
+}

@@ -73,20 +73,21 @@ public static class ProviderHttp
     /// </summary>
     public static ProviderFailure FromOpenAiError(string provider, int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter)
     {
-        string? message = null, type = null, code = null;
+        string? message = null, type = null, code = null, param = null;
         try
         {
             var info = OpenAiResponseInspector.Inspect(body);
             message = info.ErrorMessage;
             type = info.ErrorType;
             code = info.ErrorCode;
+            param = info.ErrorParam;
         }
         catch (JsonException)
         {
             // Not JSON (an HTML error page from a proxy, say): keep a short plain-text excerpt.
             message = body.Length == 0 ? null : System.Text.Encoding.UTF8.GetString(body[..Math.Min(body.Length, 300)]);
         }
-        return Classify(provider, status, message, type, code, retryAfter);
+        return Classify(provider, status, message, type, code, retryAfter, param);
     }
 
     public static ProviderFailure Classify(string provider, int status, string? message, string? type, string? code, TimeSpan? retryAfter, string? param = null)

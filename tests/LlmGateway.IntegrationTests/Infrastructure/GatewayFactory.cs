@@ -63,3 +63,9 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
         ["Serilog:MinimumLevel:Default"] = "Warning",
     };
 }
+
+public static class PipelineHeadersExtensions
+{
+    public static string? GetFirstOrDefault(this System.ClientModel.Primitives.PipelineResponseHeaders headers, string name) =>
+        headers.TryGetValue(name, out var value) ? value : null;
+}

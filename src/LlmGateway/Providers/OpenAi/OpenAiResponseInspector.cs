@@ -15,6 +15,7 @@ public struct ResponseInfo
     public string? ErrorMessage;
     public string? ErrorType;
     public string? ErrorCode;
+    public string? ErrorParam;
 }
 
 /// <summary>
@@ -173,6 +174,7 @@ public static class OpenAiResponseInspector
             if (reader.ValueTextEquals("message"u8)) info.ErrorMessage = ReadString(ref reader);
             else if (reader.ValueTextEquals("type"u8)) info.ErrorType = ReadString(ref reader);
             else if (reader.ValueTextEquals("code"u8)) info.ErrorCode = ReadString(ref reader);
+            else if (reader.ValueTextEquals("param"u8)) info.ErrorParam = ReadString(ref reader);
             else
             {
                 reader.Read();

@@ -55,6 +55,6 @@ public sealed class ProvidersHealthCheck(ProviderRegistry providers) : IHealthCh
         var usable = providers.All.Count(p => p.IsUsable);
         return Task.FromResult(usable > 0
             ? HealthCheckResult.Healthy($"{usable} of {providers.All.Count} providers usable")
-            : HealthCheckResult.Unhealthy("No provider is usable: set the key variables named by Gateway:Providers:*:ApiKeyEnv."));
+            : HealthCheckResult.Unhealthy("No provider is usable: " + string.Join("; ", providers.All.Select(p => $"{p.Name}: {p.UnusableReason}"))));
     }
 }

@@ -47,17 +47,20 @@ public static class CandidateFilters
     }
 
     /// <summary>
-    /// The estimated prompt and the output the request may produce (max_tokens, else the model's
-    /// MaxOutputTokens, at most the window) must fit the context window.
+    /// The estimated prompt and the output the request may produce must fit the context window. The
+    /// output is max_tokens when the request sets it (an upstream refuses prompt + max_tokens over the
+    /// window); otherwise the model's MaxOutputTokens, capped at a share of the window
+    /// (<see cref="RoutingDefaults.UnsetOutputShareOfWindow"/>) so that a model configured with an
+    /// output limit as large as its window still takes ordinary prompts.
     /// </summary>
     public static string? CheckContextWindow(RouteCandidate c, RoutingInput input)
     {
         var window = c.Model.ContextWindow;
-        var output = Math.Min(input.MaxTokens ?? c.Model.MaxOutputTokens, window);
+        var output = input.MaxTokens ?? Math.Min(c.Model.MaxOutputTokens, (int)(window * RoutingDefaults.UnsetOutputShareOfWindow));
         var needed = (long)input.PromptTokens + output;
         return needed <= window
             ? null
-            : $"~{input.PromptTokens} prompt tokens (estimated) + {output} output tokens is over its context window of {window}";
+            : $"~{input.PromptTokens} prompt tokens (estimated) + {output} output tokens{(input.MaxTokens is null ? " (its output allowance; set max_tokens to ask for less)" : "")} is over its context window of {window}";
     }
 
     public static string? CheckMaxCost(RouteCandidate c, RoutingInput input) =>

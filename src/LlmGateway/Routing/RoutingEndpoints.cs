@@ -25,7 +25,23 @@ public static class RoutingEndpoints
         services.AddSingleton<LatencyTracker>();
         services.AddSingleton<IRequestObserver>(sp => sp.GetRequiredService<LatencyTracker>());
         services.AddSingleton<IModelRouter, ModelRouter>();
+        services.AddHostedService<RouterWarmUp>();
         return services;
+    }
+
+    /// <summary>
+    /// Builds the router at start-up, not on the first request: its patterns are compiled and warmed
+    /// then, and a strategy name nobody registered stops start-up instead of failing requests.
+    /// </summary>
+    private sealed class RouterWarmUp(IServiceProvider services) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            services.GetRequiredService<IModelRouter>();
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary><c>POST /admin/route/explain</c>: the routing decision for a request body and its headers, without calling any provider.</summary>

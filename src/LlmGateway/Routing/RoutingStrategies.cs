@@ -70,8 +70,13 @@ public static class RoutingDefaults
     /// </summary>
     public const int TypicalOutputTokens = 500;
 
-    /// <summary>How long one task-type pattern may run on one message; a timeout counts as no match.</summary>
-    public static readonly TimeSpan PatternMatchTimeout = TimeSpan.FromMilliseconds(50);
+    /// <summary>
+    /// How long one task-type pattern may run on one message; a timeout counts as no match. It stops a
+    /// runaway pattern, so it is generous: an ordinary pattern takes microseconds on the scanned text
+    /// (<see cref="PatternScanChars"/>), and a tight timeout would turn a busy machine's scheduling
+    /// pause into a misclassification.
+    /// </summary>
+    public static readonly TimeSpan PatternMatchTimeout = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Patterns see at most this many characters of the last user message: its first and last halves.
@@ -79,6 +84,12 @@ public static class RoutingDefaults
     /// classifying a long prompt.
     /// </summary>
     public const int PatternScanChars = 8192;
+
+    /// <summary>
+    /// When a request sets no max_tokens, the context-window check reserves the model's MaxOutputTokens
+    /// for the answer, but at most this share of the window.
+    /// </summary>
+    public const double UnsetOutputShareOfWindow = 0.25;
 
     /// <summary>Weight of the newest latency sample in the exponentially weighted average.</summary>
     public const double LatencySmoothing = 0.3;

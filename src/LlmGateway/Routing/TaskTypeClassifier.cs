@@ -49,11 +49,31 @@ public sealed class TaskTypeClassifier
         {
             foreach (var pattern in taskType.Patterns)
             {
-                patterns.Add((name, pattern, new Regex(pattern, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, matchTimeout)));
+                var regex = new Regex(pattern, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled, matchTimeout);
+                Warm(regex);
+                patterns.Add((name, pattern, regex));
             }
         }
         _patterns = [.. patterns];
     }
+
+    /// <summary>
+    /// Runs a compiled pattern once so its generated code is JIT-compiled now: otherwise the first
+    /// request's match pays for that inside its timeout, and a busy machine turns it into a miss.
+    /// </summary>
+    private static void Warm(Regex regex)
+    {
+        try
+        {
+            regex.IsMatch(WarmUpText);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+        }
+    }
+
+    private const string WarmUpText = "Warm up the task-type patterns: select, write, summarize, analyze. 0123456789 {\"json\": true}\n" +
+                                      "Warm up the task-type patterns: select, write, summarize, analyze. 0123456789 {\"json\": true}\n";
 
     /// <param name="usePatterns">False for a request that named its model: the task type is then only a label, not worth scanning the prompt for.</param>
     public TaskTypeMatch Classify(ChatRequest request, IHeaderDictionary headers, bool usePatterns)

@@ -21,6 +21,7 @@ public static class RoutingEndpoints
         services.AddSingleton<IRoutingStrategy, PriorityStrategy>();
         services.AddSingleton<IRoutingStrategy, CostStrategy>();
         services.AddSingleton<IRoutingStrategy, LatencyStrategy>();
+        services.AddSingleton<IRoutingStrategy, OrderedStrategy>();
         services.AddSingleton<IRoutingStrategy>(sp => new BalancedStrategy(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Routing.Weights));
         services.AddSingleton<LatencyTracker>();
         services.AddSingleton<IRequestObserver>(sp => sp.GetRequiredService<LatencyTracker>());

@@ -27,10 +27,13 @@ public static class RoutingStrategies
     public const string Latency = "latency";
     public const string Balanced = "balanced";
 
+    /// <summary>An extension of the contract's four: the task type's Models list as written.</summary>
+    public const string Ordered = "ordered";
+
     /// <summary>Not configurable: a named model is tried first, then its Fallbacks in the order written.</summary>
     public const string Fallbacks = "fallbacks";
 
-    public static readonly string[] All = [Priority, Cost, Latency, Balanced];
+    public static readonly string[] All = [Priority, Cost, Latency, Balanced, Ordered];
 
     /// <summary>
     /// A stable sort for the few candidates of a request (insertion sort: no allocation, and equal keys

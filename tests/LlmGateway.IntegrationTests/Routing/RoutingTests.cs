@@ -273,6 +273,35 @@ public sealed class RoutingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_teams_policy_is_configuration_alone_cheap_local_for_config_best_model_for_analysis_never_over_two_cents()
+    {
+        // The policy from the issue, as the README writes it: nothing but settings.
+        await using var gateway = _env.Gateway(s =>
+        {
+            s["Gateway:Budgets:MaxCostPerRequestUsd"] = "0.02";
+            s["Gateway:Routing:TaskTypes:config:Models:0"] = "local-model";
+            s["Gateway:Routing:TaskTypes:config:Models:1"] = "cheap-model";
+            s["Gateway:Routing:TaskTypes:config:Strategy"] = "cost";
+            s["Gateway:Routing:TaskTypes:config:Patterns:0"] = @"\b(?:ya?ml|nginx|dockerfile)\b";
+            s["Gateway:Routing:TaskTypes:analysis:Models:0"] = "pricey-model";
+            s["Gateway:Routing:TaskTypes:analysis:Models:1"] = "cheap-model";
+            s["Gateway:Routing:TaskTypes:analysis:Strategy"] = "ordered";
+            s["Gateway:Routing:TaskTypes:analysis:Patterns:0"] = @"\banaly[sz]e\b";
+        });
+        var client = Client(gateway, "auto");
+
+        Assert.Equal("answered by local", (await AskAsync(client, "Fix the indentation of this YAML")).Completion.Content[0].Text);
+
+        // The best model when the answer's worst case fits 2 cents (500 tokens at $0.03/1k)...
+        var bounded = new ChatCompletionOptions { MaxOutputTokenCount = 500 };
+        Assert.Equal("answered by pricey", (await AskAsync(client, "Analyze these requirements", bounded)).Completion.Content[0].Text);
+
+        // ...and the next one on the list when it can't (4096 tokens would be up to $0.12).
+        Assert.Equal("answered by cheap", (await AskAsync(client, "Analyze these requirements")).Completion.Content[0].Text);
+        Assert.Equal(1, _env.Pricey.Calls);
+    }
+
+    [Fact]
     public async Task The_request_log_line_says_how_the_request_was_routed_also_when_it_was_refused()
     {
         var capture = new RequestLogCapture();

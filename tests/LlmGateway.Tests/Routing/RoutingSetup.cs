@@ -72,7 +72,7 @@ internal sealed class RoutingSetup
         Assert.Empty(GatewayOptionsValidator.Validate(Options));
         var options = Microsoft.Extensions.Options.Options.Create(Options);
         var registry = new ProviderRegistry(options, [new OpenAiProviderFactory(TimeProvider.System), new MockProviderFactory(TimeProvider.System)]);
-        IRoutingStrategy[] strategies = [new PriorityStrategy(), new CostStrategy(), new LatencyStrategy(), new BalancedStrategy(Options.Routing.Weights)];
+        IRoutingStrategy[] strategies = [new PriorityStrategy(), new CostStrategy(), new LatencyStrategy(), new BalancedStrategy(Options.Routing.Weights), new OrderedStrategy()];
         return new ModelRouter(options, registry, strategies, latency ?? new LatencyTracker(options), NullLogger<ModelRouter>.Instance, health, budgets);
     }
 

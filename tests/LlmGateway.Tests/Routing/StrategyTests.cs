@@ -118,9 +118,22 @@ public class StrategyTests
     }
 
     [Fact]
+    public void Ordered_keeps_the_task_types_list_as_written_whatever_the_priority()
+    {
+        List<RouteCandidate> list = [Make("best", 0, priority: 90, cost: 0.05m), Make("good", 1, priority: 10), Make("ok", 2, priority: 1)];
+        new OrderedStrategy().Order(list, NonStreaming);
+        Assert.Equal(["best", "good", "ok"], Names(list));
+
+        // Filters may have removed some: the survivors keep their relative order.
+        List<RouteCandidate> survivors = [Make("ok", 2, priority: 1), Make("best", 0, priority: 90)];
+        new OrderedStrategy().Order(survivors, NonStreaming);
+        Assert.Equal(["best", "ok"], Names(survivors));
+    }
+
+    [Fact]
     public void Every_configurable_strategy_name_has_a_strategy()
     {
-        IRoutingStrategy[] strategies = [new PriorityStrategy(), new CostStrategy(), new LatencyStrategy(), new BalancedStrategy(new RoutingWeights())];
+        IRoutingStrategy[] strategies = [new PriorityStrategy(), new CostStrategy(), new LatencyStrategy(), new BalancedStrategy(new RoutingWeights()), new OrderedStrategy()];
         Assert.Equal(RoutingStrategies.All.Order(), strategies.Select(s => s.Name).Order());
     }
 }

@@ -1,7 +1,6 @@
 using LlmGateway.Resilience;
 using LlmGateway.Telemetry;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using LlmGateway.Routing;
 using LlmGateway.Usage;
 
 namespace LlmGateway.ChatCompletions;
@@ -10,7 +9,6 @@ public static class ChatCompletionsEndpoints
 {
     public static IServiceCollection AddChatCompletions(this IServiceCollection services)
     {
-        services.AddSingleton<IModelRouter, ModelRouter>();
         services.AddSingleton<CandidateExecutor>();
         services.AddSingleton<RequestRecorder>();
         services.AddSingleton<IRequestObserver, RequestLog>();

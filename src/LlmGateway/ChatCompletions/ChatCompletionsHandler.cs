@@ -60,13 +60,13 @@ public sealed class ChatCompletionsHandler(
             var route = router.Route(chat, new RoutingContext(http.Request.Headers));
             context.Route = route;
             record.TaskType = route.TaskType;
+            record.Route = route.Summary; // the log line says why, above all when nothing was left
             http.Response.Headers[GatewayHeaders.TaskType] = route.TaskType;
             if (route.Error is not null)
             {
                 await FailAsync(http, record, route.Error).ConfigureAwait(false);
                 return;
             }
-            record.Route = string.Join(">", route.Candidates.Select(c => c.ModelName));
 
             // :: Step 4: try the candidates until one commits.
             using var total = new TimedCancellation(time, http.RequestAborted);

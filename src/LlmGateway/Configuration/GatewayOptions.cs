@@ -108,6 +108,9 @@ public sealed class TaskTypeOptions
     public List<string> Models { get; set; } = [];
     public string? Strategy { get; set; }
     public List<string> Patterns { get; set; } = [];
+
+    /// <summary>Whose Patterns are tried first (lowest first, then by name): configuration binding does not keep the file's order.</summary>
+    public int Priority { get; set; } = 100;
 }
 
 public sealed class ResilienceOptions

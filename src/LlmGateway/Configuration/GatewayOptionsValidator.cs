@@ -8,7 +8,7 @@ namespace LlmGateway.Configuration;
 /// </summary>
 public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 {
-    private static readonly string[] s_strategies = ["priority", "cost", "latency", "balanced"];
+    private static readonly string[] s_strategies = Routing.RoutingStrategies.All;
 
     public ValidateOptionsResult Validate(string? name, GatewayOptions options)
     {
@@ -96,6 +96,11 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (r2.Weights.Cost < 0 || r2.Weights.Performance < 0 || r2.Weights.Quality < 0 || r2.Weights.Capabilities < 0)
         {
             errors.Add("Gateway:Routing:Weights must not be negative.");
+        }
+        else if (r2.Weights.Cost + r2.Weights.Performance + r2.Weights.Quality + r2.Weights.Capabilities <= 0 &&
+                 (r2.Strategy == "balanced" || r2.TaskTypes.Values.Any(t => t.Strategy == "balanced")))
+        {
+            errors.Add("Gateway:Routing:Weights are all 0, so the balanced strategy has nothing to weigh: give at least one a positive weight.");
         }
         if (r2.TaskTypes.Count > 0 && !r2.TaskTypes.ContainsKey(r2.DefaultTaskType))
         {

@@ -1,7 +1,11 @@
+using System.Globalization;
+using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
+using LlmGateway.Resilience;
+using LlmGateway.Usage;
 using Microsoft.Extensions.Options;
 
 namespace LlmGateway.Routing;
@@ -12,82 +16,254 @@ public interface IModelRouter
 }
 
 /// <summary>
-/// Resolves the model a client named (or <c>auto</c>) to the ordered candidates to try: the model,
-/// then its Fallbacks; for <c>auto</c>, the task type's Models. Candidates that can't serve the
-/// request are removed with a reason.
+/// Resolves the model a client named (or <c>auto</c>) to the ordered candidates to try.
+/// <list type="number">
+/// <item>The task type (<see cref="TaskTypeClassifier"/>).</item>
+/// <item>The candidates: for <c>auto</c> the task type's Models (every model when it lists none), for
+/// a named model that model, then its Fallbacks.</item>
+/// <item>The filters (<see cref="CandidateFilters"/>), each removal recorded with its reason.</item>
+/// <item>The order: for <c>auto</c> the task type's strategy, else the global one; a named model keeps
+/// the client's choice first and its Fallbacks in the order the operator wrote them.</item>
+/// </list>
+/// Everything that depends only on configuration is built once here; a request costs a few small
+/// objects and no provider call, which is also what lets the explain endpoint run it safely.
 /// </summary>
-public sealed class ModelRouter(IOptions<GatewayOptions> options, ProviderRegistry providers) : IModelRouter
+public sealed class ModelRouter : IModelRouter
 {
-    private readonly GatewayOptions _options = options.Value;
+    private readonly GatewayOptions _options;
+    private readonly Dictionary<string, Candidate[]> _chains = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, (Candidate[] Models, IRoutingStrategy Strategy)> _taskTypes = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Candidate[] _allModels;
+    private readonly IRoutingStrategy _strategy;
+    private readonly TaskTypeClassifier _classifier;
+    private readonly LatencyTracker _latency;
+    private readonly IProviderHealth? _health;
+    private readonly IBudgetGate? _budgets;
+
+    public ModelRouter(
+        IOptions<GatewayOptions> options,
+        ProviderRegistry providers,
+        IEnumerable<IRoutingStrategy> strategies,
+        LatencyTracker latency,
+        ILogger<ModelRouter> logger,
+        IProviderHealth? health = null,
+        IBudgetGate? budgets = null)
+    {
+        _options = options.Value;
+        _latency = latency;
+        _health = health;
+        _budgets = budgets;
+
+        var byName = new Dictionary<string, IRoutingStrategy>(StringComparer.OrdinalIgnoreCase);
+        foreach (var s in strategies) byName[s.Name] = s;
+        _strategy = Strategy(byName, _options.Routing.Strategy);
+
+        var models = new Dictionary<string, Candidate>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, model) in _options.Models) models[name] = new Candidate(name, model, providers.Get(model.Provider));
+        var all = new List<Candidate>(models.Values);
+        all.Sort(static (a, b) => a.Model.Priority.CompareTo(b.Model.Priority));
+        _allModels = [.. all];
+
+        foreach (var (name, candidate) in models)
+        {
+            var chain = new List<Candidate> { candidate };
+            foreach (var f in candidate.Model.Fallbacks) AddOnce(chain, models[f]);
+            _chains[name] = [.. chain];
+        }
+        foreach (var (name, taskType) in _options.Routing.TaskTypes)
+        {
+            var list = new List<Candidate>();
+            foreach (var m in taskType.Models) AddOnce(list, models[m]);
+            var strategy = taskType.Strategy is { Length: > 0 } s ? Strategy(byName, s) : _strategy;
+            _taskTypes[name] = (list.Count > 0 ? [.. list] : _allModels, strategy);
+        }
+        _classifier = new TaskTypeClassifier(_options.Routing, RoutingDefaults.PatternMatchTimeout, logger);
+    }
+
+    private static IRoutingStrategy Strategy(Dictionary<string, IRoutingStrategy> byName, string name) =>
+        byName.TryGetValue(name, out var s) ? s : throw new InvalidOperationException($"Routing strategy '{name}' is not registered.");
+
+    private static void AddOnce(List<Candidate> list, Candidate candidate)
+    {
+        foreach (var c in list)
+        {
+            if (ReferenceEquals(c, candidate)) return;
+        }
+        list.Add(candidate);
+    }
 
     public RouteDecision Route(ChatRequest request, RoutingContext context)
     {
-        var removed = new List<RemovedCandidate>();
-        string taskType;
-        string source;
-        List<string> names;
+        var isAuto = string.Equals(request.Model, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase);
+        var task = _classifier.Classify(request, context.Headers, usePatterns: isAuto);
 
-        if (string.Equals(request.Model, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase))
+        // :: Step 1: the routing headers; a malformed one is the client's mistake, not a silent default
+        // (a typo in X-Local-Only must not send data to a cloud provider).
+        var input = ReadInput(request, context, isAuto, out var headerError);
+        if (headerError is not null)
         {
-            (taskType, source) = FindTaskType(request, context);
-            names = _options.Routing.TaskTypes.TryGetValue(taskType, out var tt) && tt.Models.Count > 0
-                ? [.. tt.Models]
-                : [.. _options.Models.OrderBy(m => m.Value.Priority).Select(m => m.Key)];
-        }
-        else
-        {
-            if (!_options.Models.TryGetValue(request.Model, out var model))
-            {
-                return new RouteDecision { TaskType = "", TaskTypeSource = "none", Candidates = [], Error = ApiError.ModelNotFound(request.Model) };
-            }
-            (taskType, source) = FindTaskType(request, context);
-            names = [request.Model, .. model.Fallbacks];
+            return new RouteDecision { TaskType = task.TaskType, TaskTypeSource = task.Source, TaskTypeDetail = task.Detail, Candidates = [], Error = headerError };
         }
 
-        var candidates = new List<Candidate>(names.Count);
-        var noFallback = context.HeaderFlag(RoutingHeaders.NoFallback);
-        var localOnly = _options.Routing.LocalOnly || context.CallerLocalOnly || context.HeaderFlag(RoutingHeaders.LocalOnly);
-        foreach (var name in names.Distinct(StringComparer.OrdinalIgnoreCase))
+        // :: Step 2: the candidates.
+        Candidate[] list;
+        IRoutingStrategy? strategy = null;
+        if (isAuto)
         {
-            var model = _options.Models[name];
-            var provider = providers.Get(model.Provider);
-            if (noFallback && candidates.Count + removed.Count > 0)
-            {
-                removed.Add(new RemovedCandidate(name, "no-fallback", "X-No-Fallback asks for exactly the model requested"));
-                continue;
-            }
-            if (localOnly && !provider.Options.IsLocal)
-            {
-                removed.Add(new RemovedCandidate(name, "local-only", $"provider '{provider.Name}' is not local"));
-                continue;
-            }
-            if (!provider.IsUsable)
-            {
-                removed.Add(new RemovedCandidate(name, "unusable", $"provider '{provider.Name}': {provider.UnusableReason}"));
-                continue;
-            }
-            candidates.Add(new Candidate(name, model, provider));
+            (list, strategy) = _taskTypes.TryGetValue(task.TaskType, out var route) ? route : (_allModels, _strategy);
+        }
+        else if (!_chains.TryGetValue(request.Model, out list!))
+        {
+            return new RouteDecision { TaskType = task.TaskType, TaskTypeSource = task.Source, TaskTypeDetail = task.Detail, Candidates = [], Input = input, Error = ApiError.ModelNotFound(request.Model) };
         }
 
-        ApiError? error = null;
-        if (candidates.Count == 0)
+        // :: Step 3: estimates and filters.
+        var kept = new List<RouteCandidate>(list.Length);
+        List<RouteCandidate>? dropped = null;
+        for (var i = 0; i < list.Length; i++)
         {
-            var reasons = string.Join("; ", removed.Select(r => $"{r.ModelName}: {r.Reason}"));
-            error = ApiError.NoHealthyProvider($"No model can serve this request ({reasons}).");
+            var c = Evaluate(list[i], i, input);
+            var reason = Filter(c, input, out var filter);
+            if (reason is null)
+            {
+                kept.Add(c);
+            }
+            else
+            {
+                c.Removed = new RemovedCandidate(c.ModelName, filter!, reason);
+                (dropped ??= []).Add(c);
+            }
         }
-        return new RouteDecision { TaskType = taskType, TaskTypeSource = source, Candidates = candidates, Removed = removed, Error = error };
+
+        // :: Step 4: the order. X-No-Fallback on auto keeps only the strategy's first choice.
+        if (strategy is not null) strategy.Order(kept, new StrategyContext(input.Stream));
+        if (isAuto && input.NoFallback && kept.Count > 1)
+        {
+            for (var i = 1; i < kept.Count; i++)
+            {
+                kept[i].Removed = new RemovedCandidate(kept[i].ModelName, CandidateFilters.NoFallback, $"{RoutingHeaders.NoFallback}: only the first choice, '{kept[0].ModelName}', is tried");
+                (dropped ??= []).Add(kept[i]);
+            }
+            kept.RemoveRange(1, kept.Count - 1);
+        }
+
+        var candidates = new Candidate[kept.Count];
+        for (var i = 0; i < kept.Count; i++) candidates[i] = kept[i].Candidate;
+        var evaluated = kept;
+        RemovedCandidate[] removed = [];
+        if (dropped is not null)
+        {
+            removed = new RemovedCandidate[dropped.Count];
+            for (var i = 0; i < dropped.Count; i++) removed[i] = dropped[i].Removed!;
+            evaluated = [.. kept, .. dropped];
+        }
+
+        return new RouteDecision
+        {
+            TaskType = task.TaskType,
+            TaskTypeSource = task.Source,
+            TaskTypeDetail = task.Detail,
+            Candidates = candidates,
+            Removed = removed,
+            Strategy = strategy?.Name ?? RoutingStrategies.Fallbacks,
+            ScoreMeaning = strategy?.ScoreMeaning ?? "none: the model asked for is tried first, then its Fallbacks in the configured order",
+            Evaluated = evaluated,
+            Input = input,
+            Error = candidates.Length == 0 ? CandidateFilters.NoCandidateError(evaluated, input) : null,
+        };
     }
 
-    private (string TaskType, string Source) FindTaskType(ChatRequest request, RoutingContext context)
+    /// <summary>What the strategy and the explain output show of a candidate: estimates from configuration and traffic.</summary>
+    private RouteCandidate Evaluate(Candidate candidate, int index, RoutingInput input)
     {
-        if (context.Headers.TryGetValue(RoutingHeaders.TaskType, out var header) && header.ToString() is { Length: > 0 } h)
+        var model = candidate.Model;
+        var expectedOutput = Math.Min(input.MaxTokens ?? RoutingDefaults.TypicalOutputTokens, model.MaxOutputTokens);
+        return new RouteCandidate(candidate, index)
         {
-            return (h, "header");
-        }
-        if (request.MetadataTaskType is { Length: > 0 } m)
+            EstimatedCostUsd = Pricing.CostUsd(model, new TokenUsage(input.PromptTokens, expectedOutput)),
+            MaxCostUsd = Pricing.MaxCostUsd(model, input.PromptTokens, input.MaxTokens),
+            Latency = _latency.Get(candidate.ModelName),
+            Circuit = _health?.GetCircuitState(candidate.Provider.Name),
+        };
+    }
+
+    /// <summary>The filters in order, cheapest and most certain first; the first that objects names the reason.</summary>
+    private string? Filter(RouteCandidate c, RoutingInput input, out string? filter)
+    {
+        string? reason;
+        if ((reason = CandidateFilters.CheckNoFallback(c, input)) is not null) { filter = CandidateFilters.NoFallback; return reason; }
+        if ((reason = CandidateFilters.CheckLocalOnly(c, input)) is not null) { filter = CandidateFilters.LocalOnly; return reason; }
+        if ((reason = CandidateFilters.CheckUsable(c)) is not null) { filter = CandidateFilters.Unusable; return reason; }
+        if ((reason = CandidateFilters.CheckCapabilities(c, input)) is not null) { filter = CandidateFilters.Capabilities; return reason; }
+        if ((reason = CandidateFilters.CheckContextWindow(c, input)) is not null) { filter = CandidateFilters.ContextWindow; return reason; }
+        if ((reason = CandidateFilters.CheckMaxCost(c, input)) is not null) { filter = CandidateFilters.MaxCost; return reason; }
+        if ((reason = CandidateFilters.CheckBudget(c, _budgets)) is not null) { filter = CandidateFilters.Budget; return reason; }
+        if ((reason = CandidateFilters.CheckCircuit(c)) is not null) { filter = CandidateFilters.CircuitOpen; return reason; }
+        filter = null;
+        return null;
+    }
+
+    private RoutingInput ReadInput(ChatRequest request, RoutingContext context, bool isAuto, out ApiError? error)
+    {
+        error = null;
+        var headers = context.Headers;
+        var localHeader = ReadFlag(headers, RoutingHeaders.LocalOnly, ref error);
+        var noFallback = ReadFlag(headers, RoutingHeaders.NoFallback, ref error);
+
+        string? localOnly = _options.Routing.LocalOnly ? "Gateway:Routing:LocalOnly"
+            : context.CallerLocalOnly ? "the caller's key"
+            : localHeader ? $"the {RoutingHeaders.LocalOnly} header"
+            : null;
+
+        decimal? maxCost = null;
+        string? maxCostSource = null;
+        if (_options.Budgets.MaxCostPerRequestUsd > 0)
         {
-            return (m, "metadata");
+            maxCost = _options.Budgets.MaxCostPerRequestUsd;
+            maxCostSource = "Gateway:Budgets:MaxCostPerRequestUsd";
         }
-        return (_options.Routing.DefaultTaskType, "default");
+        if (headers.TryGetValue(RoutingHeaders.MaxCostUsd, out var value) && value.ToString() is { Length: > 0 } text)
+        {
+            if (!decimal.TryParse(text.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var limit))
+            {
+                error ??= ApiError.InvalidRequest($"The {RoutingHeaders.MaxCostUsd} header must be a non-negative amount of US dollars, like 0.02.");
+            }
+            else if (maxCost is null || limit < maxCost)
+            {
+                // The client may tighten the operator's limit, never loosen it.
+                maxCost = limit;
+                maxCostSource = RoutingHeaders.MaxCostUsd;
+            }
+        }
+
+        var required = ModelCapabilities.None;
+        if (request.HasTools) required |= ModelCapabilities.Tools;
+        if (request.HasImages) required |= ModelCapabilities.Vision;
+        if (request.ResponseFormatType is "json_object" or "json_schema") required |= ModelCapabilities.Json;
+
+        return new RoutingInput
+        {
+            RequestedModel = request.Model,
+            IsAuto = isAuto,
+            Stream = request.Stream,
+            NoFallback = noFallback,
+            LocalOnlySource = localOnly,
+            Required = required,
+            PromptTokens = request.EstimatedPromptTokens,
+            MaxTokens = request.MaxTokens,
+            MaxCostUsd = maxCost,
+            MaxCostSource = maxCostSource,
+        };
+    }
+
+    /// <summary>true or false (any case); absent is false; anything else is an error.</summary>
+    private static bool ReadFlag(IHeaderDictionary headers, string name, ref ApiError? error)
+    {
+        if (!headers.TryGetValue(name, out var value)) return false;
+        var text = value.ToString().Trim();
+        if (string.Equals(text, "true", StringComparison.OrdinalIgnoreCase)) return true;
+        if (text.Length == 0 || string.Equals(text, "false", StringComparison.OrdinalIgnoreCase)) return false;
+        error ??= ApiError.InvalidRequest($"The {name} header must be true or false.");
+        return false;
     }
 }

@@ -1,10 +1,12 @@
+using System.Text;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
+using LlmGateway.Resilience;
 
 namespace LlmGateway.Routing;
 
-/// <summary>A model the request may be sent to, with the provider that serves it.</summary>
+/// <summary>A model the request may be sent to, with the provider that serves it. Built once per model at start-up.</summary>
 public sealed record Candidate(string ModelName, ModelOptions Model, IChatProvider Provider);
 
 /// <summary>A candidate a filter removed, and why: the explain endpoint and the log line show these.</summary>
@@ -13,16 +15,66 @@ public sealed record RemovedCandidate(string ModelName, string Filter, string Re
 /// <summary>Where a request goes: its task type and the candidates in the order they are tried.</summary>
 public sealed class RouteDecision
 {
+    private string? _summary;
+
     public required string TaskType { get; init; }
 
-    /// <summary>How the task type was found: header, metadata, pattern, default, or none (a concrete model).</summary>
+    /// <summary>How the task type was found: header, metadata, pattern or default.</summary>
     public required string TaskTypeSource { get; init; }
+
+    /// <summary>Why, in words: which pattern matched, or that a header named an unknown task type.</summary>
+    public string? TaskTypeDetail { get; init; }
+
+    /// <summary>The candidates left after the filters, in the order they are tried.</summary>
     public required IReadOnlyList<Candidate> Candidates { get; init; }
     public IReadOnlyList<RemovedCandidate> Removed { get; init; } = [];
-    public string Strategy { get; init; } = "priority";
+
+    /// <summary>The strategy that ordered an <c>auto</c> request, or <see cref="RoutingStrategies.Fallbacks"/> for a named model.</summary>
+    public string Strategy { get; init; } = RoutingStrategies.Priority;
+
+    /// <summary>What the candidates' scores mean under <see cref="Strategy"/>.</summary>
+    public string ScoreMeaning { get; init; } = "";
+
+    /// <summary>Every candidate considered, with its estimates and score: the kept ones in order, then the removed ones.</summary>
+    public IReadOnlyList<RouteCandidate> Evaluated { get; init; } = [];
+
+    /// <summary>The facts the filters worked from (limits, local-only, required capabilities).</summary>
+    public RoutingInput? Input { get; init; }
 
     /// <summary>Set when no candidate is left: the error the client gets.</summary>
     public ApiError? Error { get; init; }
+
+    /// <summary>
+    /// The decision in one short line for the request log: strategy and order, what was removed and
+    /// why, and where the task type came from. Built on first use.
+    /// </summary>
+    public string Summary => _summary ??= BuildSummary();
+
+    private string BuildSummary()
+    {
+        // Rejected before any candidate was weighed (a malformed routing header, an unknown model).
+        if (Error is not null && Evaluated.Count == 0) return "no route: " + Error.Message;
+
+        var s = new StringBuilder(64);
+        s.Append(Strategy).Append(": ");
+        for (var i = 0; i < Candidates.Count; i++)
+        {
+            if (i > 0) s.Append('>');
+            s.Append(Candidates[i].ModelName);
+        }
+        if (Candidates.Count == 0) s.Append("none left");
+        if (Removed.Count > 0)
+        {
+            s.Append(" | removed ");
+            for (var i = 0; i < Removed.Count; i++)
+            {
+                if (i > 0) s.Append(", ");
+                s.Append(Removed[i].ModelName).Append(" (").Append(Removed[i].Filter).Append(')');
+            }
+        }
+        s.Append(" | task type by ").Append(TaskTypeSource);
+        return s.ToString();
+    }
 }
 
 /// <summary>What the router needs to know of the caller beyond the body.</summary>
@@ -38,4 +90,100 @@ public static class RoutingHeaders
     public const string LocalOnly = "X-Local-Only";
     public const string NoFallback = "X-No-Fallback";
     public const string MaxCostUsd = "X-Max-Cost-Usd";
+}
+
+/// <summary>What a request needs of a model, as far as routing can tell before the call.</summary>
+[Flags]
+public enum ModelCapabilities
+{
+    None = 0,
+    Tools = 1,
+    Vision = 2,
+    Json = 4,
+}
+
+/// <summary>The capability names used in <c>Gateway:Models:*:Capabilities</c>.</summary>
+public static class CapabilityNames
+{
+    public const string Tools = "tools";
+    public const string Vision = "vision";
+    public const string Json = "json";
+
+    public static ModelCapabilities Parse(List<string> names)
+    {
+        var caps = ModelCapabilities.None;
+        foreach (var name in names)
+        {
+            if (string.Equals(name, Tools, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Tools;
+            else if (string.Equals(name, Vision, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Vision;
+            else if (string.Equals(name, Json, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Json;
+        }
+        return caps;
+    }
+
+    public static string Describe(ModelCapabilities caps)
+    {
+        if (caps == ModelCapabilities.None) return "";
+        var parts = new List<string>(3);
+        if ((caps & ModelCapabilities.Tools) != 0) parts.Add(Tools);
+        if ((caps & ModelCapabilities.Vision) != 0) parts.Add(Vision);
+        if ((caps & ModelCapabilities.Json) != 0) parts.Add(Json);
+        return string.Join(", ", parts);
+    }
+}
+
+/// <summary>
+/// The per-request facts every filter reads, worked out once: what the request needs and which
+/// limits apply. Also shown by the explain endpoint.
+/// </summary>
+public sealed class RoutingInput
+{
+    public required string RequestedModel { get; init; }
+    public bool IsAuto { get; init; }
+    public bool Stream { get; init; }
+    public bool NoFallback { get; init; }
+
+    /// <summary>Why only local providers may be used (the global setting, the header, the caller's key), or null.</summary>
+    public string? LocalOnlySource { get; init; }
+    public ModelCapabilities Required { get; init; }
+    public int PromptTokens { get; init; }
+    public int? MaxTokens { get; init; }
+
+    /// <summary>The tighter of <c>X-Max-Cost-Usd</c> and <c>Budgets:MaxCostPerRequestUsd</c>, or null for no limit.</summary>
+    public decimal? MaxCostUsd { get; init; }
+    public string? MaxCostSource { get; init; }
+}
+
+/// <summary>Observed latency of one model, exponentially weighted; null where nothing was observed yet.</summary>
+public readonly record struct LatencyEstimate(double? TimeToFirstTokenMs, double? DurationMs, long Samples)
+{
+    /// <summary>What a client of this request waits for: the first token of a stream, the whole answer otherwise.</summary>
+    public double? For(bool stream) => stream ? TimeToFirstTokenMs ?? DurationMs : DurationMs;
+}
+
+/// <summary>
+/// One candidate as the router weighed it for one request: its estimates, the strategy's score, and
+/// the filter that removed it, if one did. Strategies order lists of these.
+/// </summary>
+public sealed class RouteCandidate(Candidate candidate, int listIndex)
+{
+    public Candidate Candidate { get; } = candidate;
+    public string ModelName => Candidate.ModelName;
+    public ModelOptions Model => Candidate.Model;
+
+    /// <summary>Position in the configured list (task type Models, or the model then its Fallbacks): the last tie-break.</summary>
+    public int ListIndex { get; } = listIndex;
+    public ModelCapabilities Capabilities { get; } = CapabilityNames.Parse(candidate.Model.Capabilities);
+
+    /// <summary>Cost of the prompt and a typical answer (see <see cref="RoutingDefaults.TypicalOutputTokens"/>): what the cost strategy ranks by.</summary>
+    public decimal EstimatedCostUsd { get; set; }
+
+    /// <summary>Cost of the prompt and the full output allowance: what cost limits are checked against.</summary>
+    public decimal MaxCostUsd { get; set; }
+    public LatencyEstimate Latency { get; set; }
+    public CircuitState? Circuit { get; set; }
+
+    /// <summary>The ordering strategy's score (its meaning depends on the strategy); null when none was applied.</summary>
+    public double? Score { get; set; }
+    public RemovedCandidate? Removed { get; set; }
 }

@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text;
+using LlmGateway.Budgets;
+using LlmGateway.Http;
+using LlmGateway.Resilience;
+
+namespace LlmGateway.Routing;
+
+/// <summary>
+/// The filters a candidate must pass, in the order the router applies them. Each returns null to keep
+/// the candidate, or the reason it cannot take this request; the first reason is the one recorded.
+/// </summary>
+public static class CandidateFilters
+{
+    public const string NoFallback = "no-fallback";
+    public const string LocalOnly = "local-only";
+    public const string Unusable = "unusable";
+    public const string Capabilities = "capabilities";
+    public const string ContextWindow = "context-window";
+    public const string MaxCost = "max-cost";
+    public const string Budget = "budget";
+    public const string CircuitOpen = "circuit-open";
+
+    /// <summary>X-No-Fallback on a named model: only that model.</summary>
+    public static string? CheckNoFallback(RouteCandidate c, RoutingInput input) =>
+        input.NoFallback && !input.IsAuto && !string.Equals(c.ModelName, input.RequestedModel, StringComparison.OrdinalIgnoreCase)
+            ? $"{RoutingHeaders.NoFallback} asks for exactly '{input.RequestedModel}'"
+            : null;
+
+    public static string? CheckLocalOnly(RouteCandidate c, RoutingInput input) =>
+        input.LocalOnlySource is { } source && !c.Candidate.Provider.Options.IsLocal
+            ? $"provider '{c.Candidate.Provider.Name}' is not local, and {source} allows local providers only"
+            : null;
+
+    public static string? CheckUsable(RouteCandidate c) =>
+        c.Candidate.Provider.IsUsable ? null : $"provider '{c.Candidate.Provider.Name}' is not usable: {c.Candidate.Provider.UnusableReason}";
+
+    /// <summary>
+    /// A model that declares no Capabilities is not checked: the gateway doesn't know, so the upstream
+    /// decides. Declare them to have the router steer tools, images and JSON mode to models that take them.
+    /// </summary>
+    public static string? CheckCapabilities(RouteCandidate c, RoutingInput input)
+    {
+        if (input.Required == ModelCapabilities.None || c.Model.Capabilities.Count == 0) return null;
+        var missing = input.Required & ~c.Capabilities;
+        return missing == ModelCapabilities.None ? null : $"the request needs {CapabilityNames.Describe(missing)}, which it does not list in its Capabilities";
+    }
+
+    /// <summary>
+    /// The estimated prompt and the output the request may produce must fit the context window. The
+    /// output is max_tokens when the request sets it (an upstream refuses prompt + max_tokens over the
+    /// window); otherwise the model's MaxOutputTokens, capped at a share of the window
+    /// (<see cref="RoutingDefaults.UnsetOutputShareOfWindow"/>) so that a model configured with an
+    /// output limit as large as its window still takes ordinary prompts.
+    /// </summary>
+    public static string? CheckContextWindow(RouteCandidate c, RoutingInput input)
+    {
+        var window = c.Model.ContextWindow;
+        var output = input.MaxTokens ?? Math.Min(c.Model.MaxOutputTokens, (int)(window * RoutingDefaults.UnsetOutputShareOfWindow));
+        var needed = (long)input.PromptTokens + output;
+        return needed <= window
+            ? null
+            : $"~{input.PromptTokens} prompt tokens (estimated) + {output} output tokens{(input.MaxTokens is null ? " (its output allowance; set max_tokens to ask for less)" : "")} is over its context window of {window}";
+    }
+
+    public static string? CheckMaxCost(RouteCandidate c, RoutingInput input) =>
+        input.MaxCostUsd is { } limit && c.MaxCostUsd > limit
+            ? $"its estimated cost of up to ${Usd(c.MaxCostUsd)} (the prompt and {input.MaxTokens ?? c.Model.MaxOutputTokens} output tokens) is over the ${Usd(limit)} limit of {input.MaxCostSource}"
+            : null;
+
+    public static string? CheckBudget(RouteCandidate c, IBudgetGate? budgets) =>
+        budgets is not null && budgets.IsProviderExhausted(c.Candidate.Provider.Name)
+            ? $"the budget of provider '{c.Candidate.Provider.Name}' is spent"
+            : null;
+
+    public static string? CheckCircuit(RouteCandidate c) =>
+        c.Circuit == CircuitState.Open ? $"the circuit of provider '{c.Candidate.Provider.Name}' is open" : null;
+
+    internal static string Usd(decimal value) => value.ToString("0.########", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The error when every candidate was removed, from the reasons that removed them. A reason the
+    /// system could resolve wins over one the request could: a spent budget (429, as the contract
+    /// says) before an open circuit or a missing key (503), before a cost limit (400: the same request
+    /// will never fit, so it is not a 429 that SDKs would retry; lower max_tokens or raise the limit),
+    /// before local-only (403: the policy does not allow the models that could serve it), before what
+    /// the request itself needs (400 naming the capability or the context window).
+    /// </summary>
+    public static ApiError NoCandidateError(IReadOnlyList<RouteCandidate> evaluated, RoutingInput input)
+    {
+        var worst = 0;
+        RouteCandidate? first = null;
+        foreach (var c in evaluated)
+        {
+            if (c.Removed is not { } r || r.Filter == NoFallback) continue;
+            var rank = Rank(r.Filter);
+            if (rank > worst)
+            {
+                worst = rank;
+                first = c;
+            }
+        }
+
+        var message = new StringBuilder("No model can serve this request: ");
+        var n = 0;
+        foreach (var c in evaluated)
+        {
+            if (c.Removed is not { } r || r.Filter == NoFallback) continue;
+            if (n++ > 0) message.Append("; ");
+            message.Append(r.ModelName).Append(" (").Append(r.Filter).Append("): ").Append(r.Reason);
+        }
+        if (n == 0) message.Append("the model list is empty");
+        message.Append('.');
+        var text = message.ToString();
+
+        return first?.Removed!.Filter switch
+        {
+            Budget => new ApiError(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, text),
+            CircuitOpen or Unusable => ApiError.NoHealthyProvider(text),
+            MaxCost => ApiError.InvalidRequest(text + " Lower max_tokens or raise the limit.", code: RoutingErrorCodes.MaxCostExceeded),
+            LocalOnly => new ApiError(StatusCodes.Status403Forbidden, ErrorTypes.Permission, ErrorCodes.ModelNotAllowed, text),
+            ContextWindow => ApiError.InvalidRequest(text, "messages", "context_length_exceeded"),
+            Capabilities => ApiError.InvalidRequest(text, CapabilityParam(input.Required & ~first.Capabilities), RoutingErrorCodes.UnsupportedCapability),
+            _ => ApiError.NoHealthyProvider(text),
+        };
+    }
+
+    private static int Rank(string filter) => filter switch
+    {
+        Budget => 7,
+        CircuitOpen => 6,
+        Unusable => 6,
+        MaxCost => 5,
+        LocalOnly => 4,
+        Capabilities => 3,
+        ContextWindow => 2,
+        _ => 1,
+    };
+
+    /// <summary>The request parameter that asked for the missing capability.</summary>
+    private static string CapabilityParam(ModelCapabilities missing) =>
+        (missing & ModelCapabilities.Tools) != 0 ? "tools"
+        : (missing & ModelCapabilities.Json) != 0 ? "response_format"
+        : "messages";
+}
+
+/// <summary>Error codes the router adds to the contract's.</summary>
+public static class RoutingErrorCodes
+{
+    public const string MaxCostExceeded = "max_cost_exceeded";
+    public const string UnsupportedCapability = "unsupported_capability";
+}

@@ -312,6 +312,20 @@ public sealed class GeminiProviderTests : IAsyncLifetime
         Assert.Contains("ended before the answer was complete", events[^1]);
     }
 
+    [Theory]
+    [InlineData("\"stop\":\"\\ud800\",")]
+    [InlineData("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"description\":\"\\udfff\"}}}],")]
+    [InlineData("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"p\",\"schema\":{\"title\":\"\\ud800\"}}},")]
+    public async Task Text_that_is_not_unicode_anywhere_in_the_request_is_a_400_that_never_reaches_gemini(string field)
+    {
+        using var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/chat/completions", Json("{" + field + "\"model\":\"gemini-test\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_request_error", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal(0, _upstream.Calls);
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     /// <summary>Gemini's REST wire format (GenerateContentResponse, google.rpc.Status errors).</summary>

@@ -268,6 +268,30 @@ public sealed class OllamaProviderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_that_leaves_mid_stream_aborts_the_upstream_request()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            Wire.StartNdjson(http);
+            await Wire.Line(http, Wire.Delta("First"));
+            await Task.Delay(Timeout.InfiniteTimeSpan, http.RequestAborted); // a model still generating
+        };
+
+        using var client = _gateway.CreateClient();
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") })
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            string? line;
+            while ((line = await reader.ReadLineAsync()) is not null && !line.Contains("First", StringComparison.Ordinal)) { }
+            Assert.NotNull(line);
+        }
+
+        // Bounded so a regression fails instead of hanging; the abort itself is immediate.
+        await _upstream.RequestAborted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task Ollama_counts_as_local_for_local_only_routing()
     {
         _upstream.Handler = (http, _) => Wire.Json(http, Wire.Final("""{"role":"assistant","content":"local answer"}""", "stop", prompt: 3, eval: 2));

@@ -49,7 +49,7 @@ public class AnthropicTranslationTests
     public void Consecutive_user_turns_are_merged_and_empty_messages_left_out()
     {
         using var request = new Disposer(Request("""
-            {"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":""},{"role":"user","content":"b"},
+            {"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]},{"role":"user","content":""},{"role":"user","content":"b"},
              {"role":"assistant","content":"c"},{"role":"assistant","content":null},{"role":"user","content":"d"}]}
             """));
 

@@ -198,7 +198,9 @@ public static class GeminiRequestWriter
         if (content.ValueKind != JsonValueKind.Array) return false;
         foreach (var part in content.EnumerateArray())
         {
-            if (!part.GetProperty("type"u8).ValueEquals("text"u8) || !RequestTranslation.IsEmptyString(part.GetProperty("text"u8))) return true;
+            var type = part.GetProperty("type"u8);
+            if (type.ValueEquals("refusal"u8)) continue; // dropped in translation
+            if (!type.ValueEquals("text"u8) || !RequestTranslation.IsEmptyString(part.GetProperty("text"u8))) return true;
         }
         return false;
     }

@@ -1,5 +1,8 @@
 using LlmGateway.Configuration;
+using LlmGateway.Providers.Anthropic;
+using LlmGateway.Providers.Gemini;
 using LlmGateway.Providers.Mock;
+using LlmGateway.Providers.Ollama;
 using LlmGateway.Providers.OpenAi;
 using Microsoft.Extensions.Options;
 
@@ -42,6 +45,9 @@ public static class ProvidersServiceCollectionExtensions
     {
         services.AddSingleton<IChatProviderFactory, OpenAiProviderFactory>();
         services.AddSingleton<IChatProviderFactory, AzureOpenAiProviderFactory>();
+        services.AddSingleton<IChatProviderFactory, AnthropicProviderFactory>();
+        services.AddSingleton<IChatProviderFactory, GeminiProviderFactory>();
+        services.AddSingleton<IChatProviderFactory, OllamaProviderFactory>();
         services.AddSingleton<IChatProviderFactory, MockProviderFactory>();
         services.AddSingleton<ProviderRegistry>();
         return services;

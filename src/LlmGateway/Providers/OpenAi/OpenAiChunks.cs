@@ -173,6 +173,31 @@ public static class OpenAiJson
         w.WriteEndObject();
     }
 
+    /// <summary>A chat.completion with one choice: its text (null when it only calls tools) and its tool calls.</summary>
+    public static byte[] Completion(string id, long created, string model, string? content, string finishReason, TokenUsage usage, IReadOnlyList<OpenAiToolCall> toolCalls) =>
+        toolCalls.Count == 0
+            ? Completion(id, created, model, content, finishReason, usage)
+            : Completion(id, created, model, content, finishReason, usage, w => WriteToolCalls(w, toolCalls));
+
+    /// <summary>message.tool_calls: each call's id, type, function name and arguments (a string of JSON).</summary>
+    public static void WriteToolCalls(Utf8JsonWriter w, IReadOnlyList<OpenAiToolCall> toolCalls)
+    {
+        w.WriteStartArray("tool_calls"u8);
+        for (var i = 0; i < toolCalls.Count; i++)
+        {
+            var call = toolCalls[i];
+            w.WriteStartObject();
+            w.WriteString("id"u8, call.Id);
+            w.WriteString("type"u8, "function"u8);
+            w.WriteStartObject("function"u8);
+            w.WriteString("name"u8, call.Name);
+            w.WriteString("arguments"u8, call.Arguments);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
     /// <summary>A chat.completion with one text choice (tool calls, when any, already in OpenAI's shape).</summary>
     public static byte[] Completion(string id, long created, string model, string? content, string finishReason, TokenUsage usage, Action<Utf8JsonWriter>? writeToolCalls = null)
     {
@@ -203,3 +228,6 @@ public static class OpenAiJson
         return buffer.WrittenSpan.ToArray();
     }
 }
+
+/// <summary>A tool call in OpenAI's shape: <see cref="Arguments"/> is the JSON object as a string.</summary>
+public readonly record struct OpenAiToolCall(string Id, string Name, string Arguments);

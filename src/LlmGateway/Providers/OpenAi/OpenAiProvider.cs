@@ -229,6 +229,12 @@ public sealed class OpenAiChatStream : ChatStream
                 var failure = ProviderHttp.Classify(_provider, 500, info.ErrorMessage, info.ErrorType, info.ErrorCode, null);
                 return StreamEvent.Fail(failure);
             }
+            if (!info.HasChoices && info.Usage is null)
+            {
+                // Nothing for the client: Azure opens every stream with a chunk of only
+                // prompt_filter_results, an empty id and an empty object, which would break "one id per stream".
+                continue;
+            }
 
             _generatedChars += info.GeneratedChars;
             if (info.FinishReason is not null) FinishReason = info.FinishReason;

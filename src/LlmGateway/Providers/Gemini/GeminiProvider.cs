@@ -1,0 +1,43 @@
+using LlmGateway.Configuration;
+
+namespace LlmGateway.Providers.Gemini;
+
+/// <summary>
+/// Google's Gemini API (<c>POST {BaseUrl}/v1beta/models/{model}:generateContent</c>, and
+/// <c>:streamGenerateContent?alt=sse</c> for streams; key in <c>x-goog-api-key</c>) behind the OpenAI
+/// Chat Completions format.
+/// </summary>
+public sealed class GeminiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+    : NativeProvider(name, options, client, time)
+{
+    protected override Uri ChatUri(ProviderRequest request)
+    {
+        // Model names are sometimes configured as Google writes them in responses ("models/gemini-…").
+        var model = request.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? request.UpstreamModel[7..] : request.UpstreamModel;
+        var method = request.Stream ? ":streamGenerateContent?alt=sse" : ":generateContent";
+        return new Uri($"{BaseUrl}/v1beta/models/{Uri.EscapeDataString(model)}{method}");
+    }
+
+    protected override byte[] WriteBody(ProviderRequest request) => GeminiRequestWriter.Write(request);
+
+    protected override void AddHeaders(HttpRequestMessage message)
+    {
+        // The header, never the ?key= query parameter: URLs end up in logs and proxies.
+        if (ApiKey is { Length: > 0 }) message.Headers.TryAddWithoutValidation("x-goog-api-key", ApiKey);
+    }
+
+    protected override ProviderFailure ReadError(int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter) =>
+        GeminiResponses.ReadError(Name, status, body, retryAfter);
+
+    protected override ProviderResponse ReadCompletion(ProviderRequest request, byte[] body) =>
+        GeminiResponses.ReadCompletion(Name, request, body, Time.GetUtcNow().ToUnixTimeSeconds());
+
+    protected override ChatStream OpenStream(ProviderRequest request, HttpResponseMessage response, Stream body) =>
+        new GeminiChatStream(Name, request, response, body, Time);
+}
+
+public sealed class GeminiProviderFactory(TimeProvider time) : IChatProviderFactory
+{
+    public string Type => ProviderTypes.Gemini;
+    public IChatProvider Create(string name, ProviderOptions options) => new GeminiProvider(name, options, ProviderHttp.CreateClient(options), time);
+}

@@ -1,4 +1,5 @@
 using LlmGateway.Admin;
+using LlmGateway.Auth;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Health;
@@ -22,6 +23,11 @@ builder.AddGatewayLogging();
 builder.Services.AddProviders();
 builder.Services.AddChatCompletions();
 
+// Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
+// their model allow-lists and RPM/TPM limits, and /admin/keys.
+builder.Services.AddRequestLimits();
+builder.Services.AddGatewayAuth();
+
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
@@ -31,12 +37,14 @@ builder.Services.AddSwaggerGen();
 var app = builder.Build();
 
 app.UseOpenAiErrors();
+app.UseGatewayAuth();
 app.UseSwagger();
 app.UseSwaggerUI();
 
 app.MapChatCompletions();
 app.MapModels();
 app.MapGatewayHealth();
+app.MapGatewayAuth();
 app.MapOpenAiNotFound();
 
 app.Run();

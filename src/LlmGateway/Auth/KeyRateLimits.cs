@@ -24,7 +24,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         var headers = http.Response.Headers;
         var ct = http.RequestAborted;
 
-        var tookRequest = false;
+        RateLimitResult? tookRequest = null;
         if (caller.Rpm > 0 && await TryAcquireAsync(caller.RequestsLimitKey, caller.Rpm, 1, now, ct).ConfigureAwait(false) is { } requests)
         {
             RateLimitHeaders.SetRequests(headers, requests);
@@ -36,7 +36,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
                 }
                 return (AuthErrors.RateLimited(caller.KeyId, "requests", caller.Rpm, requests.RetryAfter), null);
             }
-            tookRequest = true;
+            tookRequest = requests;
         }
 
         if (caller.Tpm <= 0) return (null, null);
@@ -51,7 +51,12 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         RateLimitHeaders.SetTokens(headers, tokens);
         if (!tokens.Allowed)
         {
-            if (tookRequest) await TryAdjustAsync(caller.RequestsLimitKey, caller.Rpm, -1).ConfigureAwait(false);
+            if (tookRequest is { } taken)
+            {
+                // Refused requests don't count against RPM; the headers say so.
+                await TryAdjustAsync(caller.RequestsLimitKey, caller.Rpm, -1).ConfigureAwait(false);
+                RateLimitHeaders.SetRequests(headers, taken with { Remaining = Math.Min(taken.Remaining + 1, taken.Limit) });
+            }
             return (AuthErrors.RateLimited(caller.KeyId, "tokens", caller.Tpm, tokens.RetryAfter), null);
         }
         return (null, new KeyLimitTicket(this, caller, cost));

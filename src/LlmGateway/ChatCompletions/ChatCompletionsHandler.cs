@@ -48,11 +48,16 @@ public sealed class ChatCompletionsHandler(
                 return;
             }
 
-            // :: Step 2: parse, reading only the fields the gateway acts on.
+            // :: Step 2: parse, reading only the fields the gateway acts on (and the headers it echoes).
             chat = ChatRequest.TryParse(buffer.AsMemory(0, length), out var parseError);
             if (chat is null)
             {
                 await FailAsync(http, record, parseError!).ConfigureAwait(false);
+                return;
+            }
+            if (HeaderValues.CheckEchoedHeaders(http.Request.Headers) is { } headerError)
+            {
+                await FailAsync(http, record, headerError).ConfigureAwait(false);
                 return;
             }
             record.RequestedModel = chat.Model;

@@ -45,10 +45,14 @@ public static class KestrelLimits
         kestrel.AddServerHeader = false;
         var l = kestrel.Limits;
 
-        // Aligned with the chat endpoint's own limit, so every other endpoint (admin, future /v1
-        // ones) is bounded the same; the chat handler still checks Content-Length first to answer
-        // 413 before reading anything.
-        l.MaxRequestBodySize = limits.MaxRequestBytes;
+        // Derived from Limits:MaxRequestBytes, which the chat handler enforces exactly (413 from
+        // Content-Length before reading, or as soon as a chunked body passes it). Kestrel's own
+        // limit is twice that because of what happens after such a 413: Kestrel drains the unread
+        // body (up to 5 s) so the client, still sending, can read the answer, but only when the
+        // body fits its limit; beyond it, it closes the connection and the client usually sees a
+        // reset instead of the 413. So a body a little over the limit gets a readable 413, a huge
+        // one is cut off, and no endpoint ever reads more than twice the limit.
+        l.MaxRequestBodySize = 2L * limits.MaxRequestBytes;
         l.MaxRequestHeadersTotalSize = MaxRequestHeadersTotalSize;
         l.MaxRequestHeaderCount = MaxRequestHeaderCount;
         l.MaxRequestLineSize = MaxRequestLineSize;

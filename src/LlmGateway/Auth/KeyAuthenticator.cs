@@ -118,6 +118,9 @@ public sealed class KeyAuthenticator
         return identity is null ? new AuthResult(AuthOutcome.Invalid, null) : new AuthResult(AuthOutcome.Authenticated, identity);
     }
 
+    /// <summary>Lookups cached on this instance (for tests and diagnostics).</summary>
+    internal int CachedEntries => _cache.Count;
+
     /// <summary>Drops this instance's cached lookups of a key at once (it was revoked here).</summary>
     public void Forget(string keyId)
     {

@@ -23,6 +23,9 @@ public static partial class AuthEndpoints
     private const int MaxModelPatterns = 256;
     private const int MaxPatternLength = 200;
 
+    /// <summary>Key creation and revocation are logged under this category (ids only, never a secret).</summary>
+    private const string AdminLogCategory = "LlmGateway.Auth.KeyAdmin";
+
     public static IServiceCollection AddGatewayAuth(this IServiceCollection services)
     {
         // The shared store (Redis) registers its own implementations; these are the embedded ones.
@@ -51,8 +54,9 @@ public static partial class AuthEndpoints
         return app;
     }
 
-    private static async Task<IResult> CreateAsync(HttpContext http, IKeyStore store, KeyAuthenticator authenticator, TimeProvider time, ILogger<KeyAuthenticator> logger)
+    private static async Task<IResult> CreateAsync(HttpContext http, IKeyStore store, KeyAuthenticator authenticator, TimeProvider time, ILoggerFactory loggers)
     {
+        var logger = loggers.CreateLogger(AdminLogCategory);
         var (request, error) = await ReadCreateRequestAsync(http).ConfigureAwait(false);
         if (error is not null) return error.ToResult();
         error = Validate(request!);
@@ -93,8 +97,9 @@ public static partial class AuthEndpoints
         return Results.Json(created, AuthJsonContext.Default.CreatedKey, statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> ListAsync(HttpContext http, IKeyStore store, KeyAuthenticator authenticator, ILogger<KeyAuthenticator> logger)
+    private static async Task<IResult> ListAsync(HttpContext http, IKeyStore store, KeyAuthenticator authenticator, ILoggerFactory loggers)
     {
+        var logger = loggers.CreateLogger(AdminLogCategory);
         var views = new List<KeyView>();
         foreach (var c in authenticator.Configured)
         {
@@ -125,8 +130,9 @@ public static partial class AuthEndpoints
         return Results.Json(new KeyList { Data = views }, AuthJsonContext.Default.KeyList);
     }
 
-    private static async Task<IResult> RevokeAsync(string id, HttpContext http, IKeyStore store, KeyAuthenticator authenticator, ILogger<KeyAuthenticator> logger)
+    private static async Task<IResult> RevokeAsync(string id, HttpContext http, IKeyStore store, KeyAuthenticator authenticator, ILoggerFactory loggers)
     {
+        var logger = loggers.CreateLogger(AdminLogCategory);
         if (authenticator.IsConfiguredId(id))
         {
             return new ApiError(StatusCodes.Status409Conflict, ErrorTypes.InvalidRequest, AuthErrors.KeyExists,

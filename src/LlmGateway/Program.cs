@@ -1,4 +1,5 @@
 using LlmGateway.Admin;
+using LlmGateway.Auth;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Health;
@@ -24,6 +25,11 @@ builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddChatCompletions();
 
+// Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
+// their model allow-lists and RPM/TPM limits, and /admin/keys.
+builder.Services.AddRequestLimits();
+builder.Services.AddGatewayAuth();
+
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
@@ -33,6 +39,7 @@ builder.Services.AddSwaggerGen();
 var app = builder.Build();
 
 app.UseOpenAiErrors();
+app.UseGatewayAuth();
 app.UseSwagger();
 app.UseSwaggerUI();
 
@@ -40,6 +47,7 @@ app.MapChatCompletions();
 app.MapModels();
 app.MapModelRouting();
 app.MapGatewayHealth();
+app.MapGatewayAuth();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
@@ -21,6 +22,7 @@ public sealed class ChatCompletionsHandler(
     IModelRouter router,
     CandidateExecutor executor,
     RequestRecorder recorder,
+    KeyRateLimits keyLimits,
     TimeProvider time,
     ILogger<ChatCompletionsHandler> logger)
 {
@@ -34,6 +36,7 @@ public sealed class ChatCompletionsHandler(
         byte[]? rented = null;
         ChatRequest? chat = null;
         GatewayContext? context = null;
+        KeyLimitTicket? keyTicket = null;
         try
         {
             // :: Step 1: read the body under the size limit (413 before reading more than the limit).
@@ -45,19 +48,34 @@ public sealed class ChatCompletionsHandler(
                 return;
             }
 
-            // :: Step 2: parse, reading only the fields the gateway acts on.
+            // :: Step 2: parse, reading only the fields the gateway acts on (and the headers it echoes).
             chat = ChatRequest.TryParse(buffer.AsMemory(0, length), out var parseError);
             if (chat is null)
             {
                 await FailAsync(http, record, parseError!).ConfigureAwait(false);
                 return;
             }
+            if (HeaderValues.CheckEchoedHeaders(http.Request.Headers) is { } headerError)
+            {
+                await FailAsync(http, record, headerError).ConfigureAwait(false);
+                return;
+            }
             record.RequestedModel = chat.Model;
             record.Stream = chat.Stream;
             context = new GatewayContext(http, chat, record, started, time);
 
-            // :: Step 3: route to the ordered candidates.
-            var route = router.Route(chat, new RoutingContext(http.Request.Headers));
+            // :: Step 2b: the caller's gateway key (Auth/, null when Gateway:Auth:Mode is none) may refuse the model.
+            var caller = CallerIdentity.Of(http);
+            record.KeyId = caller?.KeyId;
+            if (caller is not null && !caller.MayRequest(chat.Model))
+            {
+                await FailAsync(http, record, AuthErrors.ModelNotAllowed(caller.KeyId, chat.Model)).ConfigureAwait(false);
+                return;
+            }
+
+            // :: Step 3: route to the ordered candidates, without those the caller's key may not use.
+            var route = router.Route(chat, new RoutingContext(http.Request.Headers, caller?.LocalOnly ?? false));
+            if (caller is not null) route = caller.FilterCandidates(route);
             context.Route = route;
             record.TaskType = route.TaskType;
             record.Route = route.Summary; // the log line says why, above all when nothing was left
@@ -66,6 +84,18 @@ public sealed class ChatCompletionsHandler(
             {
                 await FailAsync(http, record, route.Error).ConfigureAwait(false);
                 return;
+            }
+
+            // :: Step 3b: the key's RPM and TPM (429 with Retry-After; x-ratelimit-* headers either way).
+            if (caller is not null)
+            {
+                var (limitError, ticket) = await keyLimits.AdmitAsync(http, caller, chat, route).ConfigureAwait(false);
+                keyTicket = ticket;
+                if (limitError is not null)
+                {
+                    await FailAsync(http, record, limitError).ConfigureAwait(false);
+                    return;
+                }
             }
 
             // :: Step 4: try the candidates until one commits.
@@ -111,6 +141,11 @@ public sealed class ChatCompletionsHandler(
             {
                 // Settled even for broken and cancelled streams: what was used was paid for.
                 await ticket.SettleAsync(record.CostUsd).ConfigureAwait(false);
+            }
+            if (keyTicket is not null)
+            {
+                // The key's TPM was charged an estimate at admission; now it pays what was used.
+                await keyTicket.SettleAsync(record.Usage).ConfigureAwait(false);
             }
             recorder.Record(record);
             chat?.Dispose();

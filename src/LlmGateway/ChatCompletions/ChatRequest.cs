@@ -184,6 +184,10 @@ public sealed class ChatRequest : IDisposable
                     {
                         if (tt.ValueKind != JsonValueKind.String) return ApiError.InvalidRequest("'metadata.task_type' must be a string.", "metadata.task_type");
                         MetadataTaskType = tt.GetString();
+                        // It is echoed in the x-gateway-task-type header, where Kestrel refuses anything
+                        // but printable ASCII (a 500 if it got that far); task type names are short words.
+                        if (!HeaderValues.IsSafe(MetadataTaskType!, HeaderValues.MaxTaskTypeLength))
+                            return ApiError.InvalidRequest($"'metadata.task_type' must be 1 to {HeaderValues.MaxTaskTypeLength} printable ASCII characters.", "metadata.task_type");
                     }
                     break;
                 case "messages":

@@ -193,13 +193,21 @@ public sealed class KeyOptions
     public decimal MonthlyUsd { get; set; }
     public int Rpm { get; set; }
     public int Tpm { get; set; }
-    public List<string> Models { get; set; } = ["*"];
+    /// <summary>
+    /// Model names or patterns the key may use; empty means every model. Not initialised to ["*"]:
+    /// the configuration binder appends to an initialised list, so a key limited to one model
+    /// would have been given "*" as well.
+    /// </summary>
+    public List<string> Models { get; set; } = [];
     public bool LocalOnly { get; set; }
 }
 
 public sealed class LimitsOptions
 {
     public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How long a client may take to send its request headers (slow clients can't pin connections).</summary>
+    public int RequestHeadersTimeoutSeconds { get; set; } = 10;
 }
 
 public sealed class LoggingOptions

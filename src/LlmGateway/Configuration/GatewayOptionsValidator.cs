@@ -150,6 +150,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             errors.Add("Gateway:Auth:AdminKeyEnv must name an environment variable, not hold a key.");
         }
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        var hashes = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < a.Keys.Count; i++)
         {
             var k = a.Keys[i];
@@ -158,9 +159,12 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             else if (!ids.Add(k.Id)) errors.Add($"{at}:Id '{k.Id}' is used twice.");
             if (k.Sha256.Length != 64 || !k.Sha256.All(Uri.IsHexDigit)) errors.Add($"{at}:Sha256 must be the 64-character hex SHA-256 of the key.");
             if (k.DailyUsd < 0 || k.MonthlyUsd < 0 || k.Rpm < 0 || k.Tpm < 0) errors.Add($"{at}: limits must not be negative.");
+            if (k.Models.Any(string.IsNullOrWhiteSpace)) errors.Add($"{at}:Models has an empty entry; list model names or patterns (\"*\" is every model).");
+            if (k.Sha256.Length == 64 && !hashes.Add(k.Sha256.ToLowerInvariant())) errors.Add($"{at}:Sha256 is the same as another key's.");
         }
 
         if (o.Limits.MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
+        if (o.Limits.RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
         return errors;
     }
 

@@ -24,9 +24,13 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
 
     public bool UseShippedSettings { get; }
 
+    /// <summary>Replaces services after the app registered its own (a manual clock, a shared store, a log capture).</summary>
+    public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? TestServices { get; init; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        if (TestServices is not null) Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.ConfigureTestServices(builder, TestServices);
         builder.ConfigureAppConfiguration((_, config) =>
         {
             if (!UseShippedSettings)

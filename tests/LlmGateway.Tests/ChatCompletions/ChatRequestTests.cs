@@ -48,6 +48,8 @@ public class ChatRequestTests
     [InlineData("{\"model\":\"m\",\"max_tokens\":1e300,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "max_tokens")]
     [InlineData("{\"model\":\"m\",\"temperature\":9,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "temperature")]
     [InlineData("{\"model\":\"m\",\"tools\":{},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "tools")]
+    [InlineData("{\"model\":\"m\",\"metadata\":{\"task_type\":\"caf\\u00e9\"},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "metadata.task_type")]
+    [InlineData("{\"model\":\"m\",\"metadata\":{\"task_type\":\"a\\nb\"},\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "metadata.task_type")]
     public void Rejects_bad_input_with_the_parameter_named(string json, string? param)
     {
         var r = Parse(json, out var error);

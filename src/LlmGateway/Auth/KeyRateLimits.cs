@@ -1,0 +1,154 @@
+using LlmGateway.ChatCompletions;
+using LlmGateway.Http;
+using LlmGateway.Providers;
+using LlmGateway.Routing;
+using LlmGateway.Telemetry;
+
+namespace LlmGateway.Auth;
+
+/// <summary>
+/// A key's RPM and TPM at admission. RPM takes one unit per request; TPM takes the request's
+/// estimated size (prompt estimate plus the output it may produce) and the returned
+/// <see cref="KeyLimitTicket"/> corrects that to the real usage when the request ends. The state is
+/// reported in OpenAI's <c>x-ratelimit-*</c> headers on every answer, refused or not.
+/// </summary>
+public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGatewayEvents events, ILogger<KeyRateLimits> logger)
+{
+    public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
+
+    /// <summary>Null error: go ahead (settle the ticket, when there is one, at the end). Otherwise the 429.</summary>
+    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, ChatRequest chat, RouteDecision route)
+    {
+        if (caller.Rpm <= 0 && caller.Tpm <= 0) return (null, null);
+        var now = time.GetUtcNow();
+        var headers = http.Response.Headers;
+        var ct = http.RequestAborted;
+
+        RateLimitResult? tookRequest = null;
+        if (caller.Rpm > 0 && await TryAcquireAsync(caller.RequestsLimitKey, caller.Rpm, 1, now, ct).ConfigureAwait(false) is { } requests)
+        {
+            RateLimitHeaders.SetRequests(headers, requests);
+            if (!requests.Allowed)
+            {
+                if (caller.Tpm > 0 && await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, 0, now, ct).ConfigureAwait(false) is { } state)
+                {
+                    RateLimitHeaders.SetTokens(headers, state);
+                }
+                return (AuthErrors.RateLimited(caller.KeyId, "requests", caller.Rpm, requests.RetryAfter), null);
+            }
+            tookRequest = requests;
+        }
+
+        if (caller.Tpm <= 0) return (null, null);
+
+        // A request bigger than the whole allowance takes the whole allowance rather than never
+        // passing; its real usage is charged at the end, so the key still averages its TPM.
+        var cost = (int)Math.Min(EstimateTokens(chat, route), caller.Tpm);
+        if (await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, cost, now, ct).ConfigureAwait(false) is not { } tokens)
+        {
+            return (null, null);
+        }
+        RateLimitHeaders.SetTokens(headers, tokens);
+        if (!tokens.Allowed)
+        {
+            if (tookRequest is { } taken)
+            {
+                // Refused requests don't count against RPM; the headers say so.
+                await TryAdjustAsync(caller.RequestsLimitKey, caller.Rpm, -1).ConfigureAwait(false);
+                RateLimitHeaders.SetRequests(headers, taken with { Remaining = Math.Min(taken.Remaining + 1, taken.Limit) });
+            }
+            return (AuthErrors.RateLimited(caller.KeyId, "tokens", caller.Tpm, tokens.RetryAfter), null);
+        }
+        return (null, new KeyLimitTicket(this, caller, cost));
+    }
+
+    /// <summary>Tokens a request may use: its prompt estimate and its output allowance for every choice.</summary>
+    public static long EstimateTokens(ChatRequest chat, RouteDecision route)
+    {
+        var output = chat.MaxTokens ?? (route.Candidates.Count > 0 ? route.Candidates[0].Model.MaxOutputTokens : 0);
+        return chat.EstimatedPromptTokens + (long)chat.N * output;
+    }
+
+    internal async ValueTask SettleAsync(CallerIdentity caller, int charged, TokenUsage usage)
+    {
+        var delta = (long)usage.Total - charged;
+        if (delta == 0) return;
+        await TryAdjustAsync(caller.TokensLimitKey, caller.Tpm, (int)Math.Clamp(delta, int.MinValue, int.MaxValue)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Null when the limiter's store failed: limits fail open (the request goes on, counted as a
+    /// store error) because refusing every key while Redis blinks is worse than a minute unmetered.
+    /// </summary>
+    private async ValueTask<RateLimitResult?> TryAcquireAsync(string key, int limit, int cost, DateTimeOffset now, CancellationToken ct)
+    {
+        try
+        {
+            return await limiter.AcquireAsync(key, limit, Window, cost, now, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            events.StoreError("rate_limit");
+            logger.LogWarning("Rate limiter failed ({Error}); the request goes on unmetered", e.GetType().Name);
+            return null;
+        }
+    }
+
+    private async ValueTask TryAdjustAsync(string key, int limit, int delta)
+    {
+        try
+        {
+            await limiter.AdjustAsync(key, limit, Window, delta, time.GetUtcNow()).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            events.StoreError("rate_limit");
+            logger.LogWarning("Rate limiter correction failed ({Error})", e.GetType().Name);
+        }
+    }
+}
+
+/// <summary>The tokens a request was charged at admission, corrected to its real usage when it ends.</summary>
+public sealed class KeyLimitTicket(KeyRateLimits limits, CallerIdentity caller, int charged)
+{
+    public int Charged { get; } = charged;
+
+    /// <summary>Charges the real usage instead of the estimate; never throws (a failure is logged and counted).</summary>
+    public ValueTask SettleAsync(TokenUsage usage) => limits.SettleAsync(caller, Charged, usage);
+}
+
+/// <summary>OpenAI's rate-limit headers, and its way of writing durations (<c>1s</c>, <c>6m0s</c>, <c>20ms</c>).</summary>
+public static class RateLimitHeaders
+{
+    public const string LimitRequests = "x-ratelimit-limit-requests";
+    public const string RemainingRequests = "x-ratelimit-remaining-requests";
+    public const string ResetRequests = "x-ratelimit-reset-requests";
+    public const string LimitTokens = "x-ratelimit-limit-tokens";
+    public const string RemainingTokens = "x-ratelimit-remaining-tokens";
+    public const string ResetTokens = "x-ratelimit-reset-tokens";
+
+    public static void SetRequests(IHeaderDictionary headers, RateLimitResult r) => Set(headers, r, LimitRequests, RemainingRequests, ResetRequests);
+
+    public static void SetTokens(IHeaderDictionary headers, RateLimitResult r) => Set(headers, r, LimitTokens, RemainingTokens, ResetTokens);
+
+    private static void Set(IHeaderDictionary headers, RateLimitResult r, string limit, string remaining, string reset)
+    {
+        headers[limit] = r.Limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers[remaining] = r.Remaining.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers[reset] = FormatDuration(r.ResetAfter);
+    }
+
+    /// <summary>Go's duration format, as OpenAI sends it: <c>0s</c>, <c>250ms</c>, <c>1.5s</c>, <c>6m0s</c>, <c>1h0m0s</c>.</summary>
+    public static string FormatDuration(TimeSpan t)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        if (t <= TimeSpan.Zero) return "0s";
+        // Whole milliseconds, rounded up: a client that waits what it is told is not early.
+        var ms = (long)Math.Ceiling(t.TotalMilliseconds);
+        if (ms < 1000) return ms.ToString(inv) + "ms";
+        var seconds = (ms % 60_000 / 1000.0).ToString("0.###", inv) + "s";
+        if (ms < 60_000) return seconds;
+        var minutes = (ms / 60_000 % 60).ToString(inv) + "m";
+        return ms < 3_600_000 ? minutes + seconds : (ms / 3_600_000).ToString(inv) + "h" + minutes + seconds;
+    }
+}

@@ -100,7 +100,11 @@ public sealed class CallerIdentity
         {
             TaskType = route.TaskType,
             TaskTypeSource = route.TaskTypeSource,
+            TaskTypeDetail = route.TaskTypeDetail,
             Strategy = route.Strategy,
+            ScoreMeaning = route.ScoreMeaning,
+            Evaluated = route.Evaluated,
+            Input = route.Input,
             Candidates = kept,
             Removed = removed,
             Error = kept.Count == 0 ? AuthErrors.NoAllowedCandidate(KeyId) : null,

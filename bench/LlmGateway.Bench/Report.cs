@@ -71,7 +71,7 @@ internal static class Report
         if (streams.Count > 0)
         {
             md.AppendLine("## Streaming").AppendLine();
-            md.AppendLine(CultureInfo.InvariantCulture, $"stream-probe: {meta.Str("stream_n")} streams per target and round, {meta.Str("stream_concurrency")} at a time; the mock sends {meta.Str("stream_chunks")} content chunks {meta.Str("stream_chunk_delay_ms")} ms apart, the first at once. \"Coalesced\" counts chunks that reached the client in the same read as the chunk before them, i.e. held back somewhere.").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"stream-probe: {meta.Str("stream_n")} streams per target and round, {meta.Str("stream_concurrency")} at a time; the mock sends the first content chunk at once, then {meta.Str("stream_chunks")} in all with a {meta.Str("stream_chunk_delay_ms")} ms timer before each (timer granularity stretches the gap by a millisecond or two, the same for every target). \"Coalesced\" counts chunks that reached the client in the same read as the chunk before them, i.e. held back somewhere.").AppendLine();
             md.AppendLine("| target | headers p50 / p99 ms | first token p50 / p99 ms | last token p50 / p99 ms | added first token p50 / p99 ms | inter-chunk p50 / p99 ms | coalesced | failed / incomplete |");
             md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (var t in targets)
@@ -117,9 +117,12 @@ internal static class Report
             md.AppendLine(CultureInfo.InvariantCulture,
                 $"{meta.Str("soak_seconds")} s of non-streaming load at {meta.Str("soak_conns")} connections on the gateway (embedded store); VmRSS every {meta.Str("soak_interval_s")} s. {(soakWrk is { } sw ? $"{F0(sw.GetProperty("rps").GetDouble())} req/s, p50 {F3(sw.GetProperty("p50_us").GetDouble() / 1000)} ms, p99 {F3(sw.GetProperty("p99_us").GetDouble() / 1000)} ms, {ErrorCount(sw)} errors." : "")}").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"RSS first sample {F1(first / 1024.0)} MB, last {F1(last / 1024.0)} MB, max {F1(r.SoakSamples.Max(s => s.RssKb) / 1024.0)} MB: growth {F1(Growth(first, last))} %.").AppendLine();
-            md.AppendLine("| t s | " + string.Join(" | ", r.SoakSamples.Select(s => s.T.ToString(s_inv))) + " |");
-            md.AppendLine("| --- | " + string.Join(" | ", r.SoakSamples.Select(_ => "---:")) + " |");
-            md.AppendLine("| RSS MB | " + string.Join(" | ", r.SoakSamples.Select(s => F0(s.RssKb / 1024.0))) + " |");
+            // A 10-minute soak has 60 samples: show at most 13 of them, evenly spaced, first and last included.
+            var step = Math.Max(1, (int)Math.Ceiling((r.SoakSamples.Count - 1) / 12.0));
+            var shown = r.SoakSamples.Where((_, i) => i % step == 0 || i == r.SoakSamples.Count - 1).ToList();
+            md.AppendLine("| t s | " + string.Join(" | ", shown.Select(s => s.T.ToString(s_inv))) + " |");
+            md.AppendLine("| --- | " + string.Join(" | ", shown.Select(_ => "---:")) + " |");
+            md.AppendLine("| RSS MB | " + string.Join(" | ", shown.Select(s => F0(s.RssKb / 1024.0))) + " |");
             md.AppendLine();
         }
 

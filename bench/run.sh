@@ -209,7 +209,7 @@ mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
 record "{\"kind\":\"meta\",\"date\":$(json_str "$(date -u '+%Y-%m-%d %H:%M UTC')"),\"args\":$(json_str "$args_text"),\"mode\":\"$mode\",\
 \"rounds\":$rounds,\"duration_s\":$duration,\"warmup_s\":$warmup,\"threads\":$threads,\"connections\":$(json_str "$connections"),\
 \"nproc\":$(nproc),\"cpu\":$(json_str "${cpu_model:-unknown}"),\"mem_mb\":$mem_mb,\"kernel\":$(json_str "$(uname -r)"),\
-\"commit\":\"$commit\",\"dirty\":$dirty,\"clk_tck\":$(getconf CLK_TCK),\"body_bytes\":$(wc -c <"$body"),\
+\"loadavg\":$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)"),\"commit\":\"$commit\",\"dirty\":$dirty,\"clk_tck\":$(getconf CLK_TCK),\"body_bytes\":$(wc -c <"$body"),\
 \"dotnet\":$(json_str "$(dotnet --version 2>/dev/null || echo ?)"),\"nginx\":$(json_str "$(nginx -v 2>&1 | sed 's/^nginx version: //')"),\
 \"wrk\":$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"),\"redis\":$(json_str "$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"),\
 \"stream_n\":$stream_n,\"stream_concurrency\":$stream_c,\"stream_chunks\":$stream_chunks,\"stream_chunk_delay_ms\":$stream_delay_ms,\

@@ -36,7 +36,7 @@ internal static class Report
         }
         md.AppendLine();
         md.AppendLine("| | |").AppendLine("| --- | --- |");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start (a quiet machine is near 0) |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting a {meta.Str("body_bytes")}-byte chat body; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
@@ -158,8 +158,9 @@ internal static class Report
         var gw16 = c16?.GetValueOrDefault("gateway");
         var ng16 = c16?.GetValueOrDefault("nginx");
 
-        Line(md, "non-streaming, 16 connections: added p50", gw16?.AddedP50, ng16?.AddedP50 + 0.2, "ms", $"nginx's added p50 ({F3(ng16?.AddedP50)}) + 0.2 ms");
-        Line(md, "non-streaming, 16 connections: added p99", gw16?.AddedP99, ng16?.AddedP99 + 1.0, "ms", $"nginx's added p99 ({F3(ng16?.AddedP99)}) + 1 ms");
+        // A proxy hop cannot really take time away: a negative "added" for nginx is noise, counted as 0.
+        Line(md, "non-streaming, 16 connections: added p50", gw16?.AddedP50, Floor(ng16?.AddedP50) + 0.2, "ms", $"nginx's added p50 ({F3(ng16?.AddedP50)}, at least 0) + 0.2 ms");
+        Line(md, "non-streaming, 16 connections: added p99", gw16?.AddedP99, Floor(ng16?.AddedP99) + 1.0, "ms", $"nginx's added p99 ({F3(ng16?.AddedP99)}, at least 0) + 1 ms");
         Line(md, "non-streaming, 16 connections: CPU per request", gw16?.CpuUs, ng16?.CpuUs * 3, "µs", $"3 × nginx's ({F1(ng16?.CpuUs)} µs)");
         LineAtLeast(md, "non-streaming, 64 connections: requests/s through the gateway", c64?.GetValueOrDefault("gateway")?.Rps, 10_000, "req/s");
 
@@ -220,6 +221,8 @@ internal static class Report
         }
         md.AppendLine();
     }
+
+    private static double? Floor(double? v) => v is null ? null : Math.Max(0, v.Value);
 
     private static void Line(StringBuilder md, string what, double? measured, double? limit, string unit, string limitText, string? skip = null)
     {

@@ -1,0 +1,59 @@
+namespace LlmGateway.Bench;
+
+/// <summary>
+/// The harness's helpers, one subcommand each, driven by bench/run.sh. They measure the gateway from
+/// the outside, over HTTP on 127.0.0.1, and print JSON that the report subcommand turns into tables.
+/// </summary>
+internal static class Program
+{
+    private const string Usage = """
+        LlmGateway.Bench <command> [options]
+
+          mock-upstream --port N [--chunks 20] [--chunk-delay-ms 0] [--first-token-ms 0]
+              A fast OpenAI-compatible upstream on 127.0.0.1: POST .../chat/completions, JSON or SSE.
+              Per request the settings can be changed by query string (?chunks=&chunk_delay_ms=&first_token_ms=),
+              by headers (x-mock-chunks, x-mock-chunk-delay-ms, x-mock-first-token-ms) or by a model name
+              suffix that survives a gateway in between ("bench-stream@chunks=20,chunk_delay_ms=5").
+
+          stream-probe --url URL --n N --concurrency C --body FILE [--model M] [--header 'Name: value'] [--warmup W] [--expect-chunks K]
+              Streams N answers, C at a time; prints time to headers, first token and last token and the
+              gaps between chunks (p50/p99, milliseconds) as one JSON line.
+
+          slow-streams --url URL --count 1000 --body FILE [--model M] [--header 'Name: value'] [--hold-seconds 10] [--pid P]
+              Holds COUNT streams open at once and samples the resident memory of process P meanwhile.
+
+          report --results FILE --out RESULTS.md
+              Turns the JSON lines that run.sh collected into the markdown report.
+        """;
+
+    public static async Task<int> Main(string[] argv)
+    {
+        if (argv.Length == 0 || argv[0] is "-h" or "--help")
+        {
+            Console.WriteLine(Usage);
+            return argv.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            var args = Args.Parse(argv, 1);
+            return argv[0] switch
+            {
+                "mock-upstream" => await MockUpstream.RunAsync(args).ConfigureAwait(false),
+                "stream-probe" => await StreamProbe.RunAsync(args).ConfigureAwait(false),
+                "slow-streams" => await SlowStreams.RunAsync(args).ConfigureAwait(false),
+                "report" => Report.Run(args),
+                _ => Fail($"Unknown command '{argv[0]}'.\n\n{Usage}"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            return Fail(e.Message);
+        }
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine(message);
+        return 2;
+    }
+}

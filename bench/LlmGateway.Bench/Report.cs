@@ -1,0 +1,444 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace LlmGateway.Bench;
+
+/// <summary>
+/// Turns the JSON lines run.sh collected (one per wrk round, stream probe, /proc reading, ...) into
+/// bench/RESULTS.md: medians of rounds per target, what each adds over direct, the ratios to nginx,
+/// and issue 9's targets marked met or missed.
+/// </summary>
+internal static class Report
+{
+    private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
+
+    public static int Run(Args args)
+    {
+        var input = args.Require("results");
+        var output = args.Require("out");
+        var data = Results.Load(input);
+        var markdown = Render(data);
+        File.WriteAllText(output, markdown);
+        Console.WriteLine($"wrote {output}");
+        return 0;
+    }
+
+    internal static string Render(Results r)
+    {
+        var md = new StringBuilder();
+        var meta = r.Meta;
+        md.AppendLine("# Benchmark results").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Written by `./bench/run.sh{(meta.Str("args") is { Length: > 0 } a ? " " + a : "")}` on {meta.Str("date")}.");
+        if (meta.Str("mode") == "quick")
+        {
+            md.AppendLine().AppendLine("> **Quick run**: rounds of a few seconds that check the harness works end to end. The numbers are not a measurement; run `./bench/run.sh` on a quiet machine for those.");
+        }
+        md.AppendLine();
+        md.AppendLine("| | |").AppendLine("| --- | --- |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start (a quiet machine is near 0) |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting a {meta.Str("body_bytes")}-byte chat body; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
+        md.AppendLine();
+
+        var targets = r.Targets;
+        var levels = r.Wrk.Select(w => w.Conns).Distinct().Order().ToList();
+        var tables = new Dictionary<int, Dictionary<string, Row>>();
+        foreach (var c in levels) tables[c] = Summarize(r, c);
+        var streams = SummarizeStreams(r);
+
+        RenderTargets(md, r, tables, streams);
+
+        foreach (var c in levels)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"## Non-streaming, {c} connection{(c == 1 ? "" : "s")}").AppendLine();
+            md.AppendLine("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | peak RSS MB | added p50 ÷ nginx | added p99 ÷ nginx | CPU ÷ nginx | cache | errors |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+            var rows = tables[c];
+            rows.TryGetValue("nginx", out var nginx);
+            foreach (var t in targets)
+            {
+                if (!rows.TryGetValue(t.Name, out var row)) continue;
+                var isDirect = t.Name == "direct";
+                var isNginx = t.Name == "nginx";
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {t.Label} | {F0(row.Rps)} | {F3(row.P50)} | {F3(row.P99)} | {(isDirect ? "—" : F3(row.AddedP50))} | {(isDirect ? "—" : F3(row.AddedP99))} | {F1(row.CpuUs)} | {F1(r.PeakRssMb(t.Process))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP50, nginx?.AddedP50))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP99, nginx?.AddedP99))} | {(isDirect || isNginx ? "—" : Ratio(row.CpuUs, nginx?.CpuUs))} | {t.Cache} | {row.Errors} |");
+            }
+            md.AppendLine();
+        }
+
+        if (streams.Count > 0)
+        {
+            md.AppendLine("## Streaming").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"stream-probe: {meta.Str("stream_n")} streams per target and round, {meta.Str("stream_concurrency")} at a time; the mock sends the first content chunk at once, then {meta.Str("stream_chunks")} in all with a {meta.Str("stream_chunk_delay_ms")} ms timer before each (timer granularity stretches the gap by a millisecond or two, the same for every target). \"Coalesced\" counts chunks that reached the client in the same read as the chunk before them, i.e. held back somewhere.").AppendLine();
+            md.AppendLine("| target | headers p50 / p99 ms | first token p50 / p99 ms | last token p50 / p99 ms | added first token p50 / p99 ms | inter-chunk p50 / p99 ms | coalesced | failed / incomplete |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var t in targets)
+            {
+                if (!streams.TryGetValue(t.Name, out var s)) continue;
+                var added = t.Name == "direct" ? "—" : $"{F3(s.AddedTtftP50)} / {F3(s.AddedTtftP99)}";
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {t.Label} | {F3(s.HeadersP50)} / {F3(s.HeadersP99)} | {F3(s.TtftP50)} / {F3(s.TtftP99)} | {F3(s.TtltP50)} / {F3(s.TtltP99)} | {added} | {F3(s.GapP50)} / {F3(s.GapP99)} | {F2(s.CoalescedPct)} % | {s.Failed} / {s.Incomplete} |");
+            }
+            md.AppendLine();
+        }
+
+        if (r.Slow is { } slow)
+        {
+            var p = slow.GetProperty("probe");
+            var opened = p.GetProperty("opened").GetInt32();
+            var before = p.GetProperty("rss_before_kb").GetDouble() / 1024;
+            var max = p.GetProperty("rss_open_max_kb").GetDouble() / 1024;
+            md.AppendLine("## Concurrent open streams").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"slow-streams against a freshly started gateway: every stream gets its first token at once, then one chunk every {meta.Str("slow_chunk_delay_ms")} ms; all are held open for {p.GetProperty("hold_s").GetDouble().ToString("0", s_inv)} s while the gateway's VmRSS is sampled.").AppendLine();
+            md.AppendLine("| streams asked | open at once | time to open all | still open at end | RSS before MB | RSS while open (max) MB | per open stream KB |");
+            md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {p.GetProperty("requested").GetInt32()} | {opened} | {F0(p.GetProperty("open_ms").GetDouble())} ms | {p.GetProperty("still_open_at_end_of_hold").GetInt32()} | {F1(before)} | {F1(max)} | {(opened > 0 ? F1((max - before) * 1024 / opened) : "—")} |");
+            md.AppendLine();
+        }
+
+        if (r.Ready.Count > 0)
+        {
+            md.AppendLine("## Ready time").AppendLine();
+            md.AppendLine("From launching the Release build to the first 200 from `/health/ready` (polled with curl every 5 ms, so the figures are good to about 10 ms).").AppendLine();
+            md.AppendLine("| process | ms |").AppendLine("| --- | ---: |");
+            foreach (var (process, ms) in r.Ready) md.AppendLine(CultureInfo.InvariantCulture, $"| {process} | {F0(ms)} |");
+            md.AppendLine();
+        }
+
+        if (r.SoakSamples.Count > 0)
+        {
+            var first = r.SoakSamples[0].RssKb;
+            var last = r.SoakSamples[^1].RssKb;
+            md.AppendLine("## Soak").AppendLine();
+            var soakWrk = r.Soak?.GetProperty("wrk");
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"{meta.Str("soak_seconds")} s of non-streaming load at {meta.Str("soak_conns")} connections on the gateway (embedded store); VmRSS every {meta.Str("soak_interval_s")} s. {(soakWrk is { } sw ? $"{F0(sw.GetProperty("rps").GetDouble())} req/s, p50 {F3(sw.GetProperty("p50_us").GetDouble() / 1000)} ms, p99 {F3(sw.GetProperty("p99_us").GetDouble() / 1000)} ms, {ErrorCount(sw)} errors." : "")}").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"RSS first sample {F1(first / 1024.0)} MB, last {F1(last / 1024.0)} MB, max {F1(r.SoakSamples.Max(s => s.RssKb) / 1024.0)} MB: growth {F1(Growth(first, last))} %.").AppendLine();
+            // A 10-minute soak has 60 samples: show at most 13 of them, evenly spaced, first and last included.
+            var step = Math.Max(1, (int)Math.Ceiling((r.SoakSamples.Count - 1) / 12.0));
+            var shown = r.SoakSamples.Where((_, i) => i % step == 0 || i == r.SoakSamples.Count - 1).ToList();
+            md.AppendLine("| t s | " + string.Join(" | ", shown.Select(s => s.T.ToString(s_inv))) + " |");
+            md.AppendLine("| --- | " + string.Join(" | ", shown.Select(_ => "---:")) + " |");
+            md.AppendLine("| RSS MB | " + string.Join(" | ", shown.Select(s => F0(s.RssKb / 1024.0))) + " |");
+            md.AppendLine();
+        }
+
+        if (r.Skips.Count > 0 || r.Notes.Count > 0)
+        {
+            md.AppendLine("## Skipped and noted").AppendLine();
+            foreach (var (label, reason) in r.Skips) md.AppendLine(CultureInfo.InvariantCulture, $"- {label}: skipped: {reason}");
+            foreach (var note in r.Notes) md.AppendLine(CultureInfo.InvariantCulture, $"- {note}");
+            md.AppendLine();
+        }
+
+        foreach (var file in r.MicroFiles)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"## Micro-benchmarks: {Path.GetFileNameWithoutExtension(file).Replace("-report-github", "", StringComparison.Ordinal)}").AppendLine();
+            md.AppendLine(File.ReadAllText(file).Trim()).AppendLine();
+        }
+
+        md.AppendLine("## How to read this").AppendLine();
+        md.AppendLine("- **added**: per round, the target's percentile minus the direct-to-mock percentile of the same round; the median of those over rounds. The direct row is the mock alone, so everything above it is the proxy hop.");
+        md.AppendLine("- **CPU µs/req**: the process's utime + stime from `/proc/<pid>/stat` across the round, divided by the requests wrk completed (nginx: master and worker summed; direct: the mock itself). Clock ticks are 10 ms, so short rounds are coarse.");
+        md.AppendLine("- **peak RSS**: VmHWM from `/proc/<pid>/status` after the load rounds (the cache-hit rows share their gateway's process).");
+        md.AppendLine("- **cache**: the `x-gateway-cache` header of a probe request before the rounds, so it says which path the rows measured.");
+        return md.ToString();
+    }
+
+    private static void RenderTargets(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables, Dictionary<string, StreamRow> streams)
+    {
+        md.AppendLine("## Targets from issue 9").AppendLine();
+        md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
+        var c16 = tables.GetValueOrDefault(16);
+        var c64 = tables.GetValueOrDefault(64);
+        var c1 = tables.GetValueOrDefault(1);
+        var gw16 = c16?.GetValueOrDefault("gateway");
+        var ng16 = c16?.GetValueOrDefault("nginx");
+
+        // A proxy hop cannot really take time away: a negative "added" for nginx is noise, counted as 0.
+        Line(md, "non-streaming, 16 connections: added p50", gw16?.AddedP50, Floor(ng16?.AddedP50) + 0.2, "ms", $"nginx's added p50 ({F3(ng16?.AddedP50)}, at least 0) + 0.2 ms");
+        Line(md, "non-streaming, 16 connections: added p99", gw16?.AddedP99, Floor(ng16?.AddedP99) + 1.0, "ms", $"nginx's added p99 ({F3(ng16?.AddedP99)}, at least 0) + 1 ms");
+        Line(md, "non-streaming, 16 connections: CPU per request", gw16?.CpuUs, ng16?.CpuUs * 3, "µs", $"3 × nginx's ({F1(ng16?.CpuUs)} µs)");
+        LineAtLeast(md, "non-streaming, 64 connections: requests/s through the gateway", c64?.GetValueOrDefault("gateway")?.Rps, 10_000, "req/s");
+
+        streams.TryGetValue("gateway", out var gs);
+        streams.TryGetValue("direct", out var ds);
+        Line(md, "streaming: added time to first token p50", gs?.AddedTtftP50, 0.3, "ms", "0.3 ms");
+        Line(md, "streaming: added delay between chunks (inter-chunk p50 over direct)", gs is null || ds is null ? null : gs.GapP50 - ds.GapP50, 0.3, "ms",
+            "no added delay (0.3 ms tolerance for scheduling noise)");
+        var flushedMeasured = gs is null || ds is null ? null : (double?)(gs.CoalescedPct - ds.CoalescedPct);
+        var flushedOk = gs is not null && gs.Incomplete == 0 && gs.Failed == 0;
+        if (gs is null || ds is null)
+        {
+            md.AppendLine("| streaming: every chunk flushed as it arrives | not measured | | not measured |");
+        }
+        else
+        {
+            var met = flushedOk && flushedMeasured <= 1.0;
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| streaming: every chunk flushed as it arrives | coalesced {F2(gs.CoalescedPct)} % (direct {F2(ds.CoalescedPct)} %), {gs.Failed} failed, {gs.Incomplete} incomplete | all chunks, coalesced within 1 point of direct | {(met ? "met" : "**missed**")} |");
+        }
+
+        var redisOverEmbedded = PairedDifference(r, 1, "gateway-redis", "gateway");
+        Line(md, "Redis budgets + ledger: p50 over the embedded default (1 connection)", redisOverEmbedded, 0.5, "ms", "0.5 ms", r.SkipReason("gateway-redis"));
+        Line(md, "cache hit, memory: total p50 (1 connection)", c1?.GetValueOrDefault("hit-memory")?.P50, 0.3, "ms", "0.3 ms", r.SkipReason("hit-memory"));
+        Line(md, "cache hit, Redis: total p50 (1 connection)", c1?.GetValueOrDefault("hit-redis")?.P50, 0.6, "ms", "0.6 ms", r.SkipReason("hit-redis"));
+
+        if (r.Slow is { } slow)
+        {
+            var p = slow.GetProperty("probe");
+            var opened = p.GetProperty("opened").GetInt32();
+            var requested = p.GetProperty("requested").GetInt32();
+            var mb = p.GetProperty("rss_open_max_kb").GetDouble() / 1024;
+            var met = opened == requested && mb < 200;
+            // The limit is for 1,000 streams; fewer (--slow-count) say nothing about it.
+            var verdict = requested < 1000 ? "not measured (fewer than 1,000 streams)" : met ? "met" : "**missed**";
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {requested} concurrent open streams: gateway RSS | {F1(mb)} MB with {opened} open | < 200 MB for 1,000 | {verdict} |");
+        }
+        else
+        {
+            md.AppendLine("| 1,000 concurrent open streams: gateway RSS | not measured | < 200 MB | not measured |");
+        }
+
+        if (r.SoakSamples.Count > 1)
+        {
+            var growth = Growth(r.SoakSamples[0].RssKb, r.SoakSamples[^1].RssKb);
+            Line(md, $"soak ({r.Meta.Str("soak_seconds")} s): RSS growth", growth, 10, "%", "10 %");
+        }
+        else
+        {
+            md.AppendLine("| soak: RSS growth | not measured (run with --soak) | < 10 % | not measured |");
+        }
+
+        var gatewayReady = r.Ready.Where(x => x.Process.StartsWith("gateway", StringComparison.Ordinal)).Select(x => x.Ms).ToList();
+        if (gatewayReady.Count > 0)
+        {
+            var median = Stats.Median(gatewayReady);
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| ready: start to /health/ready | median {F0(median)} ms, max {F0(gatewayReady.Max())} ms of {gatewayReady.Count} starts | < 1000 ms | {(median < 1000 ? "met" : "**missed**")} |");
+        }
+        md.AppendLine();
+    }
+
+    private static double? Floor(double? v) => v is null ? null : Math.Max(0, v.Value);
+
+    private static void Line(StringBuilder md, string what, double? measured, double? limit, string unit, string limitText, string? skip = null)
+    {
+        if (measured is null || limit is null || double.IsNaN(measured.Value) || double.IsNaN(limit.Value))
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {(skip is null ? "not measured" : "skipped: " + skip)} | {limitText} | not measured |");
+            return;
+        }
+        var met = measured.Value <= limit.Value;
+        var verdict = met ? "met" : $"**missed** by {Format(measured.Value - limit.Value, unit)}";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {Format(measured.Value, unit)} | ≤ {Format(limit.Value, unit)} ({limitText}) | {verdict} |");
+    }
+
+    private static void LineAtLeast(StringBuilder md, string what, double? measured, double limit, string unit)
+    {
+        if (measured is null || double.IsNaN(measured.Value))
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | not measured | ≥ {Format(limit, unit)} | not measured |");
+            return;
+        }
+        var verdict = measured.Value >= limit ? "met" : $"**missed** by {Format(limit - measured.Value, unit)}";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {Format(measured.Value, unit)} | ≥ {Format(limit, unit)} | {verdict} |");
+    }
+
+    private static string Format(double v, string unit) => unit switch
+    {
+        "ms" => F3(v) + " ms",
+        "µs" => F1(v) + " µs",
+        "%" => F1(v) + " %",
+        "req/s" => F0(v) + " req/s",
+        _ => F2(v) + " " + unit,
+    };
+
+    /// <summary>One target at one connection count, medians over rounds.</summary>
+    internal sealed record Row(double Rps, double P50, double P99, double AddedP50, double AddedP99, double CpuUs, long Errors);
+
+    private static Dictionary<string, Row> Summarize(Results r, int conns)
+    {
+        var rows = new Dictionary<string, Row>();
+        var atLevel = r.Wrk.Where(w => w.Conns == conns).ToList();
+        var direct = atLevel.Where(w => w.Target == "direct").ToDictionary(w => w.Round);
+        foreach (var group in atLevel.GroupBy(w => w.Target))
+        {
+            var list = group.ToList();
+            var addedP50 = list.Where(w => direct.ContainsKey(w.Round)).Select(w => w.P50Ms - direct[w.Round].P50Ms);
+            var addedP99 = list.Where(w => direct.ContainsKey(w.Round)).Select(w => w.P99Ms - direct[w.Round].P99Ms);
+            rows[group.Key] = new Row(
+                Stats.Median(list.Select(w => w.Rps)),
+                Stats.Median(list.Select(w => w.P50Ms)),
+                Stats.Median(list.Select(w => w.P99Ms)),
+                Stats.Median(addedP50),
+                Stats.Median(addedP99),
+                Stats.Median(list.Select(w => w.CpuUsPerRequest(r.ClockTicks))),
+                list.Sum(w => w.Errors));
+        }
+        return rows;
+    }
+
+    /// <summary>Per round, a's p50 minus b's at the same connection count; the median over rounds.</summary>
+    private static double? PairedDifference(Results r, int conns, string a, string b)
+    {
+        var bs = r.Wrk.Where(w => w.Conns == conns && w.Target == b).ToDictionary(w => w.Round);
+        var diffs = r.Wrk.Where(w => w.Conns == conns && w.Target == a && bs.ContainsKey(w.Round)).Select(w => w.P50Ms - bs[w.Round].P50Ms).ToList();
+        return diffs.Count == 0 ? null : Stats.Median(diffs);
+    }
+
+    internal sealed record StreamRow(
+        double HeadersP50, double HeadersP99, double TtftP50, double TtftP99, double TtltP50, double TtltP99,
+        double AddedTtftP50, double AddedTtftP99, double GapP50, double GapP99, double CoalescedPct, long Failed, long Incomplete);
+
+    private static Dictionary<string, StreamRow> SummarizeStreams(Results r)
+    {
+        var rows = new Dictionary<string, StreamRow>();
+        var direct = r.Streams.Where(s => s.Target == "direct").ToDictionary(s => s.Round);
+        foreach (var group in r.Streams.GroupBy(s => s.Target))
+        {
+            var list = group.ToList();
+            double M(string dist, string p) => Stats.Median(list.Select(s => s.Get(dist, p)));
+            double Added(string p) => Stats.Median(list.Where(s => direct.ContainsKey(s.Round)).Select(s => s.Get("ttft_ms", p) - direct[s.Round].Get("ttft_ms", p)));
+            rows[group.Key] = new StreamRow(
+                M("headers_ms", "p50"), M("headers_ms", "p99"), M("ttft_ms", "p50"), M("ttft_ms", "p99"), M("ttlt_ms", "p50"), M("ttlt_ms", "p99"),
+                Added("p50"), Added("p99"), M("gap_ms", "p50"), M("gap_ms", "p99"),
+                Stats.Median(list.Select(s => s.Probe.GetProperty("coalesced_pct").GetDouble())),
+                list.Sum(s => s.Probe.GetProperty("failed").GetInt64()),
+                list.Sum(s => s.Probe.GetProperty("incomplete").GetInt64()));
+        }
+        return rows;
+    }
+
+    private static long ErrorCount(JsonElement wrk)
+    {
+        long n = 0;
+        foreach (var e in wrk.GetProperty("errors").EnumerateObject()) n += e.Value.GetInt64();
+        return n;
+    }
+
+    private static double Growth(double first, double last) => first <= 0 ? double.NaN : (last - first) * 100.0 / first;
+
+    private static string Ratio(double a, double? b) =>
+        b is null || double.IsNaN(a) || double.IsNaN(b.Value) || b.Value <= 0 ? "—" : (a / b.Value).ToString("0.0", s_inv) + "×";
+
+    private static string F0(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("#,0", s_inv);
+    private static string F1(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.0", s_inv);
+    private static string F2(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.00", s_inv);
+    private static string F3(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.000", s_inv);
+
+    internal sealed record WrkRound(string Target, int Conns, int Round, double Rps, double P50Ms, double P99Ms, long Requests, long CpuTicks, long Errors)
+    {
+        public double CpuUsPerRequest(int clockTicks) => Requests <= 0 || CpuTicks < 0 ? double.NaN : CpuTicks * 1_000_000.0 / clockTicks / Requests;
+    }
+
+    internal sealed record StreamRound(string Target, int Round, JsonElement Probe)
+    {
+        public double Get(string dist, string p) => Probe.GetProperty(dist).GetProperty(p).GetDouble() is var v && v >= 0 ? v : double.NaN;
+    }
+
+    internal sealed record TargetInfo(string Name, string Label, string Process, string Cache);
+
+    internal sealed record SoakSample(int T, long RssKb);
+
+    /// <summary>Everything run.sh wrote, one JSON object per line, grouped by kind.</summary>
+    internal sealed class Results
+    {
+        public Meta Meta { get; private set; } = new(default);
+        public List<TargetInfo> Targets { get; } = [];
+        public List<(string Label, string Reason)> Skips { get; } = [];
+        private readonly Dictionary<string, string> _skipByName = [];
+        public List<WrkRound> Wrk { get; } = [];
+        public List<StreamRound> Streams { get; } = [];
+        public Dictionary<string, long> HwmKb { get; } = [];
+        public List<(string Process, double Ms)> Ready { get; } = [];
+        public JsonElement? Slow { get; private set; }
+        public JsonElement? Soak { get; private set; }
+        public List<SoakSample> SoakSamples { get; } = [];
+        public List<string> Notes { get; } = [];
+        public List<string> MicroFiles { get; } = [];
+        public int ClockTicks => int.TryParse(Meta.Str("clk_tck"), out var t) && t > 0 ? t : 100;
+
+        public double PeakRssMb(string process) => HwmKb.TryGetValue(process, out var kb) ? kb / 1024.0 : double.NaN;
+
+        public string? SkipReason(string name) => _skipByName.GetValueOrDefault(name);
+
+        public static Results Load(string path)
+        {
+            var r = new Results();
+            var lineNumber = 0;
+            foreach (var line in File.ReadLines(path))
+            {
+                lineNumber++;
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                JsonElement e;
+                try
+                {
+                    e = JsonDocument.Parse(line).RootElement;
+                }
+                catch (JsonException ex)
+                {
+                    r.Notes.Add($"results line {lineNumber} is not JSON and was ignored ({ex.Message})");
+                    continue;
+                }
+                switch (e.GetProperty("kind").GetString())
+                {
+                    case "meta":
+                        r.Meta = new Meta(e);
+                        break;
+                    case "target":
+                        r.Targets.Add(new TargetInfo(S(e, "name"), S(e, "label"), S(e, "process"), S(e, "cache")));
+                        break;
+                    case "skip":
+                        r.Skips.Add((S(e, "label"), S(e, "reason")));
+                        r._skipByName[S(e, "name")] = S(e, "reason");
+                        break;
+                    case "wrk":
+                        var w = e.GetProperty("wrk");
+                        r.Wrk.Add(new WrkRound(S(e, "target"), e.GetProperty("conns").GetInt32(), e.GetProperty("round").GetInt32(),
+                            w.GetProperty("rps").GetDouble(), w.GetProperty("p50_us").GetDouble() / 1000, w.GetProperty("p99_us").GetDouble() / 1000,
+                            w.GetProperty("requests").GetInt64(), e.GetProperty("cpu_ticks").GetInt64(), ErrorCount(w)));
+                        break;
+                    case "stream":
+                        r.Streams.Add(new StreamRound(S(e, "target"), e.GetProperty("round").GetInt32(), e.GetProperty("probe")));
+                        break;
+                    case "proc":
+                        r.HwmKb[S(e, "process")] = e.GetProperty("hwm_kb").GetInt64();
+                        break;
+                    case "ready":
+                        r.Ready.Add((S(e, "process"), e.GetProperty("ms").GetDouble()));
+                        break;
+                    case "slow":
+                        r.Slow = e;
+                        break;
+                    case "soak":
+                        r.Soak = e;
+                        break;
+                    case "soak-sample":
+                        r.SoakSamples.Add(new SoakSample(e.GetProperty("t_s").GetInt32(), e.GetProperty("rss_kb").GetInt64()));
+                        break;
+                    case "note":
+                        r.Notes.Add(S(e, "text"));
+                        break;
+                    case "micro":
+                        var dir = S(e, "dir");
+                        if (Directory.Exists(dir)) r.MicroFiles.AddRange(Directory.GetFiles(dir, "*-report-github.md").Order(StringComparer.Ordinal));
+                        break;
+                }
+            }
+            return r;
+        }
+
+        private static string S(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ToString() : "";
+    }
+
+    internal sealed class Meta(JsonElement element)
+    {
+        public string Str(string name) =>
+            element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var v) ? v.ToString() : "?";
+    }
+}

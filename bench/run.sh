@@ -1,0 +1,528 @@
+#!/usr/bin/env bash
+# The benchmark in one command: builds Release once, starts a zero-latency mock upstream, nginx as a
+# plain proxy, and the gateway (embedded store, Redis store, cache hits) on 127.0.0.1, measures them
+# side by side in alternating rounds with wrk and the stream probes, and writes bench/RESULTS.md.
+# Every process it starts is stopped when it exits, however it exits.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+usage() {
+  cat <<'EOF'
+Usage: bench/run.sh [options]
+
+  --quick              rounds of 2 s (1 s warm-up), 2 rounds, short stream and open-stream phases:
+                       checks the harness end to end in about three minutes; not a measurement
+  --soak               add a 10-minute soak on the gateway, RSS sampled every 10 s
+  --soak-seconds N     soak for N seconds instead (implies --soak)
+  --soak-interval S    seconds between RSS samples in the soak (default 10)
+  --rounds N           rounds per target and connection count (default 3)
+  --duration S         seconds per round (default 10)
+  --warmup S           warm-up seconds per target before the rounds (default 10)
+  --connections "L"    wrk connection counts (default "1 16 64")
+  --threads N          wrk threads (default 2)
+  --slow-count N       concurrent open streams for the memory phase (default 1000)
+  --no-info-logs       skip the extra gateway that logs every request at Information
+  --micro              also run the BenchmarkDotNet micro-benchmarks (--job short) into the report
+  --no-build           use the Release builds already there
+  --out FILE           where the report goes (default bench/RESULTS.md)
+  --keep               keep the temporary directory (configs, logs, raw results)
+EOF
+}
+
+# Warm-up of 10 s: a profile of the gateway after 7 s of load still showed a fifth of its CPU in the JIT
+# (tiered compilation with PGO), after 17 s almost none; rounds must not pay for that.
+mode=full rounds=3 duration=10 warmup=10 connections="1 16 64" threads=2
+stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
+slow_count=1000 slow_hold=15 slow_delay_ms=1000
+soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
+info_logs=1 micro=0 build=1 keep=0
+out="$here/RESULTS.md"
+args_text="$*"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) mode=quick rounds=2 duration=2 warmup=1 stream_n=40 stream_c=4 slow_hold=3 ;;
+    --soak) soak=1 ;;
+    --soak-seconds) soak=1 soak_seconds=$2; shift ;;
+    --soak-interval) soak_interval=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
+    --connections) connections=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    --slow-count) slow_count=$2; shift ;;
+    --no-info-logs) info_logs=0 ;;
+    --micro) micro=1 ;;
+    --no-build) build=0 ;;
+    --out) out=$2; shift ;;
+    --keep) keep=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "Unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- What the harness needs (Debian packages), installed when missing, as scripts/test.sh does ----------
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]} ..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian packages start system services; this harness runs its own on free loopback ports.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx redis-server >/dev/null 2>&1 || true; fi
+# Each open stream holds a few descriptors in the gateway, the mock and the client.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# --- Processes: every one is started through start_bg and stopped by the EXIT trap ------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-bench.XXXXXX")
+results="$tmp/results.jsonl"
+: >"$results"
+declare -A PID=() PORT=() PIDS_OF=() ALIVE=()
+
+stop_pid() {
+  local pid=$1
+  [ -n "${ALIVE[$pid]:-}" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "ALIVE[$pid]"
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done
+  if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+start_bg() {
+  local name=$1; shift
+  # Appending, so that a log can be emptied between rounds while the process keeps writing.
+  "$@" >>"$tmp/$name.log" 2>&1 &
+  PID[$name]=$!
+  PIDS_OF[$name]=$!
+  ALIVE[$!]=1
+}
+
+stop_named() {
+  local name=$1
+  [ -n "${PID[$name]:-}" ] && stop_pid "${PID[$name]}"
+  return 0
+}
+
+used_ports=" "
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 30000))
+    case "$used_ports" in *" $p "*) continue ;; esac
+    if ! ss -Hltn "sport = :$p" | grep -q .; then
+      used_ports+="$p "
+      PORT[$1]=$p
+      return
+    fi
+  done
+}
+
+# Waits until URL answers 200, giving up when PID dies or after TIMEOUT seconds.
+wait_http() {
+  local url=$1 pid=$2 timeout=${3:-60}
+  local deadline=$((SECONDS + timeout))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null)" = 200 ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 1
+    sleep 0.005
+  done
+  return 1
+}
+
+json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
+record() { printf '%s\n' "$1" >>"$results"; }
+note() { log "note: $1"; record "{\"kind\":\"note\",\"text\":$(json_str "$1")}"; }
+
+# utime + stime (clock ticks) summed over the given pids; fields 14 and 15 of /proc/PID/stat.
+cpu_ticks() {
+  local total=0 pid line rest
+  for pid in "$@"; do
+    read -r line <"/proc/$pid/stat" || continue
+    rest=${line##*) }
+    # shellcheck disable=SC2206
+    local f=($rest)
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
+# A kB field of /proc/PID/status (VmRSS, VmHWM) summed over the given pids.
+mem_kb() {
+  local field=$1 total=0 pid v; shift
+  for pid in "$@"; do
+    v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+tail_log() { tail -n 20 "$tmp/$1.log" >&2 2>/dev/null || true; }
+
+# --- Build once -------------------------------------------------------------------------------------------
+if [ "$build" = 1 ]; then
+  log "building Release ..."
+  dotnet build "$root/src/LlmGateway/LlmGateway.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; die "build failed"; }
+  dotnet build "$here/LlmGateway.Bench/LlmGateway.Bench.csproj" -c Release -nologo -v q -clp:ErrorsOnly >>"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; die "build failed"; }
+fi
+gw_bin="$root/src/LlmGateway/bin/Release/net10.0/LlmGateway"
+bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
+[ -x "$gw_bin" ] || die "no Release build at $gw_bin"
+[ -x "$bench_bin" ] || die "no Release build at $bench_bin"
+body="$here/bodies/chat.json"
+lua="$here/wrk/chat.lua"
+
+# --- Where and what ---------------------------------------------------------------------------------------
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=false; [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ] && dirty=true
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
+record "{\"kind\":\"meta\",\"date\":$(json_str "$(date -u '+%Y-%m-%d %H:%M UTC')"),\"args\":$(json_str "$args_text"),\"mode\":\"$mode\",\
+\"rounds\":$rounds,\"duration_s\":$duration,\"warmup_s\":$warmup,\"threads\":$threads,\"connections\":$(json_str "$connections"),\
+\"nproc\":$(nproc),\"cpu\":$(json_str "${cpu_model:-unknown}"),\"mem_mb\":$mem_mb,\"kernel\":$(json_str "$(uname -r)"),\
+\"loadavg\":$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)"),\"commit\":\"$commit\",\"dirty\":$dirty,\"clk_tck\":$(getconf CLK_TCK),\"body_bytes\":$(wc -c <"$body"),\
+\"dotnet\":$(json_str "$(dotnet --version 2>/dev/null || echo ?)"),\"nginx\":$(json_str "$(nginx -v 2>&1 | sed 's/^nginx version: //')"),\
+\"wrk\":$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"),\"redis\":$(json_str "$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"),\
+\"stream_n\":$stream_n,\"stream_concurrency\":$stream_c,\"stream_chunks\":$stream_chunks,\"stream_chunk_delay_ms\":$stream_delay_ms,\
+\"slow_count\":$slow_count,\"slow_chunk_delay_ms\":$slow_delay_ms,\"soak_seconds\":$soak_seconds,\"soak_interval_s\":$soak_interval,\"soak_conns\":$soak_conns}"
+
+# --- The mock upstream ------------------------------------------------------------------------------------
+free_port mock
+start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
+wait_http "http://127.0.0.1:${PORT[mock]}/health" "${PID[mock]}" 30 || { tail_log mock; die "the mock upstream did not start"; }
+log "mock upstream on 127.0.0.1:${PORT[mock]}"
+
+# --- nginx as a plain proxy: one worker, no buffering, keep-alive to the mock, all files in the temp dir ---
+free_port nginx
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  upstream mock {
+    server 127.0.0.1:${PORT[mock]};
+    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+EOF
+start_bg nginx nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+wait_http "http://127.0.0.1:${PORT[nginx]}/health" "${PID[nginx]}" 30 || { cat "$tmp/nginx/error.log" >&2; die "nginx did not start"; }
+PIDS_OF[nginx]="${PID[nginx]} $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
+log "nginx on 127.0.0.1:${PORT[nginx]} (pids ${PIDS_OF[nginx]})"
+
+# --- redis-server on a free port, nothing persisted -------------------------------------------------------
+free_port redis
+start_bg redis redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" --daemonize no
+for _ in $(seq 1 200); do [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+[ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] || { tail_log redis; die "redis-server did not start"; }
+log "redis-server on 127.0.0.1:${PORT[redis]}"
+
+# --- The gateway's configuration: the openai provider on the mock, bench models, a budget so that reserve
+#     and settle run on every request. The key is a dummy the mock ignores; a real OPENAI_API_KEY from the
+#     caller's environment is never handed to the gateway. ------------------------------------------------
+cat >"$tmp/gateway.json" <<EOF
+{
+  "Gateway": {
+    "Providers": {
+      "openai": { "Type": "openai", "BaseUrl": "http://127.0.0.1:${PORT[mock]}/v1", "ApiKeyEnv": "BENCH_UPSTREAM_KEY", "MaxConcurrency": 4096 }
+    },
+    "Models": {
+      "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1,
+                       "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
+      "bench-stream": { "Provider": "openai", "UpstreamModel": "bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}", "Priority": 1,
+                        "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
+      "bench-slow": { "Provider": "openai", "UpstreamModel": "bench-slow@chunks=1000000,chunk_delay_ms=${slow_delay_ms}", "Priority": 1,
+                      "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 }
+    },
+    "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } },
+    "Cache": { "Enabled": true, "OnlyDeterministic": true }
+  }
+}
+EOF
+
+# Starts a gateway and records the time from launch to the first 200 from /health/ready.
+start_gateway() {
+  local name=$1 level=$2 redis=$3
+  free_port "$name"
+  local t0 t1
+  t0=$(date +%s%N)
+  start_bg "$name" env -u OPENAI_API_KEY \
+    ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key \
+    Serilog__MinimumLevel__Default="$level" ConnectionStrings__Redis="$redis" \
+    "$gw_bin" --urls "http://127.0.0.1:${PORT[$name]}"
+  if ! wait_http "http://127.0.0.1:${PORT[$name]}/health/ready" "${PID[$name]}" 60; then
+    return 1
+  fi
+  t1=$(date +%s%N)
+  record "{\"kind\":\"ready\",\"process\":\"$name\",\"ms\":$(((t1 - t0) / 1000000))}"
+  log "$name on 127.0.0.1:${PORT[$name]}: ready in $(((t1 - t0) / 1000000)) ms"
+}
+
+start_gateway gateway Warning "" || { tail_log gateway; die "the gateway did not become ready"; }
+if [ "$info_logs" = 1 ]; then
+  start_gateway gateway-info Information "" || { tail_log gateway-info; die "the gateway (Information logs) did not become ready"; }
+fi
+redis_reason=""
+if ! start_gateway gateway-redis Warning "127.0.0.1:${PORT[redis]}"; then
+  redis_reason="the gateway did not become ready with ConnectionStrings:Redis set ($(tail -n 1 "$tmp/gateway-redis.log" 2>/dev/null | cut -c1-200))"
+  stop_named gateway-redis
+fi
+
+# --- Targets ----------------------------------------------------------------------------------------------
+declare -A T_URL=() T_HEADER=() T_PROC=() T_LABEL=()
+chat=/v1/chat/completions
+add_target() { T_LABEL[$1]=$2; T_PROC[$1]=$3; T_URL[$1]="http://127.0.0.1:${PORT[$3]}$chat"; T_HEADER[$1]=$4; }
+# The load body is deterministic (temperature 0) and asks the cache not to store it: every request looks
+# the cache up and misses, without filling it. The cache-hit targets send the same body and may store it.
+add_target direct "direct to the mock" mock "Cache-Control: no-store"
+add_target nginx "nginx (plain proxy)" nginx "Cache-Control: no-store"
+add_target gateway "gateway (embedded store)" gateway "Cache-Control: no-store"
+[ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs" gateway-info "Cache-Control: no-store"
+[ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store)" gateway-redis "Cache-Control: no-store"
+add_target hit-memory "gateway, cache hit (memory)" gateway ""
+[ -z "$redis_reason" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-redis ""
+
+# One request as wrk would send it; prints "STATUS CACHE" (CACHE = the x-gateway-cache header, or "-").
+probe() {
+  local t=$1 headers="$tmp/probe-headers" status cache
+  local extra=()
+  [ -n "${T_HEADER[$t]}" ] && extra=(-H "${T_HEADER[$t]}")
+  status=$(curl -s -o "$tmp/probe-body" -D "$headers" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "${extra[@]}" --data-binary @"$body" "${T_URL[$t]}" || echo 000)
+  cache=$(awk -F': *' 'tolower($1) == "x-gateway-cache" { gsub("\r", "", $2); print $2 }' "$headers" 2>/dev/null || true)
+  echo "$status ${cache:--}"
+}
+
+skip() { log "skip $1: $3"; record "{\"kind\":\"skip\",\"name\":\"$1\",\"label\":$(json_str "$2"),\"reason\":$(json_str "$3")}"; }
+
+active=()
+for t in direct nginx gateway gateway-info gateway-redis hit-memory hit-redis; do
+  case "$t" in
+    gateway-info) [ "$info_logs" = 1 ] || continue ;;
+    gateway-redis)
+      if [ -n "$redis_reason" ]; then skip "$t" "gateway (Redis store)" "$redis_reason"; continue; fi ;;
+    hit-redis)
+      if [ -n "$redis_reason" ]; then skip "$t" "gateway, cache hit (Redis)" "needs the Redis store: $redis_reason"; continue; fi ;;
+  esac
+  read -r status cache < <(probe "$t")
+  if [ "$status" != 200 ]; then
+    case "$t" in
+      direct|nginx|gateway|gateway-info)
+        cat "$tmp/probe-body" >&2; echo >&2; tail_log "${T_PROC[$t]}"; die "$t answered $status to the bench request" ;;
+    esac
+    # The optional capabilities are reported, not fatal: the rest of the run still means something.
+    reason="the bench request was answered $status: $(head -c 200 "$tmp/probe-body")"
+    [ "$t" = gateway-redis ] && redis_reason=$reason
+    skip "$t" "${T_LABEL[$t]}" "$reason"
+    continue
+  fi
+  case "$t" in
+    gateway|gateway-info|gateway-redis)
+      read -r status cache < <(probe "$t")
+      [ "$cache" = hit ] && note "${T_LABEL[$t]}: a second no-store request was a cache hit, so its rows measure hits, not misses"
+      ;;
+    hit-memory|hit-redis)
+      read -r status cache < <(probe "$t")
+      if [ "$cache" != hit ]; then
+        skip "$t" "${T_LABEL[$t]}" "not supported: a repeated temperature-0 request answered x-gateway-cache: $cache (no response cache on this build)"
+        continue
+      fi
+      ;;
+  esac
+  if [ "$t" = gateway-redis ]; then
+    # A store may write its ledger a little later: give it a few seconds before judging.
+    keys=0
+    for _ in $(seq 1 30); do
+      keys=$(redis-cli -p "${PORT[redis]}" dbsize 2>/dev/null || echo 0)
+      [ "${keys:-0}" -gt 0 ] && break
+      sleep 0.1
+    done
+    clients=$(redis-cli -p "${PORT[redis]}" info clients 2>/dev/null | awk -F: '/^connected_clients:/ { print $2 + 0 }')
+    if [ "${keys:-0}" -eq 0 ] && [ "${clients:-0}" -le 1 ]; then
+      redis_reason="not supported: the gateway neither connected to Redis nor wrote a key after a request (this build keeps budgets, ledger and cache in memory whatever ConnectionStrings:Redis says)"
+      skip "$t" "${T_LABEL[$t]}" "$redis_reason"
+      continue
+    fi
+    [ "${keys:-0}" -eq 0 ] && note "the gateway is connected to Redis but wrote no key after a request: its rows may not include budgets and ledger on Redis"
+  fi
+  active+=("$t")
+  record "{\"kind\":\"target\",\"name\":\"$t\",\"label\":$(json_str "${T_LABEL[$t]}"),\"process\":\"${T_PROC[$t]}\",\"cache\":$(json_str "$cache")}"
+done
+if [ -n "$redis_reason" ] && [ -n "${PID[gateway-redis]:-}" ]; then stop_named gateway-redis; fi
+log "targets: ${active[*]}"
+
+# --- Load: wrk rounds, targets alternating --------------------------------------------------------------
+run_wrk() {
+  local t=$1 c=$2 d=$3 round=$4
+  local th=$threads; [ "$th" -gt "$c" ] && th=$c
+  local pids=${PIDS_OF[${T_PROC[$t]}]}
+  local before after out json
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
+  if ! out=$(BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[$t]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 10s --latency -s "$lua" "${T_URL[$t]}" 2>&1); then
+    note "wrk failed against $t at $c connections (round $round): $(printf '%s' "$out" | tail -n 1)"
+    return 0
+  fi
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  json=$(printf '%s\n' "$out" | sed -n 's/^BENCH_JSON //p')
+  if [ -z "$json" ]; then
+    note "wrk printed no result for $t at $c connections (round $round)"
+    return 0
+  fi
+  # A gateway logging every request writes about 1 kB per request: keep the temp dir small.
+  [ "${T_PROC[$t]}" = gateway-info ] && : >"$tmp/gateway-info.log"
+  [ "$round" -gt 0 ] || return 0
+  # shellcheck disable=SC2086
+  record "{\"kind\":\"wrk\",\"target\":\"$t\",\"conns\":$c,\"round\":$round,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(mem_kb VmRSS $pids),\"wrk\":$json}"
+  printf '  round %s  c=%-3s %-14s %9s req/s  p50 %6s us  p99 %6s us\n' "$round" "$c" "$t" \
+    "$(sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' <<<"$json")" "$(sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p' <<<"$json")" \
+    "$(sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p' <<<"$json")" >&2
+}
+
+max_conns=0
+for c in $connections; do [ "$c" -gt "$max_conns" ] && max_conns=$c; done
+log "warm-up: ${warmup} s per target at $max_conns connections"
+for t in "${active[@]}"; do run_wrk "$t" "$max_conns" "$warmup" 0; done
+
+n=${#active[@]}
+for round in $(seq 1 "$rounds"); do
+  log "round $round of $rounds"
+  for c in $connections; do
+    for i in $(seq 0 $((n - 1))); do
+      run_wrk "${active[$(((i + round - 1) % n))]}" "$c" "$duration" "$round"
+    done
+  done
+done
+
+for proc in mock nginx gateway gateway-info gateway-redis; do
+  [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
+  # shellcheck disable=SC2086
+  record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
+done
+
+# --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, gateway ---------
+direct_model="bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}"
+stream_targets=(direct nginx gateway)
+for round in $(seq 1 "$rounds"); do
+  log "streams, round $round of $rounds"
+  for i in 0 1 2; do
+    t=${stream_targets[$(((i + round - 1) % 3))]}
+    model=$direct_model; [ "$t" = gateway ] && model=bench-stream
+    w=0; [ "$round" = 1 ] && w=10
+    if json=$("$bench_bin" stream-probe --url "${T_URL[$t]}" --n "$stream_n" --concurrency "$stream_c" --body "$body" \
+        --model "$model" --header "Cache-Control: no-store" --warmup "$w" --expect-chunks "$stream_chunks" 2>"$tmp/probe.err"); then
+      record "{\"kind\":\"stream\",\"target\":\"$t\",\"round\":$round,\"probe\":$json}"
+      printf '  round %s  %-8s %s\n' "$round" "$t" "$(cut -c1-150 <<<"$json")" >&2
+    else
+      note "stream-probe against $t failed in round $round: $(tail -n 1 "$tmp/probe.err" 2>/dev/null) $json"
+    fi
+  done
+done
+
+# --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
+stop_named gateway-info
+log "open streams: $slow_count at once on a fresh gateway"
+if start_gateway gateway-streams Warning ""; then
+  if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \
+      --model bench-slow --header "Cache-Control: no-store" --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" 2>"$tmp/slow.err"); then
+    record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
+  else
+    # It still prints what it measured when not every stream opened in time.
+    [ -n "$json" ] && record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
+    note "slow-streams did not open every stream: $(tail -n 1 "$tmp/slow.err" 2>/dev/null)"
+  fi
+  log "open streams: $json"
+  stop_named gateway-streams
+else
+  tail_log gateway-streams
+  note "the gateway for the open-streams phase did not become ready"
+fi
+
+# --- Soak: steady load on the gateway, RSS every interval -----------------------------------------------
+if [ "$soak" = 1 ]; then
+  log "soak: ${soak_seconds} s at $soak_conns connections, RSS every ${soak_interval} s"
+  gpid=${PID[gateway]}
+  before=$(cpu_ticks "$gpid")
+  BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[gateway]}" wrk -t"$threads" -c"$soak_conns" -d"${soak_seconds}s" --timeout 10s --latency -s "$lua" "${T_URL[gateway]}" >"$tmp/soak.out" 2>&1 &
+  soak_pid=$!
+  ALIVE[$soak_pid]=1
+  elapsed=0
+  while kill -0 "$soak_pid" 2>/dev/null && [ "$elapsed" -lt "$soak_seconds" ]; do
+    sleep "$soak_interval"
+    elapsed=$((elapsed + soak_interval))
+    record "{\"kind\":\"soak-sample\",\"t_s\":$elapsed,\"rss_kb\":$(mem_kb VmRSS "$gpid")}"
+    log "  soak t=${elapsed}s RSS $(($(mem_kb VmRSS "$gpid") / 1024)) MB"
+  done
+  wait "$soak_pid" || note "wrk exited with an error during the soak"
+  unset "ALIVE[$soak_pid]"
+  json=$(sed -n 's/^BENCH_JSON //p' "$tmp/soak.out")
+  [ -n "$json" ] && record "{\"kind\":\"soak\",\"cpu_ticks\":$(($(cpu_ticks "$gpid") - before)),\"wrk\":$json}"
+fi
+
+# --- Stop the services before the micro-benchmarks and the report -----------------------------------------
+for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done
+
+if [ "$micro" = 1 ]; then
+  log "micro-benchmarks (BenchmarkDotNet, --job short) ..."
+  if (cd "$root" && dotnet run -c Release --project bench/LlmGateway.Benchmarks -- --filter '*' --job short --artifacts "$tmp/bdn") >"$tmp/micro.log" 2>&1; then
+    record "{\"kind\":\"micro\",\"dir\":$(json_str "$tmp/bdn/results")}"
+  else
+    tail -n 30 "$tmp/micro.log" >&2
+    note "the micro-benchmarks failed; see the log above"
+  fi
+fi
+
+"$bench_bin" report --results "$results" --out "$out" >&2
+mkdir -p "$here/out"
+cp "$results" "$here/out/results.jsonl"
+log "raw results in bench/out/results.jsonl"
+sed -n '/^## Targets/,/^## Non-streaming/p' "$out" | sed '$d'

@@ -40,7 +40,8 @@ var app = builder.Build();
 
 app.UseOpenAiErrors();
 app.UseGatewayAuth();
-app.UseSwagger();
+// The OpenAPI document as an endpoint, not a middleware every request passes through.
+app.MapSwagger();
 app.UseSwaggerUI();
 
 app.MapChatCompletions();

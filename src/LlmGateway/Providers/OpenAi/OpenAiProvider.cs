@@ -41,9 +41,12 @@ public sealed class OpenAiProvider : IChatProvider
     public bool IsUsable => UnusableReason is null;
     public string? UnusableReason { get; }
 
+    /// <summary>OpenAI-style URLs don't depend on the model: built once, not per request.</summary>
+    private Uri? _chatUri;
+
     private Uri ChatUri(string upstreamModel) => _azure
         ? new Uri($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(upstreamModel)}/chat/completions?api-version={Uri.EscapeDataString(Options.ApiVersion!)}")
-        : new Uri(_baseUrl + "/chat/completions");
+        : _chatUri ??= new Uri(_baseUrl + "/chat/completions");
 
     public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {

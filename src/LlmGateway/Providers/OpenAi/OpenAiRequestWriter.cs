@@ -11,10 +11,20 @@ namespace LlmGateway.Providers.OpenAi;
 /// </summary>
 public static class OpenAiRequestWriter
 {
+    /// <summary>
+    /// Relaxed escaping keeps the forwarded text as the client wrote it (no \u0027 for an apostrophe);
+    /// the bytes are JSON for an HTTP body, never embedded in HTML.
+    /// </summary>
+    private static readonly JsonWriterOptions s_writerOptions = new()
+    {
+        SkipValidation = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static byte[] Write(ChatRequest chat, string upstreamModel)
     {
         var buffer = new ArrayBufferWriter<byte>(chat.Body.Length + 64);
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true }))
+        using (var w = new Utf8JsonWriter(buffer, s_writerOptions))
         {
             Write(w, chat, upstreamModel);
         }

@@ -22,6 +22,9 @@ builder.AddGatewayLogging();
 builder.Services.AddProviders();
 builder.Services.AddChatCompletions();
 
+// Telemetry: Prometheus metrics at /metrics, request and attempt spans (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+builder.Services.AddTelemetry();
+
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
@@ -31,12 +34,14 @@ builder.Services.AddSwaggerGen();
 var app = builder.Build();
 
 app.UseOpenAiErrors();
+app.UseTelemetry();
 app.UseSwagger();
 app.UseSwaggerUI();
 
 app.MapChatCompletions();
 app.MapModels();
 app.MapGatewayHealth();
+app.MapTelemetry();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -29,9 +29,15 @@ public sealed class PrometheusScraper : IDisposable
     private readonly MeterProvider _provider;
 
     public PrometheusScraper(IMeterFactory meterFactory)
+        : this(meterFactory, Meters)
+    {
+    }
+
+    /// <summary>A scraper of the given meters only (the renderer's tests use meters of their own).</summary>
+    internal PrometheusScraper(IMeterFactory? meterFactory, params string[] meters)
     {
         _provider = Sdk.CreateMeterProviderBuilder()
-            .AddMeter(Meters)
+            .AddMeter(meters)
             // Meters made by another host's IMeterFactory in the same process (only ever the case in tests,
             // where many gateways run side by side) are not this gateway's: their series stay out.
             .AddView(instrument => instrument.Meter.Scope is IMeterFactory owner && !ReferenceEquals(owner, meterFactory)

@@ -62,5 +62,10 @@ internal sealed class TelemetryStartup(PrometheusScraper scraper, GatewayMetrics
         return Task.CompletedTask;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>A graceful stop sends the last spans while the process still has its network and its time.</summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        tracing.Flush();
+        return Task.CompletedTask;
+    }
 }

@@ -38,6 +38,10 @@ public sealed class TracingSetup : IDisposable
 
     public bool IsEnabled => _provider is not null;
 
-    /// <summary>Flushes the spans still batched, so none is lost at shutdown.</summary>
+    /// <summary>Sends the spans still batched; called when the host stops, before anything is torn down.</summary>
+    public void Flush() => _provider?.ForceFlush(FlushTimeoutMilliseconds);
+
     public void Dispose() => _provider?.Dispose();
+
+    private const int FlushTimeoutMilliseconds = 5_000;
 }

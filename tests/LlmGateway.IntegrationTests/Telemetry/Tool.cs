@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace LlmGateway.IntegrationTests.Telemetry;
 
-/// <summary>Runs command-line tools (promtool, docker-compose, dotnet) with a bounded time, killing them if they overrun.</summary>
+/// <summary>
+/// Runs command-line tools (promtool, docker-compose, dotnet) with a bounded time, killing them if they
+/// overrun. A null value in <c>environment</c> removes that variable.
+/// </summary>
 public static class Tool
 {
     public static async Task<(int ExitCode, string Output)> RunAsync(string fileName, IEnumerable<string> arguments, string? stdin = null,
@@ -19,7 +22,11 @@ public static class Tool
         foreach (var a in arguments) start.ArgumentList.Add(a);
         if (environment is not null)
         {
-            foreach (var (k, v) in environment) start.Environment[k] = v;
+            foreach (var (k, v) in environment)
+            {
+                if (v is null) start.Environment.Remove(k);
+                else start.Environment[k] = v;
+            }
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"{fileName} did not start");

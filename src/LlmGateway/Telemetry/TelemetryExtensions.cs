@@ -50,11 +50,13 @@ public sealed class RequestSpanObserver : IRequestObserver
 
 /// <summary>
 /// Builds the meter provider, the gateway's instruments and the tracer provider when the host starts,
-/// before the first request, so no measurement is lost to a provider that doesn't exist yet.
+/// before the first request, so no measurement is lost to a provider that doesn't exist yet. On a
+/// graceful stop, once the server has drained its requests, it sends the last spans while the process
+/// still has its network and its time.
 /// </summary>
-internal sealed class TelemetryStartup(PrometheusScraper scraper, GatewayMetrics metrics, TracingSetup tracing) : IHostedService
+internal sealed class TelemetryStartup(PrometheusScraper scraper, GatewayMetrics metrics, TracingSetup tracing) : IHostedLifecycleService
 {
-    public Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken)
     {
         GC.KeepAlive(scraper);
         GC.KeepAlive(metrics);
@@ -62,8 +64,12 @@ internal sealed class TelemetryStartup(PrometheusScraper scraper, GatewayMetrics
         return Task.CompletedTask;
     }
 
-    /// <summary>A graceful stop sends the last spans while the process still has its network and its time.</summary>
-    public Task StopAsync(CancellationToken cancellationToken)
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken)
     {
         tracing.Flush();
         return Task.CompletedTask;

@@ -29,7 +29,7 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
     public static readonly double[] OverheadBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
     private readonly MetricLabels _labels;
-    private readonly IBudgetMetricsSource? _budgets;
+    private readonly IServiceProvider _services;
     private readonly Counter<long> _requests;
     private readonly Histogram<double> _duration;
     private readonly Histogram<double> _firstToken;
@@ -43,20 +43,22 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
     private readonly ConcurrentDictionary<string, int> _circuitStates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _providerUp = new(StringComparer.Ordinal);
     private long _inflight;
+    private int _providersSeeded;
 
-    public GatewayMetrics(IMeterFactory meterFactory, IOptions<GatewayOptions> options, ProviderRegistry providers,
-        IProviderHealth? health = null, IBudgetMetricsSource? budgets = null)
+    /// <summary>
+    /// Takes the service provider rather than the provider registry and the budget source: those belong to
+    /// capabilities that raise gateway events, i.e. depend on this class, and would make a cycle. They are
+    /// looked up at the first scrape, when everything is built.
+    /// </summary>
+    public GatewayMetrics(IMeterFactory meterFactory, IOptions<GatewayOptions> options, IServiceProvider services)
     {
         _labels = new MetricLabels(options.Value);
-        _budgets = budgets;
+        _services = services;
 
-        // Every configured provider has a circuit and an up/down state from the start, so dashboards and
-        // the "no healthy provider" alert see each one before any traffic or event.
-        foreach (var provider in providers.All)
+        // Every configured provider's circuit is closed at start, and shows so before any event.
+        foreach (var provider in options.Value.Providers.Keys)
         {
-            var name = _labels.Provider(provider.Name);
-            _circuitStates[name] = (int)(health?.GetCircuitState(provider.Name) ?? CircuitState.Closed);
-            _providerUp[name] = provider.IsUsable ? 1 : 0;
+            _circuitStates[_labels.Provider(provider)] = (int)CircuitState.Closed;
         }
 
         var meter = meterFactory.Create(MeterName);
@@ -141,7 +143,19 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 
     private List<Measurement<int>> ObserveCircuitStates() => Observe(_circuitStates);
 
-    private List<Measurement<int>> ObserveProviderUp() => Observe(_providerUp);
+    private List<Measurement<int>> ObserveProviderUp()
+    {
+        // Until an event says otherwise, a provider is up when it has what it needs (its key), so the
+        // dashboards and the "no healthy provider" alert see each one before any traffic.
+        if (Interlocked.Exchange(ref _providersSeeded, 1) == 0)
+        {
+            foreach (var provider in _services.GetRequiredService<ProviderRegistry>().All)
+            {
+                _providerUp.TryAdd(_labels.Provider(provider.Name), provider.IsUsable ? 1 : 0);
+            }
+        }
+        return Observe(_providerUp);
+    }
 
     private static List<Measurement<int>> Observe(ConcurrentDictionary<string, int> byProvider)
     {
@@ -155,8 +169,8 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 
     private List<Measurement<double>> ObserveBudgets(bool spent)
     {
-        if (_budgets is null) return [];
-        var budgets = _budgets.GetBudgets();
+        if (_services.GetService<IBudgetMetricsSource>() is not { } source) return [];
+        var budgets = source.GetBudgets();
         var measurements = new List<Measurement<double>>(budgets.Count);
         foreach (var b in budgets)
         {

@@ -31,8 +31,6 @@ public sealed class MetricLabels
         _taskTypes = Canonical([.. options.Routing.TaskTypes.Keys, options.Routing.DefaultTaskType]);
     }
 
-    public IEnumerable<string> Providers => _providers.Values;
-
     public string Model(string? name) => Lookup(_models, name);
 
     public string Provider(string? name) => Lookup(_providers, name);

@@ -13,7 +13,7 @@ namespace LlmGateway.Telemetry;
 public sealed class PrometheusScraper : IDisposable
 {
     /// <summary>The meters rendered at /metrics: the gateway's own and the runtime's in-box ones.</summary>
-    public static readonly string[] Meters =
+    private static readonly string[] s_meters =
     [
         GatewayMetrics.MeterName,
         "Microsoft.AspNetCore.Hosting",
@@ -29,7 +29,7 @@ public sealed class PrometheusScraper : IDisposable
     private readonly MeterProvider _provider;
 
     public PrometheusScraper(IMeterFactory meterFactory)
-        : this(meterFactory, Meters)
+        : this(meterFactory, s_meters)
     {
     }
 

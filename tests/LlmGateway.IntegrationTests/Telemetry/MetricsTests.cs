@@ -223,28 +223,36 @@ public sealed class MetricsTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Budget_gauges_report_what_the_budget_source_says_and_circuits_start_from_provider_health()
+    public async Task Budget_gauges_report_what_the_budget_source_says_at_each_scrape()
     {
         var budgets = new FixedBudgets([new("global", "daily", 4.5, 10), new("provider:up", "monthly", 120, 100)]);
         await using var gateway = new GatewayFactory(Settings());
-        await using var withSources = gateway.WithWebHostBuilder(b => b.ConfigureServices(s =>
-        {
-            s.AddSingleton<IBudgetMetricsSource>(budgets);
-            s.AddSingleton<IProviderHealth>(new OpenCircuits("up"));
-        }));
+        await using var withSources = gateway.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IBudgetMetricsSource>(budgets)));
         using var http = withSources.CreateClient();
 
         var m = await MetricsText.ScrapeAsync(http);
         Assert.Equal(4.5, m.Value("llm_gateway_budget_spent_usd", ("scope", "global"), ("window", "daily")));
         Assert.Equal(10, m.Value("llm_gateway_budget_limit_usd", ("scope", "global"), ("window", "daily")));
         Assert.Equal(120, m.Value("llm_gateway_budget_spent_usd", ("scope", "provider:up"), ("window", "monthly")));
-        Assert.Equal(2, m.Value("llm_gateway_circuit_state", ("provider", "up")));
 
         // Gauges are read at each scrape: the next one sees the source's new state.
         budgets.Rows = [new("global", "daily", 9.25, 10)];
         m = await MetricsText.ScrapeAsync(http);
         Assert.Equal(9.25, m.Value("llm_gateway_budget_spent_usd", ("scope", "global"), ("window", "daily")));
         Assert.Null(m.ValueOrNull("llm_gateway_budget_spent_usd", ("scope", "provider:up")));
+    }
+
+    [Fact]
+    public async Task A_budget_source_that_raises_gateway_events_itself_makes_no_dependency_cycle()
+    {
+        await using var gateway = new GatewayFactory(Settings());
+        await using var withSource = gateway.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IBudgetMetricsSource, BudgetsThatReportStoreErrors>()));
+        using var http = withSource.CreateClient();
+
+        await MetricsText.ScrapeAsync(http);
+        var m = await MetricsText.ScrapeAsync(http);
+        Assert.Equal(2, m.Value("llm_gateway_budget_limit_usd", ("scope", "global"), ("window", "daily")));
+        Assert.True(m.Value("llm_gateway_store_errors_total", ("operation", "budget_read")) >= 2);
     }
 
     [Fact]
@@ -288,8 +296,13 @@ public sealed class MetricsTests : IAsyncLifetime
         public IReadOnlyList<BudgetMetric> GetBudgets() => Rows;
     }
 
-    private sealed class OpenCircuits(string provider) : IProviderHealth
+    /// <summary>A budget source like the store's: it raises gateway events itself.</summary>
+    private sealed class BudgetsThatReportStoreErrors(IGatewayEvents events) : IBudgetMetricsSource
     {
-        public CircuitState GetCircuitState(string name) => name == provider ? CircuitState.Open : CircuitState.Closed;
+        public IReadOnlyList<BudgetMetric> GetBudgets()
+        {
+            events.StoreError("budget_read");
+            return [new("global", "daily", 1, 2)];
+        }
     }
 }

@@ -22,11 +22,15 @@ public sealed class GatewayMetricsTests : IDisposable
         options.Providers["Mock"] = new ProviderOptions { Type = ProviderTypes.Mock };
         options.Models["Echo"] = new ModelOptions { Provider = "Mock", CostPer1kInput = 0.001m, CostPer1kOutput = 0.002m };
         options.Routing.TaskTypes["Coding"] = new TaskTypeOptions();
-        _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        _services = new ServiceCollection()
+            .AddMetrics()
+            .AddSingleton(Options.Create(options))
+            .AddSingleton<IChatProviderFactory>(new MockProviderFactory(TimeProvider.System))
+            .AddSingleton<ProviderRegistry>()
+            .BuildServiceProvider();
         var meterFactory = _services.GetRequiredService<IMeterFactory>();
         _scraper = new PrometheusScraper(meterFactory);
-        var registry = new ProviderRegistry(Options.Create(options), [new MockProviderFactory(TimeProvider.System)]);
-        _metrics = new GatewayMetrics(meterFactory, Options.Create(options), registry);
+        _metrics = new GatewayMetrics(meterFactory, Options.Create(options), _services);
     }
 
     public void Dispose()

@@ -31,7 +31,7 @@ public static class TelemetryExtensions
             {
                 var text = scraper.Scrape();
                 return text is null
-                    ? Results.Text("Collecting metrics timed out.\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable)
+                    ? Results.Text("Collecting metrics failed or timed out.\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable)
                     : Results.Bytes(text, PrometheusText.ContentType);
             })
             .WithName("GetMetrics")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests need first (redis-server and prometheus/promtool from
-# Debian's packages) when missing, so it works on a fresh machine with only the .NET 10 SDK.
+# Runs every test. Installs what the tests need first (redis-server, prometheus/promtool and
+# docker-compose from Debian's packages) when missing, so it works on a fresh machine with only the .NET 10 SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} ..."
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

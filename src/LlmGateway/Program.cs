@@ -30,6 +30,9 @@ builder.Services.AddChatCompletions();
 builder.Services.AddRequestLimits();
 builder.Services.AddGatewayAuth();
 
+// Telemetry: Prometheus metrics at /metrics, request and attempt spans (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+builder.Services.AddTelemetry();
+
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
@@ -39,16 +42,18 @@ builder.Services.AddSwaggerGen();
 var app = builder.Build();
 
 app.UseOpenAiErrors();
+app.UseTelemetry();
 app.UseGatewayAuth();
-// The OpenAPI document as an endpoint, not a middleware every request passes through.
-app.MapSwagger();
 app.UseSwaggerUI();
 
+// The OpenAPI document as an endpoint, not a middleware every request passes through.
+app.MapSwagger();
 app.MapChatCompletions();
 app.MapModels();
 app.MapModelRouting();
 app.MapGatewayHealth();
 app.MapGatewayAuth();
+app.MapTelemetry();
 app.MapOpenAiNotFound();
 
 app.Run();

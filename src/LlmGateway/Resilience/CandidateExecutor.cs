@@ -74,7 +74,9 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
             var attempt = new TimedCancellation(time, total.Token);
             attempt.CancelAfter(TimeSpan.FromSeconds(context.Chat.Stream ? resilience.FirstTokenTimeoutSeconds : resilience.TotalTimeoutSeconds));
 
+            using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
             var (execution, failure) = await TryCandidateAsync(context, candidate, attempt).ConfigureAwait(false);
+            Telemetry.GatewayTracing.EndAttempt(span, execution, failure);
             if (execution is not null) return execution;
 
             attempt.Dispose();

@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using LlmGateway.Configuration;
+using LlmGateway.Providers;
+using LlmGateway.Resilience;
+using LlmGateway.Usage;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Telemetry;
+
+/// <summary>
+/// The gateway's metrics (the llm_gateway_* names of the contract). Request metrics come from the one
+/// place a request's outcome is recorded (<see cref="IRequestObserver"/>); retries, fallbacks, circuit
+/// states, provider health, cache lookups and store errors from the capabilities that raise them
+/// (<see cref="IGatewayEvents"/>). Both run on the request path: no LINQ, tags in a stack-only TagList.
+/// </summary>
+public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
+{
+    public const string MeterName = "LlmGateway";
+
+    /// <summary>Histogram buckets (seconds) for whole requests: from a cached answer to a long generation.</summary>
+    public static readonly double[] DurationBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600];
+
+    /// <summary>Buckets (seconds) for the time to the first token of a stream.</summary>
+    public static readonly double[] FirstTokenBuckets = [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60];
+
+    /// <summary>Buckets (seconds) for the gateway's own time: 100 µs to 100 ms.</summary>
+    public static readonly double[] OverheadBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+    private readonly MetricLabels _labels;
+    private readonly IServiceProvider _services;
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _duration;
+    private readonly Histogram<double> _firstToken;
+    private readonly Histogram<double> _overhead;
+    private readonly Counter<long> _tokens;
+    private readonly Counter<double> _cost;
+    private readonly Counter<long> _cacheRequests;
+    private readonly Counter<long> _retries;
+    private readonly Counter<long> _fallbacks;
+    private readonly Counter<long> _storeErrors;
+    private readonly ConcurrentDictionary<string, int> _circuitStates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _providerUp = new(StringComparer.Ordinal);
+    private long _inflight;
+    private int _providersSeeded;
+
+    /// <summary>
+    /// Takes the service provider rather than the provider registry and the budget source: those belong to
+    /// capabilities that raise gateway events, i.e. depend on this class, and would make a cycle. They are
+    /// looked up at the first scrape, when everything is built.
+    /// </summary>
+    public GatewayMetrics(IMeterFactory meterFactory, IOptions<GatewayOptions> options, IServiceProvider services)
+    {
+        _labels = new MetricLabels(options.Value);
+        _services = services;
+
+        // Every configured provider's circuit is closed at start, and shows so before any event.
+        foreach (var provider in options.Value.Providers.Keys)
+        {
+            _circuitStates[_labels.Provider(provider)] = (int)CircuitState.Closed;
+        }
+
+        var meter = meterFactory.Create(MeterName);
+        _requests = meter.CreateCounter<long>("llm_gateway.requests", "{request}",
+            "Chat completion requests by model, provider, task type and status (HTTP status code; 'broken' for a stream that failed after it started; 499 when the client left).");
+        _duration = meter.CreateHistogram("llm_gateway.request.duration", "s",
+            "Time from the request's arrival to the end of its answer, for requests that reached a model.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        _firstToken = meter.CreateHistogram("llm_gateway.time_to_first_token", "s",
+            "Time from the request's arrival to the first content sent to the client, streams only.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = FirstTokenBuckets });
+        _overhead = meter.CreateHistogram("llm_gateway.overhead", "s",
+            "Time spent in the gateway itself (the request's duration less the time waiting on upstreams).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OverheadBuckets });
+        _tokens = meter.CreateCounter<long>("llm_gateway.tokens", "{token}",
+            "Tokens by model, provider and direction (input, output, cached: the part of input served from the provider's prompt cache).");
+        _cost = meter.CreateCounter<double>("llm_gateway.cost", "USD", "Cost in US dollars by model and provider, at the configured prices.");
+        _cacheRequests = meter.CreateCounter<long>("llm_gateway.cache.requests", "{request}", "Response cache lookups by result: hit, miss, bypass, off.");
+        _retries = meter.CreateCounter<long>("llm_gateway.retries", "{retry}", "Retries of a call to the same provider.");
+        _fallbacks = meter.CreateCounter<long>("llm_gateway.fallbacks", "{fallback}", "Moves from a failed model to the next candidate.");
+        _storeErrors = meter.CreateCounter<long>("llm_gateway.store.errors", "{error}", "Failed operations on the shared store (Redis or in-memory) by operation.");
+        meter.CreateObservableGauge("llm_gateway.circuit_state", ObserveCircuitStates, "{state}",
+            "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.");
+        meter.CreateObservableGauge("llm_gateway.provider_up", ObserveProviderUp, null,
+            "1 when the provider is usable and healthy, 0 when it is not.");
+        meter.CreateObservableGauge("llm_gateway.budget.spent", () => ObserveBudgets(spent: true), "USD",
+            "Spent in the current window, per budget scope and window (daily, monthly).");
+        meter.CreateObservableGauge("llm_gateway.budget.limit", () => ObserveBudgets(spent: false), "USD",
+            "Limit of the current window, per budget scope and window; 0 is no limit.");
+        meter.CreateObservableGauge("llm_gateway.inflight_requests", () => Volatile.Read(ref _inflight), "{request}",
+            "Chat completion requests being handled right now.");
+    }
+
+    public void RequestStarted() => Interlocked.Increment(ref _inflight);
+
+    public void RequestEnded() => Interlocked.Decrement(ref _inflight);
+
+    public void OnRequestCompleted(RequestRecord record)
+    {
+        var model = _labels.Model(record.Model);
+        var provider = _labels.Provider(record.Provider);
+        _requests.Add(1, new TagList
+        {
+            { "model", model },
+            { "provider", provider },
+            { "task_type", _labels.TaskType(record.TaskType) },
+            { "status", MetricLabels.Status(record) },
+        });
+
+        // Latency, tokens and cost only for requests that reached a model: requests turned away before
+        // routing (bad JSON, unknown model) would drag every percentile toward zero.
+        if (record.Model.Length == 0) return;
+
+        var byModel = new TagList { { "model", model }, { "provider", provider } };
+        _duration.Record(record.Duration.TotalSeconds, byModel);
+        if (record.TimeToFirstToken is { } firstToken) _firstToken.Record(firstToken.TotalSeconds, byModel);
+        _overhead.Record(record.Overhead.TotalSeconds, new TagList { { "provider", provider } });
+
+        var usage = record.Usage;
+        _tokens.Add(usage.Prompt, new TagList { { "model", model }, { "provider", provider }, { "direction", "input" } });
+        _tokens.Add(usage.Completion, new TagList { { "model", model }, { "provider", provider }, { "direction", "output" } });
+        _tokens.Add(usage.CachedPrompt, new TagList { { "model", model }, { "provider", provider }, { "direction", "cached" } });
+        _cost.Add((double)record.CostUsd, byModel);
+    }
+
+    public void Retry(string provider)
+    {
+        _retries.Add(1, new TagList { { "provider", _labels.Provider(provider) } });
+        GatewayTracing.RecordRetry();
+    }
+
+    public void Fallback(string fromModel, string toModel) =>
+        _fallbacks.Add(1, new TagList { { "from_model", _labels.Model(fromModel) }, { "to_model", _labels.Model(toModel) } });
+
+    public void CircuitStateChanged(string provider, CircuitState state) => _circuitStates[_labels.Provider(provider)] = (int)state;
+
+    public void ProviderUp(string provider, bool up) => _providerUp[_labels.Provider(provider)] = up ? 1 : 0;
+
+    public void CacheLookup(string result) => _cacheRequests.Add(1, new TagList { { "result", MetricLabels.CacheResult(result) } });
+
+    public void StoreError(string operation) => _storeErrors.Add(1, new TagList { { "operation", operation } });
+
+    private List<Measurement<int>> ObserveCircuitStates() => Observe(_circuitStates);
+
+    private List<Measurement<int>> ObserveProviderUp()
+    {
+        // Until an event says otherwise, a provider is up when it has what it needs (its key), so the
+        // dashboards and the "no healthy provider" alert see each one before any traffic.
+        if (Interlocked.Exchange(ref _providersSeeded, 1) == 0)
+        {
+            foreach (var provider in _services.GetRequiredService<ProviderRegistry>().All)
+            {
+                _providerUp.TryAdd(_labels.Provider(provider.Name), provider.IsUsable ? 1 : 0);
+            }
+        }
+        return Observe(_providerUp);
+    }
+
+    private static List<Measurement<int>> Observe(ConcurrentDictionary<string, int> byProvider)
+    {
+        var measurements = new List<Measurement<int>>(byProvider.Count);
+        foreach (var (provider, value) in byProvider)
+        {
+            measurements.Add(new Measurement<int>(value, new KeyValuePair<string, object?>("provider", provider)));
+        }
+        return measurements;
+    }
+
+    private List<Measurement<double>> ObserveBudgets(bool spent)
+    {
+        if (_services.GetService<IBudgetMetricsSource>() is not { } source) return [];
+        var budgets = source.GetBudgets();
+        var measurements = new List<Measurement<double>>(budgets.Count);
+        foreach (var b in budgets)
+        {
+            measurements.Add(new Measurement<double>(spent ? b.SpentUsd : b.LimitUsd,
+                new KeyValuePair<string, object?>("scope", b.Scope), new KeyValuePair<string, object?>("window", b.Window)));
+        }
+        return measurements;
+    }
+}

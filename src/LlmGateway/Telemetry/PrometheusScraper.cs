@@ -1,0 +1,90 @@
+using System.Diagnostics.Metrics;
+using System.Text;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+
+namespace LlmGateway.Telemetry;
+
+/// <summary>
+/// The gateway's OpenTelemetry MeterProvider with a pull reader: each <c>GET /metrics</c> collects the
+/// current cumulative values and renders them as Prometheus text. The Prometheus exporter packages don't
+/// restore here (shared DEPENDENCIES.md), so the exporter is <see cref="PrometheusText"/>.
+/// </summary>
+public sealed class PrometheusScraper : IDisposable
+{
+    /// <summary>The meters rendered at /metrics: the gateway's own and the runtime's in-box ones.</summary>
+    private static readonly string[] s_meters =
+    [
+        GatewayMetrics.MeterName,
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "System.Net.Http",
+        "System.Runtime",
+    ];
+
+    private const int CollectTimeoutMilliseconds = 10_000;
+
+    private readonly Lock _lock = new();
+    private readonly TextExporter _exporter = new();
+    private readonly MeterProvider _provider;
+
+    public PrometheusScraper(IMeterFactory meterFactory)
+        : this(meterFactory, s_meters)
+    {
+    }
+
+    /// <summary>A scraper of the given meters only (the renderer's tests use meters of their own).</summary>
+    internal PrometheusScraper(IMeterFactory? meterFactory, params string[] meters)
+    {
+        _provider = Sdk.CreateMeterProviderBuilder()
+            .AddMeter(meters)
+            // Meters made by another host's IMeterFactory in the same process (only ever the case in tests,
+            // where many gateways run side by side) are not this gateway's: their series stay out.
+            .AddView(instrument => instrument.Meter.Scope is IMeterFactory owner && !ReferenceEquals(owner, meterFactory)
+                ? MetricStreamConfiguration.Drop
+                : null)
+            .AddReader(new BaseExportingMetricReader(_exporter))
+            .Build();
+    }
+
+    /// <summary>Collects and renders every metric; null when collection failed or timed out.</summary>
+    public byte[]? Scrape()
+    {
+        // One scrape at a time: the exporter renders into one buffer during Collect().
+        lock (_lock)
+        {
+            _exporter.Begin();
+            // The reader gives a pull exporter its Collect, which opens the pull scope collection needs.
+            if (_exporter.Collect?.Invoke(CollectTimeoutMilliseconds) != true) return null;
+            return Encoding.UTF8.GetBytes(_exporter.Text.ToString());
+        }
+    }
+
+    public void Dispose() => _provider.Dispose();
+
+    /// <summary>Renders the batch a collection hands over; the points are only valid during Export.</summary>
+    [ExportModes(ExportModes.Pull)]
+    private sealed class TextExporter : BaseExporter<Metric>, IPullMetricExporter
+    {
+        private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
+
+        public StringBuilder Text { get; } = new(32 * 1024);
+
+        public Func<int, bool>? Collect { get; set; }
+
+        public void Begin()
+        {
+            Text.Clear();
+            _taken.Clear();
+        }
+
+        public override ExportResult Export(in Batch<Metric> batch)
+        {
+            foreach (var metric in batch)
+            {
+                PrometheusText.WriteMetric(Text, metric, _taken);
+            }
+            return ExportResult.Success;
+        }
+    }
+}

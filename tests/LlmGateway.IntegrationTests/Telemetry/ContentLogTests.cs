@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using LlmGateway.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenAI.Chat;
+
+namespace LlmGateway.IntegrationTests.Telemetry;
+
+/// <summary>Prompt and completion text reach the logs only when Gateway:Logging:IncludeContent is on.</summary>
+public sealed class ContentLogTests : IAsyncLifetime
+{
+    private const string Prompt = "What is the capital of Atlantis? secret-prompt-marker";
+    private FakeUpstream _upstream = null!;
+
+    public async Task InitializeAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync(async (http, received) =>
+        {
+            if (received.Json.TryGetProperty("stream", out var s) && s.GetBoolean())
+            {
+                await OpenAiWire.WriteStreamAsync(http, ["Poseidonia, ", "streamed-completion-marker"]);
+                return;
+            }
+            await OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("Poseidonia, completion-marker with sk-abcdefghijklmnop1234"));
+        });
+    }
+
+    public async Task DisposeAsync() => await _upstream.DisposeAsync();
+
+    private async Task<List<string>> RunAsync(bool? includeContent)
+    {
+        var settings = GatewayFactory.OpenAiSettings(_upstream.BaseUrl);
+        settings["Serilog:MinimumLevel:Default"] = "Information";
+        if (includeContent is { } on) settings["Gateway:Logging:IncludeContent"] = on ? "true" : "false";
+        var logs = new CapturingLoggerProvider();
+        await using var gateway = new GatewayFactory(settings);
+        await using var logged = gateway.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<ILoggerProvider>(logs)));
+        var chat = new ChatClientFor(logged).Create("test-model");
+
+        var answer = await chat.CompleteChatAsync([new UserChatMessage(Prompt)]);
+        Assert.StartsWith("Poseidonia", answer.Value.Content[0].Text, StringComparison.Ordinal);
+        await foreach (var _ in chat.CompleteChatStreamingAsync([new UserChatMessage(Prompt)]))
+        {
+        }
+
+        // A client can have the whole answer before the middleware is done with the request: wait until both
+        // requests are recorded and nothing is in flight, so any content line would have been written.
+        using var http = logged.CreateClient();
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var m = await MetricsText.ScrapeAsync(http);
+            if ((m.Value("llm_gateway_inflight_requests") == 0 && m.Find("llm_gateway_requests_total").Sum(x => x.Value) == 2) || deadline.Elapsed > TimeSpan.FromSeconds(10)) break;
+            await Task.Delay(20);
+        }
+        return [.. logs.Lines];
+    }
+
+    [Fact]
+    public async Task With_include_content_one_line_per_request_carries_prompt_and_completion_scrubbed_of_keys()
+    {
+        var lines = await RunAsync(includeContent: true);
+
+        var content = lines.Where(l => l.StartsWith("RequestContent|", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, content.Count);
+        Assert.Contains(content, l => l.Contains("secret-prompt-marker", StringComparison.Ordinal) && l.Contains("Poseidonia, completion-marker", StringComparison.Ordinal));
+        Assert.Contains(content, l => l.Contains("secret-prompt-marker", StringComparison.Ordinal) && l.Contains("Poseidonia, streamed-completion-marker", StringComparison.Ordinal));
+        Assert.All(content, l => Assert.Contains("req_", l, StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("sk-abcdefghijklmnop1234", StringComparison.Ordinal));
+        // The request line itself never carries content.
+        Assert.DoesNotContain(lines, l => l.StartsWith("RequestCompleted|", StringComparison.Ordinal) && l.Contains("marker", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData(false)]
+    public async Task By_default_and_when_off_no_log_line_carries_prompt_or_completion_text(bool? includeContent)
+    {
+        var lines = await RunAsync(includeContent);
+
+        Assert.Contains(lines, l => l.StartsWith("RequestCompleted|", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("marker", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Atlantis", StringComparison.Ordinal));
+    }
+
+    /// <summary>The SDK client on a factory derived with WithWebHostBuilder (GatewayFactory.ChatClient needs the GatewayFactory itself).</summary>
+    private sealed class ChatClientFor(Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactory<Program> factory)
+    {
+        public ChatClient Create(string model)
+        {
+            var http = factory.CreateClient();
+            return new ChatClient(model, new System.ClientModel.ApiKeyCredential("test-client-key"), new OpenAI.OpenAIClientOptions
+            {
+                Endpoint = new Uri(http.BaseAddress!, "/v1"),
+                Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(http),
+                RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(maxRetries: 0),
+            });
+        }
+    }
+
+    /// <summary>Every log line as "EventName|message|property values", so a test can search all of it.</summary>
+    private sealed class CapturingLoggerProvider : ILoggerProvider
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(Lines);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                var values = state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join("|", pairs.Select(p => $"{p.Key}={p.Value}")) : "";
+                lines.Enqueue($"{eventId.Name}|{formatter(state, exception)}|{values}");
+            }
+        }
+    }
+}

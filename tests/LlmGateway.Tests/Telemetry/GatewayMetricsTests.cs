@@ -1,0 +1,112 @@
+using System.Diagnostics.Metrics;
+using System.Text;
+using LlmGateway.Configuration;
+using LlmGateway.Providers;
+using LlmGateway.Providers.Mock;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Tests.Telemetry;
+
+public sealed class GatewayMetricsTests : IDisposable
+{
+    private readonly ServiceProvider _services;
+    private readonly PrometheusScraper _scraper;
+    private readonly GatewayMetrics _metrics;
+
+    public GatewayMetricsTests()
+    {
+        var options = new GatewayOptions();
+        options.Providers["Mock"] = new ProviderOptions { Type = ProviderTypes.Mock };
+        options.Models["Echo"] = new ModelOptions { Provider = "Mock", CostPer1kInput = 0.001m, CostPer1kOutput = 0.002m };
+        options.Routing.TaskTypes["Coding"] = new TaskTypeOptions();
+        _services = new ServiceCollection()
+            .AddMetrics()
+            .AddSingleton(Options.Create(options))
+            .AddSingleton<IChatProviderFactory>(new MockProviderFactory(TimeProvider.System))
+            .AddSingleton<ProviderRegistry>()
+            .BuildServiceProvider();
+        var meterFactory = _services.GetRequiredService<IMeterFactory>();
+        _scraper = new PrometheusScraper(meterFactory);
+        _metrics = new GatewayMetrics(meterFactory, Options.Create(options), _services);
+    }
+
+    public void Dispose()
+    {
+        _scraper.Dispose();
+        _services.Dispose();
+    }
+
+    private static RequestRecord Record(string model = "echo", int status = 200) => new()
+    {
+        RequestId = "req_1",
+        StartedAt = DateTimeOffset.UnixEpoch,
+        Model = model,
+        Provider = "mock",
+        TaskType = "coding",
+        Status = status,
+        Usage = new TokenUsage(10, 5, 2),
+        CostUsd = 0.00002m,
+        Duration = TimeSpan.FromMilliseconds(120),
+        TimeToFirstToken = TimeSpan.FromMilliseconds(40),
+        Overhead = TimeSpan.FromMilliseconds(0.3),
+    };
+
+    [Fact]
+    public void Recording_a_finished_request_allocates_nothing_once_its_series_exist()
+    {
+        var record = Record();
+        _metrics.OnRequestCompleted(record);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1_000; i++) _metrics.OnRequestCompleted(record);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+        Assert.Contains("llm_gateway_requests_total{model=\"Echo\",provider=\"Mock\",status=\"200\",task_type=\"Coding\"} 1001", Scrape(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Label_values_use_the_configured_spelling_and_anything_unknown_is_other()
+    {
+        var labels = new MetricLabels(Options.Create(new GatewayOptions
+        {
+            Models = { ["GPT-4o"] = new ModelOptions() },
+            Providers = { ["OpenAI"] = new ProviderOptions() },
+            Routing = { DefaultTaskType = "general" },
+        }).Value);
+
+        Assert.Equal("GPT-4o", labels.Model("gpt-4O"));
+        Assert.Equal("other", labels.Model("gpt-5-made-up"));
+        Assert.Equal("none", labels.Model(""));
+        Assert.Equal("OpenAI", labels.Provider("openai"));
+        Assert.Equal("general", labels.TaskType("GENERAL"));
+        Assert.Equal("other", labels.TaskType("anything a header says"));
+    }
+
+    [Theory]
+    [InlineData(200, RequestOutcomes.Ok, "200")]
+    [InlineData(429, RequestOutcomes.Error, "429")]
+    [InlineData(502, RequestOutcomes.Error, "502")]
+    [InlineData(499, RequestOutcomes.Cancelled, "499")]
+    [InlineData(200, RequestOutcomes.Broken, "broken")]
+    [InlineData(0, RequestOutcomes.Ok, "500")]
+    public void The_status_label_is_the_http_status_sent_or_broken_for_a_stream_that_failed_midway(int status, string outcome, string expected)
+    {
+        var record = Record(status: status);
+        record.Outcome = outcome;
+        Assert.Equal(expected, MetricLabels.Status(record));
+    }
+
+    [Fact]
+    public void Cache_results_outside_the_known_four_are_other()
+    {
+        Assert.Equal("hit", MetricLabels.CacheResult("hit"));
+        Assert.Equal("bypass", MetricLabels.CacheResult("bypass"));
+        Assert.Equal("other", MetricLabels.CacheResult("HIT!"));
+    }
+
+    private string Scrape() => Encoding.UTF8.GetString(_scraper.Scrape()!);
+}

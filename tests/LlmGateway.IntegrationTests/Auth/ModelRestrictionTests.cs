@@ -122,7 +122,8 @@ public sealed class ModelRestrictionTests : IAsyncLifetime
         using var client = gateway.CreateClient();
 
         using var remote = await client.SendChatAsync(AuthKit.ChatBody("model-b"), bearer: Narrow);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, remote.StatusCode);
+        // Local-only leaves no candidate: the router refuses it as a policy matter (403 model_not_allowed).
+        Assert.Equal(HttpStatusCode.Forbidden, remote.StatusCode);
         Assert.Equal(0, _upstream.Calls);
 
         using var local = await client.SendChatAsync(AuthKit.ChatBody("mock-echo"), bearer: Narrow);

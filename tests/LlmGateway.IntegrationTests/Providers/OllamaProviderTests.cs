@@ -305,7 +305,8 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         using var remote = await client.SendAsync(remoteRequest);
 
         Assert.Equal(HttpStatusCode.OK, local.StatusCode);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, remote.StatusCode);
+        // Local-only leaves no candidate: the router refuses it as a policy matter (403 model_not_allowed).
+        Assert.Equal(HttpStatusCode.Forbidden, remote.StatusCode);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Text;
 using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
@@ -71,7 +72,13 @@ internal sealed class RoutingSetup
         // A test configuration the gateway itself would refuse proves nothing.
         Assert.Empty(GatewayOptionsValidator.Validate(Options));
         var options = Microsoft.Extensions.Options.Options.Create(Options);
-        var registry = new ProviderRegistry(options, [new OpenAiProviderFactory(TimeProvider.System), new MockProviderFactory(TimeProvider.System)]);
+        // Every provider type the gateway registers, so shipped settings with any type build here too.
+        var registry = new Microsoft.Extensions.DependencyInjection.ServiceCollection()
+            .AddSingleton(TimeProvider.System)
+            .AddSingleton(options)
+            .AddProviders()
+            .BuildServiceProvider()
+            .GetRequiredService<ProviderRegistry>();
         IRoutingStrategy[] strategies = [new PriorityStrategy(), new CostStrategy(), new LatencyStrategy(), new BalancedStrategy(Options.Routing.Weights), new OrderedStrategy()];
         return new ModelRouter(options, registry, strategies, latency ?? new LatencyTracker(options), NullLogger<ModelRouter>.Instance, health, budgets);
     }

@@ -240,7 +240,7 @@ public sealed class RedisStore : IGatewayStore, IDisposable
 
         // ARGV: amount, member, reservation expiry (ms), now (ms), then per counter: limit, key expiry (unix s).
         // Returns {refused counter (1-based, 0 = granted), s1, r1, s2, r2, ...}.
-        public const string Reserve = DropExpired + """
+        public const string Reserve = DropExpired + "\n" + """
             local n = #KEYS / 2
             local amount = tonumber(ARGV[1])
             local now = tonumber(ARGV[4])
@@ -293,7 +293,7 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             """;
 
         // ARGV: now (ms). Returns {s1, r1, s2, r2, ...}.
-        public const string Read = DropExpired + """
+        public const string Read = DropExpired + "\n" + """
             local out = {}
             for i = 1, #KEYS / 2 do
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]

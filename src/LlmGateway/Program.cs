@@ -1,10 +1,12 @@
 using LlmGateway.Admin;
+using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.Providers;
+using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -22,6 +24,10 @@ builder.AddGatewayLogging();
 builder.Services.AddProviders();
 builder.Services.AddChatCompletions();
 
+// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
+builder.Services.AddStorage();
+builder.Services.AddResponseCache();
+
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
 builder.Services.AddGatewayHealth();
@@ -37,6 +43,7 @@ app.UseSwaggerUI();
 app.MapChatCompletions();
 app.MapModels();
 app.MapGatewayHealth();
+app.MapCaching();
 app.MapOpenAiNotFound();
 
 app.Run();

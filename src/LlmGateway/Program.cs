@@ -8,6 +8,7 @@ using LlmGateway.Models;
 using LlmGateway.Providers;
 using LlmGateway.Storage;
 using LlmGateway.Telemetry;
+using LlmGateway.Usage;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -27,6 +28,7 @@ builder.Services.AddChatCompletions();
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
 builder.Services.AddResponseCache();
+builder.Services.AddUsageLedger();
 
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
 builder.Services.AddAdmin();
@@ -44,6 +46,7 @@ app.MapChatCompletions();
 app.MapModels();
 app.MapGatewayHealth();
 app.MapCaching();
+app.MapUsage();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -1,4 +1,5 @@
 using LlmGateway.Admin;
+using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
@@ -28,6 +29,7 @@ builder.Services.AddChatCompletions();
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
 builder.Services.AddResponseCache();
+builder.Services.AddBudgets();
 builder.Services.AddUsageLedger();
 
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
@@ -46,6 +48,7 @@ app.MapChatCompletions();
 app.MapModels();
 app.MapGatewayHealth();
 app.MapCaching();
+app.MapBudgets();
 app.MapUsage();
 app.MapOpenAiNotFound();
 

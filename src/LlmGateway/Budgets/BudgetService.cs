@@ -1,0 +1,486 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Providers;
+using LlmGateway.Routing;
+using LlmGateway.Storage;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Budgets;
+
+/// <summary>
+/// Spend limits per scope (global, per provider, per gateway key) on UTC day and month windows.
+/// <para>
+/// Before each attempt the most the attempt can cost (<see cref="Pricing.MaxCostUsd"/>) is reserved
+/// atomically on every counter it falls under, so concurrent requests can never together pass a
+/// limit: what is admitted always fits in limit - spent - reserved. When the request ends the
+/// reservation is replaced by the real cost; a failed attempt gives it back. Reservations expire on
+/// their own (after the total request timeout), so an instance that dies mid-request frees its hold.
+/// </para>
+/// <para>
+/// When the store can't be reached, <c>Budgets:FailMode</c> decides: closed refuses, open admits as
+/// long as what this instance knows (the last counters it read plus its own unflushed spend and
+/// holds) leaves room, and keeps the spend to add to the store when it is back: nothing spent during
+/// an outage goes uncounted.
+/// </para>
+/// </summary>
+public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate
+{
+    /// <summary>How often the local view of the counters (for the router and the gauges) is refreshed, and pending spend flushed.</summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Pending releases kept per counter while the store is down; beyond it, held reservations expire on their own.</summary>
+    private const int MaxPendingReleases = 10_000;
+
+    private readonly IGatewayStore _store;
+    private readonly IKeyBudgetSource _keys;
+    private readonly TimeProvider _time;
+    private readonly IGatewayEvents _events;
+    private readonly ILogger<BudgetService> _logger;
+    private readonly BudgetLimit? _global;
+    private readonly Dictionary<string, BudgetLimit> _providers = new(StringComparer.OrdinalIgnoreCase);
+    private readonly decimal _maxPerRequest;
+    private readonly double[] _thresholds;
+    private readonly bool _failClosed;
+    private readonly TimeSpan _reservationTtl;
+    private readonly bool _hasStaticLimits;
+
+    private volatile WindowSet _windows;
+    private readonly ConcurrentDictionary<string, CounterState> _known = new(StringComparer.Ordinal);
+    private readonly Lock _localLock = new();
+    private readonly Dictionary<string, LocalCounter> _local = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _alerted = new(StringComparer.Ordinal);
+    private long _lastOutageLog;
+
+    public BudgetService(IOptions<GatewayOptions> options, IGatewayStore store, IKeyBudgetSource keys, TimeProvider time,
+        IGatewayEvents events, ILogger<BudgetService> logger)
+    {
+        var o = options.Value;
+        _store = store;
+        _keys = keys;
+        _time = time;
+        _events = events;
+        _logger = logger;
+        var b = o.Budgets;
+        _global = b.Global.DailyUsd > 0 || b.Global.MonthlyUsd > 0 ? b.Global : null;
+        foreach (var (name, limit) in b.Providers)
+        {
+            if (limit.DailyUsd > 0 || limit.MonthlyUsd > 0) _providers[name] = limit;
+        }
+        _maxPerRequest = b.MaxCostPerRequestUsd;
+        _thresholds = [.. b.AlertThresholds.Order()];
+        _failClosed = b.FailMode == "closed";
+        _reservationTtl = TimeSpan.FromSeconds(o.Resilience.TotalTimeoutSeconds) + TimeSpan.FromMinutes(1);
+        _hasStaticLimits = _global is not null || _providers.Count > 0 || _maxPerRequest > 0;
+        _windows = new WindowSet(time.GetUtcNow());
+    }
+
+    private WindowSet Windows
+    {
+        get
+        {
+            var w = _windows;
+            if (_time.GetUtcNow() < w.DayEnd) return w;
+            var next = new WindowSet(_time.GetUtcNow());
+            _windows = next;
+            return next;
+        }
+    }
+
+    // :: Admission (called by the candidate executor before each attempt)
+
+    public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
+    {
+        var keyId = context.Record.KeyId;
+        var keyLimit = keyId is null ? null : _keys.Find(keyId);
+        if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
+
+        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Chat.EstimatedPromptTokens, context.Chat.MaxTokens);
+        if (_maxPerRequest > 0 && maxCost > _maxPerRequest)
+        {
+            return Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,
+                $"Model '{candidate.ModelName}' could cost up to ${maxCost:0.######} for this request, over the gateway's limit of ${_maxPerRequest:0.######} per request; lower max_tokens or the prompt size."));
+        }
+
+        var counters = Windows.ForAttempt(candidate.Provider.Name, keyId, _global, _providers.GetValueOrDefault(candidate.Provider.Name), keyLimit);
+        if (counters.Length == 0) return Admission.Granted;
+
+        var amount = Nanos.FromUsdCeiling(maxCost);
+        var now = _time.GetUtcNow();
+        var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), amount);
+        if (_store.IsAvailable)
+        {
+            try
+            {
+                var result = await _store.ReserveAsync(Limits(counters), reservation.Id, amount, now + _reservationTtl, now).ConfigureAwait(false);
+                Remember(counters, result.States);
+                if (!result.Granted) return Refuse(candidate, counters[result.RefusedIndex]);
+                return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: true));
+            }
+            catch (StoreUnavailableException)
+            {
+                // Falls through to the decision without the store.
+            }
+        }
+        return AdmitWithoutStore(candidate, counters, reservation);
+    }
+
+    private Admission AdmitWithoutStore(Candidate candidate, ScopeCounter[] counters, Reservation reservation)
+    {
+        if (_failClosed)
+        {
+            LogOutage("refusing budgeted requests (Budgets:FailMode=closed)");
+            return Refuse(candidate, ErrorCodes.BudgetUnavailable,
+                "Budgets can't be checked right now (the gateway's store is unreachable) and the gateway is set to refuse rather than risk overspending. Try again shortly.");
+        }
+        LogOutage("admitting against this instance's last known counters (Budgets:FailMode=open)");
+        lock (_localLock)
+        {
+            for (var i = 0; i < counters.Length; i++)
+            {
+                var c = counters[i];
+                var local = _local.GetValueOrDefault(c.Key);
+                var spent = _known.GetValueOrDefault(c.Key).Spent + (local?.PendingSpent ?? 0) + (local?.Held ?? 0);
+                if (spent + reservation.Amount > c.Counter.Limit) return Refuse(candidate, c);
+            }
+            foreach (var c in counters) Local(c).Held += reservation.Amount;
+        }
+        return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: false));
+    }
+
+    private static Admission Refuse(Candidate candidate, ScopeCounter counter) => Refuse(candidate, ErrorCodes.BudgetExceeded,
+        string.Create(CultureInfo.InvariantCulture,
+            $"The {counter.Window} budget of {Describe(counter.Scope)} is used up (or has less left than this request could cost on model '{candidate.ModelName}'). It resets at {counter.WindowEnd:yyyy-MM-ddTHH:mm:ssZ}."));
+
+    private static Admission Refuse(Candidate candidate, string code, string message) =>
+        new(new ProviderFailure(FailureKind.NextCandidate, FailureCause.Budget, candidate.Provider.Name, message,
+            ErrorType: ErrorTypes.InsufficientQuota, ErrorCode: code), null);
+
+    private static string Describe(string scope) => scope switch
+    {
+        BudgetScopes.Global => "the gateway",
+        _ when scope.StartsWith("provider:", StringComparison.Ordinal) => $"provider '{scope["provider:".Length..]}'",
+        _ when scope.StartsWith("key:", StringComparison.Ordinal) => $"key '{scope["key:".Length..]}'",
+        _ => scope,
+    };
+
+    // :: Settling (the ticket calls back here)
+
+    internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
+    {
+        var counters = ticket.Counters;
+        if (!ticket.InStore)
+        {
+            lock (_localLock)
+            {
+                foreach (var c in counters)
+                {
+                    var local = Local(c);
+                    local.Held -= ticket.Reservation.Amount;
+                    local.PendingSpent += spent;
+                }
+            }
+            await CheckAlertsAsync(counters).ConfigureAwait(false);
+            return;
+        }
+
+        if (_store.IsAvailable)
+        {
+            try
+            {
+                var states = await _store.SettleAsync(Refs(counters), [ticket.Reservation], spent).ConfigureAwait(false);
+                Remember(counters, states);
+                await CheckAlertsAsync(counters).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreUnavailableException)
+            {
+                // Kept below and flushed when the store is back.
+            }
+        }
+        lock (_localLock)
+        {
+            foreach (var c in counters)
+            {
+                var local = Local(c);
+                local.PendingSpent += spent;
+                if (local.Releases.Count < MaxPendingReleases) local.Releases.Add(ticket.Reservation);
+            }
+        }
+        await CheckAlertsAsync(counters).ConfigureAwait(false);
+    }
+
+    /// <summary>Called under <see cref="_localLock"/>.</summary>
+    private LocalCounter Local(ScopeCounter c)
+    {
+        if (!_local.TryGetValue(c.Key, out var local)) _local[c.Key] = local = new LocalCounter(c);
+        return local;
+    }
+
+    // :: Alerts
+
+    private async ValueTask CheckAlertsAsync(ScopeCounter[] counters)
+    {
+        if (_thresholds.Length == 0) return;
+        foreach (var c in counters)
+        {
+            var spent = SpentKnown(c.Key);
+            for (var i = _thresholds.Length - 1; i >= 0; i--)
+            {
+                var threshold = _thresholds[i];
+                if ((double)spent < threshold * c.Counter.Limit) continue;
+                // Once per threshold per window: in this instance, and across instances through the store.
+                var alertKey = string.Create(CultureInfo.InvariantCulture, $"alert:{c.Key}:{threshold}");
+                if (!_alerted.TryAdd(alertKey, true)) break;
+                var first = true;
+                if (_store.IsAvailable)
+                {
+                    try
+                    {
+                        first = await _store.TryMarkOnceAsync(alertKey, c.Counter.ExpiresAt - _time.GetUtcNow()).ConfigureAwait(false);
+                    }
+                    catch (StoreUnavailableException)
+                    {
+                        // Better twice than never.
+                    }
+                }
+                if (first)
+                {
+                    _logger.LogWarning("Budget alert: {Scope} has spent {Percent}% of its {Window} budget (${SpentUsd} of ${LimitUsd}); the window ends {WindowEnd}",
+                        c.Scope, Math.Round(threshold * 100), c.Window, Math.Round(Nanos.ToUsd(spent), 6), c.LimitUsd, c.WindowEnd);
+                }
+                break;
+            }
+        }
+    }
+
+    // :: What the router, the admin endpoint and the gauges read
+
+    public bool IsProviderExhausted(string provider)
+    {
+        if (!_providers.TryGetValue(provider, out var limit)) return false;
+        var w = Windows;
+        var list = new List<ScopeCounter>(2);
+        w.AddCounters(list, BudgetScopes.Provider(provider), limit);
+        foreach (var c in list)
+        {
+            if (SpentKnown(c.Key) >= c.Counter.Limit) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Every limited scope and window with limit, spent, reserved and window end, from the last refresh (no store call).</summary>
+    public IReadOnlyList<BudgetStatus> Snapshot()
+    {
+        var counters = AllCounters();
+        var result = new List<BudgetStatus>(counters.Count);
+        foreach (var c in counters) result.Add(Status(c, _known.GetValueOrDefault(c.Key)));
+        return result;
+    }
+
+    /// <summary>Like <see cref="Snapshot"/>, read from the store now; from the last refresh (Stale) when the store is unreachable.</summary>
+    public async Task<(IReadOnlyList<BudgetStatus> Statuses, bool Stale)> GetStatusAsync()
+    {
+        var counters = AllCounters();
+        if (counters.Count > 0 && _store.IsAvailable)
+        {
+            try
+            {
+                var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
+                var result = new List<BudgetStatus>(counters.Count);
+                for (var i = 0; i < counters.Count; i++)
+                {
+                    _known[counters[i].Key] = states[i];
+                    result.Add(Status(counters[i], states[i]));
+                }
+                return (result, false);
+            }
+            catch (StoreUnavailableException)
+            {
+                // The snapshot it is.
+            }
+        }
+        return (Snapshot(), counters.Count > 0 && !_store.IsAvailable);
+    }
+
+    private BudgetStatus Status(ScopeCounter c, CounterState state)
+    {
+        long pending = 0, held = 0;
+        lock (_localLock)
+        {
+            if (_local.TryGetValue(c.Key, out var local))
+            {
+                pending = local.PendingSpent;
+                held = local.Held;
+            }
+        }
+        return new BudgetStatus(c.Scope, c.Window, c.LimitUsd, Nanos.ToUsd(state.Spent + pending), Nanos.ToUsd(state.Reserved + held), c.WindowEnd);
+    }
+
+    private List<ScopeCounter> AllCounters()
+    {
+        var w = Windows;
+        var list = new List<ScopeCounter>();
+        w.AddCounters(list, BudgetScopes.Global, _global);
+        foreach (var (name, limit) in _providers) w.AddCounters(list, BudgetScopes.Provider(name), limit);
+        foreach (var (id, limit) in _keys.All()) w.AddCounters(list, BudgetScopes.Key(id), limit);
+        return list;
+    }
+
+    private long SpentKnown(string key)
+    {
+        var spent = _known.GetValueOrDefault(key).Spent;
+        lock (_localLock)
+        {
+            if (_local.TryGetValue(key, out var local)) spent += local.PendingSpent;
+        }
+        return spent;
+    }
+
+    private void Remember(ScopeCounter[] counters, CounterState[] states)
+    {
+        for (var i = 0; i < counters.Length && i < states.Length; i++) _known[counters[i].Key] = states[i];
+    }
+
+    private static CounterLimit[] Limits(ScopeCounter[] counters)
+    {
+        var limits = new CounterLimit[counters.Length];
+        for (var i = 0; i < counters.Length; i++) limits[i] = counters[i].Counter;
+        return limits;
+    }
+
+    private static CounterRef[] Refs(IReadOnlyList<ScopeCounter> counters)
+    {
+        var refs = new CounterRef[counters.Count];
+        for (var i = 0; i < counters.Count; i++) refs[i] = counters[i].Counter.Ref;
+        return refs;
+    }
+
+    private void LogOutage(string what)
+    {
+        // Counted per request (store errors), logged at most once a minute.
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastOutageLog);
+        if (last != 0 && _time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1)) return;
+        if (Interlocked.CompareExchange(ref _lastOutageLog, now, last) != last) return;
+        _logger.LogWarning("The store is unreachable: budgets are {What}", what);
+    }
+
+    // :: Background: flush spend kept during an outage, refresh the local view
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Runs even with nothing configured yet: keys with limits may be added while the gateway runs.
+        using var timer = new PeriodicTimer(RefreshInterval, TimeProvider.System);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                await FlushPendingAsync().ConfigureAwait(false);
+                await RefreshAsync().ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        await FlushPendingAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Adds the spend kept while the store was down (and drops the holds it still has of ours).</summary>
+    internal async Task FlushPendingAsync()
+    {
+        if (!_store.IsAvailable) return;
+        List<(ScopeCounter Counter, long Spent, Reservation[] Releases)> work = [];
+        lock (_localLock)
+        {
+            foreach (var local in _local.Values)
+            {
+                if (local.PendingSpent == 0 && local.Releases.Count == 0) continue;
+                work.Add((local.Counter, local.PendingSpent, [.. local.Releases]));
+            }
+        }
+        foreach (var (counter, spent, releases) in work)
+        {
+            try
+            {
+                var states = await _store.SettleAsync([counter.Counter.Ref], releases, spent).ConfigureAwait(false);
+                lock (_localLock)
+                {
+                    var local = _local[counter.Key];
+                    local.PendingSpent -= spent;
+                    local.Releases.RemoveRange(0, Math.Min(releases.Length, local.Releases.Count));
+                    if (local.PendingSpent == 0 && local.Releases.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
+                }
+                _known[counter.Key] = states[0];
+            }
+            catch (StoreUnavailableException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task RefreshAsync()
+    {
+        if (!_store.IsAvailable) return;
+        var counters = AllCounters();
+        if (counters.Count == 0) return;
+        try
+        {
+            var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
+            for (var i = 0; i < counters.Count; i++) _known[counters[i].Key] = states[i];
+        }
+        catch (StoreUnavailableException)
+        {
+            // Next tick.
+        }
+    }
+
+    /// <summary>What this instance holds or owes a counter while the store is unreachable.</summary>
+    private sealed class LocalCounter(ScopeCounter counter)
+    {
+        public ScopeCounter Counter { get; } = counter;
+
+        /// <summary>Reservations admitted without the store, still running.</summary>
+        public long Held;
+
+        /// <summary>Spent but not yet added to the store.</summary>
+        public long PendingSpent;
+
+        /// <summary>Store reservations whose release failed; dropped when the store is back.</summary>
+        public readonly List<Reservation> Releases = [];
+    }
+}
+
+/// <summary>One scope in one window, as /admin/budgets lists it and the budget gauges publish it.</summary>
+public sealed record BudgetStatus(string Scope, string Window, decimal LimitUsd, decimal SpentUsd, decimal ReservedUsd, DateTimeOffset WindowEnd)
+{
+    public decimal RemainingUsd => Math.Max(0, LimitUsd - SpentUsd - ReservedUsd);
+}
+
+/// <summary>A reservation for one attempt; settled with the real cost, or released when the attempt failed.</summary>
+internal sealed class BudgetTicket(BudgetService owner, ScopeCounter[] counters, Reservation reservation, bool inStore) : IAdmissionTicket
+{
+    private int _done;
+
+    public ScopeCounter[] Counters { get; } = counters;
+    public Reservation Reservation { get; } = reservation;
+
+    /// <summary>False when admitted without the store (FailMode open during an outage).</summary>
+    public bool InStore { get; } = inStore;
+
+    public ValueTask SettleAsync(decimal actualCostUsd) =>
+        Interlocked.Exchange(ref _done, 1) == 0 ? owner.SettleAsync(this, Nanos.FromUsd(actualCostUsd)) : ValueTask.CompletedTask;
+
+    public ValueTask ReleaseAsync() =>
+        Interlocked.Exchange(ref _done, 1) == 0 ? owner.SettleAsync(this, 0) : ValueTask.CompletedTask;
+}

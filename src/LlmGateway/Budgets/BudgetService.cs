@@ -33,8 +33,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     /// <summary>How often the local view of the counters (for the router and the gauges) is refreshed, and pending spend flushed.</summary>
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
 
-    /// <summary>Pending releases kept per counter while the store is down; beyond it, held reservations expire on their own.</summary>
-    private const int MaxPendingReleases = 10_000;
+    /// <summary>Settlements kept per counter while the store is down; beyond it they are merged (see <see cref="LocalCounter.Keep"/>).</summary>
+    private const int MaxPendingSettlements = 10_000;
 
     private readonly IGatewayStore _store;
     private readonly IKeyBudgetSource _keys;
@@ -54,6 +54,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private readonly Lock _localLock = new();
     private readonly Dictionary<string, LocalCounter> _local = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, bool> _alerted = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _flushing = new(1, 1);
     private long _lastOutageLog;
 
     public BudgetService(IOptions<GatewayOptions> options, IGatewayStore store, IKeyBudgetSource keys, TimeProvider time,
@@ -173,43 +174,32 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
     {
         var counters = ticket.Counters;
+        var settlement = new Settlement(ticket.Reservation, spent);
         if (!ticket.InStore)
         {
             lock (_localLock)
             {
-                foreach (var c in counters)
-                {
-                    var local = Local(c);
-                    local.Held -= ticket.Reservation.Amount;
-                    local.PendingSpent += spent;
-                }
+                foreach (var c in counters) Local(c).Held -= ticket.Reservation.Amount;
             }
-            await CheckAlertsAsync(counters).ConfigureAwait(false);
-            return;
         }
-
-        if (_store.IsAvailable)
+        if (ticket.InStore && _store.IsAvailable)
         {
             try
             {
-                var states = await _store.SettleAsync(Refs(counters), [ticket.Reservation], spent).ConfigureAwait(false);
+                var states = await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false);
                 Remember(counters, states);
                 await CheckAlertsAsync(counters).ConfigureAwait(false);
                 return;
             }
             catch (StoreUnavailableException)
             {
-                // Kept below and flushed when the store is back.
+                // Kept below. It may have gone through anyway: settlements are idempotent, so sending it again is safe.
             }
         }
+        // Admitted without the store, or it failed now: kept, and written when the store is back.
         lock (_localLock)
         {
-            foreach (var c in counters)
-            {
-                var local = Local(c);
-                local.PendingSpent += spent;
-                if (local.Releases.Count < MaxPendingReleases) local.Releases.Add(ticket.Reservation);
-            }
+            foreach (var c in counters) Local(c).Keep(settlement);
         }
         await CheckAlertsAsync(counters).ConfigureAwait(false);
     }
@@ -395,35 +385,51 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         await FlushPendingAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Adds the spend kept while the store was down (and drops the holds it still has of ours).</summary>
+    /// <summary>Writes the settlements kept while the store was down (their spend, and the release of holds the store still has).</summary>
     internal async Task FlushPendingAsync()
     {
         if (!_store.IsAvailable) return;
-        List<(ScopeCounter Counter, long Spent, Reservation[] Releases)> work = [];
+        // The background loop and shutdown may both flush: one at a time, so nothing is sent twice at once.
+        await _flushing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await FlushPendingCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _flushing.Release();
+        }
+    }
+
+    private async Task FlushPendingCoreAsync()
+    {
+        List<(ScopeCounter Counter, Settlement[] Settlements)> work = [];
         lock (_localLock)
         {
             foreach (var local in _local.Values)
             {
-                if (local.PendingSpent == 0 && local.Releases.Count == 0) continue;
-                work.Add((local.Counter, local.PendingSpent, [.. local.Releases]));
+                if (local.Pending.Count == 0) continue;
+                local.Sent = local.Pending.Count;
+                work.Add((local.Counter, [.. local.Pending]));
             }
         }
-        foreach (var (counter, spent, releases) in work)
+        foreach (var (counter, settlements) in work)
         {
             try
             {
-                var states = await _store.SettleAsync([counter.Counter.Ref], releases, spent).ConfigureAwait(false);
+                var states = await _store.SettleAsync([counter.Counter.Ref], settlements, _time.GetUtcNow()).ConfigureAwait(false);
                 lock (_localLock)
                 {
                     var local = _local[counter.Key];
-                    local.PendingSpent -= spent;
-                    local.Releases.RemoveRange(0, Math.Min(releases.Length, local.Releases.Count));
-                    if (local.PendingSpent == 0 && local.Releases.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
+                    local.Pending.RemoveRange(0, settlements.Length);
+                    local.Sent = 0;
+                    if (local.Pending.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
                 }
                 _known[counter.Key] = states[0];
             }
             catch (StoreUnavailableException)
             {
+                // Sent again next time; the store applies each settlement once.
                 return;
             }
         }
@@ -453,11 +459,35 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         /// <summary>Reservations admitted without the store, still running.</summary>
         public long Held;
 
-        /// <summary>Spent but not yet added to the store.</summary>
-        public long PendingSpent;
+        /// <summary>Settlements not yet in the store, oldest first.</summary>
+        public readonly List<Settlement> Pending = [];
 
-        /// <summary>Store reservations whose release failed; dropped when the store is back.</summary>
-        public readonly List<Reservation> Releases = [];
+        /// <summary>How many of <see cref="Pending"/> (from the front) a flush is sending right now.</summary>
+        public int Sent;
+
+        /// <summary>Spend of the pending settlements: counted locally until the store has it.</summary>
+        public long PendingSpent
+        {
+            get
+            {
+                long sum = 0;
+                foreach (var s in Pending) sum += s.Spent;
+                return sum;
+            }
+        }
+
+        public void Keep(Settlement settlement)
+        {
+            if (Pending.Count < MaxPendingSettlements || Pending.Count <= Sent)
+            {
+                Pending.Add(settlement);
+                return;
+            }
+            // Full: fold the spend into the newest settlement not yet sent (its own id keeps it applied once). The
+            // reservation of this one is not released then; it expires on its own.
+            var last = Pending[^1];
+            Pending[^1] = last with { Spent = last.Spent + settlement.Spent };
+        }
     }
 }
 

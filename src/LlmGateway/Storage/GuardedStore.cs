@@ -57,8 +57,8 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now) =>
         Enter(StoreOperations.BudgetReserve) ? Guard(StoreOperations.BudgetReserve, _inner.ReserveAsync(counters, reservationId, amount, reservationExpiresAt, now)) : Refused<ReserveResult>(StoreOperations.BudgetReserve);
 
-    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Reservation> reservations, long spent) =>
-        Enter(StoreOperations.BudgetSettle) ? Guard(StoreOperations.BudgetSettle, _inner.SettleAsync(counters, reservations, spent)) : Refused<CounterState[]>(StoreOperations.BudgetSettle);
+    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now) =>
+        Enter(StoreOperations.BudgetSettle) ? Guard(StoreOperations.BudgetSettle, _inner.SettleAsync(counters, settlements, now)) : Refused<CounterState[]>(StoreOperations.BudgetSettle);
 
     public Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now) =>
         Enter(StoreOperations.BudgetRead) ? Guard(StoreOperations.BudgetRead, _inner.ReadCountersAsync(counters, now)) : Refused<CounterState[]>(StoreOperations.BudgetRead);

@@ -42,10 +42,12 @@ public interface IGatewayStore
     Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now);
 
     /// <summary>
-    /// Drops the given reservations (those still held) and adds <paramref name="spent"/> to every
-    /// counter. Releasing a reservation twice is harmless.
+    /// Applies each settlement to every counter: its reservation is dropped (when still held) and its
+    /// spend added. A settlement is applied at most once per counter while its marker lasts
+    /// (<see cref="Settlement.MarkerLifetime"/>), so a settle that timed out but went through can be
+    /// sent again without counting twice.
     /// </summary>
-    Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Reservation> reservations, long spent);
+    Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now);
 
     Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now);
 
@@ -81,6 +83,16 @@ public readonly record struct Reservation(string Id, long Amount)
 {
     /// <summary>How a reservation is stored: the amount travels with the id, so expiring it needs no second lookup.</summary>
     public string Member => Id + ":" + Amount.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>The end of one reservation: what it actually cost (0 when the attempt failed).</summary>
+public readonly record struct Settlement(Reservation Reservation, long Spent)
+{
+    /// <summary>
+    /// How long a counter remembers that a settlement was applied. Retries come within an outage; one
+    /// longer than this may count a settlement whose first try was cut off mid-way twice (never zero times).
+    /// </summary>
+    public static readonly TimeSpan MarkerLifetime = TimeSpan.FromHours(1);
 }
 
 /// <summary>

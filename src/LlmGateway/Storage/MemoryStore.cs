@@ -135,20 +135,23 @@ public sealed class MemoryStore : IGatewayStore
         return Task.FromResult(new ReserveResult(refused, states));
     }
 
-    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Reservation> reservations, long spent)
+    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now)
     {
         var states = new CounterState[counters.Count];
-        var nowMs = NowMs;
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var keep = nowMs + (long)Settlement.MarkerLifetime.TotalMilliseconds;
         lock (_countersLock)
         {
             for (var i = 0; i < counters.Count; i++)
             {
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
-                foreach (var r in reservations)
+                c.DropExpired(nowMs);
+                foreach (var s in settlements)
                 {
-                    if (c.Reservations.Remove(r.Id, out var held)) c.Reserved -= held.Amount;
+                    if (!c.Settled.TryAdd(s.Reservation.Id, keep)) continue;
+                    if (c.Reservations.Remove(s.Reservation.Id, out var held)) c.Reserved -= held.Amount;
+                    c.Spent += s.Spent;
                 }
-                c.Spent += spent;
                 states[i] = new CounterState(c.Spent, c.Reserved);
             }
         }
@@ -279,8 +282,20 @@ public sealed class MemoryStore : IGatewayStore
         public long ExpiresAtMs;
         public readonly Dictionary<string, (long Amount, long ExpiresAtMs)> Reservations = new(StringComparer.Ordinal);
 
+        /// <summary>Reservation ids already settled, until when they are remembered.</summary>
+        public readonly Dictionary<string, long> Settled = new(StringComparer.Ordinal);
+
         public void DropExpired(long nowMs)
         {
+            if (Settled.Count > 0)
+            {
+                List<string>? forgotten = null;
+                foreach (var (id, until) in Settled)
+                {
+                    if (until <= nowMs) (forgotten ??= []).Add(id);
+                }
+                if (forgotten is not null) foreach (var id in forgotten) Settled.Remove(id);
+            }
             if (Reservations.Count == 0) return;
             List<string>? expired = null;
             foreach (var (id, r) in Reservations)

@@ -14,7 +14,7 @@ namespace LlmGateway.Storage;
 /// <para>
 /// Keys: <c>{prefix}cache:*</c> (strings with a TTL), <c>{prefix}budget:{scope}:{window}</c> (hash:
 /// s = spent, r = reserved) with its reservations in the sorted set <c>…:z</c> (member id:amount,
-/// score = expiry), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>.
+/// score = expiry; settled ones leave a marker s:id:amount for an hour), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>.
 /// Multi-key scripts assume a single Redis (or one shard), not Redis Cluster.
 /// </para>
 /// </summary>
@@ -55,7 +55,9 @@ public sealed class RedisStore : IGatewayStore, IDisposable
         var config = ConfigurationOptions.Parse(connectionString);
         config.AbortOnConnectFail = false;
         config.ConnectTimeout = options.TimeoutMs;
-        config.SyncTimeout = options.TimeoutMs;
+        // Every call is async and gets TimeoutMs from GuardedStore. SyncTimeout is left longer on purpose: in 1.2.6 it
+        // also decides when a connection with a late reply is torn down, and a busy moment must not cost the connection.
+        config.SyncTimeout = Math.Max(options.TimeoutMs * 4, 1000);
         config.ConnectRetry = 1;
         // Notice a dead connection within seconds, and try again twice a second once it is gone.
         config.KeepAlive = 5;
@@ -135,14 +137,19 @@ public sealed class RedisStore : IGatewayStore, IDisposable
         return new ReserveResult(refused - 1, ReadStates(result, 1, counters.Count));
     }
 
-    public async Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Reservation> reservations, long spent)
+    public async Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now)
     {
         var keys = CounterKeys(counters);
-        var args = new RedisValue[2 + reservations.Count + counters.Count];
-        args[0] = spent;
-        args[1] = reservations.Count;
-        for (var i = 0; i < reservations.Count; i++) args[2 + i] = reservations[i].Member;
-        for (var i = 0; i < counters.Count; i++) args[2 + reservations.Count + i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
+        var args = new RedisValue[3 + 2 * settlements.Count + counters.Count];
+        args[0] = now.ToUnixTimeMilliseconds();
+        args[1] = (long)Settlement.MarkerLifetime.TotalMilliseconds;
+        args[2] = settlements.Count;
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            args[3 + 2 * i] = settlements[i].Reservation.Member;
+            args[4 + 2 * i] = settlements[i].Spent;
+        }
+        for (var i = 0; i < counters.Count; i++) args[3 + 2 * settlements.Count + i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
         var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Settle, keys, args).ConfigureAwait(false))!;
         return ReadStates(result, 0, counters.Count);
     }
@@ -222,7 +229,10 @@ public sealed class RedisStore : IGatewayStore, IDisposable
               local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
               if #expired == 0 then return end
               local sum = 0
-              for _, m in ipairs(expired) do sum = sum + tonumber(string.match(m, ':(%d+)$')) end
+              for _, m in ipairs(expired) do
+                -- settled markers ("s:...") hold nothing
+                if string.sub(m, 1, 2) ~= 's:' then sum = sum + tonumber(string.match(m, ':(%d+)$')) end
+              end
               redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
               redis.call('HINCRBY', h, 'r', string.format('%d', -sum))
             end
@@ -270,21 +280,29 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             return out
             """;
 
-        // ARGV: spent, number of reservations m, m members, then per counter: key expiry (unix s).
+        // ARGV: now (ms), marker lifetime (ms), number of settlements m, m x (member, spent), then per counter: key expiry (unix s).
+        // A settlement leaves the marker "s:<member>" in the reservations set; while it lasts, the same settlement is a no-op.
         public const string Settle = """
             local n = #KEYS / 2
-            local m = tonumber(ARGV[2])
+            local keep = tonumber(ARGV[1]) + tonumber(ARGV[2])
+            local m = tonumber(ARGV[3])
             local out = {}
             for i = 1, n do
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]
               for j = 1, m do
-                local member = ARGV[2 + j]
-                if redis.call('ZREM', z, member) == 1 then
-                  redis.call('HINCRBY', h, 'r', '-' .. string.match(member, ':(%d+)$'))
+                local member, spent = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+                local marker = 's:' .. member
+                if not redis.call('ZSCORE', z, marker) then
+                  if redis.call('ZREM', z, member) == 1 then
+                    redis.call('HINCRBY', h, 'r', '-' .. string.match(member, ':(%d+)$'))
+                  end
+                  if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
+                  redis.call('ZADD', z, string.format('%d', keep), marker)
                 end
               end
-              if ARGV[1] ~= '0' then redis.call('HINCRBY', h, 's', ARGV[1]) end
-              redis.call('EXPIREAT', h, ARGV[2 + m + i])
+              local expire_at = ARGV[3 + 2 * m + i]
+              redis.call('EXPIREAT', h, expire_at)
+              redis.call('EXPIREAT', z, expire_at)
               local v = redis.call('HMGET', h, 's', 'r')
               out[2 * i - 1] = tonumber(v[1]) or 0
               out[2 * i] = math.max(tonumber(v[2]) or 0, 0)

@@ -114,7 +114,7 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
                 catch (StoreUnavailableException)
                 {
                     // Kept in the batch, tried again on the next round. A batch that timed out may have been
-                    // written anyway: then those records appear twice rather than never.
+                    // written anyway: then those records are stored twice rather than never (queries count them once).
                     return false;
                 }
                 _batch.Clear();
@@ -133,6 +133,8 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
         var groups = new Dictionary<string, GroupTotals>(StringComparer.Ordinal);
         var total = new GroupTotals();
         var fromMs = (from - s_insertLag).ToUnixTimeMilliseconds();
+        // A batch whose write timed out may have been written anyway and then again: count each request once.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         string? after = null;
         var scanned = 0;
         while (scanned < _maxScanned)
@@ -149,7 +151,7 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
                 {
                     continue; // not ours, or from a future version: skip rather than fail the report
                 }
-                if (entry is null || entry.Time < from || entry.Time > to) continue;
+                if (entry is null || entry.Time < from || entry.Time > to || !seen.Add(entry.RequestId)) continue;
                 var key = groupBy switch
                 {
                     UsageGroupBy.Provider => entry.Provider,

@@ -62,7 +62,7 @@ public abstract class BudgetTests : IAsyncLifetime
     public async Task Fifty_concurrent_requests_against_a_budget_that_fits_ten_spend_no_more_than_the_budget()
     {
         await using var gateway = Gateway(s => s["Gateway:Budgets:Providers:up:DailyUsd"] = "1.0");
-        var client = gateway.CreateClient();
+        var client = await gateway.ConnectedClientAsync();
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(i => Task.Run(() => client.PostChatAsync(Body(i)))));
 
@@ -88,7 +88,7 @@ public abstract class BudgetTests : IAsyncLifetime
     public async Task A_failed_attempt_gives_its_reservation_back()
     {
         await using var gateway = Gateway(s => s["Gateway:Budgets:Global:DailyUsd"] = "0.1");
-        var client = gateway.CreateClient();
+        var client = await gateway.ConnectedClientAsync();
         var answer = Upstream.Handler;
         Upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Error("overloaded", "server_error"), 503);
 
@@ -118,7 +118,7 @@ public abstract class BudgetTests : IAsyncLifetime
             s["Gateway:Models:test-model:Fallbacks:0"] = "backup-model";
             s["Gateway:Budgets:Providers:up:DailyUsd"] = "0.1";
         });
-        var client = gateway.CreateClient();
+        var client = await gateway.ConnectedClientAsync();
         var gate = gateway.Services.GetRequiredService<IBudgetGate>();
 
         using var first = await client.PostChatAsync(Body(1));
@@ -137,7 +137,7 @@ public abstract class BudgetTests : IAsyncLifetime
     public async Task A_candidate_that_could_cost_more_than_MaxCostPerRequestUsd_is_refused()
     {
         await using var gateway = Gateway(s => s["Gateway:Budgets:MaxCostPerRequestUsd"] = "0.05");
-        var client = gateway.CreateClient();
+        var client = await gateway.ConnectedClientAsync();
 
         using var tooExpensive = await client.PostChatAsync(Body(maxTokens: 100));
         using var cheapEnough = await client.PostChatAsync(Body(maxTokens: 40));
@@ -160,7 +160,7 @@ public abstract class BudgetTests : IAsyncLifetime
             s["Gateway:Budgets:Providers:up:MonthlyUsd"] = "0.2";
         });
         var app = gateway.WithClock(clock);
-        var client = app.CreateClient();
+        var client = await app.ConnectedClientAsync();
 
         using var first = await client.PostChatAsync(Body(1));
         using var sameDay = await client.PostChatAsync(Body(2));
@@ -196,7 +196,7 @@ public abstract class BudgetTests : IAsyncLifetime
             s["Gateway:Budgets:AlertThresholds:1"] = "0.8";
         });
         var app = gateway.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(logs)));
-        var client = app.CreateClient();
+        var client = await app.ConnectedClientAsync();
 
         for (var i = 0; i < 10; i++) (await client.PostChatAsync(Body(i))).Dispose();
 

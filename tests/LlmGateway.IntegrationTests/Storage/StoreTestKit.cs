@@ -26,6 +26,8 @@ internal static class StoreTestKit
         settings["Gateway:Auth:AdminKeyEnv"] = adminKeyEnv;
         settings["ConnectionStrings:Redis"] = redis ?? "";
         settings["Gateway:Store:KeyPrefix"] = prefix ?? $"t-{Guid.NewGuid():N}:";
+        // Generous: the test machine is shared and busy; the outage tests stop Redis, which fails fast, not slowly.
+        settings["Gateway:Store:TimeoutMs"] = "2000";
         // Retries would make upstream call counts depend on backoff; the tests count calls.
         settings["Gateway:Resilience:MaxRetries"] = "0";
         return settings;
@@ -77,6 +79,20 @@ internal static class StoreTestKit
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>Starts the app and waits until its store answers (Redis connects in the background at start-up).</summary>
+    public static async Task<HttpClient> ConnectedClientAsync(this WebApplicationFactory<Program> factory)
+    {
+        var client = factory.CreateClient();
+        await EventuallyAsync(async () =>
+        {
+            using var response = await client.GetAsync("/health/ready");
+            var ready = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var store = ready.GetProperty("checks").GetProperty("store").GetProperty("status").GetString();
+            return (store == "Healthy", store);
+        }, "the store to be reachable");
+        return client;
+    }
+
     /// <summary>The content of an OpenAI chat.completion body.</summary>
     public static async Task<string> ContentAsync(this HttpResponseMessage response)
     {
@@ -86,12 +102,18 @@ internal static class StoreTestKit
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds; fails after <paramref name="seconds"/> (a bound, not a speed assertion).</summary>
-    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int seconds = 10)
+    public static Task EventuallyAsync(Func<Task<bool>> condition, string what, int seconds = 10) =>
+        EventuallyAsync(async () => (await condition(), ""), what, seconds);
+
+    /// <summary>Like the other, with what was last seen in the failure message.</summary>
+    public static async Task EventuallyAsync<T>(Func<Task<(bool Done, T Seen)>> condition, string what, int seconds = 10)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(seconds);
-        while (!await condition())
+        while (true)
         {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"Timed out waiting for: {what}");
+            var (done, seen) = await condition();
+            if (done) return;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"Timed out waiting for: {what} (last seen: {seen})");
             await Task.Delay(25);
         }
     }

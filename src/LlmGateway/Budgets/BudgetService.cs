@@ -28,7 +28,7 @@ namespace LlmGateway.Budgets;
 /// an outage goes uncounted.
 /// </para>
 /// </summary>
-public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate
+public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate, IBudgetReport
 {
     /// <summary>How often the local view of the counters (for the router and the gauges) is refreshed, and pending spend flushed.</summary>
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
@@ -53,7 +53,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private readonly ConcurrentDictionary<string, CounterState> _known = new(StringComparer.Ordinal);
     private readonly Lock _localLock = new();
     private readonly Dictionary<string, LocalCounter> _local = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, bool> _alerted = new(StringComparer.Ordinal);
+    /// <summary>Per counter: the index of the highest alert threshold already logged in its window.</summary>
+    private readonly ConcurrentDictionary<string, int> _alerted = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _flushing = new(1, 1);
     private long _lastOutageLog;
 
@@ -219,31 +220,38 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         foreach (var c in counters)
         {
             var spent = SpentKnown(c.Key);
+            var level = -1;
             for (var i = _thresholds.Length - 1; i >= 0; i--)
             {
-                var threshold = _thresholds[i];
-                if ((double)spent < threshold * c.Counter.Limit) continue;
-                // Once per threshold per window: in this instance, and across instances through the store.
-                var alertKey = string.Create(CultureInfo.InvariantCulture, $"alert:{c.Key}:{threshold}");
-                if (!_alerted.TryAdd(alertKey, true)) break;
-                var first = true;
-                if (_store.IsAvailable)
+                if ((double)spent >= _thresholds[i] * c.Counter.Limit)
                 {
-                    try
-                    {
-                        first = await _store.TryMarkOnceAsync(alertKey, c.Counter.ExpiresAt - _time.GetUtcNow()).ConfigureAwait(false);
-                    }
-                    catch (StoreUnavailableException)
-                    {
-                        // Better twice than never.
-                    }
+                    level = i;
+                    break;
                 }
-                if (first)
+            }
+            if (level < 0) continue;
+            // Once per threshold per window (the counter key names the window): in this instance, then across
+            // instances through the store. Jumping past several thresholds at once logs the highest.
+            var logged = _alerted.GetOrAdd(c.Key, -1);
+            if (logged >= level || !_alerted.TryUpdate(c.Key, level, logged)) continue;
+            var threshold = _thresholds[level];
+            var first = true;
+            if (_store.IsAvailable)
+            {
+                try
                 {
-                    _logger.LogWarning("Budget alert: {Scope} has spent {Percent}% of its {Window} budget (${SpentUsd} of ${LimitUsd}); the window ends {WindowEnd}",
-                        c.Scope, Math.Round(threshold * 100), c.Window, Math.Round(Nanos.ToUsd(spent), 6), c.LimitUsd, c.WindowEnd);
+                    var alertKey = string.Create(CultureInfo.InvariantCulture, $"alert:{c.Key}:{threshold}");
+                    first = await _store.TryMarkOnceAsync(alertKey, c.Counter.ExpiresAt - _time.GetUtcNow()).ConfigureAwait(false);
                 }
-                break;
+                catch (StoreUnavailableException)
+                {
+                    // Better twice than never.
+                }
+            }
+            if (first)
+            {
+                _logger.LogWarning("Budget alert: {Scope} has spent {Percent}% of its {Window} budget (${SpentUsd} of ${LimitUsd}); the window ends {WindowEnd}",
+                    c.Scope, Math.Round(threshold * 100), c.Window, Math.Round(Nanos.ToUsd(spent), 6), c.LimitUsd, c.WindowEnd);
             }
         }
     }
@@ -253,10 +261,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     public bool IsProviderExhausted(string provider)
     {
         if (!_providers.TryGetValue(provider, out var limit)) return false;
-        var w = Windows;
-        var list = new List<ScopeCounter>(2);
-        w.AddCounters(list, BudgetScopes.Provider(provider), limit);
-        foreach (var c in list)
+        foreach (var c in Windows.ForProvider(provider, limit))
         {
             if (SpentKnown(c.Key) >= c.Counter.Limit) return true;
         }
@@ -444,10 +449,28 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         {
             var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
             for (var i = 0; i < counters.Count; i++) _known[counters[i].Key] = states[i];
+            Forget(counters);
         }
         catch (StoreUnavailableException)
         {
             // Next tick.
+        }
+    }
+
+    /// <summary>Drops what is remembered of counters of past windows (the local view only; the store keeps its own).</summary>
+    private void Forget(List<ScopeCounter> current)
+    {
+        if (_known.Count <= current.Count * 2 + 16 && _alerted.Count <= current.Count * 2 + 16) return;
+        var keep = new HashSet<string>(current.Count, StringComparer.Ordinal);
+        foreach (var c in current) keep.Add(c.Key);
+        var w = Windows;
+        foreach (var key in _known.Keys)
+        {
+            if (!keep.Contains(key) && !key.EndsWith(w.DayId, StringComparison.Ordinal) && !key.EndsWith(w.MonthId, StringComparison.Ordinal)) _known.TryRemove(key, out _);
+        }
+        foreach (var key in _alerted.Keys)
+        {
+            if (!key.EndsWith(w.DayId, StringComparison.Ordinal) && !key.EndsWith(w.MonthId, StringComparison.Ordinal)) _alerted.TryRemove(key, out _);
         }
     }
 

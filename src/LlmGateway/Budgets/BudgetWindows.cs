@@ -32,6 +32,7 @@ internal sealed class WindowSet
     private static readonly TimeSpan s_keep = TimeSpan.FromDays(1);
 
     private readonly ConcurrentDictionary<(string Provider, string Key), ScopeCounter[]> _byAttempt = new();
+    private readonly ConcurrentDictionary<string, ScopeCounter[]> _byProvider = new(StringComparer.OrdinalIgnoreCase);
 
     public WindowSet(DateTimeOffset now)
     {
@@ -65,6 +66,15 @@ internal sealed class WindowSet
             if (k.Key.Length > 0) s.Set.AddCounters(list, BudgetScopes.Key(k.Key), s.KeyLimit);
             return [.. list];
         }, (Set: this, Global: global, ProviderLimit: providerLimit, KeyLimit: keyLimit));
+
+    /// <summary>The counters of one provider's own scope (what the router asks about).</summary>
+    public ScopeCounter[] ForProvider(string provider, BudgetLimit limit) =>
+        _byProvider.GetOrAdd(provider, static (p, s) =>
+        {
+            var list = new List<ScopeCounter>(2);
+            s.Set.AddCounters(list, BudgetScopes.Provider(p), s.Limit);
+            return [.. list];
+        }, (Set: this, Limit: limit));
 
     private static ScopeCounter Counter(string scope, string window, string windowId, DateTimeOffset end, decimal limit) =>
         new(scope, window, limit, end, new CounterLimit($"budget:{scope}:{windowId}", Nanos.FromUsd(limit), end + s_keep));

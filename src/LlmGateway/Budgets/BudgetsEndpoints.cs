@@ -13,6 +13,7 @@ public static class BudgetsEndpoints
         services.AddSingleton<BudgetService>();
         services.AddSingleton<IAttemptAdmission>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetGate>(sp => sp.GetRequiredService<BudgetService>());
+        services.AddSingleton<IBudgetReport>(sp => sp.GetRequiredService<BudgetService>());
         services.AddHostedService(sp => sp.GetRequiredService<BudgetService>());
         return services;
     }

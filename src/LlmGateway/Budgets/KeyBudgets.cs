@@ -37,3 +37,13 @@ public sealed class ConfiguredKeyBudgets : IKeyBudgetSource
 
     public IEnumerable<KeyValuePair<string, BudgetLimit>> All() => _limits;
 }
+
+/// <summary>
+/// Every limited scope and window with limit, spent, reserved and window end: the numbers behind
+/// GET /admin/budgets, for the llm_gateway_budget_spent_usd / llm_gateway_budget_limit_usd gauges.
+/// </summary>
+public interface IBudgetReport
+{
+    /// <summary>From this instance's view, refreshed every second (no store call: safe in a metrics callback).</summary>
+    IReadOnlyList<BudgetStatus> Snapshot();
+}

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace LlmGateway.IntegrationTests.Storage;
 
@@ -175,5 +178,49 @@ public sealed class RedisGatewayTests(RedisServer sharedRedis) : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         await StoreTestKit.EventuallyAsync(async () => await LedgerCountAsync(client) == 1, "the early record written", seconds: 20);
+    }
+
+    [Fact]
+    public async Task The_Redis_password_appears_in_no_log_line_error_or_admin_output_even_when_Redis_is_down()
+    {
+        var password = "redis-pw-" + Guid.NewGuid().ToString("N");
+        await using var redis = new RedisServer { Password = password };
+        await redis.InitializeAsync();
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var gateway = Gateway(redis.ConnectionString, $"secret-{Guid.NewGuid():N}:", s => s["Gateway:Budgets:Global:DailyUsd"] = "5");
+        var app = gateway.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<ILoggerProvider>(new CollectingLoggerProvider(logs))));
+        var client = await app.ConnectedClientAsync();
+        using var before = await client.PostChatAsync(Body("with a password"));
+        Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+
+        await redis.StopAsync(keepData: false);
+        var outputs = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var during = await client.PostChatAsync(Body($"during {i}"));
+            outputs.Add(await during.Content.ReadAsStringAsync());
+        }
+        using (var ready = await client.GetAsync("/health/ready")) outputs.Add(await ready.Content.ReadAsStringAsync());
+        outputs.Add((await client.AdminAsync(HttpMethod.Get, "/admin/budgets", _adminKey)).ToString());
+        outputs.Add((await client.AdminAsync(HttpMethod.Get, "/admin/usage", _adminKey, 503)).ToString());
+        outputs.Add((await client.AdminAsync(HttpMethod.Delete, "/admin/cache", _adminKey, 503)).ToString());
+
+        Assert.Contains(logs, l => l.Contains("store", StringComparison.OrdinalIgnoreCase)); // the outage was logged...
+        Assert.DoesNotContain(logs, l => l.Contains(password, StringComparison.Ordinal)); // ...without the password
+        Assert.All(outputs, o => Assert.DoesNotContain(password, o, StringComparison.Ordinal));
+    }
+
+    private sealed class CollectingLoggerProvider(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(lines);
+        public void Dispose() { }
+
+        private sealed class Logger(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+            public bool IsEnabled(LogLevel logLevel) => true;
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                lines.Enqueue(formatter(state, exception) + " " + exception);
+        }
     }
 }

@@ -15,10 +15,13 @@ public sealed class RedisServer : IAsyncLifetime
     private readonly string _dir = Directory.CreateTempSubdirectory("llmgw-redis-").FullName;
     private Process? _process;
 
+    /// <summary>When set, the server requires it (requirepass) and the connection string carries it.</summary>
+    public string? Password { get; init; }
+
     public int Port { get; private set; }
 
     /// <summary>A StackExchange.Redis connection string for this server.</summary>
-    public string ConnectionString => $"127.0.0.1:{Port}";
+    public string ConnectionString => Password is null ? $"127.0.0.1:{Port}" : $"127.0.0.1:{Port},password={Password}";
 
     public bool IsRunning => _process is { HasExited: false };
 
@@ -41,6 +44,11 @@ public sealed class RedisServer : IAsyncLifetime
         foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _dir, "--daemonize", "no" })
         {
             start.ArgumentList.Add(arg);
+        }
+        if (Password is not null)
+        {
+            start.ArgumentList.Add("--requirepass");
+            start.ArgumentList.Add(Password);
         }
         try
         {
@@ -91,10 +99,19 @@ public sealed class RedisServer : IAsyncLifetime
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await client.ConnectAsync(IPAddress.Loopback, Port, timeout.Token);
             var stream = client.GetStream();
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(command + "\r\n"), timeout.Token);
+            var text = Password is null ? command + "\r\n" : $"AUTH {Password}\r\n{command}\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(text), timeout.Token);
+            var replies = new StringBuilder();
             var buffer = new byte[4096];
-            var read = await stream.ReadAsync(buffer, timeout.Token);
-            return read == 0 ? null : Encoding.ASCII.GetString(buffer, 0, read).Split("\r\n")[0];
+            var expected = Password is null ? 1 : 2;
+            while (replies.ToString().Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length < expected)
+            {
+                var read = await stream.ReadAsync(buffer, timeout.Token);
+                if (read == 0) break;
+                replies.Append(Encoding.ASCII.GetString(buffer, 0, read));
+            }
+            var lines = replies.ToString().Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+            return lines.Length < expected ? null : lines[expected - 1];
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
         {

@@ -175,7 +175,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
     {
         var counters = ticket.Counters;
-        var settlement = new Settlement(ticket.Reservation, spent);
+        var settlement = new Settlement(ticket.Reservation, spent, Held: ticket.InStore);
         if (!ticket.InStore)
         {
             lock (_localLock)

@@ -42,10 +42,12 @@ public interface IGatewayStore
     Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now);
 
     /// <summary>
-    /// Applies each settlement to every counter: its reservation is dropped (when still held) and its
-    /// spend added. A settlement is applied at most once per counter while its marker lasts
-    /// (<see cref="Settlement.MarkerLifetime"/>), so a settle that timed out but went through can be
-    /// sent again without counting twice.
+    /// Applies each settlement to every counter, at most once, so a settle that timed out but went
+    /// through can be sent again without counting twice: a settlement of a reservation the store holds
+    /// drops it and adds the spend (sent again, it finds the reservation gone and does nothing; one
+    /// that expired unsettled is remembered for <see cref="Settlement.MarkerLifetime"/>, so its late
+    /// spend still counts); a settlement of one admitted without the store adds the spend and leaves a
+    /// marker for as long. Markers exist only for those rare cases, never per request.
     /// </summary>
     Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now);
 
@@ -85,12 +87,16 @@ public readonly record struct Reservation(string Id, long Amount)
     public string Member => Id + ":" + Amount.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
-/// <summary>The end of one reservation: what it actually cost (0 when the attempt failed).</summary>
-public readonly record struct Settlement(Reservation Reservation, long Spent)
+/// <summary>
+/// The end of one reservation: what it actually cost (0 when the attempt failed). <see cref="Held"/>:
+/// the reservation was made in the store (false when it was admitted while the store was unreachable).
+/// </summary>
+public readonly record struct Settlement(Reservation Reservation, long Spent, bool Held = true)
 {
     /// <summary>
-    /// How long a counter remembers that a settlement was applied. Retries come within an outage; one
-    /// longer than this may count a settlement whose first try was cut off mid-way twice (never zero times).
+    /// How long a counter remembers a reservation that expired unsettled, or a settlement of one it never
+    /// held. A settlement sent again after longer than that (an outage of over an hour) may count twice,
+    /// or, for an expired reservation, not at all.
     /// </summary>
     public static readonly TimeSpan MarkerLifetime = TimeSpan.FromHours(1);
 }

@@ -139,19 +139,13 @@ public sealed class MemoryStore : IGatewayStore
     {
         var states = new CounterState[counters.Count];
         var nowMs = now.ToUnixTimeMilliseconds();
-        var keep = nowMs + (long)Settlement.MarkerLifetime.TotalMilliseconds;
         lock (_countersLock)
         {
             for (var i = 0; i < counters.Count; i++)
             {
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
-                foreach (var s in settlements)
-                {
-                    if (!c.Settled.TryAdd(s.Reservation.Id, keep)) continue;
-                    if (c.Reservations.Remove(s.Reservation.Id, out var held)) c.Reserved -= held.Amount;
-                    c.Spent += s.Spent;
-                }
+                foreach (var s in settlements) c.Settle(s, nowMs);
                 states[i] = new CounterState(c.Spent, c.Reserved);
             }
         }
@@ -277,25 +271,44 @@ public sealed class MemoryStore : IGatewayStore
 
     private sealed class Counter
     {
+        private static readonly long s_keepMs = (long)Settlement.MarkerLifetime.TotalMilliseconds;
+
         public long Spent;
         public long Reserved;
         public long ExpiresAtMs;
         public readonly Dictionary<string, (long Amount, long ExpiresAtMs)> Reservations = new(StringComparer.Ordinal);
 
-        /// <summary>Reservation ids already settled, until when they are remembered.</summary>
-        public readonly Dictionary<string, long> Settled = new(StringComparer.Ordinal);
+        /// <summary>Reservations that expired unsettled, and settlements of ones never held here: until when they are remembered.</summary>
+        private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, long> _settled = new(StringComparer.Ordinal);
 
+        public void Settle(Settlement s, long nowMs)
+        {
+            var id = s.Reservation.Id;
+            if (s.Held)
+            {
+                if (Reservations.Remove(id, out var held))
+                {
+                    Reserved -= held.Amount;
+                    Spent += s.Spent;
+                }
+                else if (_expired.Remove(id))
+                {
+                    Spent += s.Spent;
+                }
+                return; // otherwise: settled already
+            }
+            if (!_settled.TryAdd(id, nowMs + s_keepMs)) return;
+            Spent += s.Spent;
+            // A reservation that timed out on the caller's side but was made after all.
+            if (Reservations.Remove(id, out var phantom)) Reserved -= phantom.Amount;
+        }
+
+        /// <summary>Called on every use: the collections are small (reservations in flight, and the rare markers).</summary>
         public void DropExpired(long nowMs)
         {
-            if (Settled.Count > 0)
-            {
-                List<string>? forgotten = null;
-                foreach (var (id, until) in Settled)
-                {
-                    if (until <= nowMs) (forgotten ??= []).Add(id);
-                }
-                if (forgotten is not null) foreach (var id in forgotten) Settled.Remove(id);
-            }
+            Forget(_expired, nowMs);
+            Forget(_settled, nowMs);
             if (Reservations.Count == 0) return;
             List<string>? expired = null;
             foreach (var (id, r) in Reservations)
@@ -307,7 +320,19 @@ public sealed class MemoryStore : IGatewayStore
             {
                 Reserved -= Reservations[id].Amount;
                 Reservations.Remove(id);
+                _expired[id] = nowMs + s_keepMs;
             }
+        }
+
+        private static void Forget(Dictionary<string, long> markers, long nowMs)
+        {
+            if (markers.Count == 0) return;
+            List<string>? old = null;
+            foreach (var (id, until) in markers)
+            {
+                if (until <= nowMs) (old ??= []).Add(id);
+            }
+            if (old is not null) foreach (var id in old) markers.Remove(id);
         }
     }
 }

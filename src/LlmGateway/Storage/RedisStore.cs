@@ -14,12 +14,13 @@ namespace LlmGateway.Storage;
 /// <para>
 /// Keys: <c>{prefix}cache:*</c> (strings with a TTL), <c>{prefix}budget:{scope}:{window}</c> (hash:
 /// s = spent, r = reserved) with its reservations in the sorted set <c>…:z</c> (member id:amount,
-/// score = expiry; settled ones leave a marker s:id:amount for an hour), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>.
+/// score = expiry; rare markers x:/s: for an hour, see the Settle script), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>.
 /// Multi-key scripts assume a single Redis (or one shard), not Redis Cluster.
 /// </para>
 /// </summary>
 public sealed class RedisStore : IGatewayStore, IDisposable
 {
+    private static readonly long s_keepMs = (long)Settlement.MarkerLifetime.TotalMilliseconds;
     private readonly string _prefix;
     private readonly string _ledgerKey;
     private readonly int _ledgerMax;
@@ -120,17 +121,18 @@ public sealed class RedisStore : IGatewayStore, IDisposable
     public async Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now)
     {
         var keys = new RedisKey[counters.Count * 2];
-        var args = new RedisValue[4 + counters.Count * 2];
+        var args = new RedisValue[5 + counters.Count * 2];
         args[0] = amount;
         args[1] = new Reservation(reservationId, amount).Member;
         args[2] = reservationExpiresAt.ToUnixTimeMilliseconds();
         args[3] = now.ToUnixTimeMilliseconds();
+        args[4] = s_keepMs;
         for (var i = 0; i < counters.Count; i++)
         {
             keys[2 * i] = Key(counters[i].Key);
             keys[2 * i + 1] = Key(counters[i].Key + ":z");
-            args[4 + 2 * i] = counters[i].Limit;
-            args[5 + 2 * i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
+            args[5 + 2 * i] = counters[i].Limit;
+            args[6 + 2 * i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
         }
         var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Reserve, keys, args).ConfigureAwait(false))!;
         var refused = (int)result[0];
@@ -140,16 +142,17 @@ public sealed class RedisStore : IGatewayStore, IDisposable
     public async Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now)
     {
         var keys = CounterKeys(counters);
-        var args = new RedisValue[3 + 2 * settlements.Count + counters.Count];
+        var args = new RedisValue[3 + 3 * settlements.Count + counters.Count];
         args[0] = now.ToUnixTimeMilliseconds();
-        args[1] = (long)Settlement.MarkerLifetime.TotalMilliseconds;
+        args[1] = s_keepMs;
         args[2] = settlements.Count;
         for (var i = 0; i < settlements.Count; i++)
         {
-            args[3 + 2 * i] = settlements[i].Reservation.Member;
-            args[4 + 2 * i] = settlements[i].Spent;
+            args[3 + 3 * i] = settlements[i].Reservation.Member;
+            args[4 + 3 * i] = settlements[i].Spent;
+            args[5 + 3 * i] = settlements[i].Held ? 1 : 0;
         }
-        for (var i = 0; i < counters.Count; i++) args[3 + 2 * settlements.Count + i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
+        for (var i = 0; i < counters.Count; i++) args[3 + 3 * settlements.Count + i] = counters[i].ExpiresAt.ToUnixTimeSeconds();
         var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Settle, keys, args).ConfigureAwait(false))!;
         return ReadStates(result, 0, counters.Count);
     }
@@ -157,7 +160,7 @@ public sealed class RedisStore : IGatewayStore, IDisposable
     public async Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now)
     {
         if (counters.Count == 0) return [];
-        var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Read, CounterKeys(counters), [now.ToUnixTimeMilliseconds()]).ConfigureAwait(false))!;
+        var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Read, CounterKeys(counters), [now.ToUnixTimeMilliseconds(), s_keepMs]).ConfigureAwait(false))!;
         return ReadStates(result, 0, counters.Count);
     }
 
@@ -223,18 +226,24 @@ public sealed class RedisStore : IGatewayStore, IDisposable
 
     private static class Scripts
     {
-        /// <summary>Drops the expired reservations of the counter at KEYS[2i-1]/KEYS[2i]; shared by reserve and read.</summary>
+        /// <summary>
+        /// Drops expired entries of a counter's set. An expired reservation gives its amount back and leaves
+        /// the marker "x:member" (so a late settle still adds its spend); expired markers just go.
+        /// </summary>
         private const string DropExpired = """
-            local function drop_expired(h, z, now)
+            local function drop_expired(h, z, now, keep)
               local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
               if #expired == 0 then return end
+              redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
               local sum = 0
               for _, m in ipairs(expired) do
-                -- settled markers ("s:...") hold nothing
-                if string.sub(m, 1, 2) ~= 's:' then sum = sum + tonumber(string.match(m, ':(%d+)$')) end
+                local kind = string.sub(m, 1, 2)
+                if kind ~= 's:' and kind ~= 'x:' then
+                  sum = sum + tonumber(string.match(m, ':(%d+)$'))
+                  redis.call('ZADD', z, string.format('%d', keep), 'x:' .. m)
+                end
               end
-              redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-              redis.call('HINCRBY', h, 'r', string.format('%d', -sum))
+              if sum > 0 then redis.call('HINCRBY', h, 'r', string.format('%d', -sum)) end
             end
             local function state(h)
               local v = redis.call('HMGET', h, 's', 'r')
@@ -248,21 +257,22 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             end
             """;
 
-        // ARGV: amount, member, reservation expiry (ms), now (ms), then per counter: limit, key expiry (unix s).
+        // ARGV: amount, member, reservation expiry (ms), now (ms), marker lifetime (ms), then per counter: limit, key expiry (unix s).
         // Returns {refused counter (1-based, 0 = granted), s1, r1, s2, r2, ...}.
         public const string Reserve = DropExpired + "\n" + """
             local n = #KEYS / 2
             local amount = tonumber(ARGV[1])
             local now = tonumber(ARGV[4])
+            local keep = now + tonumber(ARGV[5])
             local out = {0}
             local refused = 0
             for i = 1, n do
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-              drop_expired(h, z, now)
+              drop_expired(h, z, now, keep)
               local s, r = state(h)
               out[2 * i] = s
               out[2 * i + 1] = r
-              if refused == 0 and s + r + amount > tonumber(ARGV[3 + 2 * i]) then refused = i end
+              if refused == 0 and s + r + amount > tonumber(ARGV[4 + 2 * i]) then refused = i end
             end
             if refused > 0 then
               out[1] = refused
@@ -274,14 +284,15 @@ public sealed class RedisStore : IGatewayStore, IDisposable
                 out[2 * i + 1] = redis.call('HINCRBY', h, 'r', ARGV[1])
               end
               redis.call('HSETNX', h, 's', 0)
-              redis.call('EXPIREAT', h, ARGV[4 + 2 * i])
-              redis.call('EXPIREAT', z, ARGV[4 + 2 * i])
+              redis.call('EXPIREAT', h, ARGV[5 + 2 * i])
+              redis.call('EXPIREAT', z, ARGV[5 + 2 * i])
             end
             return out
             """;
 
-        // ARGV: now (ms), marker lifetime (ms), number of settlements m, m x (member, spent), then per counter: key expiry (unix s).
-        // A settlement leaves the marker "s:<member>" in the reservations set; while it lasts, the same settlement is a no-op.
+        // ARGV: now (ms), marker lifetime (ms), number of settlements m, m x (member, spent, held 1/0), then per counter: key expiry (unix s).
+        // Held: drop the reservation and add the spend; if it is gone, its "x:" marker means it expired unsettled (add the
+        // spend), no marker means it was settled already (nothing). Not held: add the spend once, remembered by "s:member".
         public const string Settle = """
             local n = #KEYS / 2
             local keep = tonumber(ARGV[1]) + tonumber(ARGV[2])
@@ -290,17 +301,23 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             for i = 1, n do
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]
               for j = 1, m do
-                local member, spent = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
-                local marker = 's:' .. member
-                if not redis.call('ZSCORE', z, marker) then
+                local member, spent, held = ARGV[1 + 3 * j], ARGV[2 + 3 * j], ARGV[3 + 3 * j]
+                local amount = '-' .. string.match(member, ':(%d+)$')
+                if held == '1' then
                   if redis.call('ZREM', z, member) == 1 then
-                    redis.call('HINCRBY', h, 'r', '-' .. string.match(member, ':(%d+)$'))
+                    redis.call('HINCRBY', h, 'r', amount)
+                    if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
+                  elseif redis.call('ZREM', z, 'x:' .. member) == 1 then
+                    if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
                   end
+                elseif not redis.call('ZSCORE', z, 's:' .. member) then
                   if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
-                  redis.call('ZADD', z, string.format('%d', keep), marker)
+                  redis.call('ZADD', z, string.format('%d', keep), 's:' .. member)
+                  -- a reservation that timed out on the gateway's side but was made after all
+                  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'r', amount) end
                 end
               end
-              local expire_at = ARGV[3 + 2 * m + i]
+              local expire_at = ARGV[3 + 3 * m + i]
               redis.call('EXPIREAT', h, expire_at)
               redis.call('EXPIREAT', z, expire_at)
               local v = redis.call('HMGET', h, 's', 'r')
@@ -310,12 +327,13 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             return out
             """;
 
-        // ARGV: now (ms). Returns {s1, r1, s2, r2, ...}.
+        // ARGV: now (ms), marker lifetime (ms). Returns {s1, r1, s2, r2, ...}.
         public const string Read = DropExpired + "\n" + """
+            local now = tonumber(ARGV[1])
             local out = {}
             for i = 1, #KEYS / 2 do
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-              drop_expired(h, z, tonumber(ARGV[1]))
+              drop_expired(h, z, now, now + tonumber(ARGV[2]))
               local s, r = state(h)
               out[2 * i - 1] = s
               out[2 * i] = r

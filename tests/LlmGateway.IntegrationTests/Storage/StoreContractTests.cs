@@ -122,11 +122,44 @@ public abstract class StoreContractTests : IAsyncLifetime
 
         var settled = await Store.SettleAsync(refs, [new Settlement(new Reservation("r1", 300), 120)], Now);
         var again = await Store.SettleAsync(refs, [new Settlement(new Reservation("r1", 300), 120)], Now);
-        var released = await Store.SettleAsync(refs, [new Settlement(new Reservation("r2", 200), 0), new Settlement(new Reservation("never-held", 50), 30)], Now);
+        var released = await Store.SettleAsync(refs, [new Settlement(new Reservation("r2", 200), 0)], Now);
 
         Assert.Equal([new CounterState(120, 200), new CounterState(120, 200)], settled);
         Assert.Equal([new CounterState(120, 200), new CounterState(120, 200)], again);
-        Assert.Equal([new CounterState(150, 0), new CounterState(150, 0)], released);
+        Assert.Equal([new CounterState(120, 0), new CounterState(120, 0)], released);
+    }
+
+    [Fact]
+    public async Task Spend_admitted_without_the_store_is_added_once_and_frees_a_reservation_that_was_made_after_all()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 1000)];
+        // The gateway's reserve call timed out, but Redis had made the reservation.
+        await Store.ReserveAsync(counters, "phantom", 100, Now + TimeSpan.FromMinutes(10), Now);
+
+        var first = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("phantom", 100), 70, Held: false), new Settlement(new Reservation("local", 100), 40, Held: false)], Now);
+        var resent = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("phantom", 100), 70, Held: false), new Settlement(new Reservation("local", 100), 40, Held: false)], Now);
+
+        Assert.Equal(new CounterState(110, 0), first[0]);
+        Assert.Equal(new CounterState(110, 0), resent[0]);
+    }
+
+    [Fact]
+    public async Task Expired_reservations_stop_holding_budget_but_a_late_settle_still_counts_once()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 100)];
+        await Store.ReserveAsync(counters, "crashed", 90, Now + TimeSpan.FromSeconds(30), Now);
+
+        var meanwhile = await Store.ReserveAsync(counters, "r2", 50, Now + TimeSpan.FromMinutes(10), Now);
+        var later = Now + TimeSpan.FromMinutes(1);
+        var afterExpiry = await Store.ReserveAsync(counters, "r3", 50, later + TimeSpan.FromMinutes(10), later);
+        var settled = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("crashed", 90), 80)], later);
+        var resent = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("crashed", 90), 80)], later);
+
+        Assert.False(meanwhile.Granted);
+        Assert.True(afterExpiry.Granted);
+        Assert.Equal(new CounterState(0, 50), afterExpiry.States[0]);
+        Assert.Equal(new CounterState(80, 50), settled[0]);
+        Assert.Equal(new CounterState(80, 50), resent[0]);
     }
 
     [Fact]

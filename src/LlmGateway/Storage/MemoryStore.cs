@@ -233,6 +233,7 @@ public sealed class MemoryStore : IGatewayStore
 
     public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count)
     {
+        // "At or after fromUnixMs" is "after (fromUnixMs, -1)": one comparison for both kinds of start.
         var after = afterId is null ? (fromUnixMs, -1L) : ParseId(afterId);
         var page = new List<LedgerRecord>(Math.Min(count, 1024));
         lock (_ledgerLock)
@@ -243,7 +244,7 @@ public sealed class MemoryStore : IGatewayStore
             {
                 var mid = (lo + hi) / 2;
                 var id = ParseId(_ring[(_ringStart + mid) % _ring.Length].Id);
-                if (Compare(id, after) > 0 || (afterId is null && Compare(id, after) == 0)) hi = mid;
+                if (Compare(id, after) > 0) hi = mid;
                 else lo = mid + 1;
             }
             for (var i = lo; i < _ringCount && page.Count < count; i++)

@@ -1,5 +1,7 @@
 using LlmGateway.Admin;
 using LlmGateway.Auth;
+using LlmGateway.Budgets;
+using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Health;
@@ -7,7 +9,9 @@ using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.Providers;
 using LlmGateway.Routing;
+using LlmGateway.Storage;
 using LlmGateway.Telemetry;
+using LlmGateway.Usage;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -24,6 +28,12 @@ builder.AddGatewayLogging();
 builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddChatCompletions();
+
+// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
+builder.Services.AddStorage();
+builder.Services.AddResponseCache();
+builder.Services.AddBudgets();
+builder.Services.AddUsageLedger();
 
 // Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
 // their model allow-lists and RPM/TPM limits, and /admin/keys.
@@ -54,6 +64,9 @@ app.MapModelRouting();
 app.MapGatewayHealth();
 app.MapGatewayAuth();
 app.MapTelemetry();
+app.MapCaching();
+app.MapBudgets();
+app.MapUsage();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using LlmGateway.Auth;
+using LlmGateway.Caching;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
@@ -21,6 +22,7 @@ public sealed class ChatCompletionsHandler(
     IOptions<GatewayOptions> options,
     IModelRouter router,
     CandidateExecutor executor,
+    ResponseCache cache,
     RequestRecorder recorder,
     KeyRateLimits keyLimits,
     TimeProvider time,
@@ -98,7 +100,15 @@ public sealed class ChatCompletionsHandler(
                 }
             }
 
-            // :: Step 4: try the candidates until one commits.
+            // :: Step 4: the response cache. A hit answers here; an identical request in flight is waited for.
+            await using var cached = await cache.LookupAsync(context).ConfigureAwait(false);
+            if (cached.Hit is { } hit)
+            {
+                await cache.WriteHitAsync(context, hit).ConfigureAwait(false);
+                return;
+            }
+
+            // :: Step 5: try the candidates until one commits.
             using var total = new TimedCancellation(time, http.RequestAborted);
             total.CancelAfter(TimeSpan.FromSeconds(_options.Resilience.TotalTimeoutSeconds));
             await using var execution = await executor.ExecuteAsync(context, total).ConfigureAwait(false);
@@ -109,15 +119,16 @@ public sealed class ChatCompletionsHandler(
                 return;
             }
 
-            // :: Step 5: answer.
+            // :: Step 6: answer, then keep a complete answer for the next identical request.
             if (execution.Response!.Stream is { } stream)
             {
-                await StreamAsync(context, execution, stream).ConfigureAwait(false);
+                await StreamAsync(context, execution, cached.Observe(stream, execution)).ConfigureAwait(false);
             }
             else
             {
                 await CompleteAsync(context, execution).ConfigureAwait(false);
             }
+            await cache.CompleteAsync(cached, context, execution).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -130,10 +141,11 @@ public sealed class ChatCompletionsHandler(
         }
         finally
         {
-            // :: Step 6: record the outcome once, for the log, metrics, budgets and the ledger.
+            // :: Step 7: record the outcome once, for the log, metrics, budgets and the ledger.
             record.Duration = time.GetElapsedTime(started);
             record.Overhead = context?.Overhead() ?? record.Duration;
-            if (!record.Usage.IsEmpty && _options.Models.TryGetValue(record.Model, out var model))
+            // A cache hit keeps its tokens (they were served) but cost nothing.
+            if (record.CacheResult != CacheResults.Hit && !record.Usage.IsEmpty && _options.Models.TryGetValue(record.Model, out var model))
             {
                 record.CostUsd = Pricing.CostUsd(model, record.Usage);
             }

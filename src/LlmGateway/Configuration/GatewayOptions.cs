@@ -17,6 +17,7 @@ public sealed class GatewayOptions
     public AuthOptions Auth { get; set; } = new();
     public LimitsOptions Limits { get; set; } = new();
     public LoggingOptions Logging { get; set; } = new();
+    public StoreOptions Store { get; set; } = new();
 }
 
 public static class ProviderTypes
@@ -170,6 +171,32 @@ public sealed class BudgetOptions
     public decimal MaxCostPerRequestUsd { get; set; }
     public List<double> AlertThresholds { get; set; } = [];
     public string FailMode { get; set; } = "open";
+}
+
+/// <summary>
+/// Tuning of the store behind the cache, budgets and ledger (<c>ConnectionStrings:Redis</c> picks Redis or
+/// the embedded in-memory store). The defaults suit one Redis on the same network.
+/// </summary>
+public sealed class StoreOptions
+{
+    /// <summary>Prepended to every Redis key, so several gateways (or tests) can share one Redis without seeing each other.</summary>
+    public string KeyPrefix { get; set; } = "llmgw:";
+
+    /// <summary>Connect, sync and per-call timeout. A slow store costs a request at most this much.</summary>
+    public int TimeoutMs { get; set; } = 250;
+
+    /// <summary>How long the store is skipped after <see cref="FailuresToBreak"/> calls in a row failed.</summary>
+    public int BreakSeconds { get; set; } = 5;
+    public int FailuresToBreak { get; set; } = 3;
+
+    /// <summary>The ledger keeps about this many records (a capped Redis stream, or a ring in memory).</summary>
+    public int LedgerMaxEntries { get; set; } = 100_000;
+
+    /// <summary>Ledger records held in memory while the store is unreachable; beyond this the oldest are dropped (and counted).</summary>
+    public int LedgerBufferMax { get; set; } = 100_000;
+
+    /// <summary>Total size of the in-memory response cache; the oldest entries go first when it is full.</summary>
+    public long MemoryCacheMaxBytes { get; set; } = 256L * 1024 * 1024;
 }
 
 public sealed class BudgetLimit

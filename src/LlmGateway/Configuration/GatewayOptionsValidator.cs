@@ -165,6 +165,15 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 
         if (o.Limits.MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
         if (o.Limits.RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
+
+        var st = o.Store;
+        if (st.TimeoutMs is <= 0 or > 60_000) errors.Add("Gateway:Store:TimeoutMs must be between 1 and 60000.");
+        if (st.BreakSeconds < 0) errors.Add("Gateway:Store:BreakSeconds must not be negative.");
+        if (st.FailuresToBreak < 1) errors.Add("Gateway:Store:FailuresToBreak must be at least 1.");
+        if (st.LedgerMaxEntries < 1) errors.Add("Gateway:Store:LedgerMaxEntries must be positive.");
+        if (st.LedgerBufferMax < 1) errors.Add("Gateway:Store:LedgerBufferMax must be positive.");
+        if (st.MemoryCacheMaxBytes < 1) errors.Add("Gateway:Store:MemoryCacheMaxBytes must be positive.");
+        if (st.KeyPrefix.Length > 100) errors.Add("Gateway:Store:KeyPrefix must be at most 100 characters.");
         return errors;
     }
 

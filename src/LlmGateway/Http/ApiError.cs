@@ -31,6 +31,13 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
     public static ApiError NoHealthyProvider(string message) =>
         new(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, ErrorCodes.NoHealthyProvider, message);
 
+    public static ApiError BudgetExceeded(string message) =>
+        new(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, message);
+
+    /// <summary>Budgets can't be checked (the store is down) and Budgets:FailMode is closed.</summary>
+    public static ApiError BudgetUnavailable(string message) =>
+        new(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, ErrorCodes.BudgetUnavailable, message);
+
     public static ApiError NotFound(string message) =>
         new(StatusCodes.Status404NotFound, ErrorTypes.InvalidRequest, ErrorCodes.NotFound, message);
 
@@ -105,6 +112,7 @@ public static class ErrorCodes
     public const string ModelNotAllowed = "model_not_allowed";
     public const string RateLimitExceeded = "rate_limit_exceeded";
     public const string BudgetExceeded = "budget_exceeded";
+    public const string BudgetUnavailable = "budget_unavailable";
     public const string UpstreamError = "upstream_error";
     public const string NoHealthyProvider = "no_healthy_provider";
     public const string UpstreamTimeout = "upstream_timeout";

@@ -30,6 +30,8 @@ public enum FailureCause
     NotConfigured,
     CircuitOpen,
     RateLimited,
+    /// <summary>Not tried: a budget (or the per-request cost limit) has no room for it. Never retried on the same candidate.</summary>
+    Budget,
 }
 
 /// <summary>
@@ -64,6 +66,7 @@ public sealed record ProviderFailure(
         {
             FailureCause.Timeout => ApiError.UpstreamTimeout(Message),
             FailureCause.CircuitOpen or FailureCause.NotConfigured => ApiError.NoHealthyProvider(Message),
+            FailureCause.Budget => ErrorCode == ErrorCodes.BudgetUnavailable ? ApiError.BudgetUnavailable(Message) : ApiError.BudgetExceeded(Message),
             _ => ApiError.UpstreamError(Message),
         };
     }

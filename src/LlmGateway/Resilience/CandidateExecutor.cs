@@ -158,6 +158,11 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         {
             return ApiError.NoHealthyProvider("No candidate could take the request (every model's context window is too small).");
         }
+        if (failures.TrueForAll(f => f.Cause == FailureCause.Budget))
+        {
+            // No candidate fits the budgets: 429 budget_exceeded (503 when budgets could not be checked at all).
+            return (failures.Find(f => f.ErrorCode == ErrorCodes.BudgetExceeded) ?? failures[0]).ToApiError();
+        }
         if (failures.All(f => f.IsTimeout))
         {
             return ApiError.UpstreamTimeout(Summary("timed out", failures));

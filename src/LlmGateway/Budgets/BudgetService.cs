@@ -1,0 +1,539 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Providers;
+using LlmGateway.Routing;
+using LlmGateway.Storage;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Budgets;
+
+/// <summary>
+/// Spend limits per scope (global, per provider, per gateway key) on UTC day and month windows.
+/// <para>
+/// Before each attempt the most the attempt can cost (<see cref="Pricing.MaxCostUsd"/>) is reserved
+/// atomically on every counter it falls under, so concurrent requests can never together pass a
+/// limit: what is admitted always fits in limit - spent - reserved. When the request ends the
+/// reservation is replaced by the real cost; a failed attempt gives it back. Reservations expire on
+/// their own (after the total request timeout), so an instance that dies mid-request frees its hold.
+/// </para>
+/// <para>
+/// When the store can't be reached, <c>Budgets:FailMode</c> decides: closed refuses, open admits as
+/// long as what this instance knows (the last counters it read plus its own unflushed spend and
+/// holds) leaves room, and keeps the spend to add to the store when it is back: nothing spent during
+/// an outage goes uncounted.
+/// </para>
+/// </summary>
+public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate, IBudgetReport
+{
+    /// <summary>How often the local view of the counters (for the router and the gauges) is refreshed, and pending spend flushed.</summary>
+    public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Settlements kept per counter while the store is down; beyond it they are merged (see <see cref="LocalCounter.Keep"/>).</summary>
+    private const int MaxPendingSettlements = 10_000;
+
+    private readonly IGatewayStore _store;
+    private readonly IKeyBudgetSource _keys;
+    private readonly TimeProvider _time;
+    private readonly IGatewayEvents _events;
+    private readonly ILogger<BudgetService> _logger;
+    private readonly BudgetLimit? _global;
+    private readonly Dictionary<string, BudgetLimit> _providers = new(StringComparer.OrdinalIgnoreCase);
+    private readonly decimal _maxPerRequest;
+    private readonly double[] _thresholds;
+    private readonly bool _failClosed;
+    private readonly TimeSpan _reservationTtl;
+    private readonly bool _hasStaticLimits;
+
+    private volatile WindowSet _windows;
+    private readonly ConcurrentDictionary<string, CounterState> _known = new(StringComparer.Ordinal);
+    private readonly Lock _localLock = new();
+    private readonly Dictionary<string, LocalCounter> _local = new(StringComparer.Ordinal);
+    /// <summary>Per counter: the index of the highest alert threshold already logged in its window.</summary>
+    private readonly ConcurrentDictionary<string, int> _alerted = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _flushing = new(1, 1);
+    private long _lastOutageLog;
+
+    public BudgetService(IOptions<GatewayOptions> options, IGatewayStore store, IKeyBudgetSource keys, TimeProvider time,
+        IGatewayEvents events, ILogger<BudgetService> logger)
+    {
+        var o = options.Value;
+        _store = store;
+        _keys = keys;
+        _time = time;
+        _events = events;
+        _logger = logger;
+        var b = o.Budgets;
+        _global = b.Global.DailyUsd > 0 || b.Global.MonthlyUsd > 0 ? b.Global : null;
+        foreach (var (name, limit) in b.Providers)
+        {
+            if (limit.DailyUsd > 0 || limit.MonthlyUsd > 0) _providers[name] = limit;
+        }
+        _maxPerRequest = b.MaxCostPerRequestUsd;
+        _thresholds = [.. b.AlertThresholds.Order()];
+        _failClosed = b.FailMode == "closed";
+        _reservationTtl = TimeSpan.FromSeconds(o.Resilience.TotalTimeoutSeconds) + TimeSpan.FromMinutes(1);
+        _hasStaticLimits = _global is not null || _providers.Count > 0 || _maxPerRequest > 0;
+        _windows = new WindowSet(time.GetUtcNow());
+    }
+
+    private WindowSet Windows
+    {
+        get
+        {
+            var w = _windows;
+            if (_time.GetUtcNow() < w.DayEnd) return w;
+            var next = new WindowSet(_time.GetUtcNow());
+            _windows = next;
+            return next;
+        }
+    }
+
+    // :: Admission (called by the candidate executor before each attempt)
+
+    public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
+    {
+        var keyId = context.Record.KeyId;
+        var keyLimit = keyId is null ? null : _keys.Find(keyId);
+        if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
+
+        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Chat.EstimatedPromptTokens, context.Chat.MaxTokens);
+        if (_maxPerRequest > 0 && maxCost > _maxPerRequest)
+        {
+            return Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,
+                $"Model '{candidate.ModelName}' could cost up to ${maxCost:0.######} for this request, over the gateway's limit of ${_maxPerRequest:0.######} per request; lower max_tokens or the prompt size."));
+        }
+
+        var counters = Windows.ForAttempt(candidate.Provider.Name, keyId, _global, _providers.GetValueOrDefault(candidate.Provider.Name), keyLimit);
+        if (counters.Length == 0) return Admission.Granted;
+
+        var amount = Nanos.FromUsdCeiling(maxCost);
+        var now = _time.GetUtcNow();
+        var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), amount);
+        if (_store.IsAvailable)
+        {
+            try
+            {
+                var result = await _store.ReserveAsync(Limits(counters), reservation.Id, amount, now + _reservationTtl, now).ConfigureAwait(false);
+                Remember(counters, result.States);
+                if (!result.Granted) return Refuse(candidate, counters[result.RefusedIndex]);
+                return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: true));
+            }
+            catch (StoreUnavailableException)
+            {
+                // Falls through to the decision without the store.
+            }
+        }
+        return AdmitWithoutStore(candidate, counters, reservation);
+    }
+
+    private Admission AdmitWithoutStore(Candidate candidate, ScopeCounter[] counters, Reservation reservation)
+    {
+        if (_failClosed)
+        {
+            LogOutage("refusing budgeted requests (Budgets:FailMode=closed)");
+            return Refuse(candidate, ErrorCodes.BudgetUnavailable,
+                "Budgets can't be checked right now (the gateway's store is unreachable) and the gateway is set to refuse rather than risk overspending. Try again shortly.");
+        }
+        LogOutage("admitting against this instance's last known counters (Budgets:FailMode=open)");
+        lock (_localLock)
+        {
+            for (var i = 0; i < counters.Length; i++)
+            {
+                var c = counters[i];
+                var local = _local.GetValueOrDefault(c.Key);
+                var spent = _known.GetValueOrDefault(c.Key).Spent + (local?.PendingSpent ?? 0) + (local?.Held ?? 0);
+                if (spent + reservation.Amount > c.Counter.Limit) return Refuse(candidate, c);
+            }
+            foreach (var c in counters) Local(c).Held += reservation.Amount;
+        }
+        return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: false));
+    }
+
+    private static Admission Refuse(Candidate candidate, ScopeCounter counter) => Refuse(candidate, ErrorCodes.BudgetExceeded,
+        string.Create(CultureInfo.InvariantCulture,
+            $"The {counter.Window} budget of {Describe(counter.Scope)} is used up (or has less left than this request could cost on model '{candidate.ModelName}'). It resets at {counter.WindowEnd:yyyy-MM-ddTHH:mm:ssZ}."));
+
+    private static Admission Refuse(Candidate candidate, string code, string message) =>
+        new(new ProviderFailure(FailureKind.NextCandidate, FailureCause.Budget, candidate.Provider.Name, message,
+            ErrorType: ErrorTypes.InsufficientQuota, ErrorCode: code), null);
+
+    private static string Describe(string scope) => scope switch
+    {
+        BudgetScopes.Global => "the gateway",
+        _ when scope.StartsWith("provider:", StringComparison.Ordinal) => $"provider '{scope["provider:".Length..]}'",
+        _ when scope.StartsWith("key:", StringComparison.Ordinal) => $"key '{scope["key:".Length..]}'",
+        _ => scope,
+    };
+
+    // :: Settling (the ticket calls back here)
+
+    internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
+    {
+        var counters = ticket.Counters;
+        var settlement = new Settlement(ticket.Reservation, spent, Held: ticket.InStore);
+        if (!ticket.InStore)
+        {
+            lock (_localLock)
+            {
+                foreach (var c in counters) Local(c).Held -= ticket.Reservation.Amount;
+            }
+        }
+        if (ticket.InStore && _store.IsAvailable)
+        {
+            try
+            {
+                var states = await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false);
+                Remember(counters, states);
+                await CheckAlertsAsync(counters).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreUnavailableException)
+            {
+                // Kept below. It may have gone through anyway: settlements are idempotent, so sending it again is safe.
+            }
+        }
+        // Admitted without the store, or it failed now: kept, and written when the store is back.
+        lock (_localLock)
+        {
+            foreach (var c in counters) Local(c).Keep(settlement);
+        }
+        await CheckAlertsAsync(counters).ConfigureAwait(false);
+    }
+
+    /// <summary>Called under <see cref="_localLock"/>.</summary>
+    private LocalCounter Local(ScopeCounter c)
+    {
+        if (!_local.TryGetValue(c.Key, out var local)) _local[c.Key] = local = new LocalCounter(c);
+        return local;
+    }
+
+    // :: Alerts
+
+    private async ValueTask CheckAlertsAsync(ScopeCounter[] counters)
+    {
+        if (_thresholds.Length == 0) return;
+        foreach (var c in counters)
+        {
+            var spent = SpentKnown(c.Key);
+            var level = -1;
+            for (var i = _thresholds.Length - 1; i >= 0; i--)
+            {
+                if ((double)spent >= _thresholds[i] * c.Counter.Limit)
+                {
+                    level = i;
+                    break;
+                }
+            }
+            if (level < 0) continue;
+            // Once per threshold per window (the counter key names the window): in this instance, then across
+            // instances through the store. Jumping past several thresholds at once logs the highest.
+            var logged = _alerted.GetOrAdd(c.Key, -1);
+            if (logged >= level || !_alerted.TryUpdate(c.Key, level, logged)) continue;
+            var threshold = _thresholds[level];
+            var first = true;
+            if (_store.IsAvailable)
+            {
+                try
+                {
+                    var alertKey = string.Create(CultureInfo.InvariantCulture, $"alert:{c.Key}:{threshold}");
+                    first = await _store.TryMarkOnceAsync(alertKey, c.Counter.ExpiresAt - _time.GetUtcNow()).ConfigureAwait(false);
+                }
+                catch (StoreUnavailableException)
+                {
+                    // Better twice than never.
+                }
+            }
+            if (first)
+            {
+                _logger.LogWarning("Budget alert: {Scope} has spent {Percent}% of its {Window} budget (${SpentUsd} of ${LimitUsd}); the window ends {WindowEnd}",
+                    c.Scope, Math.Round(threshold * 100), c.Window, Math.Round(Nanos.ToUsd(spent), 6), c.LimitUsd, c.WindowEnd);
+            }
+        }
+    }
+
+    // :: What the router, the admin endpoint and the gauges read
+
+    public bool IsProviderExhausted(string provider)
+    {
+        if (!_providers.TryGetValue(provider, out var limit)) return false;
+        foreach (var c in Windows.ForProvider(provider, limit))
+        {
+            if (SpentKnown(c.Key) >= c.Counter.Limit) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Every limited scope and window with limit, spent, reserved and window end, from the last refresh (no store call).</summary>
+    public IReadOnlyList<BudgetStatus> Snapshot()
+    {
+        var counters = AllCounters();
+        var result = new List<BudgetStatus>(counters.Count);
+        foreach (var c in counters) result.Add(Status(c, _known.GetValueOrDefault(c.Key)));
+        return result;
+    }
+
+    /// <summary>Like <see cref="Snapshot"/>, read from the store now; from the last refresh (Stale) when the store is unreachable.</summary>
+    public async Task<(IReadOnlyList<BudgetStatus> Statuses, bool Stale)> GetStatusAsync()
+    {
+        var counters = AllCounters();
+        if (counters.Count > 0 && _store.IsAvailable)
+        {
+            try
+            {
+                var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
+                var result = new List<BudgetStatus>(counters.Count);
+                for (var i = 0; i < counters.Count; i++)
+                {
+                    _known[counters[i].Key] = states[i];
+                    result.Add(Status(counters[i], states[i]));
+                }
+                return (result, false);
+            }
+            catch (StoreUnavailableException)
+            {
+                // The snapshot it is.
+            }
+        }
+        return (Snapshot(), counters.Count > 0 && !_store.IsAvailable);
+    }
+
+    private BudgetStatus Status(ScopeCounter c, CounterState state)
+    {
+        long pending = 0, held = 0;
+        lock (_localLock)
+        {
+            if (_local.TryGetValue(c.Key, out var local))
+            {
+                pending = local.PendingSpent;
+                held = local.Held;
+            }
+        }
+        return new BudgetStatus(c.Scope, c.Window, c.LimitUsd, Nanos.ToUsd(state.Spent + pending), Nanos.ToUsd(state.Reserved + held), c.WindowEnd);
+    }
+
+    private List<ScopeCounter> AllCounters()
+    {
+        var w = Windows;
+        var list = new List<ScopeCounter>();
+        w.AddCounters(list, BudgetScopes.Global, _global);
+        foreach (var (name, limit) in _providers) w.AddCounters(list, BudgetScopes.Provider(name), limit);
+        foreach (var (id, limit) in _keys.All()) w.AddCounters(list, BudgetScopes.Key(id), limit);
+        return list;
+    }
+
+    private long SpentKnown(string key)
+    {
+        var spent = _known.GetValueOrDefault(key).Spent;
+        lock (_localLock)
+        {
+            if (_local.TryGetValue(key, out var local)) spent += local.PendingSpent;
+        }
+        return spent;
+    }
+
+    private void Remember(ScopeCounter[] counters, CounterState[] states)
+    {
+        for (var i = 0; i < counters.Length && i < states.Length; i++) _known[counters[i].Key] = states[i];
+    }
+
+    private static CounterLimit[] Limits(ScopeCounter[] counters)
+    {
+        var limits = new CounterLimit[counters.Length];
+        for (var i = 0; i < counters.Length; i++) limits[i] = counters[i].Counter;
+        return limits;
+    }
+
+    private static CounterRef[] Refs(IReadOnlyList<ScopeCounter> counters)
+    {
+        var refs = new CounterRef[counters.Count];
+        for (var i = 0; i < counters.Count; i++) refs[i] = counters[i].Counter.Ref;
+        return refs;
+    }
+
+    private void LogOutage(string what)
+    {
+        // Counted per request (store errors), logged at most once a minute.
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastOutageLog);
+        if (last != 0 && _time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1)) return;
+        if (Interlocked.CompareExchange(ref _lastOutageLog, now, last) != last) return;
+        _logger.LogWarning("The store is unreachable: budgets are {What}", what);
+    }
+
+    // :: Background: flush spend kept during an outage, refresh the local view
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Runs even with nothing configured yet: keys with limits may be added while the gateway runs.
+        using var timer = new PeriodicTimer(RefreshInterval, TimeProvider.System);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                await FlushPendingAsync().ConfigureAwait(false);
+                await RefreshAsync().ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        await FlushPendingAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the settlements kept while the store was down (their spend, and the release of holds the store still has).</summary>
+    internal async Task FlushPendingAsync()
+    {
+        if (!_store.IsAvailable) return;
+        // The background loop and shutdown may both flush: one at a time, so nothing is sent twice at once.
+        await _flushing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await FlushPendingCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _flushing.Release();
+        }
+    }
+
+    private async Task FlushPendingCoreAsync()
+    {
+        List<(ScopeCounter Counter, Settlement[] Settlements)> work = [];
+        lock (_localLock)
+        {
+            foreach (var local in _local.Values)
+            {
+                if (local.Pending.Count == 0) continue;
+                local.Sent = local.Pending.Count;
+                work.Add((local.Counter, [.. local.Pending]));
+            }
+        }
+        foreach (var (counter, settlements) in work)
+        {
+            try
+            {
+                var states = await _store.SettleAsync([counter.Counter.Ref], settlements, _time.GetUtcNow()).ConfigureAwait(false);
+                lock (_localLock)
+                {
+                    var local = _local[counter.Key];
+                    local.Pending.RemoveRange(0, settlements.Length);
+                    local.Sent = 0;
+                    if (local.Pending.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
+                }
+                _known[counter.Key] = states[0];
+            }
+            catch (StoreUnavailableException)
+            {
+                // Sent again next time; the store applies each settlement once.
+                return;
+            }
+        }
+    }
+
+    private async Task RefreshAsync()
+    {
+        if (!_store.IsAvailable) return;
+        var counters = AllCounters();
+        if (counters.Count == 0) return;
+        try
+        {
+            var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
+            for (var i = 0; i < counters.Count; i++) _known[counters[i].Key] = states[i];
+            Forget(counters);
+        }
+        catch (StoreUnavailableException)
+        {
+            // Next tick.
+        }
+    }
+
+    /// <summary>Drops what is remembered of counters of past windows (the local view only; the store keeps its own).</summary>
+    private void Forget(List<ScopeCounter> current)
+    {
+        if (_known.Count <= current.Count * 2 + 16 && _alerted.Count <= current.Count * 2 + 16) return;
+        var keep = new HashSet<string>(current.Count, StringComparer.Ordinal);
+        foreach (var c in current) keep.Add(c.Key);
+        var w = Windows;
+        foreach (var key in _known.Keys)
+        {
+            if (!keep.Contains(key) && !key.EndsWith(w.DayId, StringComparison.Ordinal) && !key.EndsWith(w.MonthId, StringComparison.Ordinal)) _known.TryRemove(key, out _);
+        }
+        foreach (var key in _alerted.Keys)
+        {
+            if (!key.EndsWith(w.DayId, StringComparison.Ordinal) && !key.EndsWith(w.MonthId, StringComparison.Ordinal)) _alerted.TryRemove(key, out _);
+        }
+    }
+
+    /// <summary>What this instance holds or owes a counter while the store is unreachable.</summary>
+    private sealed class LocalCounter(ScopeCounter counter)
+    {
+        public ScopeCounter Counter { get; } = counter;
+
+        /// <summary>Reservations admitted without the store, still running.</summary>
+        public long Held;
+
+        /// <summary>Settlements not yet in the store, oldest first.</summary>
+        public readonly List<Settlement> Pending = [];
+
+        /// <summary>How many of <see cref="Pending"/> (from the front) a flush is sending right now.</summary>
+        public int Sent;
+
+        /// <summary>Spend of the pending settlements: counted locally until the store has it.</summary>
+        public long PendingSpent
+        {
+            get
+            {
+                long sum = 0;
+                foreach (var s in Pending) sum += s.Spent;
+                return sum;
+            }
+        }
+
+        public void Keep(Settlement settlement)
+        {
+            if (Pending.Count < MaxPendingSettlements || Pending.Count <= Sent)
+            {
+                Pending.Add(settlement);
+                return;
+            }
+            // Full: fold the spend into the newest settlement not yet sent (its own id keeps it applied once). The
+            // reservation of this one is not released then; it expires on its own.
+            var last = Pending[^1];
+            Pending[^1] = last with { Spent = last.Spent + settlement.Spent };
+        }
+    }
+}
+
+/// <summary>One scope in one window, as /admin/budgets lists it and the budget gauges publish it.</summary>
+public sealed record BudgetStatus(string Scope, string Window, decimal LimitUsd, decimal SpentUsd, decimal ReservedUsd, DateTimeOffset WindowEnd)
+{
+    public decimal RemainingUsd => Math.Max(0, LimitUsd - SpentUsd - ReservedUsd);
+}
+
+/// <summary>A reservation for one attempt; settled with the real cost, or released when the attempt failed.</summary>
+internal sealed class BudgetTicket(BudgetService owner, ScopeCounter[] counters, Reservation reservation, bool inStore) : IAdmissionTicket
+{
+    private int _done;
+
+    public ScopeCounter[] Counters { get; } = counters;
+    public Reservation Reservation { get; } = reservation;
+
+    /// <summary>False when admitted without the store (FailMode open during an outage).</summary>
+    public bool InStore { get; } = inStore;
+
+    public ValueTask SettleAsync(decimal actualCostUsd) =>
+        Interlocked.Exchange(ref _done, 1) == 0 ? owner.SettleAsync(this, Nanos.FromUsd(actualCostUsd)) : ValueTask.CompletedTask;
+
+    public ValueTask ReleaseAsync() =>
+        Interlocked.Exchange(ref _done, 1) == 0 ? owner.SettleAsync(this, 0) : ValueTask.CompletedTask;
+}

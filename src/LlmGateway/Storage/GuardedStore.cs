@@ -1,0 +1,175 @@
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Telemetry;
+
+namespace LlmGateway.Storage;
+
+/// <summary>
+/// Puts a timeout on every call to a remote store and a breaker around it, so a dead or hung Redis
+/// costs a request at most <see cref="StoreOptions.TimeoutMs"/> once, and nothing while the breaker
+/// is open: after <see cref="StoreOptions.FailuresToBreak"/> failures in a row the store reports
+/// itself unavailable for <see cref="StoreOptions.BreakSeconds"/>, then the next call probes it.
+/// Every failure (including calls refused while open) is counted as a store error by operation.
+/// <para>
+/// Timeouts and the breaker run on the system clock, not the injected one: they guard real I/O, and a
+/// test that freezes time for budget windows must not freeze them.
+/// </para>
+/// </summary>
+public sealed class GuardedStore : IGatewayStore, IDisposable
+{
+    private readonly IGatewayStore _inner;
+    private readonly IGatewayEvents _events;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _timeout;
+    private readonly long _breakTicks;
+    private readonly int _failuresToBreak;
+    private readonly TimeProvider _clock = TimeProvider.System;
+    private int _failures;
+    private long _openUntil;
+
+    public GuardedStore(IGatewayStore inner, StoreOptions options, IGatewayEvents events, ILogger<GuardedStore> logger)
+    {
+        _inner = inner;
+        _events = events;
+        _logger = logger;
+        _timeout = TimeSpan.FromMilliseconds(options.TimeoutMs);
+        _breakTicks = (long)(TimeSpan.FromSeconds(options.BreakSeconds).TotalSeconds * _clock.TimestampFrequency);
+        _failuresToBreak = options.FailuresToBreak;
+        if (inner is RedisStore redis) redis.Restored += OnRestored;
+    }
+
+    public string Kind => _inner.Kind;
+
+    public bool IsAvailable => _inner.IsAvailable && !IsOpen;
+
+    private bool IsOpen => Volatile.Read(ref _openUntil) > _clock.GetTimestamp();
+
+    public Task<byte[]?> GetAsync(string key) =>
+        Enter(StoreOperations.CacheGet) ? Guard(StoreOperations.CacheGet, _inner.GetAsync(key)) : Refused<byte[]?>(StoreOperations.CacheGet);
+
+    public Task SetAsync(string key, byte[] value, TimeSpan ttl) =>
+        Enter(StoreOperations.CacheSet) ? Guard(StoreOperations.CacheSet, _inner.SetAsync(key, value, ttl)) : Refused(StoreOperations.CacheSet);
+
+    public Task<long> DeleteByPrefixAsync(string prefix) =>
+        // Deleting a large cache is many pages: that one gets more time than a single call.
+        Enter(StoreOperations.CacheDelete) ? Guard(StoreOperations.CacheDelete, _inner.DeleteByPrefixAsync(prefix), _timeout * 40) : Refused<long>(StoreOperations.CacheDelete);
+
+    public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now) =>
+        Enter(StoreOperations.BudgetReserve) ? Guard(StoreOperations.BudgetReserve, _inner.ReserveAsync(counters, reservationId, amount, reservationExpiresAt, now)) : Refused<ReserveResult>(StoreOperations.BudgetReserve);
+
+    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now) =>
+        Enter(StoreOperations.BudgetSettle) ? Guard(StoreOperations.BudgetSettle, _inner.SettleAsync(counters, settlements, now)) : Refused<CounterState[]>(StoreOperations.BudgetSettle);
+
+    public Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now) =>
+        Enter(StoreOperations.BudgetRead) ? Guard(StoreOperations.BudgetRead, _inner.ReadCountersAsync(counters, now)) : Refused<CounterState[]>(StoreOperations.BudgetRead);
+
+    public Task<bool> TryMarkOnceAsync(string key, TimeSpan ttl) =>
+        Enter(StoreOperations.Once) ? Guard(StoreOperations.Once, _inner.TryMarkOnceAsync(key, ttl)) : Refused<bool>(StoreOperations.Once);
+
+    public Task AppendLedgerAsync(IReadOnlyList<byte[]> records) =>
+        Enter(StoreOperations.LedgerAppend) ? Guard(StoreOperations.LedgerAppend, _inner.AppendLedgerAsync(records), _timeout * 4) : Refused(StoreOperations.LedgerAppend);
+
+    public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count) =>
+        Enter(StoreOperations.LedgerRead) ? Guard(StoreOperations.LedgerRead, _inner.ReadLedgerAsync(fromUnixMs, afterId, count), _timeout * 4) : Refused<IReadOnlyList<LedgerRecord>>(StoreOperations.LedgerRead);
+
+    /// <summary>The health check's probe: it goes through even while the breaker is open, and closes it when it succeeds.</summary>
+    public Task PingAsync() => Guard(StoreOperations.Ping, _inner.PingAsync());
+
+    /// <summary>True when the call may go ahead; otherwise it fails at once (no I/O, no wait) through <see cref="Refused"/>.</summary>
+    private bool Enter(string operation)
+    {
+        if (IsAvailable) return true;
+        _events.StoreError(operation);
+        return false;
+    }
+
+    private Task<T> Refused<T>(string operation) => Task.FromException<T>(Unavailable(operation));
+
+    private Task Refused(string operation) => Task.FromException(Unavailable(operation));
+
+    private StoreUnavailableException Unavailable(string operation) =>
+        new(operation, IsOpen ? "skipped while the store's breaker is open" : "not connected");
+
+    private async Task Guard(string operation, Task call, TimeSpan? timeout = null)
+    {
+        try
+        {
+            await call.WaitAsync(timeout ?? _timeout, _clock).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not StoreUnavailableException)
+        {
+            throw Failed(operation, call, e);
+        }
+        Succeeded();
+    }
+
+    private async Task<T> Guard<T>(string operation, Task<T> call, TimeSpan? timeout = null)
+    {
+        T result;
+        try
+        {
+            result = await call.WaitAsync(timeout ?? _timeout, _clock).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not StoreUnavailableException)
+        {
+            throw Failed(operation, call, e);
+        }
+        Succeeded();
+        return result;
+    }
+
+    private void Succeeded()
+    {
+        if (Interlocked.Exchange(ref _failures, 0) >= _failuresToBreak)
+        {
+            _logger.LogInformation("The {Store} store answers again", _inner.Kind);
+        }
+        Volatile.Write(ref _openUntil, 0);
+    }
+
+    private StoreUnavailableException Failed(string operation, Task call, Exception e)
+    {
+        // A call that timed out may still fail later: observe it so it is not reported as unobserved.
+        if (!call.IsCompleted) call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _events.StoreError(operation);
+        var reason = e is TimeoutException ? $"no answer within {_timeout.TotalMilliseconds:0} ms" : SecretScrubber.Scrub(e.Message);
+        var failures = Interlocked.Increment(ref _failures);
+        if (failures == 1 || failures == _failuresToBreak)
+        {
+            _logger.LogWarning("The {Store} store failed on {Operation}: {Reason}", _inner.Kind, operation, reason);
+        }
+        if (failures >= _failuresToBreak)
+        {
+            Volatile.Write(ref _openUntil, _clock.GetTimestamp() + _breakTicks);
+            if (failures == _failuresToBreak)
+            {
+                _logger.LogWarning("The {Store} store failed {Failures} times in a row: skipping it for {Seconds} s (cache off, budgets per FailMode, ledger buffered)",
+                    _inner.Kind, failures, _breakTicks / _clock.TimestampFrequency);
+            }
+        }
+        return new StoreUnavailableException(operation, reason, e);
+    }
+
+    private void OnRestored()
+    {
+        // The connection is back: probe at once instead of waiting out the break.
+        Volatile.Write(ref _openUntil, 0);
+    }
+
+    public void Dispose() => (_inner as IDisposable)?.Dispose();
+}
+
+/// <summary>Store operations as counted in llm_gateway_store_errors_total{operation}.</summary>
+public static class StoreOperations
+{
+    public const string CacheGet = "cache_get";
+    public const string CacheSet = "cache_set";
+    public const string CacheDelete = "cache_delete";
+    public const string BudgetReserve = "budget_reserve";
+    public const string BudgetSettle = "budget_settle";
+    public const string BudgetRead = "budget_read";
+    public const string Once = "once";
+    public const string LedgerAppend = "ledger_append";
+    public const string LedgerRead = "ledger_read";
+    public const string Ping = "ping";
+}

@@ -1,0 +1,339 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using LlmGateway.Configuration;
+
+namespace LlmGateway.Storage;
+
+/// <summary>
+/// The embedded store: one process, nothing to install. The cache is bounded by
+/// <see cref="StoreOptions.MemoryCacheMaxBytes"/> (oldest entries go first), budget counters sit
+/// behind one lock (a reservation checks and updates several counters at once, and a lock held for
+/// a few hundred nanoseconds is simpler and just as fast as anything lock-free here), and the
+/// ledger is a ring of <see cref="StoreOptions.LedgerMaxEntries"/> records.
+/// </summary>
+public sealed class MemoryStore : IGatewayStore
+{
+    private readonly TimeProvider _time;
+    private readonly long _maxCacheBytes;
+
+    private readonly ConcurrentDictionary<string, CacheItem> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Key, long Seq)> _cacheOrder = new();
+    private long _cacheBytes;
+    private long _cacheSeq;
+
+    private readonly Lock _countersLock = new();
+    private readonly Dictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _once = new(StringComparer.Ordinal);
+
+    private readonly Lock _ledgerLock = new();
+    private readonly LedgerRecord[] _ring;
+    private int _ringStart;
+    private int _ringCount;
+    private long _lastLedgerMs;
+    private long _ledgerSeq;
+
+    public MemoryStore(StoreOptions options, TimeProvider time)
+    {
+        _time = time;
+        _maxCacheBytes = options.MemoryCacheMaxBytes;
+        _ring = new LedgerRecord[options.LedgerMaxEntries];
+    }
+
+    public string Kind => "memory";
+    public bool IsAvailable => true;
+
+    private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    // :: Cache
+
+    public Task<byte[]?> GetAsync(string key)
+    {
+        if (!_cache.TryGetValue(key, out var item)) return Task.FromResult<byte[]?>(null);
+        if (item.ExpiresAtMs <= NowMs)
+        {
+            Remove(key, item);
+            return Task.FromResult<byte[]?>(null);
+        }
+        return Task.FromResult<byte[]?>(item.Value);
+    }
+
+    public Task SetAsync(string key, byte[] value, TimeSpan ttl)
+    {
+        if (value.Length > _maxCacheBytes) return Task.CompletedTask;
+        var item = new CacheItem(value, NowMs + (long)ttl.TotalMilliseconds, Interlocked.Increment(ref _cacheSeq));
+        _cache.AddOrUpdate(key,
+            static (_, s) => { Interlocked.Add(ref s.Store._cacheBytes, s.Item.Value.Length); return s.Item; },
+            static (_, old, s) => { Interlocked.Add(ref s.Store._cacheBytes, s.Item.Value.Length - old.Value.Length); return s.Item; },
+            (Store: this, Item: item));
+        _cacheOrder.Enqueue((key, item.Seq));
+        Evict();
+        return Task.CompletedTask;
+    }
+
+    public Task<long> DeleteByPrefixAsync(string prefix)
+    {
+        long removed = 0;
+        foreach (var (key, item) in _cache)
+        {
+            if (key.StartsWith(prefix, StringComparison.Ordinal) && Remove(key, item)) removed++;
+        }
+        return Task.FromResult(removed);
+    }
+
+    /// <summary>Oldest first until the cache fits again; queue entries of replaced or removed items are skipped.</summary>
+    private void Evict()
+    {
+        while (Interlocked.Read(ref _cacheBytes) > _maxCacheBytes && _cacheOrder.TryDequeue(out var oldest))
+        {
+            if (_cache.TryGetValue(oldest.Key, out var item) && item.Seq == oldest.Seq) Remove(oldest.Key, item);
+        }
+        // Keep the order queue from growing without bound when the same keys are rewritten often.
+        if (_cacheOrder.Count > 4 * (_cache.Count + 1024))
+        {
+            var live = _cacheOrder.Count;
+            for (var i = 0; i < live && _cacheOrder.TryDequeue(out var entry); i++)
+            {
+                if (_cache.TryGetValue(entry.Key, out var item) && item.Seq == entry.Seq) _cacheOrder.Enqueue(entry);
+            }
+        }
+    }
+
+    private bool Remove(string key, CacheItem item)
+    {
+        if (!_cache.TryRemove(new KeyValuePair<string, CacheItem>(key, item))) return false;
+        Interlocked.Add(ref _cacheBytes, -item.Value.Length);
+        return true;
+    }
+
+    // :: Budget counters
+
+    public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var states = new CounterState[counters.Count];
+        var refused = -1;
+        lock (_countersLock)
+        {
+            for (var i = 0; i < counters.Count; i++)
+            {
+                var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
+                c.DropExpired(nowMs);
+                states[i] = new CounterState(c.Spent, c.Reserved);
+                if (refused < 0 && c.Spent + c.Reserved + amount > counters[i].Limit) refused = i;
+            }
+            if (refused < 0)
+            {
+                var expires = reservationExpiresAt.ToUnixTimeMilliseconds();
+                for (var i = 0; i < counters.Count; i++)
+                {
+                    var c = _counters[counters[i].Key];
+                    if (c.Reservations.TryAdd(reservationId, (amount, expires))) c.Reserved += amount;
+                    states[i] = new CounterState(c.Spent, c.Reserved);
+                }
+            }
+        }
+        return Task.FromResult(new ReserveResult(refused, states));
+    }
+
+    public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now)
+    {
+        var states = new CounterState[counters.Count];
+        var nowMs = now.ToUnixTimeMilliseconds();
+        lock (_countersLock)
+        {
+            for (var i = 0; i < counters.Count; i++)
+            {
+                var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
+                c.DropExpired(nowMs);
+                foreach (var s in settlements) c.Settle(s, nowMs);
+                states[i] = new CounterState(c.Spent, c.Reserved);
+            }
+        }
+        return Task.FromResult(states);
+    }
+
+    public Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var states = new CounterState[counters.Count];
+        lock (_countersLock)
+        {
+            for (var i = 0; i < counters.Count; i++)
+            {
+                if (!_counters.TryGetValue(counters[i].Key, out var c)) continue;
+                c.DropExpired(nowMs);
+                states[i] = new CounterState(c.Spent, c.Reserved);
+            }
+        }
+        return Task.FromResult(states);
+    }
+
+    /// <summary>Called under the lock. Counters of windows long past are dropped when new ones appear.</summary>
+    private Counter GetCounter(string key, DateTimeOffset expiresAt, long nowMs)
+    {
+        if (_counters.TryGetValue(key, out var c)) return c;
+        List<string>? stale = null;
+        foreach (var (k, existing) in _counters)
+        {
+            if (existing.ExpiresAtMs <= nowMs) (stale ??= []).Add(k);
+        }
+        if (stale is not null) foreach (var k in stale) _counters.Remove(k);
+        c = new Counter { ExpiresAtMs = expiresAt.ToUnixTimeMilliseconds() };
+        _counters[key] = c;
+        return c;
+    }
+
+    public Task<bool> TryMarkOnceAsync(string key, TimeSpan ttl)
+    {
+        var now = NowMs;
+        var expires = now + (long)ttl.TotalMilliseconds;
+        while (true)
+        {
+            if (_once.TryAdd(key, expires)) return Task.FromResult(true);
+            if (!_once.TryGetValue(key, out var existing)) continue;
+            if (existing > now) return Task.FromResult(false);
+            if (_once.TryUpdate(key, expires, existing)) return Task.FromResult(true);
+        }
+    }
+
+    // :: Ledger
+
+    public Task AppendLedgerAsync(IReadOnlyList<byte[]> records)
+    {
+        lock (_ledgerLock)
+        {
+            foreach (var data in records)
+            {
+                // Ids as Redis stream ids: milliseconds-sequence, never going backwards.
+                var ms = NowMs;
+                if (ms > _lastLedgerMs)
+                {
+                    _lastLedgerMs = ms;
+                    _ledgerSeq = 0;
+                }
+                else
+                {
+                    _ledgerSeq++;
+                }
+                var record = new LedgerRecord(FormatId(_lastLedgerMs, _ledgerSeq), data);
+                if (_ringCount < _ring.Length)
+                {
+                    _ring[(_ringStart + _ringCount) % _ring.Length] = record;
+                    _ringCount++;
+                }
+                else
+                {
+                    _ring[_ringStart] = record;
+                    _ringStart = (_ringStart + 1) % _ring.Length;
+                }
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count)
+    {
+        // "At or after fromUnixMs" is "after (fromUnixMs, -1)": one comparison for both kinds of start.
+        var after = afterId is null ? (fromUnixMs, -1L) : ParseId(afterId);
+        var page = new List<LedgerRecord>(Math.Min(count, 1024));
+        lock (_ledgerLock)
+        {
+            // Ids increase along the ring: binary search for the first one past the cursor.
+            int lo = 0, hi = _ringCount;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) / 2;
+                var id = ParseId(_ring[(_ringStart + mid) % _ring.Length].Id);
+                if (Compare(id, after) > 0) hi = mid;
+                else lo = mid + 1;
+            }
+            for (var i = lo; i < _ringCount && page.Count < count; i++)
+            {
+                page.Add(_ring[(_ringStart + i) % _ring.Length]);
+            }
+        }
+        return Task.FromResult<IReadOnlyList<LedgerRecord>>(page);
+    }
+
+    private static string FormatId(long ms, long seq) => string.Create(CultureInfo.InvariantCulture, $"{ms}-{seq}");
+
+    private static (long Ms, long Seq) ParseId(string id)
+    {
+        var dash = id.IndexOf('-', StringComparison.Ordinal);
+        return (long.Parse(id.AsSpan(0, dash), CultureInfo.InvariantCulture), long.Parse(id.AsSpan(dash + 1), CultureInfo.InvariantCulture));
+    }
+
+    private static int Compare((long Ms, long Seq) a, (long Ms, long Seq) b) =>
+        a.Ms != b.Ms ? a.Ms.CompareTo(b.Ms) : a.Seq.CompareTo(b.Seq);
+
+    public Task PingAsync() => Task.CompletedTask;
+
+    private sealed record CacheItem(byte[] Value, long ExpiresAtMs, long Seq);
+
+    private sealed class Counter
+    {
+        private static readonly long s_keepMs = (long)Settlement.MarkerLifetime.TotalMilliseconds;
+
+        public long Spent;
+        public long Reserved;
+        public long ExpiresAtMs;
+        public readonly Dictionary<string, (long Amount, long ExpiresAtMs)> Reservations = new(StringComparer.Ordinal);
+
+        /// <summary>Reservations that expired unsettled, and settlements of ones never held here: until when they are remembered.</summary>
+        private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, long> _settled = new(StringComparer.Ordinal);
+
+        public void Settle(Settlement s, long nowMs)
+        {
+            var id = s.Reservation.Id;
+            if (s.Held)
+            {
+                if (Reservations.Remove(id, out var held))
+                {
+                    Reserved -= held.Amount;
+                    Spent += s.Spent;
+                }
+                else if (_expired.Remove(id))
+                {
+                    Spent += s.Spent;
+                }
+                return; // otherwise: settled already
+            }
+            if (!_settled.TryAdd(id, nowMs + s_keepMs)) return;
+            Spent += s.Spent;
+            // A reservation that timed out on the caller's side but was made after all.
+            if (Reservations.Remove(id, out var phantom)) Reserved -= phantom.Amount;
+        }
+
+        /// <summary>Called on every use: the collections are small (reservations in flight, and the rare markers).</summary>
+        public void DropExpired(long nowMs)
+        {
+            Forget(_expired, nowMs);
+            Forget(_settled, nowMs);
+            if (Reservations.Count == 0) return;
+            List<string>? expired = null;
+            foreach (var (id, r) in Reservations)
+            {
+                if (r.ExpiresAtMs <= nowMs) (expired ??= []).Add(id);
+            }
+            if (expired is null) return;
+            foreach (var id in expired)
+            {
+                Reserved -= Reservations[id].Amount;
+                Reservations.Remove(id);
+                _expired[id] = nowMs + s_keepMs;
+            }
+        }
+
+        private static void Forget(Dictionary<string, long> markers, long nowMs)
+        {
+            if (markers.Count == 0) return;
+            List<string>? old = null;
+            foreach (var (id, until) in markers)
+            {
+                if (until <= nowMs) (old ??= []).Add(id);
+            }
+            if (old is not null) foreach (var id in old) markers.Remove(id);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+using System.Text;
+using LlmGateway.Configuration;
+using LlmGateway.Storage;
+using LlmGateway.Telemetry;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LlmGateway.IntegrationTests.Storage;
+
+/// <summary>
+/// What every store must do, run against the embedded store and against a real redis-server. The
+/// cache, budgets and ledger rely on exactly these behaviours and nothing else.
+/// </summary>
+public abstract class StoreContractTests : IAsyncLifetime
+{
+    protected static readonly DateTimeOffset Start = new(2030, 3, 14, 12, 0, 0, TimeSpan.Zero);
+
+    protected IGatewayStore Store { get; private set; } = null!;
+
+    protected abstract IGatewayStore CreateStore(StoreOptions options);
+
+    /// <summary>Lets <paramref name="by"/> of store time pass (the manual clock in memory, real time on Redis).</summary>
+    protected abstract Task LetTimePassAsync(TimeSpan by);
+
+    /// <summary>The store's own notion of now, for reservations' expiry.</summary>
+    protected abstract DateTimeOffset Now { get; }
+
+    protected StoreOptions Options { get; } = new() { KeyPrefix = $"contract-{Guid.NewGuid():N}:", LedgerMaxEntries = 50, TimeoutMs = 2000 };
+
+    public virtual async Task InitializeAsync()
+    {
+        Store = CreateStore(Options);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!Store.IsAvailable)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The store did not become available.");
+            await Task.Delay(20);
+        }
+    }
+
+    public virtual Task DisposeAsync()
+    {
+        (Store as IDisposable)?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private static CounterLimit Counter(string key, long limit) => new(key, limit, Start + TimeSpan.FromDays(2));
+
+    [Fact]
+    public async Task A_stored_value_is_read_back_and_a_missing_key_is_null()
+    {
+        await Store.SetAsync("cache:a", [1, 2, 3], TimeSpan.FromMinutes(5));
+        Assert.Equal([1, 2, 3], await Store.GetAsync("cache:a"));
+        Assert.Null(await Store.GetAsync("cache:missing"));
+    }
+
+    [Fact]
+    public async Task A_value_is_gone_after_its_ttl()
+    {
+        await Store.SetAsync("cache:short", [7], TimeSpan.FromMilliseconds(300));
+        await Store.SetAsync("cache:long", [8], TimeSpan.FromMinutes(5));
+        Assert.NotNull(await Store.GetAsync("cache:short"));
+
+        await LetTimePassAsync(TimeSpan.FromMilliseconds(400));
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (await Store.GetAsync("cache:short") is not null && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Null(await Store.GetAsync("cache:short"));
+        Assert.NotNull(await Store.GetAsync("cache:long"));
+    }
+
+    [Fact]
+    public async Task Deleting_by_prefix_removes_only_the_matching_keys()
+    {
+        for (var i = 0; i < 30; i++) await Store.SetAsync($"cache:{i}", [1], TimeSpan.FromMinutes(5));
+        await Store.SetAsync("other:1", [2], TimeSpan.FromMinutes(5));
+
+        Assert.Equal(30, await Store.DeleteByPrefixAsync("cache:"));
+
+        Assert.Null(await Store.GetAsync("cache:3"));
+        Assert.NotNull(await Store.GetAsync("other:1"));
+        Assert.Equal(0, await Store.DeleteByPrefixAsync("cache:"));
+    }
+
+    [Fact]
+    public async Task A_reservation_is_granted_while_it_fits_and_refused_when_it_does_not()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 100)];
+
+        var first = await Store.ReserveAsync(counters, "r1", 60, Now + TimeSpan.FromMinutes(10), Now);
+        var second = await Store.ReserveAsync(counters, "r2", 50, Now + TimeSpan.FromMinutes(10), Now);
+        var third = await Store.ReserveAsync(counters, "r3", 40, Now + TimeSpan.FromMinutes(10), Now);
+
+        Assert.True(first.Granted);
+        Assert.Equal(new CounterState(0, 60), first.States[0]);
+        Assert.False(second.Granted);
+        Assert.Equal(0, second.RefusedIndex);
+        Assert.True(third.Granted);
+        Assert.Equal(new CounterState(0, 100), third.States[0]);
+        Assert.Equal([new CounterState(0, 100)], await Store.ReadCountersAsync([counters[0].Ref], Now));
+    }
+
+    [Fact]
+    public async Task A_reservation_over_several_counters_takes_all_or_nothing()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 1000), Counter("budget:p:d", 10), Counter("budget:k:d", 1000)];
+
+        var refused = await Store.ReserveAsync(counters, "r1", 20, Now + TimeSpan.FromMinutes(10), Now);
+
+        Assert.False(refused.Granted);
+        Assert.Equal(1, refused.RefusedIndex);
+        var states = await Store.ReadCountersAsync([.. counters.Select(c => c.Ref)], Now);
+        Assert.All(states, s => Assert.Equal(new CounterState(0, 0), s));
+    }
+
+    [Fact]
+    public async Task Settling_replaces_the_reservation_with_the_real_spend_once_however_often_it_is_sent()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 1000), Counter("budget:p:d", 1000)];
+        CounterRef[] refs = [counters[0].Ref, counters[1].Ref];
+        await Store.ReserveAsync(counters, "r1", 300, Now + TimeSpan.FromMinutes(10), Now);
+        await Store.ReserveAsync(counters, "r2", 200, Now + TimeSpan.FromMinutes(10), Now);
+
+        var settled = await Store.SettleAsync(refs, [new Settlement(new Reservation("r1", 300), 120)], Now);
+        var again = await Store.SettleAsync(refs, [new Settlement(new Reservation("r1", 300), 120)], Now);
+        var released = await Store.SettleAsync(refs, [new Settlement(new Reservation("r2", 200), 0)], Now);
+
+        Assert.Equal([new CounterState(120, 200), new CounterState(120, 200)], settled);
+        Assert.Equal([new CounterState(120, 200), new CounterState(120, 200)], again);
+        Assert.Equal([new CounterState(120, 0), new CounterState(120, 0)], released);
+    }
+
+    [Fact]
+    public async Task Spend_admitted_without_the_store_is_added_once_and_frees_a_reservation_that_was_made_after_all()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 1000)];
+        // The gateway's reserve call timed out, but Redis had made the reservation.
+        await Store.ReserveAsync(counters, "phantom", 100, Now + TimeSpan.FromMinutes(10), Now);
+
+        var first = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("phantom", 100), 70, Held: false), new Settlement(new Reservation("local", 100), 40, Held: false)], Now);
+        var resent = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("phantom", 100), 70, Held: false), new Settlement(new Reservation("local", 100), 40, Held: false)], Now);
+
+        Assert.Equal(new CounterState(110, 0), first[0]);
+        Assert.Equal(new CounterState(110, 0), resent[0]);
+    }
+
+    [Fact]
+    public async Task Expired_reservations_stop_holding_budget_but_a_late_settle_still_counts_once()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 100)];
+        await Store.ReserveAsync(counters, "crashed", 90, Now + TimeSpan.FromSeconds(30), Now);
+
+        var meanwhile = await Store.ReserveAsync(counters, "r2", 50, Now + TimeSpan.FromMinutes(10), Now);
+        var later = Now + TimeSpan.FromMinutes(1);
+        var afterExpiry = await Store.ReserveAsync(counters, "r3", 50, later + TimeSpan.FromMinutes(10), later);
+        var settled = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("crashed", 90), 80)], later);
+        var resent = await Store.SettleAsync([counters[0].Ref], [new Settlement(new Reservation("crashed", 90), 80)], later);
+
+        Assert.False(meanwhile.Granted);
+        Assert.True(afterExpiry.Granted);
+        Assert.Equal(new CounterState(0, 50), afterExpiry.States[0]);
+        Assert.Equal(new CounterState(80, 50), settled[0]);
+        Assert.Equal(new CounterState(80, 50), resent[0]);
+    }
+
+    [Fact]
+    public async Task Concurrent_reservations_never_pass_the_limit()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 10_000), Counter("budget:p:d", 1_000)];
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 100).Select(i =>
+            Task.Run(() => Store.ReserveAsync(counters, $"r{i}", 100, Now + TimeSpan.FromMinutes(10), Now))));
+
+        Assert.Equal(10, results.Count(r => r.Granted));
+        Assert.Equal(new CounterState(0, 1_000), (await Store.ReadCountersAsync([counters[1].Ref], Now))[0]);
+    }
+
+    [Fact]
+    public async Task Mark_once_is_true_only_for_the_first_caller()
+    {
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Store.TryMarkOnceAsync("alert:x", TimeSpan.FromMinutes(5))));
+
+        Assert.Equal(1, results.Count(r => r));
+        Assert.True(await Store.TryMarkOnceAsync("alert:y", TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
+    public async Task Ledger_records_are_read_back_in_order_in_pages()
+    {
+        var records = Enumerable.Range(0, 25).Select(i => Encoding.UTF8.GetBytes($"record-{i:00}")).ToList();
+        await Store.AppendLedgerAsync(records.Take(10).ToList());
+        await Store.AppendLedgerAsync(records.Skip(10).ToList());
+
+        var read = new List<string>();
+        string? after = null;
+        for (var pages = 0; pages < 10; pages++)
+        {
+            var page = await Store.ReadLedgerAsync(0, after, 7);
+            read.AddRange(page.Select(r => Encoding.UTF8.GetString(r.Data)));
+            if (page.Count < 7) break;
+            after = page[^1].Id;
+        }
+
+        Assert.Equal(records.Select(r => Encoding.UTF8.GetString(r)), read);
+    }
+
+    [Fact]
+    public async Task Ledger_reads_start_at_the_given_time()
+    {
+        await Store.AppendLedgerAsync([[1], [2]]);
+
+        var future = DateTimeOffset.UtcNow.AddYears(50).ToUnixTimeMilliseconds();
+
+        Assert.Equal(2, (await Store.ReadLedgerAsync(0, null, 100)).Count);
+        Assert.Empty(await Store.ReadLedgerAsync(future, null, 100));
+    }
+
+    [Fact]
+    public async Task The_ledger_is_capped_near_its_configured_size()
+    {
+        for (var batch = 0; batch < 10; batch++)
+        {
+            await Store.AppendLedgerAsync(Enumerable.Range(0, 100).Select(i => new byte[] { (byte)i }).ToList());
+        }
+
+        var count = 0;
+        string? after = null;
+        while (true)
+        {
+            var page = await Store.ReadLedgerAsync(0, after, 100);
+            count += page.Count;
+            if (page.Count < 100) break;
+            after = page[^1].Id;
+        }
+        // Redis trims whole internal nodes (MAXLEN ~), so "about" the size: at least it, far below what was written.
+        Assert.InRange(count, Options.LedgerMaxEntries, 500);
+    }
+}
+
+public sealed class MemoryStoreContractTests : StoreContractTests
+{
+    private readonly ManualClock _clock = new(Start);
+
+    protected override IGatewayStore CreateStore(StoreOptions options) => new MemoryStore(options, _clock);
+
+    protected override Task LetTimePassAsync(TimeSpan by)
+    {
+        _clock.Advance(by);
+        return Task.CompletedTask;
+    }
+
+    protected override DateTimeOffset Now => _clock.GetUtcNow();
+}
+
+[Collection(RedisCollection.Name)]
+public sealed class RedisStoreContractTests(RedisServer redis) : StoreContractTests
+{
+    private readonly DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+    protected override IGatewayStore CreateStore(StoreOptions options) =>
+        new GuardedStore(new RedisStore(redis.ConnectionString, options), options, new NullGatewayEvents(), NullLogger<GuardedStore>.Instance);
+
+    protected override Task LetTimePassAsync(TimeSpan by) => Task.Delay(by);
+
+    protected override DateTimeOffset Now => _now;
+}

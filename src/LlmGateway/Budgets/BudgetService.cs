@@ -95,10 +95,17 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: Admission (called by the candidate executor before each attempt)
 
+    private static BudgetLimit? KeyLimitOf(GatewayContext context) =>
+        Auth.CallerIdentity.Of(context.Http) is { } caller && (caller.DailyUsd > 0 || caller.MonthlyUsd > 0)
+            ? new BudgetLimit { DailyUsd = caller.DailyUsd, MonthlyUsd = caller.MonthlyUsd }
+            : null;
+
     public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
     {
         var keyId = context.Record.KeyId;
-        var keyLimit = keyId is null ? null : _keys.Find(keyId);
+        // A key's limits travel with its identity (configured and virtual keys alike); the configured
+        // list is the fallback for callers that set a key id without one.
+        var keyLimit = keyId is null ? null : KeyLimitOf(context) ?? _keys.Find(keyId);
         if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
 
         var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Chat.EstimatedPromptTokens, context.Chat.MaxTokens);

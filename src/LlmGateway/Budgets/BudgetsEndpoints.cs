@@ -14,6 +14,7 @@ public static class BudgetsEndpoints
         services.AddSingleton<IAttemptAdmission>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetGate>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetReport>(sp => sp.GetRequiredService<BudgetService>());
+        services.AddSingleton<Telemetry.IBudgetMetricsSource, BudgetMetricsSource>();
         services.AddHostedService(sp => sp.GetRequiredService<BudgetService>());
         return services;
     }

@@ -265,6 +265,19 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: What the router, the admin endpoint and the gauges read
 
+    public string? ExhaustedReason(string provider)
+    {
+        if (!_providers.TryGetValue(provider, out var limit)) return null;
+        foreach (var c in Windows.ForProvider(provider, limit))
+        {
+            if (SpentKnown(c.Key) >= c.Counter.Limit)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"the {c.Window} budget of provider '{provider}' is spent (it resets at {c.WindowEnd:yyyy-MM-ddTHH:mm:ssZ})");
+            }
+        }
+        return null;
+    }
+
     public bool IsProviderExhausted(string provider)
     {
         if (!_providers.TryGetValue(provider, out var limit)) return false;

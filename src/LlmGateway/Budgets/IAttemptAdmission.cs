@@ -32,4 +32,7 @@ public interface IAdmissionTicket
 public interface IBudgetGate
 {
     bool IsProviderExhausted(string provider);
+
+    /// <summary>Why, in words (which window, when it resets), or null when the provider's budget has room.</summary>
+    string? ExhaustedReason(string provider) => IsProviderExhausted(provider) ? $"the budget of provider '{provider}' is spent" : null;
 }

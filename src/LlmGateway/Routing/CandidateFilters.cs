@@ -69,9 +69,7 @@ public static class CandidateFilters
             : null;
 
     public static string? CheckBudget(RouteCandidate c, IBudgetGate? budgets) =>
-        budgets is not null && budgets.IsProviderExhausted(c.Candidate.Provider.Name)
-            ? $"the budget of provider '{c.Candidate.Provider.Name}' is spent"
-            : null;
+        budgets?.ExhaustedReason(c.Candidate.Provider.Name);
 
     public static string? CheckCircuit(RouteCandidate c) =>
         c.Circuit == CircuitState.Open ? $"the circuit of provider '{c.Candidate.Provider.Name}' is open" : null;
@@ -117,6 +115,10 @@ public static class CandidateFilters
         {
             Budget => new ApiError(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, text),
             CircuitOpen or Unusable => ApiError.NoHealthyProvider(text),
+            // The operator's per-request limit is a budget (429 budget_exceeded, as the contract says);
+            // the client's own X-Max-Cost-Usd is a constraint of the request (400).
+            MaxCost when input.MaxCostSource == RoutingInput.ConfiguredMaxCostSource =>
+                new ApiError(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, text + " Lower max_tokens or the prompt size."),
             MaxCost => ApiError.InvalidRequest(text + " Lower max_tokens or raise the limit.", code: RoutingErrorCodes.MaxCostExceeded),
             LocalOnly => new ApiError(StatusCodes.Status403Forbidden, ErrorTypes.Permission, ErrorCodes.ModelNotAllowed, text),
             ContextWindow => ApiError.InvalidRequest(text, "messages", "context_length_exceeded"),

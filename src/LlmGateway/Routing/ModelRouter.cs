@@ -220,7 +220,7 @@ public sealed class ModelRouter : IModelRouter
         if (_options.Budgets.MaxCostPerRequestUsd > 0)
         {
             maxCost = _options.Budgets.MaxCostPerRequestUsd;
-            maxCostSource = "Gateway:Budgets:MaxCostPerRequestUsd";
+            maxCostSource = RoutingInput.ConfiguredMaxCostSource;
         }
         if (headers.TryGetValue(RoutingHeaders.MaxCostUsd, out var value) && value.ToString() is { Length: > 0 } text)
         {

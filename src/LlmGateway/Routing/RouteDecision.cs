@@ -152,6 +152,8 @@ public sealed class RoutingInput
     /// <summary>The tighter of <c>X-Max-Cost-Usd</c> and <c>Budgets:MaxCostPerRequestUsd</c>, or null for no limit.</summary>
     public decimal? MaxCostUsd { get; init; }
     public string? MaxCostSource { get; init; }
+
+    public const string ConfiguredMaxCostSource = "Gateway:Budgets:MaxCostPerRequestUsd (the gateway's limit per request)";
 }
 
 /// <summary>Observed latency of one model, exponentially weighted; null where nothing was observed yet.</summary>

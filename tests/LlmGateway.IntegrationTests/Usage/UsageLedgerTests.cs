@@ -34,6 +34,10 @@ public sealed class UsageLedgerTests : IAsyncLifetime
         foreach (var (k, v) in GatewayFactory.OpenAiSettings(_other.BaseUrl, provider: "other", model: "other-model")) settings[k] = v;
         settings["Gateway:Models:other-model:CostPer1kInput"] = "0.01";
         settings["Gateway:Models:other-model:CostPer1kOutput"] = "0.02";
+        // Task types the router knows, so X-Task-Type names them instead of falling back to the default.
+        settings["Gateway:Routing:DefaultTaskType"] = "chat";
+        settings["Gateway:Routing:TaskTypes:chat:Models:0"] = "test-model";
+        settings["Gateway:Routing:TaskTypes:code:Models:0"] = "other-model";
         return new GatewayFactory(settings);
     }
 

@@ -14,7 +14,7 @@ namespace LlmGateway.IntegrationTests.Auth;
 /// Virtual keys and their limits on a real Redis shared by two gateway instances: what one instance
 /// creates, revokes or counts, the other sees. Both instances run on one manual clock, so rate limits
 /// never refill behind the test's back and the cache window is crossed exactly. Every request costs
-/// exactly $0.10 (input free, $1 per 1k output tokens, 100 output tokens).
+/// exactly $0.10 (input free, $1 per 1k output tokens, 100 output tokens). The outage test stops a Redis of its own.
 /// </summary>
 [Collection(RedisCollection.Name)]
 public sealed class SharedKeyTests(RedisServer redis) : IAsyncLifetime
@@ -33,12 +33,13 @@ public sealed class SharedKeyTests(RedisServer redis) : IAsyncLifetime
 
     public async Task DisposeAsync() => await _upstream.DisposeAsync();
 
-    private GatewayFactory Instance()
+    private GatewayFactory Instance(string? redisConnection = null, Action<Dictionary<string, string?>>? configure = null)
     {
-        var settings = StoreTestKit.Settings(_upstream, AdminEnv, redis.ConnectionString, _prefix);
+        var settings = StoreTestKit.Settings(_upstream, AdminEnv, redisConnection ?? redis.ConnectionString, _prefix);
         settings["Gateway:Auth:Mode"] = "keys";
         settings["Gateway:Models:test-model:CostPer1kInput"] = "0";
         settings["Gateway:Models:test-model:CostPer1kOutput"] = "1";
+        configure?.Invoke(settings);
         return new GatewayFactory(settings)
         {
             TestServices = services =>
@@ -141,5 +142,36 @@ public sealed class SharedKeyTests(RedisServer redis) : IAsyncLifetime
         Assert.Equal("insufficient_quota", error!.Value.GetProperty("type").GetString());
         Assert.Equal("budget_exceeded", error.Value.GetProperty("code").GetString());
         Assert.Equal(2, _upstream.Calls);
+    }
+
+    [Fact]
+    public async Task While_Redis_is_down_virtual_keys_are_refused_with_503_and_rate_limits_are_not_enforced()
+    {
+        await using var ownRedis = new RedisServer();
+        await ownRedis.InitializeAsync();
+        const string configuredSecret = "configured-key-for-the-outage-test-0123";
+        await using var gateway = Instance(ownRedis.ConnectionString, s =>
+        {
+            s["Gateway:Auth:Keys:0:Id"] = "configured";
+            s["Gateway:Auth:Keys:0:Sha256"] = GatewayKeys.Sha256Hex(configuredSecret);
+            s["Gateway:Auth:Keys:0:Rpm"] = "1";
+        });
+        var client = await gateway.ConnectedClientAsync();
+        var secret = await CreateKeyAsync(client, """{"id":"outage-key"}""");
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(client, secret)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(client, configuredSecret)).Status);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await ChatAsync(client, configuredSecret)).Status);
+
+        await ownRedis.StopAsync(keepData: false);
+        _clock.Advance(KeyAuthenticator.CacheTtl);
+
+        // Fail closed for keys that can't be checked; configured keys still work, and their limits fail open.
+        var (status, error) = await ChatAsync(client, secret);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("api_error", error!.Value.GetProperty("type").GetString());
+        Assert.Equal(AuthErrors.StoreUnavailable, error.Value.GetProperty("code").GetString());
+        Assert.DoesNotContain(secret, error.Value.ToString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(client, configuredSecret)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await ChatAsync(client, configuredSecret)).Status);
     }
 }

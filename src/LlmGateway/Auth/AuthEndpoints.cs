@@ -28,9 +28,9 @@ public static partial class AuthEndpoints
 
     public static IServiceCollection AddGatewayAuth(this IServiceCollection services)
     {
-        // The shared store (Redis) registers its own implementations; these are the embedded ones.
-        services.TryAddSingleton<IKeyStore, InMemoryKeyStore>();
-        services.TryAddSingleton<IRateLimiter, InMemoryRateLimiter>();
+        // Keys and limits live in the gateway's store: in memory by default, shared by every instance on Redis.
+        services.TryAddSingleton<IKeyStore, StoreKeyStore>();
+        services.TryAddSingleton<IRateLimiter, StoreRateLimiter>();
         services.AddSingleton<KeyAuthenticator>();
         services.AddSingleton<KeyRateLimits>();
         services.AddHostedService<AuthStartupCheck>();

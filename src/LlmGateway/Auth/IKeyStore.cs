@@ -17,9 +17,8 @@ public sealed record StoredKey(
 
 /// <summary>
 /// Where virtual keys (POST /admin/keys) live: the shared store, so every instance sees a key
-/// created or revoked on any one of them. In-memory until the Redis store is registered; a Redis
-/// implementation keeps one record per id and an index from hash to id, and revokes by deleting
-/// both in one transaction. Lookups are cached per instance by <see cref="KeyAuthenticator"/> for
+/// created or revoked on any one of them (<see cref="StoreKeyStore"/>: one record per id and an
+/// index from hash to id, both written and deleted atomically). Lookups are cached per instance by <see cref="KeyAuthenticator"/> for
 /// a few seconds, so implementations need no cache of their own. Store failures are exceptions.
 /// </summary>
 public interface IKeyStore

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using LlmGateway.Configuration;
+using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 using Microsoft.Extensions.Options;
 
@@ -102,7 +103,8 @@ public sealed class KeyAuthenticator
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // Fail closed: a key that cannot be checked is not accepted. Configured keys still work.
-            _events.StoreError("key_lookup");
+            // The guarded store has counted its own failures; anything else is counted here.
+            if (e is not StoreUnavailableException) _events.StoreError(StoreOperations.KeyLookup);
             _logger.LogWarning("Key store lookup failed ({Error}); virtual keys are refused until it answers", e.GetType().Name);
             return new AuthResult(AuthOutcome.StoreUnavailable, null);
         }

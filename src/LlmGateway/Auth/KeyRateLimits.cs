@@ -2,6 +2,7 @@ using LlmGateway.ChatCompletions;
 using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Routing;
+using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 
 namespace LlmGateway.Auth;
@@ -88,7 +89,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            events.StoreError("rate_limit");
+            if (e is not StoreUnavailableException) events.StoreError(StoreOperations.RateLimit);
             logger.LogWarning("Rate limiter failed ({Error}); the request goes on unmetered", e.GetType().Name);
             return null;
         }
@@ -102,7 +103,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         }
         catch (Exception e)
         {
-            events.StoreError("rate_limit");
+            if (e is not StoreUnavailableException) events.StoreError(StoreOperations.RateLimit);
             logger.LogWarning("Rate limiter correction failed ({Error})", e.GetType().Name);
         }
     }

@@ -72,6 +72,24 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count) =>
         Enter(StoreOperations.LedgerRead) ? Guard(StoreOperations.LedgerRead, _inner.ReadLedgerAsync(fromUnixMs, afterId, count), _timeout * 4) : Refused<IReadOnlyList<LedgerRecord>>(StoreOperations.LedgerRead);
 
+    public Task<bool> AddRecordAsync(string id, string hash, byte[] record) =>
+        Enter(StoreOperations.KeyWrite) ? Guard(StoreOperations.KeyWrite, _inner.AddRecordAsync(id, hash, record)) : Refused<bool>(StoreOperations.KeyWrite);
+
+    public Task<byte[]?> FindRecordByHashAsync(string hash) =>
+        Enter(StoreOperations.KeyLookup) ? Guard(StoreOperations.KeyLookup, _inner.FindRecordByHashAsync(hash)) : Refused<byte[]?>(StoreOperations.KeyLookup);
+
+    public Task<IReadOnlyList<byte[]>> ListRecordsAsync() =>
+        Enter(StoreOperations.KeyList) ? Guard(StoreOperations.KeyList, _inner.ListRecordsAsync(), _timeout * 4) : Refused<IReadOnlyList<byte[]>>(StoreOperations.KeyList);
+
+    public Task<bool> DeleteRecordAsync(string id) =>
+        Enter(StoreOperations.KeyWrite) ? Guard(StoreOperations.KeyWrite, _inner.DeleteRecordAsync(id)) : Refused<bool>(StoreOperations.KeyWrite);
+
+    public Task<GcraResult> GcraAcquireAsync(string key, long occupiesUs, long windowUs, long nowUs) =>
+        Enter(StoreOperations.RateLimit) ? Guard(StoreOperations.RateLimit, _inner.GcraAcquireAsync(key, occupiesUs, windowUs, nowUs)) : Refused<GcraResult>(StoreOperations.RateLimit);
+
+    public Task GcraAdjustAsync(string key, long deltaUs, long nowUs) =>
+        Enter(StoreOperations.RateLimit) ? Guard(StoreOperations.RateLimit, _inner.GcraAdjustAsync(key, deltaUs, nowUs)) : Refused(StoreOperations.RateLimit);
+
     /// <summary>The health check's probe: it goes through even while the breaker is open, and closes it when it succeeds.</summary>
     public Task PingAsync() => Guard(StoreOperations.Ping, _inner.PingAsync());
 
@@ -171,5 +189,9 @@ public static class StoreOperations
     public const string Once = "once";
     public const string LedgerAppend = "ledger_append";
     public const string LedgerRead = "ledger_read";
+    public const string KeyLookup = "key_lookup";
+    public const string KeyList = "key_list";
+    public const string KeyWrite = "key_write";
+    public const string RateLimit = "rate_limit";
     public const string Ping = "ping";
 }

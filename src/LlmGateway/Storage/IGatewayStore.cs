@@ -66,8 +66,41 @@ public interface IGatewayStore
     /// </summary>
     Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count);
 
+    // :: Key records: opaque records by id, each indexed by a unique hash (virtual keys; see Auth/StoreKeyStore).
+
+    /// <summary>Stores <paramref name="record"/> under <paramref name="id"/> and indexes it by <paramref name="hash"/>, atomically; false (nothing stored) when the id or the hash is taken.</summary>
+    Task<bool> AddRecordAsync(string id, string hash, byte[] record);
+
+    /// <summary>The record indexed by <paramref name="hash"/>, or null.</summary>
+    Task<byte[]?> FindRecordByHashAsync(string hash);
+
+    /// <summary>Every record, in no particular order.</summary>
+    Task<IReadOnlyList<byte[]>> ListRecordsAsync();
+
+    /// <summary>Deletes the record <paramref name="id"/> and its hash index, atomically; false when there is none.</summary>
+    Task<bool> DeleteRecordAsync(string id);
+
+    // :: Rate limits: GCRA (see Auth/IRateLimiter), one theoretical arrival time (TAT) per key.
+    // Times are microseconds since the Unix epoch: exact in Lua's doubles (up to 2^53), fine enough for any limit.
+
+    /// <summary>
+    /// Atomically: with <c>tat = max(stored, now)</c> and <c>next = tat + occupies</c>, when
+    /// <c>next - window &lt;= now</c> stores <c>next</c> (unless <paramref name="occupiesUs"/> is 0) until it
+    /// has passed and returns it as granted; otherwise stores nothing and returns <c>tat</c>, refused.
+    /// </summary>
+    Task<GcraResult> GcraAcquireAsync(string key, long occupiesUs, long windowUs, long nowUs);
+
+    /// <summary>
+    /// Atomically moves the TAT (<c>max(stored, now)</c>) by <paramref name="deltaUs"/>, never refusing and
+    /// never below <paramref name="nowUs"/>: negative gives time back, positive may over-fill the bucket.
+    /// </summary>
+    Task GcraAdjustAsync(string key, long deltaUs, long nowUs);
+
     Task PingAsync();
 }
+
+/// <summary>The outcome of a GCRA acquisition and the theoretical arrival time after it (before it, when refused).</summary>
+public readonly record struct GcraResult(bool Allowed, long TatUs);
 
 /// <summary>A budget counter (one scope in one window) and when the store may forget it.</summary>
 public readonly record struct CounterRef(string Key, DateTimeOffset ExpiresAt);

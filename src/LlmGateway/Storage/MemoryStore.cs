@@ -25,6 +25,14 @@ public sealed class MemoryStore : IGatewayStore
     private readonly Dictionary<string, Counter> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _once = new(StringComparer.Ordinal);
 
+    private readonly Lock _recordsLock = new();
+    private readonly Dictionary<string, (string Hash, byte[] Record)> _records = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _recordIds = new(StringComparer.Ordinal);
+
+    private const int SweepTatsAbove = 10_000;
+    private readonly Lock _gcraLock = new();
+    private readonly Dictionary<string, long> _tats = new(StringComparer.Ordinal);
+
     private readonly Lock _ledgerLock = new();
     private readonly LedgerRecord[] _ring;
     private int _ringStart;
@@ -265,6 +273,89 @@ public sealed class MemoryStore : IGatewayStore
 
     private static int Compare((long Ms, long Seq) a, (long Ms, long Seq) b) =>
         a.Ms != b.Ms ? a.Ms.CompareTo(b.Ms) : a.Seq.CompareTo(b.Seq);
+
+    // :: Key records
+
+    public Task<bool> AddRecordAsync(string id, string hash, byte[] record)
+    {
+        lock (_recordsLock)
+        {
+            if (_records.ContainsKey(id) || _recordIds.ContainsKey(hash)) return Task.FromResult(false);
+            _records[id] = (hash, record);
+            _recordIds[hash] = id;
+        }
+        return Task.FromResult(true);
+    }
+
+    public Task<byte[]?> FindRecordByHashAsync(string hash)
+    {
+        lock (_recordsLock)
+        {
+            return Task.FromResult(_recordIds.TryGetValue(hash, out var id) ? _records[id].Record : null);
+        }
+    }
+
+    public Task<IReadOnlyList<byte[]>> ListRecordsAsync()
+    {
+        lock (_recordsLock)
+        {
+            return Task.FromResult<IReadOnlyList<byte[]>>([.. _records.Values.Select(r => r.Record)]);
+        }
+    }
+
+    public Task<bool> DeleteRecordAsync(string id)
+    {
+        lock (_recordsLock)
+        {
+            if (!_records.Remove(id, out var removed)) return Task.FromResult(false);
+            _recordIds.Remove(removed.Hash);
+        }
+        return Task.FromResult(true);
+    }
+
+    // :: Rate limits: one lock, held for a few arithmetic operations.
+
+    public Task<GcraResult> GcraAcquireAsync(string key, long occupiesUs, long windowUs, long nowUs)
+    {
+        lock (_gcraLock)
+        {
+            var tat = Math.Max(_tats.GetValueOrDefault(key), nowUs);
+            var next = tat + occupiesUs;
+            if (next - windowUs > nowUs) return Task.FromResult(new GcraResult(false, tat));
+            if (occupiesUs != 0) SetTat(key, next, nowUs);
+            return Task.FromResult(new GcraResult(true, next));
+        }
+    }
+
+    public Task GcraAdjustAsync(string key, long deltaUs, long nowUs)
+    {
+        lock (_gcraLock)
+        {
+            var tat = Math.Max(_tats.GetValueOrDefault(key), nowUs);
+            SetTat(key, Math.Max(nowUs, tat + deltaUs), nowUs);
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Called under the lock. A TAT in the past is an empty bucket: such keys are dropped once there are many.</summary>
+    private void SetTat(string key, long tat, long nowUs)
+    {
+        if (tat <= nowUs)
+        {
+            _tats.Remove(key);
+            return;
+        }
+        if (_tats.Count >= SweepTatsAbove && !_tats.ContainsKey(key))
+        {
+            List<string>? idle = null;
+            foreach (var (k, t) in _tats)
+            {
+                if (t <= nowUs) (idle ??= []).Add(k);
+            }
+            if (idle is not null) foreach (var k in idle) _tats.Remove(k);
+        }
+        _tats[key] = tat;
+    }
 
     public Task PingAsync() => Task.CompletedTask;
 

@@ -14,7 +14,9 @@ namespace LlmGateway.Storage;
 /// <para>
 /// Keys: <c>{prefix}cache:*</c> (strings with a TTL), <c>{prefix}budget:{scope}:{window}</c> (hash:
 /// s = spent, r = reserved) with its reservations in the sorted set <c>…:z</c> (member id:amount,
-/// score = expiry; rare markers x:/s: for an hour, see the Settle script), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>.
+/// score = expiry; rare markers x:/s: for an hour, see the Settle script), <c>{prefix}ledger</c> (a stream capped with MAXLEN ~), <c>{prefix}once:*</c>,
+/// virtual keys in the hashes <c>{prefix}keys</c> (id to record), <c>{prefix}keyhash</c> (hash to id) and <c>{prefix}keyhashof</c>
+/// (id to hash), and rate limits as <c>{prefix}rl:*</c> (a GCRA arrival time in microseconds, expiring when it has passed).
 /// Multi-key scripts assume a single Redis (or one shard), not Redis Cluster.
 /// </para>
 /// </summary>
@@ -81,6 +83,11 @@ public sealed class RedisStore : IGatewayStore, IDisposable
     private IDatabase Db => _db ?? throw new StoreUnavailableException("connect", "not connected yet");
 
     private RedisKey Key(string key) => _prefix + key;
+
+    /// <summary>Records by id, the hash index (hash to id), and each record's hash (id to hash, to delete its index).</summary>
+    private RedisKey[] RecordKeys => _recordKeys ??= [Key("keys"), Key("keyhash"), Key("keyhashof")];
+
+    private RedisKey[]? _recordKeys;
 
     // :: Cache
 
@@ -216,6 +223,34 @@ public sealed class RedisStore : IGatewayStore, IDisposable
         return page;
     }
 
+    // :: Key records
+
+    public async Task<bool> AddRecordAsync(string id, string hash, byte[] record) =>
+        (long)(await Db.ScriptEvaluateAsync(Scripts.RecordAdd, RecordKeys, [id, hash, record]).ConfigureAwait(false)) == 1;
+
+    public async Task<byte[]?> FindRecordByHashAsync(string hash) =>
+        (byte[]?)await Db.ScriptEvaluateAsync(Scripts.RecordFind, RecordKeys, [hash]).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<byte[]>> ListRecordsAsync()
+    {
+        var values = await Db.HashValuesAsync(RecordKeys[0]).ConfigureAwait(false);
+        return [.. values.Select(v => (byte[])v!)];
+    }
+
+    public async Task<bool> DeleteRecordAsync(string id) =>
+        (long)(await Db.ScriptEvaluateAsync(Scripts.RecordDelete, RecordKeys, [id]).ConfigureAwait(false)) == 1;
+
+    // :: Rate limits
+
+    public async Task<GcraResult> GcraAcquireAsync(string key, long occupiesUs, long windowUs, long nowUs)
+    {
+        var result = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.GcraAcquire, [Key("rl:" + key)], [occupiesUs, windowUs, nowUs]).ConfigureAwait(false))!;
+        return new GcraResult((long)result[0] == 1, (long)result[1]);
+    }
+
+    public async Task GcraAdjustAsync(string key, long deltaUs, long nowUs) =>
+        await Db.ScriptEvaluateAsync(Scripts.GcraAdjust, [Key("rl:" + key)], [deltaUs, nowUs]).ConfigureAwait(false);
+
     public async Task PingAsync() => await Db.PingAsync().ConfigureAwait(false);
 
     public void Dispose()
@@ -339,6 +374,60 @@ public sealed class RedisStore : IGatewayStore, IDisposable
               out[2 * i] = r
             end
             return out
+            """;
+
+        // KEYS: records, hash index, hash of each id. ARGV: id, hash, record. Returns 1 when added, 0 when the id or hash is taken.
+        public const string RecordAdd = """
+            if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+            redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+            redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+            redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+            return 1
+            """;
+
+        // ARGV: hash. Returns the record or nil.
+        public const string RecordFind = """
+            local id = redis.call('HGET', KEYS[2], ARGV[1])
+            if not id then return false end
+            return redis.call('HGET', KEYS[1], id)
+            """;
+
+        // ARGV: id. Returns 1 when deleted, 0 when there was none.
+        public const string RecordDelete = """
+            local hash = redis.call('HGET', KEYS[3], ARGV[1])
+            if not hash then return 0 end
+            redis.call('HDEL', KEYS[1], ARGV[1])
+            redis.call('HDEL', KEYS[3], ARGV[1])
+            redis.call('HDEL', KEYS[2], hash)
+            return 1
+            """;
+
+        // GCRA, exactly as MemoryStore does it. ARGV: occupies, window, now (all microseconds). Returns {allowed 1/0, TAT}.
+        // The key lives until its TAT has passed: an absent key is an empty bucket.
+        public const string GcraAcquire = """
+            local occupies, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+            local tat = tonumber(redis.call('GET', KEYS[1])) or now
+            if tat < now then tat = now end
+            local nxt = tat + occupies
+            if nxt - window > now then return {0, string.format('%d', tat)} end
+            if occupies ~= 0 then
+              redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', string.format('%d', math.max(1, math.ceil((nxt - now) / 1000))))
+            end
+            return {1, string.format('%d', nxt)}
+            """;
+
+        // ARGV: delta, now (microseconds). The new TAT is never before now; at now the key is dropped (an empty bucket).
+        public const string GcraAdjust = """
+            local delta, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+            local tat = tonumber(redis.call('GET', KEYS[1])) or now
+            if tat < now then tat = now end
+            local nxt = tat + delta
+            if nxt <= now then
+              redis.call('DEL', KEYS[1])
+            else
+              redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', string.format('%d', math.max(1, math.ceil((nxt - now) / 1000))))
+            end
+            return 1
             """;
 
         // ARGV: cursor, pattern. Returns {next cursor, removed}.

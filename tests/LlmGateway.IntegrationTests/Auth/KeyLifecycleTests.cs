@@ -3,7 +3,9 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.Auth;
+using LlmGateway.Configuration;
 using LlmGateway.IntegrationTests.Infrastructure;
+using LlmGateway.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -203,8 +205,8 @@ public sealed class KeyLifecycleTests : IAsyncLifetime
     public async Task A_key_revoked_on_one_instance_stops_working_on_another_once_its_cache_expires()
     {
         // Two gateways sharing one key store, as two instances share Redis; one clock for both.
-        var store = new InMemoryKeyStore();
         var clock = new ManualClock(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var store = new StoreKeyStore(new MemoryStore(new StoreOptions(), clock));
         void Shared(IServiceCollection services)
         {
             services.RemoveAll<IKeyStore>();

@@ -1,4 +1,5 @@
 using System.Text;
+using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Storage;
 using LlmGateway.Telemetry;
@@ -172,6 +173,70 @@ public abstract class StoreContractTests : IAsyncLifetime
 
         Assert.Equal(10, results.Count(r => r.Granted));
         Assert.Equal(new CounterState(0, 1_000), (await Store.ReadCountersAsync([counters[1].Ref], Now))[0]);
+    }
+
+    [Fact]
+    public async Task Key_records_are_found_by_hash_listed_and_deleted_with_their_index()
+    {
+        Assert.True(await Store.AddRecordAsync("alice", "h-alice", [1]));
+        Assert.True(await Store.AddRecordAsync("bob", "h-bob", [2]));
+        Assert.False(await Store.AddRecordAsync("alice", "h-other", [3]));
+        Assert.False(await Store.AddRecordAsync("carol", "h-bob", [4]));
+
+        Assert.Equal([1], await Store.FindRecordByHashAsync("h-alice"));
+        Assert.Null(await Store.FindRecordByHashAsync("h-other"));
+        Assert.Null(await Store.FindRecordByHashAsync("h-nobody"));
+        Assert.Equal([[1], [2]], (await Store.ListRecordsAsync()).OrderBy(r => r[0]));
+
+        Assert.True(await Store.DeleteRecordAsync("alice"));
+        Assert.False(await Store.DeleteRecordAsync("alice"));
+        Assert.False(await Store.DeleteRecordAsync("nobody"));
+        Assert.Null(await Store.FindRecordByHashAsync("h-alice"));
+        Assert.Equal([[2]], await Store.ListRecordsAsync());
+        // Both the id and the hash are free again.
+        Assert.True(await Store.AddRecordAsync("alice", "h-alice", [5]));
+    }
+
+    [Fact]
+    public async Task A_rate_limit_admits_its_limit_then_refuses_until_time_or_a_correction_frees_room()
+    {
+        var limiter = new StoreRateLimiter(Store);
+        var minute = TimeSpan.FromMinutes(1);
+        for (var i = 0; i < 6; i++)
+        {
+            var taken = await limiter.AcquireAsync("rpm:a", 6, minute, 1, Start);
+            Assert.True(taken.Allowed);
+            Assert.Equal(5 - i, taken.Remaining);
+        }
+        var refused = await limiter.AcquireAsync("rpm:a", 6, minute, 1, Start);
+        Assert.False(refused.Allowed);
+        Assert.Equal(TimeSpan.FromSeconds(10), refused.RetryAfter);
+        Assert.Equal(minute, refused.ResetAfter);
+        // Other keys are not affected; reading (cost 0) takes nothing.
+        Assert.True((await limiter.AcquireAsync("rpm:b", 6, minute, 1, Start)).Allowed);
+        Assert.Equal(0, (await limiter.AcquireAsync("rpm:a", 6, minute, 0, Start)).Remaining);
+
+        Assert.False((await limiter.AcquireAsync("rpm:a", 6, minute, 1, Start.AddSeconds(9))).Allowed);
+        Assert.True((await limiter.AcquireAsync("rpm:a", 6, minute, 1, Start.AddSeconds(10))).Allowed);
+
+        // Giving two units back makes room for two; charging three more puts the key over-full.
+        await limiter.AdjustAsync("rpm:a", 6, minute, -2, Start.AddSeconds(10));
+        Assert.Equal(2, (await limiter.AcquireAsync("rpm:a", 6, minute, 0, Start.AddSeconds(10))).Remaining);
+        await limiter.AdjustAsync("rpm:a", 6, minute, 3, Start.AddSeconds(10));
+        var over = await limiter.AcquireAsync("rpm:a", 6, minute, 1, Start.AddSeconds(10));
+        Assert.False(over.Allowed);
+        Assert.Equal(TimeSpan.FromSeconds(20), over.RetryAfter);
+    }
+
+    [Fact]
+    public async Task Concurrent_rate_limit_acquisitions_never_admit_more_than_the_limit()
+    {
+        var limiter = new StoreRateLimiter(Store);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ =>
+            Task.Run(async () => await limiter.AcquireAsync("rpm:busy", 10, TimeSpan.FromMinutes(1), 1, Start))));
+
+        Assert.Equal(10, results.Count(r => r.Allowed));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using LlmGateway.Auth;
 using LlmGateway.Configuration;
+using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -17,7 +18,7 @@ public class KeyAuthenticatorTests
     /// <summary>The in-memory store, counting lookups, or failing them, at the store boundary.</summary>
     private sealed class CountingStore(bool fail = false) : IKeyStore
     {
-        public InMemoryKeyStore Inner { get; } = new();
+        public StoreKeyStore Inner { get; } = new(new MemoryStore(new StoreOptions(), TimeProvider.System));
         public int Lookups;
         public bool Fail { get; set; } = fail;
 

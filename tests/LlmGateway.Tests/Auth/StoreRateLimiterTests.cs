@@ -1,16 +1,21 @@
 using LlmGateway.Auth;
+using LlmGateway.Configuration;
+using LlmGateway.Storage;
 
 namespace LlmGateway.Tests.Auth;
 
-public class InMemoryRateLimiterTests
+/// <summary>The limiter over the embedded store; the same arithmetic on Redis is covered by the store contract tests.</summary>
+public class StoreRateLimiterTests
 {
+    private static StoreRateLimiter NewLimiter() => new(new MemoryStore(new StoreOptions(), TimeProvider.System));
+
     private static readonly DateTimeOffset s_t0 = new(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan s_minute = TimeSpan.FromMinutes(1);
 
     [Fact]
     public async Task A_full_bucket_admits_the_limit_at_once_then_one_unit_per_window_over_limit()
     {
-        var limiter = new InMemoryRateLimiter();
+        var limiter = NewLimiter();
         for (var i = 0; i < 60; i++)
         {
             var r = await limiter.AcquireAsync("k", 60, s_minute, 1, s_t0);
@@ -31,7 +36,7 @@ public class InMemoryRateLimiterTests
     [Fact]
     public async Task A_refused_acquisition_takes_nothing_and_cost_zero_only_reads()
     {
-        var limiter = new InMemoryRateLimiter();
+        var limiter = NewLimiter();
         Assert.True((await limiter.AcquireAsync("k", 100, s_minute, 90, s_t0)).Allowed);
         Assert.False((await limiter.AcquireAsync("k", 100, s_minute, 20, s_t0)).Allowed);
         var state = await limiter.AcquireAsync("k", 100, s_minute, 0, s_t0);
@@ -43,7 +48,7 @@ public class InMemoryRateLimiterTests
     [Fact]
     public async Task Adjust_gives_back_or_charges_more_and_never_refuses()
     {
-        var limiter = new InMemoryRateLimiter();
+        var limiter = NewLimiter();
         await limiter.AcquireAsync("k", 1000, s_minute, 800, s_t0);
         await limiter.AdjustAsync("k", 1000, s_minute, -700, s_t0);
         Assert.Equal(900, (await limiter.AcquireAsync("k", 1000, s_minute, 0, s_t0)).Remaining);
@@ -63,7 +68,7 @@ public class InMemoryRateLimiterTests
     [Fact]
     public async Task Keys_are_independent()
     {
-        var limiter = new InMemoryRateLimiter();
+        var limiter = NewLimiter();
         Assert.True((await limiter.AcquireAsync("a", 1, s_minute, 1, s_t0)).Allowed);
         Assert.False((await limiter.AcquireAsync("a", 1, s_minute, 1, s_t0)).Allowed);
         Assert.True((await limiter.AcquireAsync("b", 1, s_minute, 1, s_t0)).Allowed);
@@ -72,7 +77,7 @@ public class InMemoryRateLimiterTests
     [Fact]
     public async Task Concurrent_acquisitions_never_admit_more_than_the_limit()
     {
-        var limiter = new InMemoryRateLimiter();
+        var limiter = NewLimiter();
         var admitted = 0;
         await Parallel.ForAsync(0, 2000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (_, _) =>
         {

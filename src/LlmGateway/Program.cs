@@ -5,6 +5,7 @@ using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.Providers;
+using LlmGateway.Resilience;
 using LlmGateway.Telemetry;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -20,6 +21,7 @@ builder.AddGatewayLogging();
 
 // The chat path: providers, routing, resilience, the handler and its observers.
 builder.Services.AddProviders();
+builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
 
 // Admin endpoints (all under /admin, behind the admin key), health and the OpenAPI page.
@@ -36,6 +38,7 @@ app.UseSwaggerUI();
 
 app.MapChatCompletions();
 app.MapModels();
+app.MapResilience();
 app.MapGatewayHealth();
 app.MapOpenAiNotFound();
 

@@ -77,8 +77,11 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
-    /// <summary>Waits (in real time, as a guard only) until a pending timer's delay matches.</summary>
-    public async Task<TimeSpan> WaitForTimerAsync(Func<TimeSpan, bool> match, string what)
+    /// <summary>
+    /// Waits (in real time, as a guard only) until a pending timer's delay matches. When
+    /// <paramref name="meanwhile"/> ends first (the request finished without waiting), that is the answer's failure.
+    /// </summary>
+    public async Task<TimeSpan> WaitForTimerAsync(Func<TimeSpan, bool> match, string what, Task? meanwhile = null)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
         while (true)
@@ -92,15 +95,44 @@ public sealed class ManualTimeProvider : TimeProvider
                 }
                 changed = _changed.Task;
             }
+            if (meanwhile is { IsCompleted: true })
+            {
+                await meanwhile;
+                throw new InvalidOperationException($"The request finished without ever waiting for {what}.");
+            }
             var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero || await Task.WhenAny(changed, Task.Delay(left)) != changed)
+            var waits = meanwhile is null ? new[] { changed, Task.Delay(left > TimeSpan.Zero ? left : TimeSpan.Zero) } : [changed, meanwhile, Task.Delay(left > TimeSpan.Zero ? left : TimeSpan.Zero)];
+            if (left <= TimeSpan.Zero || await Task.WhenAny(waits) == waits[^1])
             {
                 throw new TimeoutException($"No timer for {what}; pending: {string.Join(", ", PendingDelays)}");
             }
         }
     }
 
-    public Task<TimeSpan> WaitForTimerAsync(TimeSpan exactly) => WaitForTimerAsync(d => d == exactly, exactly.ToString());
+    /// <summary>Waits (in real time, as a guard only) until timers were set to <paramref name="delay"/> at least <paramref name="times"/> times.</summary>
+    public async Task WaitForArmedAsync(TimeSpan delay, int times, Task? meanwhile = null)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (true)
+        {
+            Task changed;
+            lock (_lock)
+            {
+                if (_requested.Count(d => d == delay) >= times) return;
+                changed = _changed.Task;
+            }
+            if (meanwhile is { IsCompleted: true })
+            {
+                await meanwhile;
+                throw new InvalidOperationException($"The request finished before a timer was set to {delay} {times} times.");
+            }
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) throw new TimeoutException($"Timers were not set to {delay} {times} times; requested: {string.Join(", ", RequestedDelays)}");
+            await Task.WhenAny(changed, meanwhile ?? changed, Task.Delay(left));
+        }
+    }
+
+    public Task<TimeSpan> WaitForTimerAsync(TimeSpan exactly, Task? meanwhile = null) => WaitForTimerAsync(d => d == exactly, exactly.ToString(), meanwhile);
 
     private void MoveTo(DateTimeOffset when)
     {

@@ -163,6 +163,12 @@ public static class ResilienceSettings
         settings[key] = value;
         return settings;
     }
+
+    public static Dictionary<string, string?> Without(this Dictionary<string, string?> settings, string key)
+    {
+        settings.Remove(key);
+        return settings;
+    }
 }
 
 /// <summary>Reads an SSE response the way a careful client would: event by event, noting how the connection ended.</summary>
@@ -194,4 +200,10 @@ public static class SseClient
             return new Result(events, e);
         }
     }
+}
+
+public static class PipelineHeaderExtensions
+{
+    public static string? HeaderValue(this System.ClientModel.Primitives.PipelineResponseHeaders headers, string name) =>
+        headers.TryGetValue(name, out var value) ? value : null;
 }

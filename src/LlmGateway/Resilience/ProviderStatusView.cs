@@ -71,4 +71,12 @@ public static class ResilienceDefaults
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(ProviderListView))]
 [JsonSerializable(typeof(ProviderStatusView))]
-internal sealed partial class ResilienceJsonContext : JsonSerializerContext;
+internal sealed partial class ResilienceJsonContext : JsonSerializerContext
+{
+    /// <summary>Error messages are for people: quotes and apostrophes stay readable, as in <see cref="Http.ApiError"/>.</summary>
+    public static ResilienceJsonContext Readable { get; } = new(new System.Text.Json.JsonSerializerOptions
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

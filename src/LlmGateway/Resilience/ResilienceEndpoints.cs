@@ -24,7 +24,7 @@ public static class ResilienceEndpoints
         {
             var views = new List<ProviderStatusView>(providers.All.Count);
             foreach (var p in providers.All) views.Add(View(p));
-            return Results.Json(new ProviderListView("list", views), ResilienceJsonContext.Default.ProviderListView);
+            return Results.Json(new ProviderListView("list", views), ResilienceJsonContext.Readable.ProviderListView);
         })
         .WithName("ListProviders")
         .WithSummary("Each provider's status, circuit, last error, recent latency and error rate");
@@ -36,7 +36,7 @@ public static class ResilienceEndpoints
                 return ApiError.NotFound($"No provider named '{Truncate(name)}' is configured.").ToResult();
             }
             provider.Reset();
-            return Results.Json(View(provider), ResilienceJsonContext.Default.ProviderStatusView);
+            return Results.Json(View(provider), ResilienceJsonContext.Readable.ProviderStatusView);
         })
         .WithName("ResetProvider")
         .WithSummary("Close the provider's circuit and forget its recent samples");

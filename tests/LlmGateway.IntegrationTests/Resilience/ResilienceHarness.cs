@@ -128,6 +128,19 @@ public sealed class ResilienceGateway : IAsyncDisposable
         throw new InvalidOperationException($"provider {name} not listed");
     }
 
+    /// <summary>Polls the admin view (real time, as a guard only) until the provider shows <paramref name="status"/>.</summary>
+    public async Task<JsonElement> WaitForStatusAsync(string provider, string status)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            var view = await ProviderAsync(provider);
+            if (view.GetProperty("status").GetString() == status) return view;
+            Assert.True(DateTime.UtcNow < deadline, $"{provider} is {view.GetProperty("status").GetString()}, not {status}: {view}");
+            await Task.Delay(20);
+        }
+    }
+
     public async ValueTask DisposeAsync() => await _factory.DisposeAsync();
 }
 

@@ -128,6 +128,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         var (context, candidate, provider) = (state.Context, state.Candidate!, state.Provider!);
         var record = context.Record;
         var retry = state.Tries++;
+        // The wait before a retry is the upstream's doing, not the gateway's overhead.
+        if (retry > 0) context.AddUpstreamTime(state.FailedAt);
 
         // :: Step 1: an open circuit is skipped without a call.
         if (!provider.Breaker.TryEnter(out var probe))
@@ -175,6 +177,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             if (failure is not null)
             {
                 state.LastCallFailure = failure;
+                state.FailedAt = time.GetTimestamp();
                 provider.Failed(probe, failure, providerTimedOut: timer.TimedOut);
                 // Retry this provider only for what another try can fix, and only as long as the wait fits.
                 var delay = failure.Kind == FailureKind.Retryable && !state.Total.Token.IsCancellationRequested
@@ -330,8 +333,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         public string? FallbackFrom { get; private set; }
         public int Tries { get; set; }
 
-        /// <summary>The failure of the last call actually made to this candidate.</summary>
+        /// <summary>The failure of the last call actually made to this candidate, and when it came.</summary>
         public ProviderFailure? LastCallFailure { get; set; }
+        public long FailedAt { get; set; }
 
         public void Start(Candidate candidate, ProviderResilience provider, string? fallbackFrom)
         {

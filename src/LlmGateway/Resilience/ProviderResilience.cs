@@ -119,7 +119,8 @@ public sealed class ProviderResilience : IDisposable
     private void SetUp(bool up)
     {
         var value = up ? Up : Down;
-        if (Interlocked.Exchange(ref _up, value) != value) _events.ProviderUp(Name, up);
+        // A plain read first: on the hot path the answer is nearly always "no change".
+        if (Volatile.Read(ref _up) != value && Interlocked.Exchange(ref _up, value) != value) _events.ProviderUp(Name, up);
     }
 
     public void Dispose() => Limits.Dispose();

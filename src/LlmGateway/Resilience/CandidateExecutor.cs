@@ -200,7 +200,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             }
             context.Admission = ticket;
             committed = true;
-            return Outcome.FromResult(new AttemptResult(new Execution
+            var execution = new Execution
             {
                 Candidate = candidate,
                 Response = response,
@@ -209,7 +209,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 Cancellation = timer,
                 StreamIdleTimeout = provider.StreamIdleTimeout,
                 Lease = lease,
-            }, null, null));
+            };
+            return Outcome.FromResult(new AttemptResult(execution, null, null));
         }
         catch
         {

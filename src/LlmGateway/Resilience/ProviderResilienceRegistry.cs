@@ -39,6 +39,9 @@ public sealed class ProviderResilienceRegistry : IProviderHealth, IDisposable
     public CircuitState GetCircuitState(string provider) =>
         _providers.TryGetValue(provider, out var p) ? p.Breaker.State : CircuitState.Closed;
 
+    public TimeSpan RemainingBreak(string provider) =>
+        _providers.TryGetValue(provider, out var p) ? p.Breaker.RemainingBreak : TimeSpan.Zero;
+
     /// <summary>
     /// Retries of one candidate. Every decision (retry or not, and after how long) is made by the
     /// attempt itself, which knows the failure's classification and the provider's Retry-After; the

@@ -80,6 +80,8 @@ public sealed class ResilienceGateway : IAsyncDisposable
 
     public HttpClient CreateClient() => _factory.CreateClient();
 
+    public IServiceProvider Services => _factory.Services;
+
     public HttpClient CreateAdminClient()
     {
         var client = _factory.CreateClient();
@@ -141,7 +143,13 @@ public sealed class ResilienceGateway : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync() => await _factory.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        // A test that failed half-way may leave a request waiting on a timeout of the manual clock,
+        // and the host would wait for it on shutdown: let every such timeout run out first.
+        Time?.Advance(TimeSpan.FromDays(1));
+        await _factory.DisposeAsync();
+    }
 }
 
 /// <summary>Settings for tests with several OpenAI-compatible fake upstreams.</summary>
@@ -181,37 +189,6 @@ public static class ResilienceSettings
     {
         settings.Remove(key);
         return settings;
-    }
-}
-
-/// <summary>Reads an SSE response the way a careful client would: event by event, noting how the connection ended.</summary>
-public static class SseClient
-{
-    public sealed record Result(List<string> Events, Exception? Error)
-    {
-        public bool SawDone => Events.Contains("[DONE]");
-    }
-
-    public static async Task<Result> ReadAllAsync(HttpResponseMessage response, Action<string>? onEvent = null)
-    {
-        var events = new List<string>();
-        try
-        {
-            using var stream = await response.Content.ReadAsStreamAsync();
-            using var reader = new StreamReader(stream);
-            string? line;
-            while ((line = await reader.ReadLineAsync()) is not null)
-            {
-                if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
-                events.Add(line[6..]);
-                onEvent?.Invoke(line[6..]);
-            }
-            return new Result(events, null);
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException)
-        {
-            return new Result(events, e);
-        }
     }
 }
 

@@ -36,13 +36,22 @@ public sealed class TimeoutTests : IAsyncLifetime
             .With("Gateway:Resilience:FirstTokenTimeoutSeconds", "5")
             .With("Gateway:Resilience:StreamIdleTimeoutSeconds", "7");
 
+    /// <summary>Set when an upstream starts to hang: only then is it the upstream the test makes the gateway wait for.</summary>
+    private readonly SemaphoreSlim _hanging = new(0);
+
     /// <summary>Never answers: waits until the gateway gives up on it.</summary>
-    private static Task HangAsync(Microsoft.AspNetCore.Http.HttpContext http) => Task.Delay(Timeout.Infinite, http.RequestAborted);
+    private Task HangAsync(Microsoft.AspNetCore.Http.HttpContext http)
+    {
+        _hanging.Release();
+        return Task.Delay(Timeout.Infinite, http.RequestAborted);
+    }
+
+    private async Task UpstreamHangsAsync() => Assert.True(await _hanging.WaitAsync(s_guard), "no upstream received the request");
 
     private static async Task<string> StreamTextAsync(Task<HttpResponseMessage> pending)
     {
         using var response = await pending.WaitAsync(s_guard);
-        var sse = await SseClient.ReadAllAsync(response);
+        var sse = await SseClient.ReadAllAsync(response).WaitAsync(s_guard);
         Assert.Null(sse.Error);
         Assert.Equal("[DONE]", sse.Events[^1]);
         var text = new StringBuilder();
@@ -61,6 +70,7 @@ public sealed class TimeoutTests : IAsyncLifetime
         await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time);
 
         var pending = gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
+        await UpstreamHangsAsync();
         await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), pending);
         Assert.Equal(1, _primary.Calls);
         _time.Advance(TimeSpan.FromSeconds(5));
@@ -83,6 +93,7 @@ public sealed class TimeoutTests : IAsyncLifetime
         await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time);
 
         var pending = gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
+        await UpstreamHangsAsync(); // the role chunk is out; the content never comes
         await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), pending);
         _time.Advance(TimeSpan.FromSeconds(5));
 
@@ -90,7 +101,7 @@ public sealed class TimeoutTests : IAsyncLifetime
         using var response = await pending.WaitAsync(s_guard);
         Assert.Equal("m2", response.Headers.GetValues("x-gateway-model").Single());
         Assert.Equal("2", response.Headers.GetValues("x-gateway-attempts").Single());
-        var sse = await SseClient.ReadAllAsync(response);
+        var sse = await SseClient.ReadAllAsync(response).WaitAsync(s_guard);
         Assert.Equal(1, sse.Events.Count(e => e.Contains("\"role\"", StringComparison.Ordinal)));
         Assert.Equal("[DONE]", sse.Events[^1]);
     }
@@ -109,6 +120,7 @@ public sealed class TimeoutTests : IAsyncLifetime
                 foreach (var part in update.ContentUpdate) text.Append(part.Text);
             }
         });
+        await UpstreamHangsAsync();
         await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), reading);
         _time.Advance(TimeSpan.FromSeconds(5));
         await reading.WaitAsync(s_guard);
@@ -162,6 +174,7 @@ public sealed class TimeoutTests : IAsyncLifetime
         var pending = gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
         for (var i = 1; i <= 2; i++)
         {
+            await UpstreamHangsAsync();
             await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), pending);
             _time.Advance(TimeSpan.FromSeconds(5));
         }

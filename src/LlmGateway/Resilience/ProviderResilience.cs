@@ -13,6 +13,7 @@ namespace LlmGateway.Resilience;
 /// </summary>
 public sealed class ProviderResilience : IDisposable
 {
+    // Whether the provider is believed to serve, for the provider-up signal: raised only on a change.
     private const int Unknown = 0, Up = 1, Down = 2;
 
     private readonly IGatewayEvents _events;
@@ -53,9 +54,6 @@ public sealed class ProviderResilience : IDisposable
 
     /// <summary>Retries on this provider (Polly, from the registry); set once by the registry right after construction.</summary>
     public ResiliencePipeline<AttemptResult> Pipeline { get; internal set; } = ResiliencePipeline<AttemptResult>.Empty;
-
-    /// <summary>True when the provider is currently believed to serve: null until there is evidence either way.</summary>
-    public bool? IsUp => Volatile.Read(ref _up) switch { Up => true, Down => false, _ => null };
 
     /// <summary>A call answered (a complete body, or a stream that ended cleanly or was left by its client).</summary>
     public void Succeeded(bool probe, TimeSpan latency)

@@ -8,6 +8,7 @@ using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.Providers;
+using LlmGateway.Resilience;
 using LlmGateway.Routing;
 using LlmGateway.Storage;
 using LlmGateway.Telemetry;
@@ -27,6 +28,7 @@ builder.AddGatewayLogging();
 // The chat path: providers, routing, resilience, the handler and its observers.
 builder.Services.AddProviders();
 builder.Services.AddModelRouting();
+builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
 
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
@@ -61,6 +63,7 @@ app.MapSwagger();
 app.MapChatCompletions();
 app.MapModels();
 app.MapModelRouting();
+app.MapResilience();
 app.MapGatewayHealth();
 app.MapGatewayAuth();
 app.MapTelemetry();

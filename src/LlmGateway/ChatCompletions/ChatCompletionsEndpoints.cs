@@ -9,7 +9,6 @@ public static class ChatCompletionsEndpoints
 {
     public static IServiceCollection AddChatCompletions(this IServiceCollection services)
     {
-        services.AddSingleton<CandidateExecutor>();
         services.AddSingleton<RequestRecorder>();
         services.AddSingleton<IRequestObserver, RequestLog>();
         services.AddSingleton<ChatCompletionsHandler>();

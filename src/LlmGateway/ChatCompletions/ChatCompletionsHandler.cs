@@ -189,8 +189,7 @@ public sealed class ChatCompletionsHandler(
         var record = context.Record;
         var wantsUsage = context.Chat.ClientWantsUsage;
         var cancellation = execution.Cancellation!;
-        var resilience = execution.Candidate!.Provider.Options.Resilience?.ApplyTo(_options.Resilience) ?? _options.Resilience;
-        var idle = TimeSpan.FromSeconds(resilience.StreamIdleTimeoutSeconds);
+        var idle = execution.StreamIdleTimeout;
 
         SetRouteHeaders(http, record);
         http.Response.Headers[GatewayHeaders.OverheadMs] = FormatMs(context.Overhead());
@@ -261,6 +260,8 @@ public sealed class ChatCompletionsHandler(
         }
     }
 
+    private static readonly TimeSpan BrokenStreamGrace = TimeSpan.FromMilliseconds(200);
+
     /// <summary>
     /// Ends a stream that already started: one error event, then the connection is aborted so no client
     /// can mistake the truncated answer for a complete one (there is no [DONE]).
@@ -273,12 +274,23 @@ public sealed class ChatCompletionsHandler(
         try
         {
             await SseResponseWriter.WriteErrorAsync(http.Response, error, http.RequestAborted).ConfigureAwait(false);
-            await http.Response.CompleteAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
         {
             // The client is already gone.
         }
+        // A clean end, even without [DONE], lets a client return the truncated text as if it were
+        // complete (the OpenAI .NET SDK does); an aborted connection makes every client fail. Kestrel
+        // drops bytes still queued for the socket when it aborts, so the client first gets a moment
+        // (real time: this is the network's, not the gateway's) to receive the error event, or to hang up.
+        try
+        {
+            await Task.Delay(BrokenStreamGrace, http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        http.Abort();
     }
 
     private static Task FailAsync(HttpContext http, RequestRecord record, ApiError error)

@@ -50,6 +50,12 @@ public sealed class ProviderOptions
     public int Rpm { get; set; }
     public int Tpm { get; set; }
 
+    /// <summary>
+    /// Seconds between active health probes (a cheap models/tags call) so an idle provider still has a
+    /// known status; 0, the default, is off, since a paid provider may bill or rate-limit even those.
+    /// </summary>
+    public int ProbeIntervalSeconds { get; set; }
+
     /// <summary>Overrides of <c>Gateway:Resilience</c> for this provider; unset values inherit.</summary>
     public ResilienceOverrides? Resilience { get; set; }
 

@@ -50,6 +50,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             if (p.MaxConcurrency <= 0) errors.Add($"{at}:MaxConcurrency must be positive.");
             if (p.Rpm < 0) errors.Add($"{at}:Rpm must be 0 (unlimited) or positive.");
             if (p.Tpm < 0) errors.Add($"{at}:Tpm must be 0 (unlimited) or positive.");
+            if (p.ProbeIntervalSeconds < 0) errors.Add($"{at}:ProbeIntervalSeconds must be 0 (off) or positive.");
             if (p.Mock.LatencyMs < 0 || p.Mock.ChunkDelayMs < 0) errors.Add($"{at}:Mock delays must not be negative.");
             if (p.Mock.Chunks <= 0) errors.Add($"{at}:Mock:Chunks must be positive.");
             if (p.Resilience is { } r)

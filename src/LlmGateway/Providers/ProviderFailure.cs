@@ -90,8 +90,9 @@ public sealed record ProviderFailure(
     public static FailureKind KindForStatus(int status) => status switch
     {
         408 or 409 or 425 or 429 => FailureKind.Retryable,
+        501 or 505 => FailureKind.NextCandidate,       // this server can't do it, however often asked
         >= 500 => FailureKind.Retryable,               // 500, 502, 503, 504, Anthropic's 529
-        401 or 403 or 404 => FailureKind.NextCandidate,    // our key or the upstream model is wrong: another provider may work
+        401 or 402 or 403 or 404 => FailureKind.NextCandidate, // our key, account or the upstream model is wrong: another provider may work
         413 => FailureKind.ContextLength,
         _ => FailureKind.FailRequest,
     };

@@ -97,6 +97,11 @@ public static class ProviderHttp
         {
             kind = FailureKind.ContextLength;
         }
+        else if (status == 429 && (code == "insufficient_quota" || type == "insufficient_quota"))
+        {
+            // OpenAI's "you exceeded your current quota" is billing, not load: waiting won't fix it.
+            kind = FailureKind.NextCandidate;
+        }
         var safe = SecretScrubber.Scrub(message);
         var text = kind == FailureKind.FailRequest && safe.Length > 0
             ? safe

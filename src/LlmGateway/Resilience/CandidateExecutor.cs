@@ -1,10 +1,12 @@
+using System.Runtime.ExceptionServices;
+using System.Threading.RateLimiting;
 using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
-using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Routing;
-using Microsoft.Extensions.Options;
+using LlmGateway.Telemetry;
+using Polly;
 
 namespace LlmGateway.Resilience;
 
@@ -18,75 +20,96 @@ public sealed class Execution : IAsyncDisposable
     public ProviderResponse? Response { get; init; }
 
     /// <summary>Stream events read before the commit point (role chunk, the first content), copied, in order.</summary>
-    public List<(StreamEventKind Kind, byte[] Data)> Pending { get; } = [];
+    public List<(StreamEventKind Kind, byte[] Data)> Pending { get; init; } = [];
 
     /// <summary>The stream ended (cleanly) before any content: nothing more to read.</summary>
     public bool EndedBeforeContent { get; set; }
 
     /// <summary>Cancels the committed attempt: the client leaving, the total timeout, or an idle timeout set by the reader.</summary>
     public TimedCancellation? Cancellation { get; init; }
+
+    /// <summary>The committed provider's longest allowed silence between two chunks.</summary>
+    public TimeSpan StreamIdleTimeout { get; init; }
+
     public ApiError? Error { get; init; }
+
+    /// <summary>The provider's concurrency slot, held until the answer is fully delivered.</summary>
+    internal RateLimitLease? Lease { get; init; }
 
     public async ValueTask DisposeAsync()
     {
         if (Response is not null) await Response.DisposeAsync().ConfigureAwait(false);
         Cancellation?.Dispose();
+        Lease?.Dispose();
     }
 }
 
+/// <summary>What one attempt came to: a committed execution, or a failure and whether to retry it after a delay.</summary>
+public readonly record struct AttemptResult(Execution? Execution, ProviderFailure? Failure, TimeSpan? RetryDelay);
+
 /// <summary>
-/// Tries the route's candidates in order until one answers. Failures before the commit point (the
-/// first content chunk of a stream, or a complete body) move on to the next candidate invisibly;
-/// the classification of each failure decides whether another candidate is worth trying.
+/// Tries the route's candidates in order until one answers. Each candidate runs through its
+/// provider's retry pipeline; each attempt asks the circuit, the provider's limits and the budget
+/// first. Failures before the commit point (the first content chunk of a stream, or a complete
+/// body) move on invisibly; the classification of each failure decides between retrying the same
+/// provider, the next candidate, or failing the request.
 /// </summary>
-public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProvider time, IAttemptAdmission? admission = null)
+public sealed class CandidateExecutor(ProviderResilienceRegistry providers, TimeProvider time, IGatewayEvents events, IAttemptAdmission? admission = null)
 {
-    private readonly GatewayOptions _options = options.Value;
+    private static readonly Func<ResilienceContext, AttemptState, ValueTask<Outcome<AttemptResult>>> s_attempt =
+        static (_, state) => state.Executor.AttemptAsync(state);
 
     public async Task<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
-        var route = context.Route!;
-        var failures = new List<ProviderFailure>();
-        var record = context.Record;
+        var candidates = context.Route!.Candidates;
+        var failures = new List<ProviderFailure>(candidates.Count);
         var minContextWindow = 0;
+        AttemptState? state = null;
+        string? previousModel = null;
 
-        foreach (var candidate in route.Candidates)
+        for (var i = 0; i < candidates.Count; i++)
         {
+            var candidate = candidates[i];
             if (candidate.Model.ContextWindow <= minContextWindow) continue;
-
-            if (admission is not null)
+            context.Http.RequestAborted.ThrowIfCancellationRequested();
+            if (total.Token.IsCancellationRequested)
             {
-                var admitted = await admission.AdmitAsync(context, candidate, total.Token).ConfigureAwait(false);
-                if (admitted.Refusal is not null)
-                {
-                    failures.Add(admitted.Refusal);
-                    continue;
-                }
-                context.Admission = admitted.Ticket;
+                failures.Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
+                break;
             }
 
-            record.Attempts++;
-            if (record.Attempts > 1) record.Fallbacks++;
-            record.Model = candidate.ModelName;
-            record.Provider = candidate.Provider.Name;
+            var provider = providers.Get(candidate.Provider.Name);
+            state ??= new AttemptState(this, context, total);
+            state.Start(candidate, provider, previousModel);
 
-            var resilience = candidate.Provider.Options.Resilience?.ApplyTo(_options.Resilience) ?? _options.Resilience;
-            var attempt = new TimedCancellation(time, total.Token);
-            attempt.CancelAfter(TimeSpan.FromSeconds(context.Chat.Stream ? resilience.FirstTokenTimeoutSeconds : resilience.TotalTimeoutSeconds));
-
-            using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-            var (execution, failure) = await TryCandidateAsync(context, candidate, attempt).ConfigureAwait(false);
-            Telemetry.GatewayTracing.EndAttempt(span, execution, failure);
-            if (execution is not null) return execution;
-
-            attempt.Dispose();
-            if (context.Admission is { } ticket)
+            var pollyContext = ResilienceContextPool.Shared.Get(total.Token);
+            Outcome<AttemptResult> outcome;
+            try
             {
-                context.Admission = null;
-                await ticket.ReleaseAsync().ConfigureAwait(false);
+                outcome = await provider.Pipeline.ExecuteOutcomeAsync(s_attempt, pollyContext, state).ConfigureAwait(false);
             }
-            failures.Add(failure!);
-            switch (failure!.Kind)
+            finally
+            {
+                ResilienceContextPool.Shared.Return(pollyContext);
+            }
+
+            if (outcome.Exception is { } exception)
+            {
+                // The client left (the handler answers 499), or the total ran out while waiting to retry.
+                context.Http.RequestAborted.ThrowIfCancellationRequested();
+                if (exception is not OperationCanceledException) ExceptionDispatchInfo.Throw(exception);
+                failures.Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
+                break;
+            }
+
+            var result = outcome.Result;
+            if (result.Execution is { } execution) return execution;
+            // A retry that found the circuit open or the provider at its limit says less than the
+            // call that failed before it: the client hears about that one.
+            var failure = ResilienceFailures.IsUnavailable(result.Failure!) && state.LastCallFailure is { } called ? called : result.Failure!;
+            failures.Add(failure);
+            previousModel = candidate.ModelName;
+            switch (failure.Kind)
             {
                 case FailureKind.FailRequest:
                     return new Execution { Candidate = candidate, Error = failure.ToApiError() };
@@ -99,7 +122,124 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         return new Execution { Error = FinalError(failures) };
     }
 
-    private async Task<(Execution?, ProviderFailure?)> TryCandidateAsync(GatewayContext context, Candidate candidate, TimedCancellation attempt)
+    /// <summary>One try on the current candidate; Polly calls it again for each retry.</summary>
+    private async ValueTask<Outcome<AttemptResult>> AttemptAsync(AttemptState state)
+    {
+        var (context, candidate, provider) = (state.Context, state.Candidate!, state.Provider!);
+        var record = context.Record;
+        var retry = state.Tries++;
+        // The wait before a retry is the upstream's doing, not the gateway's overhead.
+        if (retry > 0) context.AddUpstreamTime(state.FailedAt);
+
+        // :: Step 1: an open circuit is skipped without a call.
+        if (!provider.Breaker.TryEnter(out var probe))
+        {
+            return Fail(ResilienceFailures.CircuitOpen(provider.Name, provider.Breaker.RemainingBreak));
+        }
+
+        // :: Step 2: a provider over its own limits is skipped, not waited for.
+        var verdict = provider.Limits.TryAcquire(context.Chat, out var lease);
+        if (verdict != LimitVerdict.Acquired)
+        {
+            provider.Abandoned(probe);
+            return Fail(ResilienceFailures.OverLimit(provider.Name, verdict));
+        }
+
+        IAdmissionTicket? ticket = null;
+        TimedCancellation? timer = null;
+        var committed = false;
+        var called = false;
+        try
+        {
+            // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
+            if (admission is not null)
+            {
+                var admitted = await admission.AdmitAsync(context, candidate, state.Total.Token).ConfigureAwait(false);
+                if (admitted.Refusal is { } refusal) return Fail(refusal);
+                ticket = admitted.Ticket;
+            }
+
+            // :: Step 4: one call, up to the commit point.
+            if (retry == 0 && state.FallbackFrom is { } from)
+            {
+                record.Fallbacks++;
+                events.Fallback(from, candidate.ModelName);
+            }
+            record.Attempts++;
+            record.Model = candidate.ModelName;
+            record.Provider = provider.Name;
+            called = true;
+            timer = new TimedCancellation(time, state.Total.Token);
+            timer.CancelAfter(context.Chat.Stream ? provider.FirstTokenTimeout : provider.AttemptTotalTimeout);
+
+            var started = time.GetTimestamp();
+            using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
+            var (response, pending, endedEarly, failure) = await CallAsync(context, candidate, timer).ConfigureAwait(false);
+            if (failure is not null)
+            {
+                Telemetry.GatewayTracing.EndAttempt(span, null, failure);
+                state.LastCallFailure = failure;
+                state.FailedAt = time.GetTimestamp();
+                provider.Failed(probe, failure, providerTimedOut: timer.TimedOut);
+                // Retry this provider only for what another try can fix, and only as long as the wait fits.
+                var delay = failure.Kind == FailureKind.Retryable && !state.Total.Token.IsCancellationRequested
+                    ? Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble())
+                    : null;
+                return Outcome.FromResult(new AttemptResult(null, failure, delay));
+            }
+
+            // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
+            var latency = time.GetElapsedTime(started);
+            var stream = response!.Stream;
+            if (stream is null || endedEarly)
+            {
+                provider.Succeeded(probe, latency);
+            }
+            else
+            {
+                provider.Committed(probe);
+                response = ProviderResponse.Streaming(new CommittedStream(stream, provider, timer, latency));
+            }
+            context.Admission = ticket;
+            committed = true;
+            var execution = new Execution
+            {
+                Candidate = candidate,
+                Response = response,
+                Pending = pending ?? [],
+                EndedBeforeContent = endedEarly,
+                Cancellation = timer,
+                StreamIdleTimeout = provider.StreamIdleTimeout,
+                Lease = lease,
+            };
+            Telemetry.GatewayTracing.EndAttempt(span, execution, null);
+            return Outcome.FromResult(new AttemptResult(execution, null, null));
+        }
+        catch
+        {
+            // The client left mid-call: that tells nothing about the provider.
+            if (called) provider.Abandoned(probe);
+            throw;
+        }
+        finally
+        {
+            if (!committed)
+            {
+                if (!called) provider.Abandoned(probe);
+                timer?.Dispose();
+                lease?.Dispose();
+                if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends to one candidate and, for a stream, reads up to the first real content: a provider may
+    /// answer 200 and then fail, and until the client has seen a byte, that failure can still go to
+    /// the next candidate.
+    /// </summary>
+    private async Task<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
+        GatewayContext context, Candidate candidate, TimedCancellation attempt)
     {
         var request = new ProviderRequest(context.Chat, candidate.ModelName, candidate.Model);
         var provider = candidate.Provider;
@@ -108,12 +248,10 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         try
         {
             response = await provider.SendAsync(request, attempt.Token).ConfigureAwait(false);
-            if (!response.IsSuccess) return (null, response.Failure);
-            if (response.Stream is null) return (new Execution { Candidate = candidate, Response = response, Cancellation = attempt }, null);
+            if (!response.IsSuccess) return (null, null, false, response.Failure);
+            if (response.Stream is null) return (response, null, false, null);
 
-            // Read up to the first real content: a provider may answer 200 and then fail, and until
-            // the client has seen a byte, that failure can still go to the next candidate.
-            var execution = new Execution { Candidate = candidate, Response = response, Cancellation = attempt };
+            var pending = new List<(StreamEventKind, byte[])>(2);
             while (true)
             {
                 var ev = await response.Stream.ReadAsync(attempt.Token).ConfigureAwait(false);
@@ -121,15 +259,14 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
                 {
                     case StreamEventKind.Failed:
                         await response.DisposeAsync().ConfigureAwait(false);
-                        return (null, ev.Failure);
+                        return (null, null, false, ev.Failure);
                     case StreamEventKind.End:
-                        execution.EndedBeforeContent = true;
-                        return (execution, null);
+                        return (response, pending, true, null);
                     case StreamEventKind.Content:
-                        execution.Pending.Add((ev.Kind, ev.Data.ToArray()));
-                        return (execution, null);
+                        pending.Add((ev.Kind, ev.Data.ToArray()));
+                        return (response, pending, false, null);
                     default:
-                        execution.Pending.Add((ev.Kind, ev.Data.ToArray()));
+                        pending.Add((ev.Kind, ev.Data.ToArray()));
                         break;
                 }
             }
@@ -137,8 +274,9 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         catch (OperationCanceledException) when (!context.Http.RequestAborted.IsCancellationRequested)
         {
             if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-            var what = context.Chat.Stream ? "no first token in time" : "no answer in time";
-            return (null, ProviderFailure.Timeout(provider.Name, what));
+            var what = !attempt.TimedOut ? "the request's total time ran out"
+                : context.Chat.Stream ? "no first token in time" : "no answer in time";
+            return (null, null, false, ProviderFailure.Timeout(provider.Name, what));
         }
         catch
         {
@@ -151,7 +289,12 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         }
     }
 
-    /// <summary>Every candidate failed: all timed out is 504, all unusable is 503, anything else 502.</summary>
+    private static Outcome<AttemptResult> Fail(ProviderFailure failure) => Outcome.FromResult(new AttemptResult(null, failure, null));
+
+    /// <summary>
+    /// Every candidate failed: all timed out is 504; all unusable (open circuits, over their limits)
+    /// is 503, with Retry-After when the circuits say when a probe will go; anything else 502.
+    /// </summary>
     internal static ApiError FinalError(List<ProviderFailure> failures)
     {
         if (failures.Count == 0)
@@ -167,9 +310,12 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
         {
             return ApiError.UpstreamTimeout(Summary("timed out", failures));
         }
-        if (failures.All(f => f.Cause is FailureCause.CircuitOpen or FailureCause.NotConfigured))
+        if (failures.All(ResilienceFailures.IsUnavailable))
         {
-            return ApiError.NoHealthyProvider(Summary("is unavailable", failures));
+            var error = ApiError.NoHealthyProvider(Summary("is unavailable", failures));
+            return failures.All(f => f.Cause == FailureCause.CircuitOpen)
+                ? error with { RetryAfterSeconds = (int)Math.Ceiling(Math.Max(1, failures.Min(f => f.RetryAfter ?? TimeSpan.Zero).TotalSeconds)) }
+                : error;
         }
         if (failures.All(f => f.Kind == FailureKind.ContextLength))
         {
@@ -182,4 +328,53 @@ public sealed class CandidateExecutor(IOptions<GatewayOptions> options, TimeProv
     private static string Summary(string verb, List<ProviderFailure> failures) => failures.Count == 1
         ? failures[0].Message
         : $"Every candidate {verb}: " + string.Join(" | ", failures.Select(f => f.Message));
+
+    /// <summary>The state of one request's way through the candidates, handed to Polly's callback without a closure.</summary>
+    private sealed class AttemptState(CandidateExecutor executor, GatewayContext context, TimedCancellation total)
+    {
+        public CandidateExecutor Executor { get; } = executor;
+        public GatewayContext Context { get; } = context;
+        public TimedCancellation Total { get; } = total;
+        public Candidate? Candidate { get; private set; }
+        public ProviderResilience? Provider { get; private set; }
+
+        /// <summary>The model tried (or skipped) before this candidate, for the fallback event.</summary>
+        public string? FallbackFrom { get; private set; }
+        public int Tries { get; set; }
+
+        /// <summary>The failure of the last call actually made to this candidate, and when it came.</summary>
+        public ProviderFailure? LastCallFailure { get; set; }
+        public long FailedAt { get; set; }
+
+        public void Start(Candidate candidate, ProviderResilience provider, string? fallbackFrom)
+        {
+            Candidate = candidate;
+            Provider = provider;
+            FallbackFrom = fallbackFrom;
+            Tries = 0;
+            LastCallFailure = null;
+        }
+    }
+}
+
+/// <summary>Failures the resilience layer itself decides on, before any call.</summary>
+public static class ResilienceFailures
+{
+    public static ProviderFailure CircuitOpen(string provider, TimeSpan remaining) =>
+        new(FailureKind.NextCandidate, FailureCause.CircuitOpen, provider,
+            $"Provider '{provider}' is unavailable: its circuit is open after repeated failures.") { RetryAfter = remaining };
+
+    /// <summary>The provider is at its own concurrency, RPM or TPM limit (no status: it was never called).</summary>
+    public static ProviderFailure OverLimit(string provider, LimitVerdict verdict) =>
+        new(FailureKind.NextCandidate, FailureCause.RateLimited, provider, verdict switch
+        {
+            LimitVerdict.Concurrency => $"Provider '{provider}' is at its MaxConcurrency limit.",
+            LimitVerdict.Rpm => $"Provider '{provider}' is at its Rpm limit.",
+            _ => $"Provider '{provider}' is at its Tpm limit.",
+        });
+
+    /// <summary>Nothing was wrong with the request; no candidate could take it right now.</summary>
+    public static bool IsUnavailable(ProviderFailure f) =>
+        f.Cause is FailureCause.CircuitOpen or FailureCause.NotConfigured ||
+        (f.Cause == FailureCause.RateLimited && f.UpstreamStatus == 0);
 }

@@ -11,5 +11,9 @@ public enum CircuitState
 /// <summary>What the router asks of provider health before it tries a candidate.</summary>
 public interface IProviderHealth
 {
+    /// <summary>Open only while the break lasts: once a probe call may go, the circuit reads half-open.</summary>
     CircuitState GetCircuitState(string provider);
+
+    /// <summary>How long until an open circuit lets a probe through: the Retry-After of a 503 when every circuit is open.</summary>
+    TimeSpan RemainingBreak(string provider) => TimeSpan.Zero;
 }

@@ -1,0 +1,107 @@
+using System.Threading.RateLimiting;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+
+namespace LlmGateway.Resilience;
+
+/// <summary>
+/// A provider's own limits: calls in flight (<see cref="ProviderOptions.MaxConcurrency"/>), requests
+/// and tokens per minute (<see cref="ProviderOptions.Rpm"/>, <see cref="ProviderOptions.Tpm"/>; 0 = none).
+/// </summary>
+/// <remarks>
+/// A provider over a limit is skipped to the next candidate at once, never queued: the candidate
+/// list exists so that one saturated provider costs nothing but a different answerer, and a wait
+/// here would add latency to every request exactly when the system is busiest. When every
+/// candidate is over its limit, the client gets a 503 and can back off itself.
+/// </remarks>
+public sealed class ProviderLimits : IDisposable
+{
+    private readonly ConcurrencyLimiter _concurrency;
+    private readonly FixedWindowRateLimiter? _requests;
+    private readonly FixedWindowRateLimiter? _tokens;
+    private readonly int _tpm;
+
+    public ProviderLimits(ProviderOptions options)
+    {
+        MaxConcurrency = options.MaxConcurrency;
+        Rpm = options.Rpm;
+        Tpm = options.Tpm;
+        _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxConcurrency, QueueLimit = 0 });
+        if (options.Rpm > 0)
+        {
+            _requests = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
+            {
+                PermitLimit = options.Rpm, Window = TimeSpan.FromMinutes(1), QueueLimit = 0, AutoReplenishment = true,
+            });
+        }
+        if (options.Tpm > 0)
+        {
+            _tpm = options.Tpm;
+            _tokens = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
+            {
+                PermitLimit = options.Tpm, Window = TimeSpan.FromMinutes(1), QueueLimit = 0, AutoReplenishment = true,
+            });
+        }
+    }
+
+    public int MaxConcurrency { get; }
+    public int Rpm { get; }
+    public int Tpm { get; }
+
+    public long InFlight => MaxConcurrency - (_concurrency.GetStatistics()?.CurrentAvailablePermits ?? MaxConcurrency);
+
+    /// <summary>
+    /// Takes a slot for one call, held (through <paramref name="lease"/>) until the answer is fully
+    /// delivered, since a stream occupies the provider until its last chunk. The token count is what
+    /// the provider will charge against its own TPM before it answers: the prompt estimate plus the
+    /// output the request allows (OpenAI's own rule).
+    /// </summary>
+    public LimitVerdict TryAcquire(ChatRequest chat, out RateLimitLease? lease)
+    {
+        lease = _concurrency.AttemptAcquire();
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            lease = null;
+            return LimitVerdict.Concurrency;
+        }
+        if (_requests is not null)
+        {
+            using var rpm = _requests.AttemptAcquire();
+            if (!rpm.IsAcquired)
+            {
+                lease.Dispose();
+                lease = null;
+                return LimitVerdict.Rpm;
+            }
+        }
+        if (_tokens is not null)
+        {
+            var tokens = (long)chat.EstimatedPromptTokens + (chat.MaxTokens ?? 0);
+            // A request larger than the whole minute's allowance takes the whole allowance, not an exception.
+            using var tpm = _tokens.AttemptAcquire((int)Math.Clamp(tokens, 1, _tpm));
+            if (!tpm.IsAcquired)
+            {
+                lease.Dispose();
+                lease = null;
+                return LimitVerdict.Tpm;
+            }
+        }
+        return LimitVerdict.Acquired;
+    }
+
+    public void Dispose()
+    {
+        _concurrency.Dispose();
+        _requests?.Dispose();
+        _tokens?.Dispose();
+    }
+}
+
+public enum LimitVerdict
+{
+    Acquired,
+    Concurrency,
+    Rpm,
+    Tpm,
+}

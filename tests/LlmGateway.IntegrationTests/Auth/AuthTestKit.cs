@@ -126,7 +126,9 @@ public static class AuthKit
     public static async Task<HttpResponseMessage> SendChatAsync(this HttpClient client, string body, string? bearer = null)
     {
         using var request = Chat(body, bearer);
-        return await client.SendAsync(request);
+        // Headers first: a stream that breaks after it started ends in an aborted connection, and the
+        // caller decides how to read what arrived.
+        return await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
     }
 
     /// <summary>Reads an OpenAI-shaped error body, asserting its shape.</summary>

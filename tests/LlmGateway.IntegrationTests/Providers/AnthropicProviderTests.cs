@@ -33,8 +33,10 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
     }
 
     /// <summary>claude-test on the fake Anthropic; backup-model (the mock, echoing) as its fallback, with a larger context window.</summary>
+    // MaxRetries 0: these tests count upstream calls to see how each error is classified.
     private static Dictionary<string, string?> Settings(string baseUrl, string keyEnv = KeyEnv, int backupContextWindow = 400_000) => new()
     {
+        ["Gateway:Resilience:MaxRetries"] = "0",
         ["Gateway:Providers:claude:Type"] = "anthropic",
         ["Gateway:Providers:claude:BaseUrl"] = baseUrl,
         ["Gateway:Providers:claude:ApiKeyEnv"] = keyEnv,
@@ -506,10 +508,10 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
     private async Task<List<string>> RawStreamAsync(string body)
     {
         using var client = _gateway.CreateClient();
-        using var response = await client.PostAsync("/v1/chat/completions", Json(body));
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json(body) }, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var text = await response.Content.ReadAsStringAsync();
-        return text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e.StartsWith("data: ", StringComparison.Ordinal) ? e[6..] : e).ToList();
+        // A broken stream ends in an aborted connection: read event by event, not as one string.
+        return (await SseClient.ReadAllAsync(response)).Events;
     }
 
     /// <summary>Anthropic's Messages wire format, as its API reference and streaming reference show it.</summary>

@@ -32,8 +32,10 @@ public sealed class GeminiProviderTests : IAsyncLifetime
         await _upstream.DisposeAsync();
     }
 
+    // MaxRetries 0: these tests count upstream calls to see how each error is classified.
     private static Dictionary<string, string?> Settings(string baseUrl) => new()
     {
+        ["Gateway:Resilience:MaxRetries"] = "0",
         ["Gateway:Providers:google:Type"] = "gemini",
         ["Gateway:Providers:google:BaseUrl"] = baseUrl,
         ["Gateway:Providers:google:ApiKeyEnv"] = KeyEnv,
@@ -285,8 +287,9 @@ public sealed class GeminiProviderTests : IAsyncLifetime
         };
 
         using var client = _gateway.CreateClient();
-        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}"""));
-        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
+        // A broken stream ends in an aborted connection: read event by event, not as one string.
+        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("Partial", events[1]);
@@ -305,8 +308,9 @@ public sealed class GeminiProviderTests : IAsyncLifetime
         };
 
         using var client = _gateway.CreateClient();
-        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}"""));
-        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
+        // A broken stream ends in an aborted connection: read event by event, not as one string.
+        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("ended before the answer was complete", events[^1]);

@@ -33,8 +33,10 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         await _upstream.DisposeAsync();
     }
 
+    // MaxRetries 0: these tests count upstream calls to see how each error is classified.
     private static Dictionary<string, string?> Settings(string baseUrl) => new()
     {
+        ["Gateway:Resilience:MaxRetries"] = "0",
         ["Gateway:Providers:local:Type"] = "ollama",
         ["Gateway:Providers:local:BaseUrl"] = baseUrl,
         ["Gateway:Providers:backup:Type"] = "mock",
@@ -240,8 +242,9 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         };
 
         using var client = _gateway.CreateClient();
-        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}"""));
-        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
+        // A broken stream ends in an aborted connection: read event by event, not as one string.
+        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("Partial", events[1]);
@@ -260,8 +263,9 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         };
 
         using var client = _gateway.CreateClient();
-        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}"""));
-        var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
+        // A broken stream ends in an aborted connection: read event by event, not as one string.
+        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("ended before the answer was complete", events[^1]);

@@ -112,19 +112,23 @@ public sealed class MetricsTests : IAsyncLifetime
             // Ends without a finish_reason or [DONE]: the answer was cut off after it started.
             await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "half an ans"));
         };
-        await using var gateway = new GatewayFactory(Settings());
+        var settings = Settings();
+        settings["Gateway:Resilience:MaxRetries"] = "0"; // one failed attempt, one 502
+        await using var gateway = new GatewayFactory(settings);
         using var http = gateway.CreateClient();
 
         using (var failed = await PostAsync(http, """{"model":"test-model","messages":[{"role":"user","content":"x"}]}"""))
         {
             Assert.Equal(HttpStatusCode.BadGateway, failed.StatusCode);
         }
-        using (var broken = await PostAsync(http, """{"model":"test-model","stream":true,"messages":[{"role":"user","content":"x"}]}"""))
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent("""{"model":"test-model","stream":true,"messages":[{"role":"user","content":"x"}]}""", Encoding.UTF8, "application/json") })
+        using (var broken = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
             Assert.Equal(HttpStatusCode.OK, broken.StatusCode);
-            var text = await broken.Content.ReadAsStringAsync();
-            Assert.Contains("\"error\"", text, StringComparison.Ordinal);
-            Assert.DoesNotContain("[DONE]", text, StringComparison.Ordinal);
+            // A broken stream ends in an aborted connection: read it event by event.
+            var read = await SseClient.ReadAllAsync(broken);
+            Assert.Contains(read.Events, e => e.Contains("\"error\"", StringComparison.Ordinal));
+            Assert.False(read.SawDone);
         }
 
         var m = await MetricsText.ScrapeAsync(http);

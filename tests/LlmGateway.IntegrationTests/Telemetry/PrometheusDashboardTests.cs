@@ -51,6 +51,8 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
         var settings = GatewayFactory.OpenAiSettings(_failing.BaseUrl, provider: "failing", model: "first-model");
         foreach (var (k, v) in GatewayFactory.OpenAiSettings(_working.BaseUrl, provider: "working", model: "second-model")) settings[k] = v;
         settings["Gateway:Models:first-model:Fallbacks:0"] = "second-model";
+        // The failing provider must keep failing as a 502 (not be skipped by an open circuit) for the error panels.
+        settings["Gateway:Resilience:CircuitBreaker:MinimumThroughput"] = "1000";
         // Budgets are another capability's: a fixed source stands in for the store, one scope over 80 %, one spent.
         BudgetMetric[] budgets = [new("global", "daily", 90, 100), new("provider:working", "monthly", 20, 400), new("key:team-a", "daily", 1, 0), new("key:team-b", "daily", 5, 5)];
 

@@ -32,6 +32,7 @@ public sealed class TracingTests : IAsyncLifetime
         var settings = GatewayFactory.OpenAiSettings(_failing.BaseUrl, provider: "failing", model: "first-model", upstreamModel: "upstream-first");
         foreach (var (k, v) in GatewayFactory.OpenAiSettings(_working.BaseUrl, provider: "working", model: "second-model", upstreamModel: "upstream-second")) settings[k] = v;
         settings["Gateway:Models:first-model:Fallbacks:0"] = "second-model";
+        settings["Gateway:Resilience:MaxRetries"] = "0"; // one attempt span per candidate
         return settings;
     }
 

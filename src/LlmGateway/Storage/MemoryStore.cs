@@ -33,8 +33,15 @@ public sealed class MemoryStore : IGatewayStore
     private readonly Lock _gcraLock = new();
     private readonly Dictionary<string, long> _tats = new(StringComparer.Ordinal);
 
+    // The ledger keeps its records as bytes in one arena, indexed by a ring of structs: no object per
+    // record, so a full ring gives the GC nothing to trace. (A ring of 100,000 record objects, replaced
+    // as traffic flows, cost 10-30 ms p99 pauses under load in the benchmark.)
+    private const int LedgerBytesPerEntry = 512;
+    private const int LedgerMaxArenaBytes = 64 * 1024 * 1024;
     private readonly Lock _ledgerLock = new();
-    private readonly LedgerRecord[] _ring;
+    private readonly LedgerEntry[] _ring;
+    private readonly byte[] _arena;
+    private int _arenaWrite;
     private int _ringStart;
     private int _ringCount;
     private long _lastLedgerMs;
@@ -44,7 +51,8 @@ public sealed class MemoryStore : IGatewayStore
     {
         _time = time;
         _maxCacheBytes = options.MemoryCacheMaxBytes;
-        _ring = new LedgerRecord[options.LedgerMaxEntries];
+        _ring = new LedgerEntry[options.LedgerMaxEntries];
+        _arena = new byte[(int)Math.Clamp((long)options.LedgerMaxEntries * LedgerBytesPerEntry, 64 * 1024, LedgerMaxArenaBytes)];
     }
 
     public string Kind => "memory";
@@ -212,6 +220,7 @@ public sealed class MemoryStore : IGatewayStore
         {
             foreach (var data in records)
             {
+                if (data.Length > _arena.Length) continue; // larger than the whole ledger: nothing sensible to keep
                 // Ids as Redis stream ids: milliseconds-sequence, never going backwards.
                 var ms = NowMs;
                 if (ms > _lastLedgerMs)
@@ -223,21 +232,34 @@ public sealed class MemoryStore : IGatewayStore
                 {
                     _ledgerSeq++;
                 }
-                var record = new LedgerRecord(FormatId(_lastLedgerMs, _ledgerSeq), data);
-                if (_ringCount < _ring.Length)
+
+                if (_ringCount == _ring.Length) DropOldestLedgerEntry();
+                if (_arenaWrite + data.Length > _arena.Length)
                 {
-                    _ring[(_ringStart + _ringCount) % _ring.Length] = record;
-                    _ringCount++;
+                    // Wrap. What lies past the old write position is the oldest data of all: drop it first.
+                    while (_ringCount > 0 && _ring[_ringStart].Offset >= _arenaWrite) DropOldestLedgerEntry();
+                    _arenaWrite = 0;
                 }
-                else
-                {
-                    _ring[_ringStart] = record;
-                    _ringStart = (_ringStart + 1) % _ring.Length;
-                }
+                // The oldest entries sit just ahead of the write position: drop those the new bytes cover.
+                while (_ringCount > 0 && Overlaps(_ring[_ringStart], _arenaWrite, data.Length)) DropOldestLedgerEntry();
+
+                data.CopyTo(_arena, _arenaWrite);
+                _ring[(_ringStart + _ringCount) % _ring.Length] = new LedgerEntry(_lastLedgerMs, _ledgerSeq, _arenaWrite, data.Length);
+                _ringCount++;
+                _arenaWrite += data.Length;
             }
         }
         return Task.CompletedTask;
     }
+
+    private void DropOldestLedgerEntry()
+    {
+        _ringStart = (_ringStart + 1) % _ring.Length;
+        _ringCount--;
+    }
+
+    private static bool Overlaps(LedgerEntry e, int offset, int length) =>
+        e.Offset < offset + length && offset < e.Offset + e.Length;
 
     public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count)
     {
@@ -251,17 +273,20 @@ public sealed class MemoryStore : IGatewayStore
             while (lo < hi)
             {
                 var mid = (lo + hi) / 2;
-                var id = ParseId(_ring[(_ringStart + mid) % _ring.Length].Id);
-                if (Compare(id, after) > 0) hi = mid;
+                var e = _ring[(_ringStart + mid) % _ring.Length];
+                if (Compare((e.Ms, e.Seq), after) > 0) hi = mid;
                 else lo = mid + 1;
             }
             for (var i = lo; i < _ringCount && page.Count < count; i++)
             {
-                page.Add(_ring[(_ringStart + i) % _ring.Length]);
+                var e = _ring[(_ringStart + i) % _ring.Length];
+                page.Add(new LedgerRecord(FormatId(e.Ms, e.Seq), _arena.AsSpan(e.Offset, e.Length).ToArray()));
             }
         }
         return Task.FromResult<IReadOnlyList<LedgerRecord>>(page);
     }
+
+    private readonly record struct LedgerEntry(long Ms, long Seq, int Offset, int Length);
 
     private static string FormatId(long ms, long seq) => string.Create(CultureInfo.InvariantCulture, $"{ms}-{seq}");
 

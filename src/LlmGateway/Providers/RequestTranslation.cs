@@ -37,6 +37,25 @@ public static class RequestTranslation
     /// <summary>True when a string element is the empty string, without decoding it.</summary>
     public static bool IsEmptyString(JsonElement e) => e.ValueKind == JsonValueKind.String && e.ValueEquals(""u8);
 
+    /// <summary>
+    /// Whether a message has anything to send: tool calls, non-empty text or a non-text part. Anthropic
+    /// refuses empty text blocks and empty turns and Gemini contents without parts, so a message with
+    /// nothing to say is left out of both.
+    /// </summary>
+    public static bool HasSomethingToSend(JsonElement content, JsonElement calls)
+    {
+        if (calls.ValueKind == JsonValueKind.Array && calls.GetArrayLength() > 0) return true;
+        if (content.ValueKind == JsonValueKind.String) return !IsEmptyString(content);
+        if (content.ValueKind != JsonValueKind.Array) return false;
+        foreach (var part in content.EnumerateArray())
+        {
+            var type = part.GetProperty("type"u8);
+            if (type.ValueEquals("refusal"u8)) continue; // dropped in translation
+            if (!type.ValueEquals("text"u8) || !IsEmptyString(part.GetProperty("text"u8))) return true;
+        }
+        return false;
+    }
+
     /// <summary>True when <c>stop</c> (a string or an array of strings) names at least one sequence.</summary>
     public static bool HasStop(JsonElement stop) => stop.ValueKind switch
     {

@@ -118,7 +118,7 @@ public static class AnthropicRequestWriter
             }
             m.TryGetProperty("content"u8, out var content);
             m.TryGetProperty("tool_calls"u8, out var calls);
-            if (!isTool && !HasBlocks(content, isAssistant ? calls : default)) continue;
+            if (!isTool && !RequestTranslation.HasSomethingToSend(content, isAssistant ? calls : default)) continue;
 
             var target = isAssistant ? 2 : 1;
             if (openRole != target)
@@ -147,21 +147,6 @@ public static class AnthropicRequestWriter
             w.WriteEndObject();
         }
         w.WriteEndArray();
-    }
-
-    /// <summary>Anthropic refuses empty text blocks and empty turns, so a message with nothing to say is left out.</summary>
-    private static bool HasBlocks(JsonElement content, JsonElement calls)
-    {
-        if (calls.ValueKind == JsonValueKind.Array && calls.GetArrayLength() > 0) return true;
-        if (content.ValueKind == JsonValueKind.String) return !RequestTranslation.IsEmptyString(content);
-        if (content.ValueKind != JsonValueKind.Array) return false;
-        foreach (var part in content.EnumerateArray())
-        {
-            var type = part.GetProperty("type"u8);
-            if (type.ValueEquals("refusal"u8)) continue; // dropped in translation
-            if (!type.ValueEquals("text"u8) || !RequestTranslation.IsEmptyString(part.GetProperty("text"u8))) return true;
-        }
-        return false;
     }
 
     private static void WriteContentBlocks(Utf8JsonWriter w, JsonElement content, int i, bool allowImages)
@@ -276,7 +261,7 @@ public static class AnthropicRequestWriter
             w.WritePropertyName("content"u8);
             content.WriteTo(w);
         }
-        else if (content.ValueKind == JsonValueKind.Array && HasBlocks(content, default))
+        else if (content.ValueKind == JsonValueKind.Array && RequestTranslation.HasSomethingToSend(content, default))
         {
             w.WriteStartArray("content"u8);
             WriteContentBlocks(w, content, i, allowImages: true);

@@ -155,7 +155,7 @@ public static class GeminiRequestWriter
             var isTool = role.ValueEquals("tool"u8);
             m.TryGetProperty("content"u8, out var content);
             m.TryGetProperty("tool_calls"u8, out var calls);
-            if (!isTool && !HasParts(content, isAssistant ? calls : default)) continue;
+            if (!isTool && !RequestTranslation.HasSomethingToSend(content, isAssistant ? calls : default)) continue;
 
             var target = isAssistant ? 2 : 1;
             if (openRole != target)
@@ -188,21 +188,6 @@ public static class GeminiRequestWriter
             w.WriteEndObject();
         }
         w.WriteEndArray();
-    }
-
-    /// <summary>Gemini refuses contents without parts, so a message with nothing to say is left out.</summary>
-    private static bool HasParts(JsonElement content, JsonElement calls)
-    {
-        if (calls.ValueKind == JsonValueKind.Array && calls.GetArrayLength() > 0) return true;
-        if (content.ValueKind == JsonValueKind.String) return !RequestTranslation.IsEmptyString(content);
-        if (content.ValueKind != JsonValueKind.Array) return false;
-        foreach (var part in content.EnumerateArray())
-        {
-            var type = part.GetProperty("type"u8);
-            if (type.ValueEquals("refusal"u8)) continue; // dropped in translation
-            if (!type.ValueEquals("text"u8) || !RequestTranslation.IsEmptyString(part.GetProperty("text"u8))) return true;
-        }
-        return false;
     }
 
     private static void WriteTextPart(Utf8JsonWriter w, JsonElement text)

@@ -274,3 +274,52 @@ public static class NativeErrors
     public static string? Excerpt(ReadOnlySpan<byte> body) =>
         body.IsEmpty ? null : System.Text.Encoding.UTF8.GetString(body[..Math.Min(body.Length, 300)]);
 }
+
+/// <summary>
+/// The request fields the native translators read, found in one pass over the body's top level.
+/// A field the client did not send is <c>default</c> (ValueKind Undefined).
+/// </summary>
+public readonly struct ChatFields
+{
+    public JsonElement Messages { get; private init; }
+    public JsonElement Tools { get; private init; }
+    public JsonElement ToolChoice { get; private init; }
+    public JsonElement ParallelToolCalls { get; private init; }
+    public JsonElement Stop { get; private init; }
+    public JsonElement Temperature { get; private init; }
+    public JsonElement TopP { get; private init; }
+    public JsonElement N { get; private init; }
+    public JsonElement Seed { get; private init; }
+    public JsonElement PresencePenalty { get; private init; }
+    public JsonElement FrequencyPenalty { get; private init; }
+    public JsonElement ResponseFormat { get; private init; }
+    public JsonElement User { get; private init; }
+
+    public static ChatFields Read(JsonElement root)
+    {
+        JsonElement messages = default, tools = default, toolChoice = default, parallel = default, stop = default, temperature = default,
+            topP = default, n = default, seed = default, presence = default, frequency = default, responseFormat = default, user = default;
+        foreach (var p in root.EnumerateObject())
+        {
+            if (p.NameEquals("messages"u8)) messages = p.Value;
+            else if (p.NameEquals("tools"u8)) tools = p.Value;
+            else if (p.NameEquals("tool_choice"u8)) toolChoice = p.Value;
+            else if (p.NameEquals("parallel_tool_calls"u8)) parallel = p.Value;
+            else if (p.NameEquals("stop"u8)) stop = p.Value;
+            else if (p.NameEquals("temperature"u8)) temperature = p.Value;
+            else if (p.NameEquals("top_p"u8)) topP = p.Value;
+            else if (p.NameEquals("n"u8)) n = p.Value;
+            else if (p.NameEquals("seed"u8)) seed = p.Value;
+            else if (p.NameEquals("presence_penalty"u8)) presence = p.Value;
+            else if (p.NameEquals("frequency_penalty"u8)) frequency = p.Value;
+            else if (p.NameEquals("response_format"u8)) responseFormat = p.Value;
+            else if (p.NameEquals("user"u8)) user = p.Value;
+        }
+        return new ChatFields
+        {
+            Messages = messages, Tools = tools, ToolChoice = toolChoice, ParallelToolCalls = parallel, Stop = stop,
+            Temperature = temperature, TopP = topP, N = n, Seed = seed, PresencePenalty = presence,
+            FrequencyPenalty = frequency, ResponseFormat = responseFormat, User = user,
+        };
+    }
+}

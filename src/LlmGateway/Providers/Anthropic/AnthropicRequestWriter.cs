@@ -16,20 +16,9 @@ public static class AnthropicRequestWriter
 
     public static void Write(Utf8JsonWriter w, ProviderRequest request)
     {
-        JsonElement messages = default, tools = default, toolChoice = default, parallel = default, stop = default,
-            temperature = default, topP = default, user = default, n = default;
-        foreach (var p in request.Chat.Root.EnumerateObject())
-        {
-            if (p.NameEquals("messages"u8)) messages = p.Value;
-            else if (p.NameEquals("tools"u8)) tools = p.Value;
-            else if (p.NameEquals("tool_choice"u8)) toolChoice = p.Value;
-            else if (p.NameEquals("parallel_tool_calls"u8)) parallel = p.Value;
-            else if (p.NameEquals("stop"u8)) stop = p.Value;
-            else if (p.NameEquals("temperature"u8)) temperature = p.Value;
-            else if (p.NameEquals("top_p"u8)) topP = p.Value;
-            else if (p.NameEquals("user"u8)) user = p.Value;
-            else if (p.NameEquals("n"u8)) n = p.Value;
-        }
+        var f = ChatFields.Read(request.Chat.Root);
+        JsonElement messages = f.Messages, tools = f.Tools, toolChoice = f.ToolChoice, parallel = f.ParallelToolCalls, stop = f.Stop,
+            temperature = f.Temperature, topP = f.TopP, user = f.User, n = f.N;
         RequestTranslation.RequireSingleChoice(n, "anthropic");
 
         w.WriteStartObject();

@@ -15,22 +15,9 @@ public static class OllamaRequestWriter
 
     public static void Write(Utf8JsonWriter w, ProviderRequest request)
     {
-        JsonElement messages = default, tools = default, toolChoice = default, stop = default, temperature = default, topP = default,
-            n = default, seed = default, presence = default, frequency = default, responseFormat = default;
-        foreach (var p in request.Chat.Root.EnumerateObject())
-        {
-            if (p.NameEquals("messages"u8)) messages = p.Value;
-            else if (p.NameEquals("tools"u8)) tools = p.Value;
-            else if (p.NameEquals("tool_choice"u8)) toolChoice = p.Value;
-            else if (p.NameEquals("stop"u8)) stop = p.Value;
-            else if (p.NameEquals("temperature"u8)) temperature = p.Value;
-            else if (p.NameEquals("top_p"u8)) topP = p.Value;
-            else if (p.NameEquals("n"u8)) n = p.Value;
-            else if (p.NameEquals("seed"u8)) seed = p.Value;
-            else if (p.NameEquals("presence_penalty"u8)) presence = p.Value;
-            else if (p.NameEquals("frequency_penalty"u8)) frequency = p.Value;
-            else if (p.NameEquals("response_format"u8)) responseFormat = p.Value;
-        }
+        var f = ChatFields.Read(request.Chat.Root);
+        JsonElement messages = f.Messages, tools = f.Tools, toolChoice = f.ToolChoice, stop = f.Stop, temperature = f.Temperature, topP = f.TopP,
+            n = f.N, seed = f.Seed, presence = f.PresencePenalty, frequency = f.FrequencyPenalty, responseFormat = f.ResponseFormat;
         RequestTranslation.RequireSingleChoice(n, "ollama");
 
         w.WriteStartObject();

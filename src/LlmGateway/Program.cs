@@ -4,6 +4,7 @@ using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
+using LlmGateway.Embeddings;
 using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
@@ -61,6 +62,7 @@ app.UseSwaggerUI();
 // The OpenAPI document as an endpoint, not a middleware every request passes through.
 app.MapSwagger();
 app.MapChatCompletions();
+app.MapEmbeddings();
 app.MapModels();
 app.MapModelRouting();
 app.MapResilience();

@@ -18,7 +18,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
 
     /// <summary>Null error: go ahead (settle the ticket, when there is one, at the end). Otherwise the 429.</summary>
-    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, ChatRequest chat, RouteDecision route)
+    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, GatewayRequest request, RouteDecision route)
     {
         if (caller.Rpm <= 0 && caller.Tpm <= 0) return (null, null);
         var now = time.GetUtcNow();
@@ -44,7 +44,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
 
         // A request bigger than the whole allowance takes the whole allowance rather than never
         // passing; its real usage is charged at the end, so the key still averages its TPM.
-        var cost = (int)Math.Min(EstimateTokens(chat, route), caller.Tpm);
+        var cost = (int)Math.Min(EstimateTokens(request, route), caller.Tpm);
         if (await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, cost, now, ct).ConfigureAwait(false) is not { } tokens)
         {
             return (null, null);
@@ -64,10 +64,10 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
     }
 
     /// <summary>Tokens a request may use: its prompt estimate and its output allowance for every choice.</summary>
-    public static long EstimateTokens(ChatRequest chat, RouteDecision route)
+    public static long EstimateTokens(GatewayRequest request, RouteDecision route)
     {
-        var output = chat.MaxTokens ?? (route.Candidates.Count > 0 ? route.Candidates[0].Model.MaxOutputTokens : 0);
-        return chat.EstimatedPromptTokens + (long)chat.N * output;
+        var output = request.MaxTokens ?? (route.Candidates.Count > 0 ? route.Candidates[0].Model.MaxOutputTokens : 0);
+        return request.EstimatedPromptTokens + (long)request.N * output;
     }
 
     internal async ValueTask SettleAsync(CallerIdentity caller, int charged, TokenUsage usage)

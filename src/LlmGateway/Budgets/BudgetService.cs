@@ -108,7 +108,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         var keyLimit = keyId is null ? null : KeyLimitOf(context) ?? _keys.Find(keyId);
         if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
 
-        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Chat.EstimatedPromptTokens, context.Chat.MaxTokens);
+        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens);
         if (_maxPerRequest > 0 && maxCost > _maxPerRequest)
         {
             return Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,

@@ -23,7 +23,7 @@ public static class CacheKey
     private static readonly IComparer<JsonProperty> s_byName = Comparer<JsonProperty>.Create(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
 
     /// <summary>Lower-case hex of the hash (64 characters).</summary>
-    public static string Compute(ChatRequest chat, Candidate resolved)
+    public static string Compute(GatewayRequest request, Candidate resolved)
     {
         using var hashing = new HashingBufferWriter();
         using (var w = new Utf8JsonWriter(hashing, new JsonWriterOptions { SkipValidation = true }))
@@ -33,7 +33,9 @@ public static class CacheKey
             w.WriteString("~model"u8, resolved.ModelName);
             w.WriteString("~provider"u8, resolved.Provider.Name);
             w.WriteString("~upstream"u8, resolved.Model.UpstreamModel ?? resolved.ModelName);
-            WriteMembers(w, chat.Root, topLevel: true);
+            // Chat keys stay as they were; another operation with the same fields is a different question.
+            if (request.Operation != RequestOperation.Chat) w.WriteString("~operation"u8, request.Operation.ToString());
+            WriteMembers(w, request.Root, topLevel: true);
             w.WriteEndObject();
         }
         return Convert.ToHexStringLower(hashing.Finish());

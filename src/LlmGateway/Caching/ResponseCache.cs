@@ -25,7 +25,7 @@ public static class CacheResults
 }
 
 /// <summary>
-/// The exact-match response cache, one step of the chat pipeline between routing and execution.
+/// The exact-match response cache, one step of the request pipeline (chat and embeddings) between routing and execution.
 /// <list type="bullet">
 /// <item>Only requests whose answer is reproducible are cached (with <c>OnlyDeterministic</c>:
 /// temperature 0 or a seed), keyed by <see cref="CacheKey"/>; <c>Cache-Control: no-cache</c> skips
@@ -73,13 +73,13 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
     private async ValueTask<CacheLookup> FindAsync(GatewayContext context)
     {
         if (!_options.Enabled) return CacheLookup.Off;
-        var chat = context.Chat;
-        if (_options.OnlyDeterministic && chat.Temperature != 0 && chat.Seed is null) return CacheLookup.Bypass;
+        var request = context.Request;
+        if (_options.OnlyDeterministic && !request.IsReproducible) return CacheLookup.Bypass;
         var (noCache, noStore) = ReadCacheControl(context.Http.Request.Headers.CacheControl);
         if (noCache && noStore) return CacheLookup.Bypass;
 
         var resolved = context.Route!.Candidates[0];
-        var key = KeyPrefix + CacheKey.Compute(chat, resolved);
+        var key = KeyPrefix + CacheKey.Compute(request, resolved);
         if (noCache) return new CacheLookup(this, key, resolved.ModelName, CacheResults.Bypass, write: true);
 
         InFlight? leading = null;
@@ -158,7 +158,7 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         headers[GatewayHeaders.Cache] = CacheResults.Hit;
         record.Status = StatusCodes.Status200OK;
 
-        if (!context.Chat.Stream)
+        if (!context.Request.Stream)
         {
             headers[GatewayHeaders.CostUsd] = "0";
             headers[GatewayHeaders.OverheadMs] = FormatMs(context.Overhead());

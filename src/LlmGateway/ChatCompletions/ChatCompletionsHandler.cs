@@ -14,9 +14,13 @@ using Microsoft.Extensions.Options;
 
 namespace LlmGateway.ChatCompletions;
 
+/// <summary>Reads one endpoint's request body: the parsed request, or the 400 that says what is wrong.</summary>
+public delegate GatewayRequest? RequestParser(ReadOnlyMemory<byte> body, out ApiError? error);
+
 /// <summary>
-/// POST /v1/chat/completions, start to finish. The steps are numbered; each capability (routing,
-/// resilience, cache, budgets, keys) owns one of them.
+/// POST /v1/chat/completions (and /v1/embeddings, which differs only in how its body is read and in
+/// never streaming), start to finish. The steps are numbered; each capability (routing, resilience,
+/// cache, budgets, keys) owns one of them.
 /// </summary>
 public sealed class ChatCompletionsHandler(
     IOptions<GatewayOptions> options,
@@ -30,13 +34,15 @@ public sealed class ChatCompletionsHandler(
 {
     private readonly GatewayOptions _options = options.Value;
 
-    public async Task HandleAsync(HttpContext http)
+    public Task HandleAsync(HttpContext http) => HandleAsync(http, ChatRequest.TryParse);
+
+    public async Task HandleAsync(HttpContext http, RequestParser parse)
     {
         var started = time.GetTimestamp();
         var record = new RequestRecord { RequestId = GatewayHeaders.NewRequestId(), StartedAt = time.GetUtcNow() };
         http.Response.Headers[GatewayHeaders.RequestId] = record.RequestId;
         byte[]? rented = null;
-        ChatRequest? chat = null;
+        GatewayRequest? request = null;
         GatewayContext? context = null;
         KeyLimitTicket? keyTicket = null;
         try
@@ -51,8 +57,8 @@ public sealed class ChatCompletionsHandler(
             }
 
             // :: Step 2: parse, reading only the fields the gateway acts on (and the headers it echoes).
-            chat = ChatRequest.TryParse(buffer.AsMemory(0, length), out var parseError);
-            if (chat is null)
+            request = parse(buffer.AsMemory(0, length), out var parseError);
+            if (request is null)
             {
                 await FailAsync(http, record, parseError!).ConfigureAwait(false);
                 return;
@@ -62,21 +68,21 @@ public sealed class ChatCompletionsHandler(
                 await FailAsync(http, record, headerError).ConfigureAwait(false);
                 return;
             }
-            record.RequestedModel = chat.Model;
-            record.Stream = chat.Stream;
-            context = new GatewayContext(http, chat, record, started, time);
+            record.RequestedModel = request.Model;
+            record.Stream = request.Stream;
+            context = new GatewayContext(http, request, record, started, time);
 
             // :: Step 2b: the caller's gateway key (Auth/, null when Gateway:Auth:Mode is none) may refuse the model.
             var caller = CallerIdentity.Of(http);
             record.KeyId = caller?.KeyId;
-            if (caller is not null && !caller.MayRequest(chat.Model))
+            if (caller is not null && !caller.MayRequest(request.Model))
             {
-                await FailAsync(http, record, AuthErrors.ModelNotAllowed(caller.KeyId, chat.Model)).ConfigureAwait(false);
+                await FailAsync(http, record, AuthErrors.ModelNotAllowed(caller.KeyId, request.Model)).ConfigureAwait(false);
                 return;
             }
 
             // :: Step 3: route to the ordered candidates, without those the caller's key may not use.
-            var route = router.Route(chat, new RoutingContext(http.Request.Headers, caller?.LocalOnly ?? false));
+            var route = router.Route(request, new RoutingContext(http.Request.Headers, caller?.LocalOnly ?? false));
             if (caller is not null) route = caller.FilterCandidates(route);
             context.Route = route;
             record.TaskType = route.TaskType;
@@ -91,7 +97,7 @@ public sealed class ChatCompletionsHandler(
             // :: Step 3b: the key's RPM and TPM (429 with Retry-After; x-ratelimit-* headers either way).
             if (caller is not null)
             {
-                var (limitError, ticket) = await keyLimits.AdmitAsync(http, caller, chat, route).ConfigureAwait(false);
+                var (limitError, ticket) = await keyLimits.AdmitAsync(http, caller, request, route).ConfigureAwait(false);
                 keyTicket = ticket;
                 if (limitError is not null)
                 {
@@ -160,7 +166,7 @@ public sealed class ChatCompletionsHandler(
                 await keyTicket.SettleAsync(record.Usage).ConfigureAwait(false);
             }
             recorder.Record(record);
-            chat?.Dispose();
+            request?.Dispose();
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
         }
     }
@@ -352,7 +358,7 @@ public sealed class ChatCompletionsHandler(
         }
         if (length == 0)
         {
-            return (buffer, 0, ApiError.InvalidRequest("The request body is empty; send a JSON chat completion request.", code: ErrorCodes.InvalidJson));
+            return (buffer, 0, ApiError.InvalidRequest("The request body is empty; send a JSON request.", code: ErrorCodes.InvalidJson));
         }
         return (buffer, length, null);
     }

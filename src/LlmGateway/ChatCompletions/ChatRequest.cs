@@ -8,73 +8,38 @@ namespace LlmGateway.ChatCompletions;
 /// so unknown fields reach the upstream unchanged; only the few fields the gateway acts on are
 /// read out here, once, and checked for type so bad input is a 400 and never a 500 later.
 /// </summary>
-public sealed class ChatRequest : IDisposable
+public sealed class ChatRequest : GatewayRequest
 {
     /// <summary>Upper bounds that keep one request from pinning the gateway; far above any real use.</summary>
     public const int MaxMessages = 10_000;
     public const int MaxTools = 512;
 
-    private readonly JsonDocument _document;
-
-    private ChatRequest(JsonDocument document, ReadOnlyMemory<byte> body)
+    private ChatRequest(JsonDocument document, ReadOnlyMemory<byte> body) : base(document, body)
     {
-        _document = document;
-        Body = body;
     }
 
-    public ReadOnlyMemory<byte> Body { get; }
-    public JsonElement Root => _document.RootElement;
-
-    public string Model { get; private set; } = "";
-    public bool Stream { get; private set; }
+    public override RequestOperation Operation => RequestOperation.Chat;
     /// <summary>The client asked for the final usage chunk (<c>stream_options.include_usage</c>).</summary>
     public bool ClientWantsUsage { get; private set; }
-    /// <summary><c>max_completion_tokens</c>, else <c>max_tokens</c>.</summary>
-    public int? MaxTokens { get; private set; }
     public double? Temperature { get; private set; }
     public long? Seed { get; private set; }
-    public int N { get; private set; } = 1;
     public bool HasTools { get; private set; }
     public bool HasImages { get; private set; }
     public string? ResponseFormatType { get; private set; }
-    public string? MetadataTaskType { get; private set; }
     public int MessageCount { get; private set; }
-    /// <summary>Prompt size estimated before the call (see <see cref="TokenEstimator"/>); real usage replaces it after.</summary>
-    public int EstimatedPromptTokens { get; private set; }
+
+    /// <summary>Temperature 0 or a seed: what Cache:OnlyDeterministic lets the cache take.</summary>
+    public override bool IsReproducible => Temperature == 0 || Seed is not null;
 
     /// <summary>Text of the last user message, for task-type patterns. Read lazily: most requests never need it.</summary>
-    public string LastUserText => _lastUserText ??= ReadLastUserText();
+    public override string LastUserText => _lastUserText ??= ReadLastUserText();
     private string? _lastUserText;
-
-    public void Dispose() => _document.Dispose();
 
     /// <summary>Parses and checks a request body; returns the request or the 400 that explains what is wrong.</summary>
     public static ChatRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error)
     {
-        // JsonDocument checks structure, not the bytes inside strings: check UTF-8 up front (vectorized).
-        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
-        {
-            error = ApiError.InvalidRequest("The request body is not valid UTF-8.", code: ErrorCodes.InvalidJson);
-            return null;
-        }
-        JsonDocument doc;
-        try
-        {
-            // The default depth limit (64) stops absurd nesting before it costs anything.
-            doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException e)
-        {
-            error = ApiError.InvalidRequest($"The request body is not valid JSON: {e.Message}", code: ErrorCodes.InvalidJson);
-            return null;
-        }
-        catch (ArgumentException)
-        {
-            // Invalid UTF-8 surfaces as ArgumentException from the reader on some inputs.
-            error = ApiError.InvalidRequest("The request body is not valid UTF-8 JSON.", code: ErrorCodes.InvalidJson);
-            return null;
-        }
-
+        var doc = RequestJson.Parse(body, out error);
+        if (doc is null) return null;
         var request = new ChatRequest(doc, body);
         try
         {
@@ -82,8 +47,7 @@ public sealed class ChatRequest : IDisposable
         }
         catch (InvalidOperationException)
         {
-            // A string with an escaped unpaired surrogate (\ud800) is valid JSON syntax but no text.
-            error = ApiError.InvalidRequest("The request body contains a string that is not valid Unicode text.", code: ErrorCodes.InvalidJson);
+            error = RequestJson.NotUnicode();
         }
         if (error is not null)
         {

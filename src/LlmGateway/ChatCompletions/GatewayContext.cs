@@ -3,13 +3,16 @@ using LlmGateway.Usage;
 
 namespace LlmGateway.ChatCompletions;
 
-/// <summary>The state of one chat request as it moves through the pipeline.</summary>
-public sealed class GatewayContext(HttpContext http, ChatRequest chat, RequestRecord record, long startTimestamp, TimeProvider time)
+/// <summary>The state of one request (chat or embeddings) as it moves through the pipeline.</summary>
+public sealed class GatewayContext(HttpContext http, GatewayRequest request, RequestRecord record, long startTimestamp, TimeProvider time)
 {
     private long _upstreamTicks;
 
     public HttpContext Http { get; } = http;
-    public ChatRequest Chat { get; } = chat;
+    public GatewayRequest Request { get; } = request;
+
+    /// <summary>The request as a chat request; only the chat endpoint's steps ask for it.</summary>
+    public ChatRequest Chat => Request as ChatRequest ?? throw new InvalidOperationException($"This is a {Request.Operation} request, not a chat request.");
     public RequestRecord Record { get; } = record;
     public long StartTimestamp { get; } = startTimestamp;
     public RouteDecision? Route { get; set; }

@@ -30,6 +30,9 @@ public static class ProviderTypes
     public const string Mock = "mock";
 
     public static readonly string[] All = [OpenAi, AzureOpenAi, Anthropic, Gemini, Ollama, Mock];
+
+    /// <summary>The types with an embeddings API the gateway speaks (Anthropic has none).</summary>
+    public static readonly string[] WithEmbeddings = [OpenAi, AzureOpenAi, Gemini, Ollama, Mock];
 }
 
 public sealed class ProviderOptions

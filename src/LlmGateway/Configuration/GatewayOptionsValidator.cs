@@ -16,6 +16,13 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
+    private static bool IsEmbeddingsModel(ModelOptions m) =>
+        (Routing.CapabilityNames.Parse(m.Capabilities) & Routing.ModelCapabilities.Embeddings) != 0;
+
+    private static string KindMismatch(bool wantedEmbeddings) => wantedEmbeddings
+        ? "a chat model where only embeddings models belong"
+        : "an embeddings model where only chat models belong";
+
     public static List<string> Validate(GatewayOptions o)
     {
         var errors = new List<string>();
@@ -66,6 +73,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         foreach (var (name, m) in o.Models)
         {
             var at = $"Gateway:Models:{name}";
+            var embeddings = IsEmbeddingsModel(m);
             if (string.Equals(name, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase))
             {
                 errors.Add($"{at}: 'auto' is reserved for the task-type router.");
@@ -74,21 +82,27 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             {
                 errors.Add($"{at}:Provider is required.");
             }
-            else if (!o.Providers.ContainsKey(m.Provider))
+            else if (!o.Providers.TryGetValue(m.Provider, out var provider))
             {
                 errors.Add($"{at}:Provider '{m.Provider}' is not defined under Gateway:Providers.");
+            }
+            else if (embeddings && !ProviderTypes.WithEmbeddings.Contains(provider.Type, StringComparer.OrdinalIgnoreCase))
+            {
+                errors.Add($"{at} lists the embeddings capability, but provider '{m.Provider}' is of type '{provider.Type}', which has no embeddings API; types with one: {string.Join(", ", ProviderTypes.WithEmbeddings)}.");
             }
             if (m.CostPer1kInput < 0 || m.CostPer1kOutput < 0 || m.CostPer1kCachedInput < 0)
             {
                 errors.Add($"{at}: costs must not be negative.");
             }
             if (m.ContextWindow <= 0) errors.Add($"{at}:ContextWindow must be positive.");
-            if (m.MaxOutputTokens <= 0) errors.Add($"{at}:MaxOutputTokens must be positive.");
+            // An embeddings model generates no tokens; its MaxOutputTokens is not used.
+            if (m.MaxOutputTokens <= 0 && !embeddings) errors.Add($"{at}:MaxOutputTokens must be positive.");
             if (m.Quality is < 0 or > 1) errors.Add($"{at}:Quality must be between 0 and 1.");
             foreach (var f in m.Fallbacks)
             {
                 if (!o.Models.ContainsKey(f)) errors.Add($"{at}:Fallbacks names '{f}', which is not a configured model.");
                 else if (string.Equals(f, name, StringComparison.OrdinalIgnoreCase)) errors.Add($"{at}:Fallbacks names the model itself.");
+                else if (IsEmbeddingsModel(o.Models[f]) != embeddings) errors.Add($"{at}:Fallbacks names '{f}', {KindMismatch(embeddings)}.");
             }
         }
 
@@ -111,9 +125,12 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         {
             var at = $"Gateway:Routing:TaskTypes:{name}";
             if (t.Strategy is { } s && !s_strategies.Contains(s)) errors.Add($"{at}:Strategy is '{s}'; expected one of {string.Join(", ", s_strategies)}.");
+            // Auto embeddings requests use the task type named "embeddings"; every other task type is for chat.
+            var forEmbeddings = string.Equals(name, Routing.ModelRouter.EmbeddingsTaskType, StringComparison.OrdinalIgnoreCase);
             foreach (var m in t.Models)
             {
-                if (!o.Models.ContainsKey(m)) errors.Add($"{at}:Models names '{m}', which is not a configured model.");
+                if (!o.Models.TryGetValue(m, out var model)) errors.Add($"{at}:Models names '{m}', which is not a configured model.");
+                else if (IsEmbeddingsModel(model) != forEmbeddings) errors.Add($"{at}:Models names '{m}', {KindMismatch(forEmbeddings)}.");
             }
             for (var i = 0; i < t.Patterns.Count; i++)
             {

@@ -1,5 +1,6 @@
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
+using LlmGateway.Embeddings;
 
 namespace LlmGateway.Providers;
 
@@ -29,9 +30,16 @@ public interface IChatProviderFactory
 }
 
 /// <summary>What a provider is asked to do: the parsed client request and the model it resolved to.</summary>
-public sealed class ProviderRequest(ChatRequest chat, string modelName, ModelOptions model)
+public sealed class ProviderRequest(GatewayRequest request, string modelName, ModelOptions model)
 {
-    public ChatRequest Chat { get; } = chat;
+    public GatewayRequest Request { get; } = request;
+    public RequestOperation Operation => Request.Operation;
+
+    /// <summary>The chat request; providers read it only for <see cref="RequestOperation.Chat"/>.</summary>
+    public ChatRequest Chat => Request as ChatRequest ?? throw new InvalidOperationException($"This is a {Request.Operation} request, not a chat request.");
+
+    /// <summary>The embeddings request; providers read it only for <see cref="RequestOperation.Embeddings"/>.</summary>
+    public EmbeddingsRequest Embeddings => Request as Embeddings.EmbeddingsRequest ?? throw new InvalidOperationException($"This is a {Request.Operation} request, not an embeddings request.");
 
     /// <summary>The name clients use (a key of Gateway:Models).</summary>
     public string ModelName { get; } = modelName;
@@ -39,10 +47,10 @@ public sealed class ProviderRequest(ChatRequest chat, string modelName, ModelOpt
 
     /// <summary>The model name the upstream knows.</summary>
     public string UpstreamModel => Model.UpstreamModel ?? ModelName;
-    public bool Stream => Chat.Stream;
+    public bool Stream => Request.Stream;
 
     /// <summary>max_tokens for providers that require one: the client's, else the model's limit.</summary>
-    public int MaxOutputTokens => Chat.MaxTokens ?? Model.MaxOutputTokens;
+    public int MaxOutputTokens => Request.MaxTokens ?? Model.MaxOutputTokens;
 }
 
 /// <summary>

@@ -41,7 +41,8 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     protected TimeProvider Time { get; }
     protected HttpClient Client => _client;
 
-    protected abstract Uri ChatUri(ProviderRequest request);
+    /// <summary>The upstream URL of this request (chat or embeddings, streamed or not).</summary>
+    protected abstract Uri RequestUri(ProviderRequest request);
 
     /// <summary>The native body; throws <see cref="RequestTranslationException"/> for what it cannot express.</summary>
     protected abstract byte[] WriteBody(ProviderRequest request);
@@ -78,7 +79,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
             return ProviderResponse.Failed(TranslationFailure(FailureKind.FailRequest, "The request contains a string that is not valid Unicode text.", null));
         }
 
-        using var message = new HttpRequestMessage(HttpMethod.Post, ChatUri(request));
+        using var message = new HttpRequestMessage(HttpMethod.Post, RequestUri(request));
         var content = new ByteArrayContent(body);
         content.Headers.ContentType = s_json;
         message.Content = content;

@@ -138,7 +138,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         }
 
         // :: Step 2: a provider over its own limits is skipped, not waited for.
-        var verdict = provider.Limits.TryAcquire(context.Chat, out var lease);
+        var verdict = provider.Limits.TryAcquire(context.Request, out var lease);
         if (verdict != LimitVerdict.Acquired)
         {
             provider.Abandoned(probe);
@@ -170,7 +170,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             record.Provider = provider.Name;
             called = true;
             timer = new TimedCancellation(time, state.Total.Token);
-            timer.CancelAfter(context.Chat.Stream ? provider.FirstTokenTimeout : provider.AttemptTotalTimeout);
+            timer.CancelAfter(context.Request.Stream ? provider.FirstTokenTimeout : provider.AttemptTotalTimeout);
 
             var started = time.GetTimestamp();
             using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
@@ -241,7 +241,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private async Task<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
         GatewayContext context, Candidate candidate, TimedCancellation attempt)
     {
-        var request = new ProviderRequest(context.Chat, candidate.ModelName, candidate.Model);
+        var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
         var provider = candidate.Provider;
         var started = time.GetTimestamp();
         ProviderResponse? response = null;
@@ -275,7 +275,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         {
             if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
             var what = !attempt.TimedOut ? "the request's total time ran out"
-                : context.Chat.Stream ? "no first token in time" : "no answer in time";
+                : context.Request.Stream ? "no first token in time" : "no answer in time";
             return (null, null, false, ProviderFailure.Timeout(provider.Name, what));
         }
         catch

@@ -56,7 +56,7 @@ public sealed class ProviderLimits : IDisposable
     /// the provider will charge against its own TPM before it answers: the prompt estimate plus the
     /// output the request allows (OpenAI's own rule).
     /// </summary>
-    public LimitVerdict TryAcquire(ChatRequest chat, out RateLimitLease? lease)
+    public LimitVerdict TryAcquire(GatewayRequest request, out RateLimitLease? lease)
     {
         lease = _concurrency.AttemptAcquire();
         if (!lease.IsAcquired)
@@ -77,7 +77,7 @@ public sealed class ProviderLimits : IDisposable
         }
         if (_tokens is not null)
         {
-            var tokens = (long)chat.EstimatedPromptTokens + (chat.MaxTokens ?? 0);
+            var tokens = (long)request.EstimatedPromptTokens + (request.MaxTokens ?? 0);
             // A request larger than the whole minute's allowance takes the whole allowance, not an exception.
             using var tpm = _tokens.AttemptAcquire((int)Math.Clamp(tokens, 1, _tpm));
             if (!tpm.IsAcquired)

@@ -41,6 +41,15 @@ public static class CandidateFilters
     /// </summary>
     public static string? CheckCapabilities(RouteCandidate c, RoutingInput input)
     {
+        // Checked even for models that declare nothing: a vector is no answer to a chat, and a chat
+        // model has no embeddings endpoint.
+        var isEmbeddingsModel = (c.Capabilities & ModelCapabilities.Embeddings) != 0;
+        if (input.Embeddings != isEmbeddingsModel)
+        {
+            return input.Embeddings
+                ? "it is not an embeddings model (its Capabilities do not list embeddings)"
+                : "it is an embeddings model: send its requests to /v1/embeddings";
+        }
         if (input.Required == ModelCapabilities.None || c.Model.Capabilities.Count == 0) return null;
         var missing = input.Required & ~c.Capabilities;
         return missing == ModelCapabilities.None ? null : $"the request needs {CapabilityNames.Describe(missing)}, which it does not list in its Capabilities";
@@ -57,10 +66,11 @@ public static class CandidateFilters
     {
         var window = c.Model.ContextWindow;
         var output = input.MaxTokens ?? Math.Min(c.Model.MaxOutputTokens, (int)(window * RoutingDefaults.UnsetOutputShareOfWindow));
-        var needed = (long)input.PromptTokens + output;
+        var needed = (long)input.ContextTokens + output;
         return needed <= window
             ? null
-            : $"~{input.PromptTokens} prompt tokens (estimated) + {output} output tokens{(input.MaxTokens is null ? " (its output allowance; set max_tokens to ask for less)" : "")} is over its context window of {window}";
+            : input.Embeddings ? $"an input of ~{input.ContextTokens} tokens (estimated) is over its context window of {window}"
+            : $"~{input.ContextTokens} prompt tokens (estimated) + {output} output tokens{(input.MaxTokens is null ? " (its output allowance; set max_tokens to ask for less)" : "")} is over its context window of {window}";
     }
 
     public static string? CheckMaxCost(RouteCandidate c, RoutingInput input) =>
@@ -121,8 +131,8 @@ public static class CandidateFilters
                 new ApiError(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, text + " Lower max_tokens or the prompt size."),
             MaxCost => ApiError.InvalidRequest(text + " Lower max_tokens or raise the limit.", code: RoutingErrorCodes.MaxCostExceeded),
             LocalOnly => new ApiError(StatusCodes.Status403Forbidden, ErrorTypes.Permission, ErrorCodes.ModelNotAllowed, text),
-            ContextWindow => ApiError.InvalidRequest(text, "messages", "context_length_exceeded"),
-            Capabilities => ApiError.InvalidRequest(text, CapabilityParam(input.Required & ~first.Capabilities), RoutingErrorCodes.UnsupportedCapability),
+            ContextWindow => ApiError.InvalidRequest(text, input.Embeddings ? "input" : "messages", "context_length_exceeded"),
+            Capabilities => ApiError.InvalidRequest(text, CapabilityParam(input, first), RoutingErrorCodes.UnsupportedCapability),
             _ => ApiError.NoHealthyProvider(text),
         };
     }
@@ -140,6 +150,14 @@ public static class CandidateFilters
     };
 
     /// <summary>The request parameter that asked for the missing capability.</summary>
+    private static string CapabilityParam(RoutingInput input, RouteCandidate removed)
+    {
+        var missing = input.Required & ~removed.Capabilities;
+        // The wrong kind of model (chat for embeddings or the other way round): the model is the mistake.
+        if (input.Embeddings != ((removed.Capabilities & ModelCapabilities.Embeddings) != 0)) return "model";
+        return CapabilityParam(missing);
+    }
+
     private static string CapabilityParam(ModelCapabilities missing) =>
         (missing & ModelCapabilities.Tools) != 0 ? "tools"
         : (missing & ModelCapabilities.Json) != 0 ? "response_format"

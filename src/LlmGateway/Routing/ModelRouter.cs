@@ -12,7 +12,7 @@ namespace LlmGateway.Routing;
 
 public interface IModelRouter
 {
-    RouteDecision Route(ChatRequest request, RoutingContext context);
+    RouteDecision Route(GatewayRequest request, RoutingContext context);
 }
 
 /// <summary>
@@ -34,6 +34,8 @@ public sealed class ModelRouter : IModelRouter
     private readonly Dictionary<string, Candidate[]> _chains = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, (Candidate[] Models, IRoutingStrategy Strategy)> _taskTypes = new(StringComparer.OrdinalIgnoreCase);
     private readonly Candidate[] _allModels;
+    private readonly Candidate[] _embeddingModels;
+    private readonly (Candidate[] Models, IRoutingStrategy Strategy)? _embeddingsTaskType;
     private readonly IRoutingStrategy _strategy;
     private readonly TaskTypeClassifier _classifier;
     private readonly LatencyTracker _latency;
@@ -60,9 +62,11 @@ public sealed class ModelRouter : IModelRouter
 
         var models = new Dictionary<string, Candidate>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, model) in _options.Models) models[name] = new Candidate(name, model, providers.Get(model.Provider));
+        // auto picks among models of the request's kind: chat models for chat, embeddings models for embeddings.
         var all = new List<Candidate>(models.Values);
         all.Sort(static (a, b) => a.Model.Priority.CompareTo(b.Model.Priority));
-        _allModels = [.. all];
+        _allModels = [.. all.Where(static c => !IsEmbeddingsModel(c))];
+        _embeddingModels = [.. all.Where(IsEmbeddingsModel)];
 
         foreach (var (name, candidate) in models)
         {
@@ -77,8 +81,19 @@ public sealed class ModelRouter : IModelRouter
             var strategy = taskType.Strategy is { Length: > 0 } s ? Strategy(byName, s) : _strategy;
             _taskTypes[name] = (list.Count > 0 ? [.. list] : _allModels, strategy);
         }
+        // An "embeddings" task type, when configured, is how an operator orders auto embeddings requests.
+        if (_taskTypes.TryGetValue(EmbeddingsTaskType, out var embeddings))
+        {
+            _embeddingsTaskType = (embeddings.Models == _allModels ? _embeddingModels : embeddings.Models, embeddings.Strategy);
+        }
         _classifier = new TaskTypeClassifier(_options.Routing, RoutingDefaults.PatternMatchTimeout, logger);
     }
+
+    /// <summary>The task type of every embeddings request (metrics, logs and the ledger group by it).</summary>
+    public const string EmbeddingsTaskType = "embeddings";
+
+    private static bool IsEmbeddingsModel(Candidate c) =>
+        (CapabilityNames.Parse(c.Model.Capabilities) & ModelCapabilities.Embeddings) != 0;
 
     private static IRoutingStrategy Strategy(Dictionary<string, IRoutingStrategy> byName, string name) =>
         byName.TryGetValue(name, out var s) ? s : throw new InvalidOperationException($"Routing strategy '{name}' is not registered.");
@@ -92,10 +107,13 @@ public sealed class ModelRouter : IModelRouter
         list.Add(candidate);
     }
 
-    public RouteDecision Route(ChatRequest request, RoutingContext context)
+    public RouteDecision Route(GatewayRequest request, RoutingContext context)
     {
         var isAuto = string.Equals(request.Model, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase);
-        var task = _classifier.Classify(request, context.Headers, usePatterns: isAuto);
+        var embeddings = request.Operation == RequestOperation.Embeddings;
+        var task = embeddings
+            ? new TaskTypeMatch(EmbeddingsTaskType, TaskTypeSources.Operation)
+            : _classifier.Classify(request, context.Headers, usePatterns: isAuto);
 
         // :: Step 1: the routing headers; a malformed one is the client's mistake, not a silent default
         // (a typo in X-Local-Only must not send data to a cloud provider).
@@ -108,7 +126,11 @@ public sealed class ModelRouter : IModelRouter
         // :: Step 2: the candidates.
         Candidate[] list;
         IRoutingStrategy? strategy = null;
-        if (isAuto)
+        if (isAuto && embeddings)
+        {
+            (list, strategy) = _embeddingsTaskType ?? (_embeddingModels, _strategy);
+        }
+        else if (isAuto)
         {
             (list, strategy) = _taskTypes.TryGetValue(task.TaskType, out var route) ? route : (_allModels, _strategy);
         }
@@ -203,7 +225,7 @@ public sealed class ModelRouter : IModelRouter
         return null;
     }
 
-    private RoutingInput ReadInput(ChatRequest request, RoutingContext context, bool isAuto, out ApiError? error)
+    private RoutingInput ReadInput(GatewayRequest request, RoutingContext context, bool isAuto, out ApiError? error)
     {
         error = null;
         var headers = context.Headers;
@@ -237,9 +259,16 @@ public sealed class ModelRouter : IModelRouter
         }
 
         var required = ModelCapabilities.None;
-        if (request.HasTools) required |= ModelCapabilities.Tools;
-        if (request.HasImages) required |= ModelCapabilities.Vision;
-        if (request.ResponseFormatType is "json_object" or "json_schema") required |= ModelCapabilities.Json;
+        if (request is ChatRequest chat)
+        {
+            if (chat.HasTools) required |= ModelCapabilities.Tools;
+            if (chat.HasImages) required |= ModelCapabilities.Vision;
+            if (chat.ResponseFormatType is "json_object" or "json_schema") required |= ModelCapabilities.Json;
+        }
+        else if (request.Operation == RequestOperation.Embeddings)
+        {
+            required = ModelCapabilities.Embeddings;
+        }
 
         return new RoutingInput
         {
@@ -250,6 +279,7 @@ public sealed class ModelRouter : IModelRouter
             LocalOnlySource = localOnly,
             Required = required,
             PromptTokens = request.EstimatedPromptTokens,
+            ContextTokens = request.ContextTokens,
             MaxTokens = request.MaxTokens,
             MaxCostUsd = maxCost,
             MaxCostSource = maxCostSource,

@@ -100,6 +100,9 @@ public enum ModelCapabilities
     Tools = 1,
     Vision = 2,
     Json = 4,
+
+    /// <summary>An embeddings model: it takes /v1/embeddings requests and no chat requests.</summary>
+    Embeddings = 8,
 }
 
 /// <summary>The capability names used in <c>Gateway:Models:*:Capabilities</c>.</summary>
@@ -108,6 +111,7 @@ public static class CapabilityNames
     public const string Tools = "tools";
     public const string Vision = "vision";
     public const string Json = "json";
+    public const string Embeddings = "embeddings";
 
     public static ModelCapabilities Parse(List<string> names)
     {
@@ -117,6 +121,7 @@ public static class CapabilityNames
             if (string.Equals(name, Tools, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Tools;
             else if (string.Equals(name, Vision, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Vision;
             else if (string.Equals(name, Json, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Json;
+            else if (string.Equals(name, Embeddings, StringComparison.OrdinalIgnoreCase)) caps |= ModelCapabilities.Embeddings;
         }
         return caps;
     }
@@ -128,6 +133,7 @@ public static class CapabilityNames
         if ((caps & ModelCapabilities.Tools) != 0) parts.Add(Tools);
         if ((caps & ModelCapabilities.Vision) != 0) parts.Add(Vision);
         if ((caps & ModelCapabilities.Json) != 0) parts.Add(Json);
+        if ((caps & ModelCapabilities.Embeddings) != 0) parts.Add(Embeddings);
         return string.Join(", ", parts);
     }
 }
@@ -146,7 +152,11 @@ public sealed class RoutingInput
     /// <summary>Why only local providers may be used (the global setting, the header, the caller's key), or null.</summary>
     public string? LocalOnlySource { get; init; }
     public ModelCapabilities Required { get; init; }
+    public bool Embeddings => (Required & ModelCapabilities.Embeddings) != 0;
     public int PromptTokens { get; init; }
+
+    /// <summary>What must fit one context window with the output: the prompt, or an embeddings request's largest input.</summary>
+    public int ContextTokens { get; init; }
     public int? MaxTokens { get; init; }
 
     /// <summary>The tighter of <c>X-Max-Cost-Usd</c> and <c>Budgets:MaxCostPerRequestUsd</c>, or null for no limit.</summary>

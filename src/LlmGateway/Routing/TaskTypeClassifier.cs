@@ -13,6 +13,9 @@ public static class TaskTypeSources
     public const string Metadata = "metadata";
     public const string Pattern = "pattern";
     public const string Default = "default";
+
+    /// <summary>The endpoint decided: every embeddings request has the task type <c>embeddings</c>.</summary>
+    public const string Operation = "operation";
 }
 
 /// <summary>
@@ -76,7 +79,7 @@ public sealed class TaskTypeClassifier
                                       "Warm up the task-type patterns: select, write, summarize, analyze. 0123456789 {\"json\": true}\n";
 
     /// <param name="usePatterns">False for a request that named its model: the task type is then only a label, not worth scanning the prompt for.</param>
-    public TaskTypeMatch Classify(ChatRequest request, IHeaderDictionary headers, bool usePatterns)
+    public TaskTypeMatch Classify(GatewayRequest request, IHeaderDictionary headers, bool usePatterns)
     {
         if (headers.TryGetValue(RoutingHeaders.TaskType, out var header) && header.ToString() is { Length: > 0 } h)
         {

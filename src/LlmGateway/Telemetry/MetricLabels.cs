@@ -28,7 +28,7 @@ public sealed class MetricLabels
     {
         _models = Canonical(options.Models.Keys);
         _providers = Canonical(options.Providers.Keys);
-        _taskTypes = Canonical([.. options.Routing.TaskTypes.Keys, options.Routing.DefaultTaskType]);
+        _taskTypes = Canonical([.. options.Routing.TaskTypes.Keys, options.Routing.DefaultTaskType, Routing.ModelRouter.EmbeddingsTaskType]);
     }
 
     public string Model(string? name) => Lookup(_models, name);

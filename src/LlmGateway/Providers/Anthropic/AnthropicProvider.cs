@@ -1,3 +1,4 @@
+using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 
 namespace LlmGateway.Providers.Anthropic;
@@ -14,9 +15,12 @@ public sealed class AnthropicProvider(string name, ProviderOptions options, Http
 
     private readonly Uri _messagesUri = new(options.BaseUrl!.TrimEnd('/') + "/v1/messages");
 
-    protected override Uri ChatUri(ProviderRequest request) => _messagesUri;
+    protected override Uri RequestUri(ProviderRequest request) => _messagesUri;
 
-    protected override byte[] WriteBody(ProviderRequest request) => AnthropicRequestWriter.Write(request);
+    protected override byte[] WriteBody(ProviderRequest request) => request.Operation == RequestOperation.Embeddings
+        // Start-up validation keeps the embeddings capability off Anthropic models; this is the backstop.
+        ? throw new RequestTranslationException("Anthropic has no embeddings API.", "model", FailureKind.NextCandidate)
+        : AnthropicRequestWriter.Write(request);
 
     protected override void AddHeaders(HttpRequestMessage message)
     {

@@ -1,3 +1,4 @@
+using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 
 namespace LlmGateway.Providers.Gemini;
@@ -5,20 +6,26 @@ namespace LlmGateway.Providers.Gemini;
 /// <summary>
 /// Google's Gemini API (<c>POST {BaseUrl}/v1beta/models/{model}:generateContent</c>, and
 /// <c>:streamGenerateContent?alt=sse</c> for streams; key in <c>x-goog-api-key</c>) behind the OpenAI
-/// Chat Completions format.
+/// Chat Completions format; embeddings through <c>:embedContent</c> and <c>:batchEmbedContents</c>.
 /// </summary>
 public sealed class GeminiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
     : NativeProvider(name, options, client, time)
 {
-    protected override Uri ChatUri(ProviderRequest request)
+    protected override Uri RequestUri(ProviderRequest request)
     {
-        // Model names are sometimes configured as Google writes them in responses ("models/gemini-…").
-        var model = request.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? request.UpstreamModel[7..] : request.UpstreamModel;
-        var method = request.Stream ? ":streamGenerateContent?alt=sse" : ":generateContent";
-        return new Uri($"{BaseUrl}/v1beta/models/{Uri.EscapeDataString(model)}{method}");
+        var method = request.Operation == RequestOperation.Embeddings ? GeminiEmbeddings.Method(request.Embeddings)
+            : request.Stream ? ":streamGenerateContent?alt=sse"
+            : ":generateContent";
+        return new Uri($"{BaseUrl}/v1beta/models/{Uri.EscapeDataString(ModelId(request))}{method}");
     }
 
-    protected override byte[] WriteBody(ProviderRequest request) => GeminiRequestWriter.Write(request);
+    /// <summary>Model names are sometimes configured as Google writes them in responses ("models/gemini-…").</summary>
+    private static string ModelId(ProviderRequest request) =>
+        request.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? request.UpstreamModel[7..] : request.UpstreamModel;
+
+    protected override byte[] WriteBody(ProviderRequest request) => request.Operation == RequestOperation.Embeddings
+        ? GeminiEmbeddings.Write(request, "models/" + ModelId(request))
+        : GeminiRequestWriter.Write(request);
 
     protected override void AddHeaders(HttpRequestMessage message)
     {
@@ -29,8 +36,9 @@ public sealed class GeminiProvider(string name, ProviderOptions options, HttpCli
     protected override ProviderFailure ReadError(int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter) =>
         GeminiResponses.ReadError(Name, status, body, retryAfter);
 
-    protected override ProviderResponse ReadCompletion(ProviderRequest request, byte[] body) =>
-        GeminiResponses.ReadCompletion(Name, request, body, Time.GetUtcNow().ToUnixTimeSeconds());
+    protected override ProviderResponse ReadCompletion(ProviderRequest request, byte[] body) => request.Operation == RequestOperation.Embeddings
+        ? GeminiEmbeddings.Read(Name, request, body)
+        : GeminiResponses.ReadCompletion(Name, request, body, Time.GetUtcNow().ToUnixTimeSeconds());
 
     protected override ChatStream OpenStream(ProviderRequest request, HttpResponseMessage response, Stream body) =>
         new GeminiChatStream(Name, request, response, body, Time);

@@ -1,22 +1,26 @@
 using System.Text.Json;
+using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 
 namespace LlmGateway.Providers.Ollama;
 
 /// <summary>
-/// Ollama's native API (<c>POST {BaseUrl}/api/chat</c>, NDJSON streaming) behind the OpenAI Chat
-/// Completions format. Local by default and needs no key; when ApiKeyEnv is set (Ollama behind an
+/// Ollama's native API (<c>POST {BaseUrl}/api/chat</c>, NDJSON streaming; <c>/api/embed</c> for
+/// embeddings) behind the OpenAI Chat Completions and Embeddings formats. Local by default and needs no key; when ApiKeyEnv is set (Ollama behind an
 /// authenticating proxy, or ollama.com) the key goes as a bearer token.
 /// </summary>
 public sealed class OllamaProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
     : NativeProvider(name, options, client, time)
 {
     private readonly Uri _chatUri = new(options.BaseUrl!.TrimEnd('/') + "/api/chat");
+    private readonly Uri _embedUri = new(options.BaseUrl!.TrimEnd('/') + "/api/embed");
     private readonly Uri _tagsUri = new(options.BaseUrl!.TrimEnd('/') + "/api/tags");
 
-    protected override Uri ChatUri(ProviderRequest request) => _chatUri;
+    protected override Uri RequestUri(ProviderRequest request) => request.Operation == RequestOperation.Embeddings ? _embedUri : _chatUri;
 
-    protected override byte[] WriteBody(ProviderRequest request) => OllamaRequestWriter.Write(request);
+    protected override byte[] WriteBody(ProviderRequest request) => request.Operation == RequestOperation.Embeddings
+        ? OllamaEmbeddings.Write(request)
+        : OllamaRequestWriter.Write(request);
 
     protected override void AddHeaders(HttpRequestMessage message)
     {
@@ -26,8 +30,9 @@ public sealed class OllamaProvider(string name, ProviderOptions options, HttpCli
     protected override ProviderFailure ReadError(int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter) =>
         OllamaResponses.ReadError(Name, status, body, retryAfter);
 
-    protected override ProviderResponse ReadCompletion(ProviderRequest request, byte[] body) =>
-        OllamaResponses.ReadCompletion(Name, request, body, Time.GetUtcNow().ToUnixTimeSeconds());
+    protected override ProviderResponse ReadCompletion(ProviderRequest request, byte[] body) => request.Operation == RequestOperation.Embeddings
+        ? OllamaEmbeddings.Read(Name, request, body)
+        : OllamaResponses.ReadCompletion(Name, request, body, Time.GetUtcNow().ToUnixTimeSeconds());
 
     protected override ChatStream OpenStream(ProviderRequest request, HttpResponseMessage response, Stream body) =>
         new OllamaChatStream(Name, request, response, body, Time);

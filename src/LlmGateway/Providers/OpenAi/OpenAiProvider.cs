@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
+using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Streaming;
@@ -42,18 +43,29 @@ public sealed class OpenAiProvider : IChatProvider
     public string? UnusableReason { get; }
 
     /// <summary>OpenAI-style URLs don't depend on the model: built once, not per request.</summary>
-    private Uri? _chatUri;
+    private Uri? _chatUri, _embeddingsUri;
 
     private Uri ChatUri(string upstreamModel) => _azure
-        ? new Uri($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(upstreamModel)}/chat/completions?api-version={Uri.EscapeDataString(Options.ApiVersion!)}")
+        ? AzureUri(upstreamModel, "chat/completions")
         : _chatUri ??= new Uri(_baseUrl + "/chat/completions");
+
+    private Uri EmbeddingsUri(string upstreamModel) => _azure
+        ? AzureUri(upstreamModel, "embeddings")
+        : _embeddingsUri ??= new Uri(_baseUrl + "/embeddings");
+
+    /// <summary>Azure names the deployment (the upstream model) in the path and versions the API in the query.</summary>
+    private Uri AzureUri(string deployment, string operation) =>
+        new($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(deployment)}/{operation}?api-version={Uri.EscapeDataString(Options.ApiVersion!)}");
 
     public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
         if (UnusableReason is not null) return ProviderResponse.Failed(ProviderFailure.NotConfigured(Name, UnusableReason));
 
-        using var message = new HttpRequestMessage(HttpMethod.Post, ChatUri(request.UpstreamModel));
-        var content = new ByteArrayContent(OpenAiRequestWriter.Write(request.Chat, request.UpstreamModel));
+        var embeddings = request.Operation == RequestOperation.Embeddings;
+        using var message = new HttpRequestMessage(HttpMethod.Post, embeddings ? EmbeddingsUri(request.UpstreamModel) : ChatUri(request.UpstreamModel));
+        var content = new ByteArrayContent(embeddings
+            ? OpenAiRequestWriter.WriteEmbeddings(request.Request, request.UpstreamModel)
+            : OpenAiRequestWriter.Write(request.Chat, request.UpstreamModel));
         content.Headers.ContentType = s_json;
         message.Content = content;
         if (_apiKey is { Length: > 0 })
@@ -80,6 +92,11 @@ public sealed class OpenAiProvider : IChatProvider
             {
                 var errorBody = await ProviderHttp.ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
                 return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, (int)response.StatusCode, errorBody, ProviderHttp.ReadRetryAfter(response, _time)));
+            }
+
+            if (embeddings)
+            {
+                return ReadEmbeddings(request, await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
             }
 
             var isEventStream = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
@@ -124,6 +141,36 @@ public sealed class OpenAiProvider : IChatProvider
         finally
         {
             if (!keep) response.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// An OpenAI embeddings answer goes to the client byte for byte; only its usage is read (and an
+    /// error reported with a 200, or a body without data, is a failure like any other).
+    /// </summary>
+    private ProviderResponse ReadEmbeddings(ProviderRequest request, byte[] bytes)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            var root = doc.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("error"u8, out var error) && error.ValueKind == JsonValueKind.Object)
+            {
+                return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, 502, bytes, null));
+            }
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data"u8, out var data) || data.ValueKind != JsonValueKind.Array)
+            {
+                return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body is not an embeddings list"));
+            }
+            var prompt = root.TryGetProperty("usage"u8, out var usage) && usage.ValueKind == JsonValueKind.Object
+                && usage.TryGetProperty("prompt_tokens"u8, out var p) && p.TryGetInt32(out var tokens)
+                ? tokens
+                : request.Request.EstimatedPromptTokens;
+            return ProviderResponse.Completed(bytes, new TokenUsage(prompt, 0), null);
+        }
+        catch (JsonException e)
+        {
+            return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body is not JSON: " + e.Message));
         }
     }
 

@@ -31,6 +31,23 @@ public static class OpenAiRequestWriter
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>An embeddings body: the client's, with only the model renamed.</summary>
+    public static byte[] WriteEmbeddings(GatewayRequest request, string upstreamModel)
+    {
+        var buffer = new ArrayBufferWriter<byte>(request.Body.Length + 64);
+        using (var w = new Utf8JsonWriter(buffer, s_writerOptions))
+        {
+            w.WriteStartObject();
+            foreach (var p in request.Root.EnumerateObject())
+            {
+                if (p.NameEquals("model"u8)) w.WriteString("model"u8, upstreamModel);
+                else p.WriteTo(w);
+            }
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
     public static void Write(Utf8JsonWriter w, ChatRequest chat, string upstreamModel)
     {
         var wroteStreamOptions = false;

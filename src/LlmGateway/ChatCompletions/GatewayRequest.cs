@@ -1,0 +1,62 @@
+using System.Text.Json;
+
+namespace LlmGateway.ChatCompletions;
+
+/// <summary>What a request asks a model to do; each has its own endpoint and upstream call.</summary>
+public enum RequestOperation
+{
+    Chat,
+    Embeddings,
+}
+
+/// <summary>
+/// A parsed request on its way through the pipeline: what routing, resilience, the cache, budgets and
+/// rate limits read, whatever the endpoint. The body stays a pooled <see cref="JsonDocument"/> so
+/// fields the gateway doesn't act on reach the upstream unchanged; <see cref="ChatRequest"/> and
+/// <see cref="Embeddings.EmbeddingsRequest"/> read out and type-check the fields of their endpoint.
+/// </summary>
+public abstract class GatewayRequest : IDisposable
+{
+    private readonly JsonDocument _document;
+
+    protected GatewayRequest(JsonDocument document, ReadOnlyMemory<byte> body)
+    {
+        _document = document;
+        Body = body;
+    }
+
+    public abstract RequestOperation Operation { get; }
+
+    public ReadOnlyMemory<byte> Body { get; }
+    public JsonElement Root => _document.RootElement;
+
+    public string Model { get; protected set; } = "";
+    public bool Stream { get; protected set; }
+
+    /// <summary>The output the request allows (max_completion_tokens, else max_tokens); 0 for an operation that generates no tokens.</summary>
+    public int? MaxTokens { get; protected set; }
+
+    /// <summary>Answers produced per request (chat's <c>n</c>); every one may use <see cref="MaxTokens"/>.</summary>
+    public int N { get; protected set; } = 1;
+
+    /// <summary>Input size estimated before the call (see <see cref="TokenEstimator"/>); real usage replaces it after.</summary>
+    public int EstimatedPromptTokens { get; protected set; }
+
+    /// <summary>The tokens that must fit one context window with the output (chat: the whole prompt).</summary>
+    public virtual int ContextTokens => EstimatedPromptTokens;
+
+    /// <summary>The gateway's own <c>metadata.task_type</c>, when the body carries one.</summary>
+    public string? MetadataTaskType { get; protected set; }
+
+    /// <summary>The same request gives the same answer, so the cache may serve it (chat: temperature 0 or a seed).</summary>
+    public abstract bool IsReproducible { get; }
+
+    /// <summary>The text task-type patterns are matched against (chat: the last user message).</summary>
+    public virtual string LastUserText => "";
+
+    public void Dispose()
+    {
+        _document.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

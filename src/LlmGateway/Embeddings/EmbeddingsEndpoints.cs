@@ -1,0 +1,23 @@
+using LlmGateway.ChatCompletions;
+
+namespace LlmGateway.Embeddings;
+
+public static class EmbeddingsEndpoints
+{
+    /// <summary>
+    /// POST /v1/embeddings runs the same pipeline as chat (routing, keys, cache, budgets, resilience,
+    /// usage); only the body it reads and the upstream call differ, so it needs nothing of its own to register.
+    /// </summary>
+    public static IEndpointRouteBuilder MapEmbeddings(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/embeddings", static (HttpContext http, ChatCompletionsHandler handler) => handler.HandleAsync(http, EmbeddingsRequest.TryParse))
+            .WithName("CreateEmbedding")
+            .WithTags("Embeddings")
+            .WithSummary("OpenAI Embeddings, for OpenAI-compatible, Azure OpenAI, Gemini and Ollama models")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .Produces(StatusCodes.Status400BadRequest)
+            .Produces(StatusCodes.Status404NotFound)
+            .Produces(StatusCodes.Status502BadGateway);
+        return app;
+    }
+}

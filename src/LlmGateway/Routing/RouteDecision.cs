@@ -155,8 +155,13 @@ public sealed class RoutingInput
     public bool Embeddings => (Required & ModelCapabilities.Embeddings) != 0;
     public int PromptTokens { get; init; }
 
-    /// <summary>What must fit one context window with the output: the prompt, or an embeddings request's largest input.</summary>
-    public int ContextTokens { get; init; }
+    /// <summary>What must fit one context window with the output: the prompt (the default), or an embeddings request's largest input.</summary>
+    public int ContextTokens
+    {
+        get => _contextTokens ?? PromptTokens;
+        init => _contextTokens = value;
+    }
+    private readonly int? _contextTokens;
     public int? MaxTokens { get; init; }
 
     /// <summary>The tighter of <c>X-Max-Cost-Usd</c> and <c>Budgets:MaxCostPerRequestUsd</c>, or null for no limit.</summary>

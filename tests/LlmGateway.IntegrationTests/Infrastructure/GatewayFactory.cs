@@ -54,6 +54,19 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
         return new ChatClient(model, new ApiKeyCredential(apiKey), options);
     }
 
+    /// <summary>The SDK's embeddings client, pointed at this gateway like <see cref="ChatClient"/>.</summary>
+    public OpenAI.Embeddings.EmbeddingClient EmbeddingClient(string model, string apiKey = "test-client-key")
+    {
+        var http = CreateClient();
+        var options = new OpenAIClientOptions
+        {
+            Endpoint = new Uri(http.BaseAddress!, "/v1"),
+            Transport = new HttpClientPipelineTransport(http),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+        };
+        return new OpenAI.Embeddings.EmbeddingClient(model, new ApiKeyCredential(apiKey), options);
+    }
+
     /// <summary>Settings for one OpenAI-compatible provider named <paramref name="provider"/> and one model on it.</summary>
     public static Dictionary<string, string?> OpenAiSettings(string baseUrl, string provider = "up", string model = "test-model", string upstreamModel = "upstream-model", string? keyEnv = null) => new()
     {

@@ -50,7 +50,7 @@ public static class RoutingEndpoints
     {
         app.MapAdminGroup().MapPost("/route/explain", ExplainAsync)
             .WithName("ExplainRoute")
-            .WithSummary("Why a chat request would go where it goes: task type, every candidate with its estimates and score, what was removed and why, the final order")
+            .WithSummary("Why a chat request (or, with ?operation=embeddings, an embeddings request) would go where it goes: task type, every candidate with its estimates and score, what was removed and why, the final order")
             .Produces(StatusCodes.Status200OK, contentType: "application/json")
             .Produces(StatusCodes.Status400BadRequest)
             .Produces(StatusCodes.Status413PayloadTooLarge);
@@ -63,11 +63,18 @@ public static class RoutingEndpoints
         var body = await ReadBodyAsync(http.Request, max, http.RequestAborted).ConfigureAwait(false);
         if (body is null) return ApiError.RequestTooLarge(max).ToResult();
 
-        using var chat = ChatRequest.TryParse(body, out var parseError);
-        if (chat is null) return parseError!.ToResult();
+        var operation = http.Request.Query["operation"].ToString();
+        if (operation.Length > 0 && operation is not ("chat" or "embeddings"))
+        {
+            return ApiError.InvalidRequest("'operation' must be chat or embeddings.", "operation").ToResult();
+        }
+        using GatewayRequest? request = operation == "embeddings"
+            ? Embeddings.EmbeddingsRequest.TryParse(body, out var parseError)
+            : ChatRequest.TryParse(body, out parseError);
+        if (request is null) return parseError!.ToResult();
 
-        var decision = router.Route(chat, new RoutingContext(http.Request.Headers));
-        return Results.Bytes(RouteExplanation.Write(chat, decision), "application/json");
+        var decision = router.Route(request, new RoutingContext(http.Request.Headers));
+        return Results.Bytes(RouteExplanation.Write(request, decision), "application/json");
     }
 
     /// <summary>The body, or null when it is over <paramref name="max"/> bytes (read no further than that).</summary>
@@ -96,13 +103,13 @@ public static class RoutingEndpoints
 /// <summary>The explain endpoint's JSON: everything the router weighed, in the order it weighed it.</summary>
 public static class RouteExplanation
 {
-    public static byte[] Write(ChatRequest chat, RouteDecision d)
+    public static byte[] Write(GatewayRequest request, RouteDecision d)
     {
         var buffer = new ArrayBufferWriter<byte>(2048);
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = ApiError.JsonOptions.Encoder, Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteString("model"u8, chat.Model);
+            w.WriteString("model"u8, request.Model);
             w.WriteString("task_type"u8, d.TaskType);
             w.WriteString("task_type_source"u8, d.TaskTypeSource);
             WriteStringOrNull(w, "task_type_detail"u8, d.TaskTypeDetail);

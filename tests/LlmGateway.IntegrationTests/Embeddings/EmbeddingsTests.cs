@@ -354,6 +354,25 @@ public sealed class EmbeddingsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_explain_endpoint_shows_an_embeddings_route_without_calling_anyone()
+    {
+        await using var gateway = Gateway(s => s["Gateway:Routing:Strategy"] = "cost");
+        var client = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/admin/route/explain?operation=embeddings") { Content = new StringContent("""{"model":"auto","input":"alpha"}""", Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _adminKey);
+
+        using var response = await client.SendAsync(request);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("embeddings", body.GetProperty("task_type").GetString());
+        Assert.Equal("cost", body.GetProperty("strategy").GetString());
+        // Cheapest first; the chat model is no candidate at all.
+        Assert.Equal(["nomic", "te3", "te3-azure", "gem"], body.GetProperty("order").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(0, _openai.Calls + _azure.Calls + _gemini.Calls + _ollama.Calls);
+    }
+
+    [Fact]
     public async Task Chat_and_embeddings_models_are_not_interchangeable()
     {
         await using var gateway = Gateway();

@@ -1,5 +1,6 @@
 using LlmGateway.Admin;
 using LlmGateway.Auth;
+using LlmGateway.Batches;
 using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
@@ -30,6 +31,7 @@ builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
+builder.Services.AddBatches();
 
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
@@ -61,6 +63,7 @@ app.UseSwaggerUI();
 // The OpenAPI document as an endpoint, not a middleware every request passes through.
 app.MapSwagger();
 app.MapChatCompletions();
+app.MapBatches();
 app.MapModels();
 app.MapModelRouting();
 app.MapResilience();

@@ -28,14 +28,16 @@ public static class BatchInput
     private static List<ArraySegment<byte>>? TryParseArray(ArraySegment<byte> body, int maxItems, out ApiError? error)
     {
         var items = new List<ArraySegment<byte>>();
+        var (from, to) = Trim(body, 0, body.Count);
+        if (from == to)
+        {
+            error = Invalid("The batch body is empty; send a JSON array of chat completion requests, or JSON Lines with Content-Type application/jsonl.");
+            return null;
+        }
         try
         {
             var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 256 });
-            if (!reader.Read())
-            {
-                error = Invalid("The batch body is empty; send a JSON array of chat completion requests, or JSON Lines with Content-Type application/jsonl.");
-                return null;
-            }
+            reader.Read();
             if (reader.TokenType != JsonTokenType.StartArray)
             {
                 error = Invalid("The batch body must be a JSON array of chat completion requests (or JSON Lines with Content-Type application/jsonl).");
@@ -57,12 +59,8 @@ public static class BatchInput
                 reader.Skip();
                 items.Add(body.Slice(start, (int)reader.BytesConsumed - start));
             }
-            // Anything after the array's end is a malformed body, not a second batch.
-            if (reader.Read())
-            {
-                error = Invalid("The batch body has content after the JSON array.");
-                return null;
-            }
+            // Anything after the array's end is a malformed body, not a second batch (the reader throws).
+            reader.Read();
         }
         catch (JsonException e)
         {

@@ -1,5 +1,6 @@
 using LlmGateway.Admin;
 using LlmGateway.Auth;
+using LlmGateway.Batches;
 using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
@@ -31,6 +32,7 @@ builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
+builder.Services.AddBatches();
 
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
@@ -63,6 +65,7 @@ app.UseSwaggerUI();
 app.MapSwagger();
 app.MapChatCompletions();
 app.MapEmbeddings();
+app.MapBatches();
 app.MapModels();
 app.MapModelRouting();
 app.MapResilience();

@@ -183,6 +183,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 
         if (o.Limits.MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
         if (o.Limits.RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
+        Batches.BatchOptions.Validate(o.Batches, errors);
 
         var st = o.Store;
         if (st.TimeoutMs is <= 0 or > 60_000) errors.Add("Gateway:Store:TimeoutMs must be between 1 and 60000.");

@@ -7,6 +7,7 @@ using LlmGateway.Configuration;
 using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
+using LlmGateway.PassThrough;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
 using LlmGateway.Routing;
@@ -30,6 +31,9 @@ builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
+
+// Pass-through: the OpenAI endpoints the gateway doesn't translate, forwarded by YARP to Gateway:PassThrough:Provider.
+builder.Services.AddPassThrough();
 
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
@@ -70,6 +74,7 @@ app.MapTelemetry();
 app.MapCaching();
 app.MapBudgets();
 app.MapUsage();
+app.MapPassThrough();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -55,9 +55,9 @@ internal sealed class PassThroughCall(PassThroughHandler owner, RequestRecord re
         headers.Remove(HeaderNames.SetCookie);
 
         // x-request-id is the gateway's (the contract's); the provider's own stays available for its support.
-        if (headers.TryGetValue(GatewayHeaders.RequestId, out var upstreamId))
+        if (proxyResponse is not null && proxyResponse.Headers.TryGetValues(GatewayHeaders.RequestId, out var upstreamIds))
         {
-            headers[PassThroughHeaders.UpstreamRequestId] = upstreamId;
+            headers[PassThroughHeaders.UpstreamRequestId] = upstreamIds.ToArray();
         }
         headers[GatewayHeaders.RequestId] = record.RequestId;
         headers[GatewayHeaders.Provider] = record.Provider;

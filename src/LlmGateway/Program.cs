@@ -9,6 +9,7 @@ using LlmGateway.Embeddings;
 using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
+using LlmGateway.PassThrough;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
 using LlmGateway.Routing;
@@ -33,6 +34,9 @@ builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
 builder.Services.AddBatches();
+
+// Pass-through: the OpenAI endpoints the gateway doesn't translate, forwarded by YARP to Gateway:PassThrough:Provider.
+builder.Services.AddPassThrough();
 
 // The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
 builder.Services.AddStorage();
@@ -75,6 +79,7 @@ app.MapTelemetry();
 app.MapCaching();
 app.MapBudgets();
 app.MapUsage();
+app.MapPassThrough();
 app.MapOpenAiNotFound();
 
 app.Run();

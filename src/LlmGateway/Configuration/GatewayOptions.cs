@@ -19,6 +19,7 @@ public sealed class GatewayOptions
     public LoggingOptions Logging { get; set; } = new();
     public StoreOptions Store { get; set; } = new();
     public Batches.BatchOptions Batches { get; set; } = new();
+    public PassThrough.PassThroughOptions PassThrough { get; set; } = new();
 }
 
 public static class ProviderTypes

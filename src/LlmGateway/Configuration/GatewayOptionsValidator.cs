@@ -193,6 +193,8 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (st.LedgerBufferMax < 1) errors.Add("Gateway:Store:LedgerBufferMax must be positive.");
         if (st.MemoryCacheMaxBytes < 1) errors.Add("Gateway:Store:MemoryCacheMaxBytes must be positive.");
         if (st.KeyPrefix.Length > 100) errors.Add("Gateway:Store:KeyPrefix must be at most 100 characters.");
+
+        PassThrough.PassThroughOptions.Validate(o, errors);
         return errors;
     }
 

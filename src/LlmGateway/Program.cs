@@ -4,6 +4,7 @@ using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
+using LlmGateway.Conversations;
 using LlmGateway.Health;
 using LlmGateway.Http;
 using LlmGateway.Models;
@@ -31,11 +32,12 @@ builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
 
-// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
+// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it (conversations too).
 builder.Services.AddStorage();
 builder.Services.AddResponseCache();
 builder.Services.AddBudgets();
 builder.Services.AddUsageLedger();
+builder.Services.AddConversations();
 
 // Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
 // their model allow-lists and RPM/TPM limits, and /admin/keys.
@@ -70,6 +72,7 @@ app.MapTelemetry();
 app.MapCaching();
 app.MapBudgets();
 app.MapUsage();
+app.MapConversations();
 app.MapOpenAiNotFound();
 
 app.Run();

@@ -3,6 +3,7 @@ using System.Globalization;
 using LlmGateway.Auth;
 using LlmGateway.Caching;
 using LlmGateway.Configuration;
+using LlmGateway.Conversations;
 using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
@@ -25,6 +26,7 @@ public sealed class ChatCompletionsHandler(
     ResponseCache cache,
     RequestRecorder recorder,
     KeyRateLimits keyLimits,
+    ConversationService conversations,
     TimeProvider time,
     ILogger<ChatCompletionsHandler> logger)
 {
@@ -61,6 +63,19 @@ public sealed class ChatCompletionsHandler(
             {
                 await FailAsync(http, record, headerError).ConfigureAwait(false);
                 return;
+            }
+
+            // :: Step 2a: conversation history (Conversations/): with X-Conversation-Id the stored turns go in front of the messages.
+            ConversationTurn? turn = null;
+            if (http.Request.Headers.TryGetValue(ConversationService.IdHeader, out var conversationId))
+            {
+                turn = await conversations.BeginAsync(http, conversationId, chat).ConfigureAwait(false);
+                if (turn.Error is not null)
+                {
+                    await FailAsync(http, record, turn.Error).ConfigureAwait(false);
+                    return;
+                }
+                chat = turn.Request;
             }
             record.RequestedModel = chat.Model;
             record.Stream = chat.Stream;
@@ -105,6 +120,7 @@ public sealed class ChatCompletionsHandler(
             if (cached.Hit is { } hit)
             {
                 await cache.WriteHitAsync(context, hit).ConfigureAwait(false);
+                if (turn is not null) await conversations.AppendAsync(turn, record, hit.Body).ConfigureAwait(false); // :: Step 6b
                 return;
             }
 
@@ -122,13 +138,17 @@ public sealed class ChatCompletionsHandler(
             // :: Step 6: answer, then keep a complete answer for the next identical request.
             if (execution.Response!.Stream is { } stream)
             {
-                await StreamAsync(context, execution, cached.Observe(stream, execution)).ConfigureAwait(false);
+                var observed = cached.Observe(stream, execution);
+                await StreamAsync(context, execution, turn is null ? observed : turn.Observe(observed, execution)).ConfigureAwait(false);
             }
             else
             {
                 await CompleteAsync(context, execution).ConfigureAwait(false);
             }
             await cache.CompleteAsync(cached, context, execution).ConfigureAwait(false);
+
+            // :: Step 6b: a conversation keeps the turn, once the client has the whole answer.
+            if (turn is not null) await conversations.AppendAsync(turn, record, turn.Completion(execution)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {

@@ -18,6 +18,7 @@ public sealed class GatewayOptions
     public LimitsOptions Limits { get; set; } = new();
     public LoggingOptions Logging { get; set; } = new();
     public StoreOptions Store { get; set; } = new();
+    public Conversations.ConversationOptions Conversations { get; set; } = new();
 }
 
 public static class ProviderTypes

@@ -119,8 +119,8 @@ public sealed class ChatCompletionsHandler(
             await using var cached = await cache.LookupAsync(context).ConfigureAwait(false);
             if (cached.Hit is { } hit)
             {
+                if (turn is not null) await conversations.AppendAsync(turn, hit.Body).ConfigureAwait(false); // :: Step 6b, for a hit
                 await cache.WriteHitAsync(context, hit).ConfigureAwait(false);
-                if (turn is not null) await conversations.AppendAsync(turn, record, hit.Body).ConfigureAwait(false); // :: Step 6b
                 return;
             }
 
@@ -143,12 +143,11 @@ public sealed class ChatCompletionsHandler(
             }
             else
             {
+                // :: Step 6b: a conversation keeps the turn before the client has the answer (a stream keeps it before [DONE]).
+                if (turn is not null) await conversations.AppendAsync(turn, execution.Response.Body).ConfigureAwait(false);
                 await CompleteAsync(context, execution).ConfigureAwait(false);
             }
             await cache.CompleteAsync(cached, context, execution).ConfigureAwait(false);
-
-            // :: Step 6b: a conversation keeps the turn, once the client has the whole answer.
-            if (turn is not null) await conversations.AppendAsync(turn, record, turn.Completion(execution)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {

@@ -3,7 +3,6 @@ using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Storage;
-using LlmGateway.Usage;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
@@ -106,7 +105,7 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         var spliced = ChatRequest.TryParse(body, out var parseError);
         if (spliced is null) return new ConversationTurn(parseError!, chat);
         chat.Dispose();
-        return new ConversationTurn(spliced, key, system, split.Others, available, MaxCaptureBytes);
+        return new ConversationTurn(this, spliced, key, system, split.Others, available, MaxCaptureBytes);
     }
 
     private static IEnumerable<byte[]> Prompt(List<byte[]>? system, ConversationHistory? history, List<byte[]> requestMessages)
@@ -126,16 +125,17 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     }
 
     /// <summary>
-    /// Stores the turn when the client received a complete answer: <paramref name="completion"/> is that
-    /// chat.completion (null when the answer was not complete). Never throws for the store: the client
-    /// already has its answer, so a failed write is a warning.
+    /// Stores the turn, given the complete chat.completion the upstream (or the cache) answered with: called
+    /// once the answer is whole and before the client is told it is (the body written, or [DONE]), so a
+    /// client's next turn always finds it. Errors and broken streams never get here. Never throws for the
+    /// store: the answer is good either way, so a failed write is a warning.
     /// </summary>
-    public async ValueTask AppendAsync(ConversationTurn turn, RequestRecord record, ReadOnlyMemory<byte>? completion)
+    public async ValueTask AppendAsync(ConversationTurn turn, ReadOnlyMemory<byte>? completion)
     {
-        if (!turn.HistoryAvailable || record.Outcome != RequestOutcomes.Ok || record.Status != StatusCodes.Status200OK) return;
+        if (!turn.HistoryAvailable) return;
         if (completion is not { } body || ConversationSplice.AssistantMessage(body.Span) is not { } reply)
         {
-            logger.LogWarning("Request {RequestId}: the answer could not be kept as a conversation turn (no complete assistant message).", record.RequestId);
+            logger.LogWarning("Conversation {Conversation}: the answer could not be kept as a turn (no complete assistant message, or a stream too large to keep).", turn.StoreKey);
             return;
         }
 
@@ -158,7 +158,7 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogWarning("Request {RequestId}: the conversation turn was not stored: {Reason}", record.RequestId, e.Message);
+            logger.LogWarning("Conversation {Conversation}: the turn was not stored: {Reason}", turn.StoreKey, e.Message);
         }
         finally
         {

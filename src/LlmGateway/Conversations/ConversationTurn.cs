@@ -12,7 +12,7 @@ namespace LlmGateway.Conversations;
 /// </summary>
 public sealed class ConversationTurn
 {
-    private CapturingStream? _capture;
+    private readonly ConversationService? _service;
 
     internal ConversationTurn(ApiError error, ChatRequest original)
     {
@@ -20,8 +20,9 @@ public sealed class ConversationTurn
         Request = original;
     }
 
-    internal ConversationTurn(ChatRequest request, string storeKey, List<byte[]>? system, List<byte[]> newMessages, bool historyAvailable, long maxCaptureBytes)
+    internal ConversationTurn(ConversationService service, ChatRequest request, string storeKey, List<byte[]>? system, List<byte[]> newMessages, bool historyAvailable, long maxCaptureBytes)
     {
+        _service = service;
         Request = request;
         StoreKey = storeKey;
         System = system;
@@ -50,16 +51,26 @@ public sealed class ConversationTurn
     internal long MaxCaptureBytes { get; }
 
     /// <summary>
-    /// The stream to answer from, keeping a copy of its chunks to assemble the assistant's message from.
-    /// When the cache already keeps one (<see cref="CacheLookup.Observe"/>), that copy serves both.
+    /// The stream to answer from. It keeps a copy of the chunks (the cache's copy when the cache keeps one,
+    /// see <see cref="CacheLookup.Observe"/>) and, when the upstream ended cleanly, stores the turn before
+    /// the handler writes [DONE]: a client that sends its next turn as soon as it has the answer finds
+    /// this one stored.
     /// </summary>
-    public ChatStream Observe(ChatStream stream, Execution execution)
-    {
-        _capture = stream as CapturingStream ?? CapturingStream.Over(stream, execution, MaxCaptureBytes);
-        return _capture;
-    }
+    public ChatStream Observe(ChatStream stream, Execution execution) =>
+        new StoringStream(stream as CapturingStream ?? CapturingStream.Over(stream, execution, MaxCaptureBytes), this, _service!);
 
-    /// <summary>The complete chat.completion the client received, or null when there is none (a broken, cut or oversized stream).</summary>
-    public ReadOnlyMemory<byte>? Completion(Execution execution) =>
-        execution.Response?.Stream is null ? execution.Response?.Body : _capture?.Assemble();
+    private sealed class StoringStream(CapturingStream capture, ConversationTurn turn, ConversationService service) : ChatStream
+    {
+        public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
+        {
+            var ev = await capture.ReadAsync(cancellationToken).ConfigureAwait(false);
+            Usage = capture.Usage;
+            FinishReason = capture.FinishReason;
+            if (ev.Kind == StreamEventKind.End) await service.AppendAsync(turn, capture.Assemble()).ConfigureAwait(false);
+            return ev;
+        }
+
+        /// <summary>The inner stream belongs to the provider response, which disposes it.</summary>
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }

@@ -5,6 +5,7 @@ using LlmGateway.Budgets;
 using LlmGateway.Caching;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
+using LlmGateway.Conversations;
 using LlmGateway.Embeddings;
 using LlmGateway.Health;
 using LlmGateway.Http;
@@ -38,11 +39,12 @@ builder.Services.AddBatches();
 // Pass-through: the OpenAI endpoints the gateway doesn't translate, forwarded by YARP to Gateway:PassThrough:Provider.
 builder.Services.AddPassThrough();
 
-// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it.
+// The store (embedded, or Redis when ConnectionStrings:Redis is set) and what lives in it (conversations too).
 builder.Services.AddStorage();
 builder.Services.AddResponseCache();
 builder.Services.AddBudgets();
 builder.Services.AddUsageLedger();
+builder.Services.AddConversations();
 
 // Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
 // their model allow-lists and RPM/TPM limits, and /admin/keys.
@@ -79,6 +81,7 @@ app.MapTelemetry();
 app.MapCaching();
 app.MapBudgets();
 app.MapUsage();
+app.MapConversations();
 app.MapPassThrough();
 app.MapOpenAiNotFound();
 

@@ -27,6 +27,20 @@ internal sealed class CapturingStream : ChatStream
         foreach (var chunk in alreadyRead) Keep(chunk);
     }
 
+    /// <summary>
+    /// Wraps the stream of an execution, counting the chunks the executor already read before it
+    /// committed. Used by the cache and by conversations (which reuse the cache's capture when both apply).
+    /// </summary>
+    public static CapturingStream Over(ChatStream stream, Resilience.Execution execution, long maxBytes)
+    {
+        var alreadyRead = new List<byte[]>(execution.Pending.Count);
+        foreach (var (kind, data) in execution.Pending)
+        {
+            if (kind is StreamEventKind.Chunk or StreamEventKind.Content or StreamEventKind.Usage) alreadyRead.Add(data);
+        }
+        return new CapturingStream(stream, alreadyRead, maxBytes);
+    }
+
     /// <summary>The upstream ended cleanly ([DONE]) and every chunk was kept.</summary>
     public bool Completed { get; private set; }
 

@@ -292,13 +292,8 @@ public sealed class CacheLookup : IAsyncDisposable
     public ChatStream Observe(ChatStream stream, Execution execution)
     {
         if (!Write && Leading is null) return stream;
-        var alreadyRead = new List<byte[]>(execution.Pending.Count);
-        foreach (var (kind, data) in execution.Pending)
-        {
-            if (kind is StreamEventKind.Chunk or StreamEventKind.Content or StreamEventKind.Usage) alreadyRead.Add(data);
-        }
         // Chunks carry per-chunk JSON around each delta: allow them several times the entry size.
-        Capture = new CapturingStream(stream, alreadyRead, 4L * _cache!.MaxEntryBytes + 64 * 1024);
+        Capture = CapturingStream.Over(stream, execution, 4L * _cache!.MaxEntryBytes + 64 * 1024);
         return Capture;
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using LlmGateway.Auth;
 using LlmGateway.Caching;
 using LlmGateway.Configuration;
+using LlmGateway.Conversations;
 using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
@@ -29,6 +30,7 @@ public sealed class ChatCompletionsHandler(
     ResponseCache cache,
     RequestRecorder recorder,
     KeyRateLimits keyLimits,
+    ConversationService conversations,
     TimeProvider time,
     ILogger<ChatCompletionsHandler> logger)
 {
@@ -67,6 +69,19 @@ public sealed class ChatCompletionsHandler(
             {
                 await FailAsync(http, record, headerError).ConfigureAwait(false);
                 return;
+            }
+
+            // :: Step 2a: conversation history (Conversations/): with X-Conversation-Id the stored turns go in front of the messages.
+            ConversationTurn? turn = null;
+            if (request is ChatRequest chat && http.Request.Headers.TryGetValue(ConversationService.IdHeader, out var conversationId))
+            {
+                turn = await conversations.BeginAsync(http, conversationId, chat).ConfigureAwait(false);
+                if (turn.Error is not null)
+                {
+                    await FailAsync(http, record, turn.Error).ConfigureAwait(false);
+                    return;
+                }
+                request = turn.Request;
             }
             record.RequestedModel = request.Model;
             record.Stream = request.Stream;
@@ -110,6 +125,7 @@ public sealed class ChatCompletionsHandler(
             await using var cached = await cache.LookupAsync(context).ConfigureAwait(false);
             if (cached.Hit is { } hit)
             {
+                if (turn is not null) await conversations.AppendAsync(turn, hit.Body).ConfigureAwait(false); // :: Step 6b, for a hit
                 await cache.WriteHitAsync(context, hit).ConfigureAwait(false);
                 return;
             }
@@ -128,10 +144,13 @@ public sealed class ChatCompletionsHandler(
             // :: Step 6: answer, then keep a complete answer for the next identical request.
             if (execution.Response!.Stream is { } stream)
             {
-                await StreamAsync(context, execution, cached.Observe(stream, execution)).ConfigureAwait(false);
+                var observed = cached.Observe(stream, execution);
+                await StreamAsync(context, execution, turn is null ? observed : turn.Observe(observed, execution)).ConfigureAwait(false);
             }
             else
             {
+                // :: Step 6b: a conversation keeps the turn before the client has the answer (a stream keeps it before [DONE]).
+                if (turn is not null) await conversations.AppendAsync(turn, execution.Response.Body).ConfigureAwait(false);
                 await CompleteAsync(context, execution).ConfigureAwait(false);
             }
             await cache.CompleteAsync(cached, context, execution).ConfigureAwait(false);

@@ -20,6 +20,7 @@ public sealed class GatewayOptions
     public StoreOptions Store { get; set; } = new();
     public Batches.BatchOptions Batches { get; set; } = new();
     public PassThrough.PassThroughOptions PassThrough { get; set; } = new();
+    public Conversations.ConversationOptions Conversations { get; set; } = new();
 }
 
 public static class ProviderTypes

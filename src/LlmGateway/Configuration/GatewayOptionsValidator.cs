@@ -149,6 +149,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 
         if (o.Cache.TtlSeconds <= 0) errors.Add("Gateway:Cache:TtlSeconds must be positive.");
         if (o.Cache.MaxEntryBytes <= 0) errors.Add("Gateway:Cache:MaxEntryBytes must be positive.");
+        o.Conversations.Validate(errors);
 
         var b = o.Budgets;
         ValidateLimit(errors, "Gateway:Budgets:Global", b.Global);

@@ -1,0 +1,210 @@
+using LlmGateway.Auth;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Storage;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+
+namespace LlmGateway.Conversations;
+
+/// <summary>
+/// Stateful conversations: a chat request with <c>X-Conversation-Id</c> gets the stored history in front
+/// of its messages (<see cref="BeginAsync"/>), and after a complete successful answer the turn is
+/// stored (<see cref="AppendAsync"/>).
+/// <list type="bullet">
+/// <item>Scope: the store key holds the caller's key id (one anonymous scope with Auth:Mode=none), so a
+/// key never sees another's conversation: a foreign id is simply an unknown one.</item>
+/// <item>System prompt: a request that brings system (or developer) messages replaces the stored ones,
+/// for this call and the turns after it; they always go first and are never trimmed.</item>
+/// <item>Only an answer the client received complete is stored (not an error, a broken or cancelled
+/// stream). A cache hit is a complete answer and is stored.</item>
+/// <item>Concurrent turns: the history is read again right before the write, under a lock per
+/// conversation (in this process), so two simultaneous turns both land, in the order they finish. Across
+/// gateway instances sharing Redis, the last writer wins between that read and write.</item>
+/// <item>Store down: the request runs without history (<c>x-gateway-conversation: unavailable</c>, a
+/// warning logged) and its turn is not stored.</item>
+/// </list>
+/// </summary>
+public sealed class ConversationService(IOptions<GatewayOptions> options, IGatewayStore store, TimeProvider time, ILogger<ConversationService> logger)
+{
+    public const string IdHeader = "X-Conversation-Id";
+    public const string StateHeader = "x-gateway-conversation";
+    public const int MaxIdLength = 128;
+    internal const string KeyPrefix = "conv:";
+
+    private readonly ConversationOptions _options = options.Value.Conversations;
+    private readonly SemaphoreSlim[] _locks = CreateLocks(64);
+
+    private TimeSpan Ttl => TimeSpan.FromSeconds(_options.TtlSeconds);
+
+    // A streamed answer is kept chunk by chunk (each with its JSON framing) until it can be assembled;
+    // an answer that outgrows this could not fit the history anyway.
+    private long MaxCaptureBytes => (long)_options.MaxHistoryTokens * TokenEstimator.CharsPerToken * 64 + 1024 * 1024;
+
+    /// <summary>The header value, when it is one id of 1 to <see cref="MaxIdLength"/> letters, digits, '-', '_' or '.'.</summary>
+    public static ApiError? CheckId(StringValues values, out string id)
+    {
+        id = values.Count == 1 ? values[0] ?? "" : "";
+        if (values.Count != 1 || !IsValidId(id))
+        {
+            return ApiError.InvalidRequest(
+                $"'{IdHeader}' must be one conversation id of 1 to {MaxIdLength} characters: letters, digits, '-', '_' or '.'.",
+                IdHeader, "invalid_conversation_id");
+        }
+        return null;
+    }
+
+    public static bool IsValidId(string id)
+    {
+        if (id.Length is 0 or > MaxIdLength) return false;
+        foreach (var c in id)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The store key of a conversation in the caller's scope. Ids can't hold ':', so the last ':' always
+    /// separates the key id from the conversation id and no two scopes can meet.
+    /// </summary>
+    public static string StoreKey(HttpContext http, string id) => KeyPrefix + (CallerIdentity.Of(http)?.KeyId ?? "") + ":" + id;
+
+    /// <summary>
+    /// Reads the history and splices it into the request. On success the returned turn's
+    /// <see cref="ConversationTurn.Request"/> replaces <paramref name="chat"/>, which is disposed here.
+    /// </summary>
+    public async ValueTask<ConversationTurn> BeginAsync(HttpContext http, StringValues header, ChatRequest chat)
+    {
+        if (CheckId(header, out var id) is { } idError) return new ConversationTurn(idError, chat);
+        var split = ConversationSplice.Split(chat.Body.Span, out var splitError);
+        if (split is null) return new ConversationTurn(splitError!, chat);
+
+        var key = StoreKey(http, id);
+        ConversationHistory? history = null;
+        var available = true;
+        try
+        {
+            history = ConversationHistory.Decode(await store.GetAsync(key).ConfigureAwait(false));
+        }
+        catch (StoreUnavailableException e)
+        {
+            available = false;
+            logger.LogWarning("Conversation history can't be read, the request runs without it: {Reason}", e.Message);
+        }
+        http.Response.Headers[StateHeader] = !available ? "unavailable" : history is null ? "new" : "continued";
+
+        var system = split.System.Count > 0 ? split.System : null;
+        if (history is not null)
+        {
+            if (system is not null) history.System = system;
+            history.Trim(_options.MaxHistoryTokens, _options.MaxTurns); // the options may have shrunk since it was stored
+        }
+        var body = ConversationSplice.Build(chat.Body.Span, split, Prompt(history?.System ?? system, history, split.Others));
+        var spliced = ChatRequest.TryParse(body, out var parseError);
+        if (spliced is null) return new ConversationTurn(parseError!, chat);
+        chat.Dispose();
+        return new ConversationTurn(this, spliced, key, system, split.Others, available, MaxCaptureBytes);
+    }
+
+    private static IEnumerable<byte[]> Prompt(List<byte[]>? system, ConversationHistory? history, List<byte[]> requestMessages)
+    {
+        if (system is not null)
+        {
+            foreach (var m in system) yield return m;
+        }
+        if (history is not null)
+        {
+            foreach (var turn in history.Turns)
+            {
+                foreach (var m in turn.Messages) yield return m;
+            }
+        }
+        foreach (var m in requestMessages) yield return m;
+    }
+
+    /// <summary>
+    /// Stores the turn, given the complete chat.completion the upstream (or the cache) answered with: called
+    /// once the answer is whole and before the client is told it is (the body written, or [DONE]), so a
+    /// client's next turn always finds it. Errors and broken streams never get here. Never throws for the
+    /// store: the answer is good either way, so a failed write is a warning.
+    /// </summary>
+    public async ValueTask AppendAsync(ConversationTurn turn, ReadOnlyMemory<byte>? completion)
+    {
+        if (!turn.HistoryAvailable) return;
+        if (completion is not { } body || ConversationSplice.AssistantMessage(body.Span) is not { } reply)
+        {
+            logger.LogWarning("Conversation {Conversation}: the answer could not be kept as a turn (no complete assistant message, or a stream too large to keep).", turn.StoreKey);
+            return;
+        }
+
+        var messages = new List<byte[]>(turn.NewMessages.Count + 1);
+        messages.AddRange(turn.NewMessages);
+        messages.Add(reply);
+
+        var gate = _locks[(uint)StringComparer.Ordinal.GetHashCode(turn.StoreKey) % (uint)_locks.Length];
+        await gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // Read again: another turn may have landed while this one was answered.
+            var now = time.GetUtcNow().ToUnixTimeSeconds();
+            var history = ConversationHistory.Decode(await store.GetAsync(turn.StoreKey).ConfigureAwait(false)) ?? new ConversationHistory { CreatedAt = now };
+            if (turn.System is not null) history.System = turn.System;
+            history.Turns.Add(new ConversationTurnMessages(messages));
+            history.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
+            history.UpdatedAt = now;
+            await store.SetAsync(turn.StoreKey, history.Encode(), Ttl).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogWarning("Conversation {Conversation}: the turn was not stored: {Reason}", turn.StoreKey, e.Message);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>The conversation in the caller's scope, or null when there is none. Throws <see cref="StoreUnavailableException"/>.</summary>
+    public async Task<ConversationHistory?> GetAsync(HttpContext http, string id)
+    {
+        var history = ConversationHistory.Decode(await store.GetAsync(StoreKey(http, id)).ConfigureAwait(false));
+        history?.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
+        return history;
+    }
+
+    /// <summary>
+    /// Deletes the conversation; false when there was none. The store has no single-key delete, so an
+    /// empty value (read as "no conversation") replaces it and expires on its own shortly after.
+    /// Throws <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    public async Task<bool> DeleteAsync(HttpContext http, string id)
+    {
+        var key = StoreKey(http, id);
+        var gate = _locks[(uint)StringComparer.Ordinal.GetHashCode(key) % (uint)_locks.Length];
+        await gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (ConversationHistory.Decode(await store.GetAsync(key).ConfigureAwait(false)) is null) return false;
+            await store.SetAsync(key, [], DeletedMarkerTtl).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private static readonly TimeSpan DeletedMarkerTtl = TimeSpan.FromSeconds(1);
+
+    /// <summary>When the stored history expires: its last turn plus the TTL (each turn refreshes it).</summary>
+    public long ExpiresAt(ConversationHistory history) => history.UpdatedAt + _options.TtlSeconds;
+
+    private static SemaphoreSlim[] CreateLocks(int count)
+    {
+        var locks = new SemaphoreSlim[count];
+        for (var i = 0; i < count; i++) locks[i] = new SemaphoreSlim(1, 1);
+        return locks;
+    }
+}

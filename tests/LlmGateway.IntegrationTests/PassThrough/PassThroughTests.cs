@@ -316,12 +316,13 @@ public sealed class PassThroughTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, models.StatusCode);
             Assert.Contains("test-model", await models.Content.ReadAsStringAsync());
         }
-        // Methods the gateway's own routes don't map are not forwarded either.
-        foreach (var path in new[] { "/v1/chat/completions", "/v1/embeddings/x", "/v1/conversations/c1", "/v1/batch/chat/completions", "/v1" })
+        // Methods and paths the gateway's own routes don't map are not forwarded either (GET of an
+        // unknown conversation is the conversations endpoint's own 404).
+        foreach (var (path, code) in new[] { ("/v1/chat/completions", "not_found"), ("/v1/embeddings/x", "not_found"), ("/v1/conversations/c1", "conversation_not_found"), ("/v1/conversations/c1/x", "not_found"), ("/v1/batch/chat/completions", "not_found"), ("/v1", "not_found") })
         {
             using var response = await client.GetAsync(path);
             Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-            Assert.Equal("not_found", (await AuthKit.ErrorAsync(response)).GetProperty("code").GetString());
+            Assert.Equal(code, (await AuthKit.ErrorAsync(response)).GetProperty("code").GetString());
         }
         Assert.Equal(1, _upstream.Calls);
     }

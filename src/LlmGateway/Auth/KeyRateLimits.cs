@@ -17,8 +17,12 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
 {
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
 
-    /// <summary>Null error: go ahead (settle the ticket, when there is one, at the end). Otherwise the 429.</summary>
-    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, GatewayRequest request, RouteDecision route)
+    /// <summary>
+    /// Null error: go ahead (settle the ticket, when there is one, at the end). Otherwise the 429.
+    /// <paramref name="estimatedTokens"/> is what TPM is charged now (<see cref="EstimateTokens"/>; 0 for a
+    /// call whose size shows only in its answer, which then pays at settlement).
+    /// </summary>
+    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, long estimatedTokens)
     {
         if (caller.Rpm <= 0 && caller.Tpm <= 0) return (null, null);
         var now = time.GetUtcNow();
@@ -44,7 +48,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
 
         // A request bigger than the whole allowance takes the whole allowance rather than never
         // passing; its real usage is charged at the end, so the key still averages its TPM.
-        var cost = (int)Math.Min(EstimateTokens(request, route), caller.Tpm);
+        var cost = (int)Math.Min(estimatedTokens, caller.Tpm);
         if (await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, cost, now, ct).ConfigureAwait(false) is not { } tokens)
         {
             return (null, null);

@@ -28,7 +28,7 @@ namespace LlmGateway.Budgets;
 /// an outage goes uncounted.
 /// </para>
 /// </summary>
-public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate, IBudgetReport
+public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate, IBudgetReport, IUnreservedSpend
 {
     /// <summary>How often the local view of the counters (for the router and the gauges) is refreshed, and pending spend flushed.</summary>
     public static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
@@ -95,17 +95,19 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: Admission (called by the candidate executor before each attempt)
 
-    private static BudgetLimit? KeyLimitOf(GatewayContext context) =>
-        Auth.CallerIdentity.Of(context.Http) is { } caller && (caller.DailyUsd > 0 || caller.MonthlyUsd > 0)
-            ? new BudgetLimit { DailyUsd = caller.DailyUsd, MonthlyUsd = caller.MonthlyUsd }
-            : null;
+    /// <summary>
+    /// A key's limits travel with its identity (configured and virtual keys alike); the configured list
+    /// is the fallback for callers that set a key id without one.
+    /// </summary>
+    private BudgetLimit? KeyLimitOf(string? keyId, Auth.CallerIdentity? caller) =>
+        keyId is null ? null
+        : caller is { } c && (c.DailyUsd > 0 || c.MonthlyUsd > 0) ? new BudgetLimit { DailyUsd = c.DailyUsd, MonthlyUsd = c.MonthlyUsd }
+        : _keys.Find(keyId);
 
     public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
     {
         var keyId = context.Record.KeyId;
-        // A key's limits travel with its identity (configured and virtual keys alike); the configured
-        // list is the fallback for callers that set a key id without one.
-        var keyLimit = keyId is null ? null : KeyLimitOf(context) ?? _keys.Find(keyId);
+        var keyLimit = KeyLimitOf(keyId, Auth.CallerIdentity.Of(context.Http));
         if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
 
         var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens);
@@ -176,6 +178,49 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         _ when scope.StartsWith("key:", StringComparison.Ordinal) => $"key '{scope["key:".Length..]}'",
         _ => scope,
     };
+
+    // :: Unreserved spend (pass-through calls)
+
+    public string? ExhaustedReason(string provider, Auth.CallerIdentity? caller)
+    {
+        var keyLimit = KeyLimitOf(caller?.KeyId, caller);
+        if (!_hasStaticLimits && keyLimit is null) return null;
+        foreach (var c in Windows.ForAttempt(provider, caller?.KeyId, _global, _providers.GetValueOrDefault(provider), keyLimit))
+        {
+            if (SpentKnown(c.Key) + _known.GetValueOrDefault(c.Key).Reserved >= c.Counter.Limit)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"the {c.Window} budget of {Describe(c.Scope)} is used up (it resets at {c.WindowEnd:yyyy-MM-ddTHH:mm:ssZ})");
+            }
+        }
+        return null;
+    }
+
+    public async ValueTask ChargeAsync(string provider, Auth.CallerIdentity? caller, string requestId, decimal costUsd)
+    {
+        if (costUsd <= 0) return;
+        var counters = Windows.ForAttempt(provider, caller?.KeyId, _global, _providers.GetValueOrDefault(provider), KeyLimitOf(caller?.KeyId, caller));
+        if (counters.Length == 0) return;
+        // Nothing was held for it: settled like spend admitted during an outage, once per request id.
+        var settlement = new Settlement(new Reservation(requestId, 0), Nanos.FromUsd(costUsd), Held: false);
+        if (_store.IsAvailable)
+        {
+            try
+            {
+                Remember(counters, await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false));
+                await CheckAlertsAsync(counters).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreUnavailableException)
+            {
+                // Kept below and written when the store is back.
+            }
+        }
+        lock (_localLock)
+        {
+            foreach (var c in counters) Local(c).Keep(settlement);
+        }
+        await CheckAlertsAsync(counters).ConfigureAwait(false);
+    }
 
     // :: Settling (the ticket calls back here)
 

@@ -13,6 +13,7 @@ public static class BudgetsEndpoints
         services.AddSingleton<BudgetService>();
         services.AddSingleton<IAttemptAdmission>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetGate>(sp => sp.GetRequiredService<BudgetService>());
+        services.AddSingleton<IUnreservedSpend>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetReport>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<Telemetry.IBudgetMetricsSource, BudgetMetricsSource>();
         services.AddHostedService(sp => sp.GetRequiredService<BudgetService>());

@@ -28,6 +28,20 @@ public interface IAdmissionTicket
     ValueTask ReleaseAsync();
 }
 
+/// <summary>
+/// Spend whose cost is known only from the answer (a pass-through call: the gateway doesn't read its
+/// body, so there is nothing to reserve): refused up front when a budget it falls under is already
+/// spent, and charged to every such budget when it ends.
+/// </summary>
+public interface IUnreservedSpend
+{
+    /// <summary>Why a call on <paramref name="provider"/> by <paramref name="caller"/> may not spend now, or null.</summary>
+    string? ExhaustedReason(string provider, Auth.CallerIdentity? caller);
+
+    /// <summary>Adds what the call cost to the global, provider and key budgets; once per <paramref name="requestId"/>, never throws.</summary>
+    ValueTask ChargeAsync(string provider, Auth.CallerIdentity? caller, string requestId, decimal costUsd);
+}
+
 /// <summary>What the router asks of budgets to skip a provider whose budget is spent, without a call to the store.</summary>
 public interface IBudgetGate
 {

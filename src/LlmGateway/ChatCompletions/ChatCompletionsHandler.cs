@@ -112,7 +112,7 @@ public sealed class ChatCompletionsHandler(
             // :: Step 3b: the key's RPM and TPM (429 with Retry-After; x-ratelimit-* headers either way).
             if (caller is not null)
             {
-                var (limitError, ticket) = await keyLimits.AdmitAsync(http, caller, request, route).ConfigureAwait(false);
+                var (limitError, ticket) = await keyLimits.AdmitAsync(http, caller, KeyRateLimits.EstimateTokens(request, route)).ConfigureAwait(false);
                 keyTicket = ticket;
                 if (limitError is not null)
                 {

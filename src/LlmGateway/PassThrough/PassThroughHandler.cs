@@ -25,7 +25,8 @@ public sealed partial class PassThroughHandler : IDisposable
 
     private readonly IHttpForwarder _forwarder;
     private readonly RequestRecorder _recorder;
-    private readonly IBudgetGate? _budgets;
+    private readonly KeyRateLimits _keyLimits;
+    private readonly IUnreservedSpend? _budgets;
     private readonly ILogger<PassThroughHandler> _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly ForwarderRequestConfig _config;
@@ -35,9 +36,10 @@ public sealed partial class PassThroughHandler : IDisposable
     private readonly string? _missingKey;
     private readonly FrozenDictionary<string, (string Name, ModelOptions Model)> _models;
 
-    public PassThroughHandler(IOptions<GatewayOptions> options, IHttpForwarder forwarder, RequestRecorder recorder, TimeProvider time,
-        ILogger<PassThroughHandler> logger, IBudgetGate? budgets = null)
+    public PassThroughHandler(IOptions<GatewayOptions> options, IHttpForwarder forwarder, RequestRecorder recorder, KeyRateLimits keyLimits,
+        TimeProvider time, ILogger<PassThroughHandler> logger, IUnreservedSpend? budgets = null)
     {
+        _keyLimits = keyLimits;
         _forwarder = forwarder;
         _recorder = recorder;
         _budgets = budgets;
@@ -103,11 +105,13 @@ public sealed partial class PassThroughHandler : IDisposable
         }
 
         var started = Time.GetTimestamp();
+        var caller = CallerIdentity.Of(http);
+        KeyLimitTicket? keyTicket = null;
         var record = new RequestRecord
         {
             RequestId = GatewayHeaders.NewRequestId(),
             StartedAt = Time.GetUtcNow(),
-            KeyId = CallerIdentity.Of(http)?.KeyId,
+            KeyId = caller?.KeyId,
             Provider = _provider,
             TaskType = PassThroughPaths.Label(segment),
             Route = "pass-through to " + _provider,
@@ -123,10 +127,23 @@ public sealed partial class PassThroughHandler : IDisposable
                 await FailAsync(http, record, new ApiError(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, PassThroughErrors.ProviderNotConfigured, _missingKey)).ConfigureAwait(false);
                 return;
             }
-            if (_budgets?.ExhaustedReason(_provider) is { } spent)
+            // The cost shows only in the answer: nothing to reserve, so a call is refused once a budget
+            // it falls under (global, provider, key) is used up, and charged what it cost at the end.
+            if (_budgets?.ExhaustedReason(_provider, caller) is { } spent)
             {
                 await FailAsync(http, record, ApiError.BudgetExceeded($"Pass-through is refused: {spent}.")).ConfigureAwait(false);
                 return;
+            }
+            // The key's RPM counts the call; its TPM is charged the tokens the answer reports.
+            if (caller is not null)
+            {
+                var (limitError, ticket) = await _keyLimits.AdmitAsync(http, caller, estimatedTokens: 0).ConfigureAwait(false);
+                keyTicket = ticket;
+                if (limitError is not null)
+                {
+                    await FailAsync(http, record, limitError).ConfigureAwait(false);
+                    return;
+                }
             }
 
             // :: Step 2: uploads may be far larger than chat bodies (Kestrel's limit is sized for those).
@@ -183,6 +200,8 @@ public sealed partial class PassThroughHandler : IDisposable
             {
                 record.Model = PassThroughErrors.UnknownModel;
             }
+            if (_budgets is not null) await _budgets.ChargeAsync(_provider, caller, record.RequestId, record.CostUsd).ConfigureAwait(false);
+            if (keyTicket is not null) await keyTicket.SettleAsync(record.Usage).ConfigureAwait(false);
             _recorder.Record(record);
         }
     }

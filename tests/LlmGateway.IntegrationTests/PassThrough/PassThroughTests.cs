@@ -286,6 +286,53 @@ public sealed class PassThroughTests : IAsyncLifetime
         Assert.Equal(500, Value("llm_gateway_tokens_total", ("model", "test-model"), ("direction", "output")));
     }
 
+    private const string PricedAnswer =
+        """{"id":"resp_1","object":"response","model":"upstream-model","output":[],"usage":{"input_tokens":1000,"output_tokens":500,"total_tokens":1500}}""";
+
+    [Fact]
+    public async Task Pass_through_spend_counts_against_budgets_and_a_spent_budget_refuses_the_next_call()
+    {
+        // Each answer costs 1000 x 0.001 / 1000 + 500 x 0.002 / 1000 = $0.002. Its cost shows only in the
+        // answer, so the call that crosses the $0.003 limit still runs; the one after it is refused.
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, PricedAnswer);
+        var settings = Settings();
+        settings["Gateway:Budgets:Providers:up:DailyUsd"] = "0.003";
+        await using var gateway = new GatewayFactory(settings);
+        var client = gateway.CreateClient();
+
+        using var first = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"a"}""", Encoding.UTF8, "application/json"));
+        using var second = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"b"}""", Encoding.UTF8, "application/json"));
+        using var third = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"c"}""", Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        Assert.Equal("budget_exceeded", (await AuthKit.ErrorAsync(third)).GetProperty("code").GetString());
+        Assert.Equal(2, _upstream.Calls);
+        var budgets = await client.AdminAsync(HttpMethod.Get, "/admin/budgets", _adminKey);
+        Assert.Contains("0.004", budgets.ToString());
+    }
+
+    [Fact]
+    public async Task A_keys_rpm_limit_holds_for_pass_through_calls()
+    {
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, ModerationAnswer);
+        const string gatewayKey = "gw-passthrough-rpm-key-0123456789";
+        await using var gateway = new GatewayFactory(Settings().WithKeys(new AuthKit.Key("team-rpm", gatewayKey, Rpm: 2)));
+        var client = gateway.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", gatewayKey);
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.PostAsync("/v1/moderations", new StringContent("""{"input":"x"}""", Encoding.UTF8, "application/json"));
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
+        Assert.Equal(2, _upstream.Calls);
+    }
+
     [Fact]
     public async Task With_pass_through_off_those_paths_answer_the_openai_shaped_404_and_nothing_is_forwarded()
     {

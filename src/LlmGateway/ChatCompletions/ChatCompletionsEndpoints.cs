@@ -22,6 +22,7 @@ public static class ChatCompletionsEndpoints
         // The handler reads the raw body itself (size limit, pooled buffer, no DTO round trip), so the
         // endpoint takes the HttpContext. No Accepts(): that would turn away curl's default content type.
         app.MapPost("/v1/chat/completions", (HttpContext http, ChatCompletionsHandler handler) => handler.HandleAsync(http))
+            .WithRequestTelemetry(logContent: true)
             .WithName("CreateChatCompletion")
             .WithTags("Chat")
             .WithSummary("OpenAI Chat Completions, streamed (SSE) or not")

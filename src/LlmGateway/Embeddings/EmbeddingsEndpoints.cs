@@ -1,4 +1,5 @@
 using LlmGateway.ChatCompletions;
+using LlmGateway.Telemetry;
 
 namespace LlmGateway.Embeddings;
 
@@ -11,6 +12,7 @@ public static class EmbeddingsEndpoints
     public static IEndpointRouteBuilder MapEmbeddings(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/embeddings", static (HttpContext http, ChatCompletionsHandler handler) => handler.HandleAsync(http, EmbeddingsRequest.TryParse))
+            .WithRequestTelemetry()
             .WithName("CreateEmbedding")
             .WithTags("Embeddings")
             .WithSummary("OpenAI Embeddings, for OpenAI-compatible, Azure OpenAI, Gemini and Ollama models")

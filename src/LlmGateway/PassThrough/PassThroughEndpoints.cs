@@ -1,4 +1,5 @@
 using LlmGateway.Configuration;
+using LlmGateway.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace LlmGateway.PassThrough;
@@ -25,6 +26,7 @@ public static class PassThroughEndpoints
         if (!app.ServiceProvider.GetRequiredService<IOptions<GatewayOptions>>().Value.PassThrough.Enabled) return app;
         app.Map("/v1/{**path}", (HttpContext http, PassThroughHandler handler) => handler.HandleAsync(http))
             .WithOrder(1)
+            .WithRequestTelemetry()
             .ExcludeFromDescription();
         return app;
     }

@@ -11,7 +11,7 @@ namespace LlmGateway.Telemetry;
 
 /// <summary>
 /// Spans of the ActivitySource "LlmGateway": one per chat request (started by
-/// <see cref="ChatTelemetryMiddleware"/>, filled in from the request's record) and one per upstream attempt
+/// <see cref="RequestTelemetryMiddleware"/>, filled in from the request's record) and one per upstream attempt
 /// (started and ended around each candidate by the <see cref="CandidateExecutor"/>), with the GenAI
 /// semantic-convention attributes. With no listener (no OTLP endpoint) each call costs one check.
 /// </summary>

@@ -23,7 +23,7 @@ public static class TelemetryExtensions
     }
 
     /// <summary>The in-flight gauge and the request span around each chat completion request.</summary>
-    public static IApplicationBuilder UseTelemetry(this IApplicationBuilder app) => app.UseMiddleware<ChatTelemetryMiddleware>();
+    public static IApplicationBuilder UseTelemetry(this IApplicationBuilder app) => app.UseMiddleware<RequestTelemetryMiddleware>();
 
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder app)
     {

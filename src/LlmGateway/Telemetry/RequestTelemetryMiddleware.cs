@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using LlmGateway.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Telemetry;
+
+/// <summary>
+/// Marks an endpoint whose requests are model calls: they count in the in-flight gauge and get the
+/// request span. <see cref="LogContent"/>: the prompt and completion log line applies (only when
+/// Gateway:Logging:IncludeContent is on; chat only: a log of embedding vectors or uploads would be noise).
+/// </summary>
+public sealed record RequestTelemetry(bool LogContent)
+{
+    public static readonly RequestTelemetry WithContent = new(true);
+    public static readonly RequestTelemetry WithoutContent = new(false);
+}
+
+public static class RequestTelemetryExtensions
+{
+    public static TBuilder WithRequestTelemetry<TBuilder>(this TBuilder builder, bool logContent = false) where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(logContent ? RequestTelemetry.WithContent : RequestTelemetry.WithoutContent);
+}
+
+/// <summary>
+/// Around each request to an endpoint marked with <see cref="RequestTelemetry"/> (chat, embeddings,
+/// pass-through): the in-flight gauge, the request span and, where marked, the content log line.
+/// Every other request passes straight through.
+/// </summary>
+public sealed class RequestTelemetryMiddleware(RequestDelegate next, GatewayMetrics metrics, ContentLog content, IOptions<GatewayOptions> options)
+{
+    private readonly bool _includeContent = options.Value.Logging.IncludeContent;
+
+    public Task InvokeAsync(HttpContext http) =>
+        http.GetEndpoint()?.Metadata.GetMetadata<RequestTelemetry>() is { } marked
+            ? InvokeTracedAsync(http, marked.LogContent && _includeContent)
+            : next(http);
+
+    private async Task InvokeTracedAsync(HttpContext http, bool includeContent)
+    {
+        metrics.RequestStarted();
+        using var activity = GatewayTracing.StartRequest();
+        try
+        {
+            if (includeContent) await content.RunAsync(http, next).ConfigureAwait(false);
+            else await next(http).ConfigureAwait(false);
+        }
+        catch (Exception e) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, e.GetType().Name);
+            activity.AddException(e);
+            throw;
+        }
+        finally
+        {
+            metrics.RequestEnded();
+        }
+    }
+}

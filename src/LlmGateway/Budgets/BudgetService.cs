@@ -201,25 +201,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         var counters = Windows.ForAttempt(provider, caller?.KeyId, _global, _providers.GetValueOrDefault(provider), KeyLimitOf(caller?.KeyId, caller));
         if (counters.Length == 0) return;
         // Nothing was held for it: settled like spend admitted during an outage, once per request id.
-        var settlement = new Settlement(new Reservation(requestId, 0), Nanos.FromUsd(costUsd), Held: false);
-        if (_store.IsAvailable)
-        {
-            try
-            {
-                Remember(counters, await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false));
-                await CheckAlertsAsync(counters).ConfigureAwait(false);
-                return;
-            }
-            catch (StoreUnavailableException)
-            {
-                // Kept below and written when the store is back.
-            }
-        }
-        lock (_localLock)
-        {
-            foreach (var c in counters) Local(c).Keep(settlement);
-        }
-        await CheckAlertsAsync(counters).ConfigureAwait(false);
+        await WriteAsync(counters, new Settlement(new Reservation(requestId, 0), Nanos.FromUsd(costUsd), Held: false), tryStore: true).ConfigureAwait(false);
     }
 
     // :: Settling (the ticket calls back here)
@@ -235,12 +217,18 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 foreach (var c in counters) Local(c).Held -= ticket.Reservation.Amount;
             }
         }
-        if (ticket.InStore && _store.IsAvailable)
+        // A reservation admitted without the store is settled through the flush, like the rest of its outage spend.
+        await WriteAsync(counters, settlement, tryStore: ticket.InStore).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes a settlement to the store, or keeps it to write when the store is back; then checks the alerts.</summary>
+    private async ValueTask WriteAsync(ScopeCounter[] counters, Settlement settlement, bool tryStore)
+    {
+        if (tryStore && _store.IsAvailable)
         {
             try
             {
-                var states = await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false);
-                Remember(counters, states);
+                Remember(counters, await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false));
                 await CheckAlertsAsync(counters).ConfigureAwait(false);
                 return;
             }
@@ -249,7 +237,6 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 // Kept below. It may have gone through anyway: settlements are idempotent, so sending it again is safe.
             }
         }
-        // Admitted without the store, or it failed now: kept, and written when the store is back.
         lock (_localLock)
         {
             foreach (var c in counters) Local(c).Keep(settlement);

@@ -36,28 +36,10 @@ public sealed class ChatRequest : GatewayRequest
     private string? _lastUserText;
 
     /// <summary>Parses and checks a request body; returns the request or the 400 that explains what is wrong.</summary>
-    public static ChatRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error)
-    {
-        var doc = RequestJson.Parse(body, out error);
-        if (doc is null) return null;
-        var request = new ChatRequest(doc, body);
-        try
-        {
-            error = request.Read();
-        }
-        catch (InvalidOperationException)
-        {
-            error = RequestJson.NotUnicode();
-        }
-        if (error is not null)
-        {
-            request.Dispose();
-            return null;
-        }
-        return request;
-    }
+    public static ChatRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error) =>
+        TryParse(body, static (document, bytes) => new ChatRequest(document, bytes), out error);
 
-    private ApiError? Read()
+    protected override ApiError? Read()
     {
         var root = Root;
         if (root.ValueKind != JsonValueKind.Object)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmGateway.Http;
 
 namespace LlmGateway.ChatCompletions;
 
@@ -53,6 +54,29 @@ public abstract class GatewayRequest : IDisposable
 
     /// <summary>The text task-type patterns are matched against (chat: the last user message).</summary>
     public virtual string LastUserText => "";
+
+    /// <summary>Reads out and checks the fields of this endpoint; the 400 that says what is wrong, or null.</summary>
+    protected abstract ApiError? Read();
+
+    /// <summary>Parses a body and checks it as <typeparamref name="T"/> does; returns the request or the 400.</summary>
+    protected static T? TryParse<T>(ReadOnlyMemory<byte> body, Func<JsonDocument, ReadOnlyMemory<byte>, T> create, out ApiError? error)
+        where T : GatewayRequest
+    {
+        var document = RequestJson.Parse(body, out error);
+        if (document is null) return null;
+        var request = create(document, body);
+        try
+        {
+            error = request.Read();
+        }
+        catch (InvalidOperationException)
+        {
+            error = RequestJson.NotUnicode();
+        }
+        if (error is null) return request;
+        request.Dispose();
+        return null;
+    }
 
     public void Dispose()
     {

@@ -60,25 +60,10 @@ public sealed class EmbeddingsRequest : GatewayRequest
         return texts;
     }
 
-    public static EmbeddingsRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error)
-    {
-        var document = RequestJson.Parse(body, out error);
-        if (document is null) return null;
-        var request = new EmbeddingsRequest(document, body);
-        try
-        {
-            error = request.Read();
-        }
-        catch (InvalidOperationException)
-        {
-            error = RequestJson.NotUnicode();
-        }
-        if (error is null) return request;
-        request.Dispose();
-        return null;
-    }
+    public static EmbeddingsRequest? TryParse(ReadOnlyMemory<byte> body, out ApiError? error) =>
+        TryParse(body, static (document, bytes) => new EmbeddingsRequest(document, bytes), out error);
 
-    private ApiError? Read()
+    protected override ApiError? Read()
     {
         var root = Root;
         if (root.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);

@@ -175,8 +175,7 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     }
 
     /// <summary>
-    /// Deletes the conversation; false when there was none. The store has no single-key delete, so an
-    /// empty value (read as "no conversation") replaces it and expires on its own shortly after.
+    /// Deletes the conversation; false when there was none (an expired or emptied one included).
     /// Throws <see cref="StoreUnavailableException"/>.
     /// </summary>
     public async Task<bool> DeleteAsync(HttpContext http, string id)
@@ -186,9 +185,9 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         await gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (ConversationHistory.Decode(await store.GetAsync(key).ConfigureAwait(false)) is null) return false;
-            await store.SetAsync(key, [], DeletedMarkerTtl).ConfigureAwait(false);
-            return true;
+            var existed = ConversationHistory.Decode(await store.GetAsync(key).ConfigureAwait(false)) is not null;
+            await store.DeleteAsync(key).ConfigureAwait(false);
+            return existed;
         }
         finally
         {
@@ -196,7 +195,6 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         }
     }
 
-    private static readonly TimeSpan DeletedMarkerTtl = TimeSpan.FromSeconds(1);
 
     /// <summary>When the stored history expires: its last turn plus the TTL (each turn refreshes it).</summary>
     public long ExpiresAt(ConversationHistory history) => history.UpdatedAt + _options.TtlSeconds;

@@ -50,6 +50,9 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     public Task SetAsync(string key, byte[] value, TimeSpan ttl) =>
         Enter(StoreOperations.CacheSet) ? Guard(StoreOperations.CacheSet, _inner.SetAsync(key, value, ttl)) : Refused(StoreOperations.CacheSet);
 
+    public Task<bool> DeleteAsync(string key) =>
+        Enter(StoreOperations.CacheDelete) ? Guard(StoreOperations.CacheDelete, _inner.DeleteAsync(key)) : Refused<bool>(StoreOperations.CacheDelete);
+
     public Task<long> DeleteByPrefixAsync(string prefix) =>
         // Deleting a large cache is many pages: that one gets more time than a single call.
         Enter(StoreOperations.CacheDelete) ? Guard(StoreOperations.CacheDelete, _inner.DeleteByPrefixAsync(prefix), _timeout * 40) : Refused<long>(StoreOperations.CacheDelete);

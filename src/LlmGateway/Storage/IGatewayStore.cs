@@ -28,6 +28,9 @@ public interface IGatewayStore
 
     Task SetAsync(string key, byte[] value, TimeSpan ttl);
 
+    /// <summary>Removes one entry; false when there was none.</summary>
+    Task<bool> DeleteAsync(string key);
+
     /// <summary>Removes every entry whose key starts with <paramref name="prefix"/>; returns how many.</summary>
     Task<long> DeleteByPrefixAsync(string prefix);
 

@@ -86,6 +86,9 @@ public sealed class MemoryStore : IGatewayStore
         return Task.CompletedTask;
     }
 
+    public Task<bool> DeleteAsync(string key) =>
+        Task.FromResult(_cache.TryGetValue(key, out var item) && Remove(key, item) && item.ExpiresAtMs > NowMs);
+
     public Task<long> DeleteByPrefixAsync(string prefix)
     {
         long removed = 0;

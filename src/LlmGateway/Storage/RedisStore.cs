@@ -95,6 +95,8 @@ public sealed class RedisStore : IGatewayStore, IDisposable
 
     public async Task SetAsync(string key, byte[] value, TimeSpan ttl) => await Db.StringSetAsync(Key(key), value, ttl).ConfigureAwait(false);
 
+    public async Task<bool> DeleteAsync(string key) => await Db.KeyDeleteAsync(Key(key)).ConfigureAwait(false);
+
     public async Task<long> DeleteByPrefixAsync(string prefix)
     {
         // SCAN in pages (a script per page, so Redis is never blocked for long), unlinking what matches.

@@ -70,6 +70,19 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Deleting_one_key_removes_it_alone_and_says_whether_it_was_there()
+    {
+        await Store.SetAsync("conv:k:a", [1], TimeSpan.FromMinutes(5));
+        await Store.SetAsync("conv:k:ab", [2], TimeSpan.FromMinutes(5));
+
+        Assert.True(await Store.DeleteAsync("conv:k:a"));
+
+        Assert.Null(await Store.GetAsync("conv:k:a"));
+        Assert.NotNull(await Store.GetAsync("conv:k:ab"));
+        Assert.False(await Store.DeleteAsync("conv:k:a"));
+    }
+
+    [Fact]
     public async Task Deleting_by_prefix_removes_only_the_matching_keys()
     {
         for (var i = 0; i < 30; i++) await Store.SetAsync($"cache:{i}", [1], TimeSpan.FromMinutes(5));

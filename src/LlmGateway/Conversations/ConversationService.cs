@@ -147,14 +147,25 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         await gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            // Read again: another turn may have landed while this one was answered.
-            var now = time.GetUtcNow().ToUnixTimeSeconds();
-            var history = ConversationHistory.Decode(await store.GetAsync(turn.StoreKey).ConfigureAwait(false)) ?? new ConversationHistory { CreatedAt = now };
-            if (turn.System is not null) history.System = turn.System;
-            history.Turns.Add(new ConversationTurnMessages(messages));
-            history.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
-            history.UpdatedAt = now;
-            await store.SetAsync(turn.StoreKey, history.Encode(), Ttl).ConfigureAwait(false);
+            // Read again: another turn may have landed while this one was answered. The lock orders this
+            // instance's writers; the compare-and-set catches another instance's, and the turn is added
+            // again to what that one wrote.
+            for (var attempt = 1; ; attempt++)
+            {
+                var now = time.GetUtcNow().ToUnixTimeSeconds();
+                var stored = await store.GetAsync(turn.StoreKey).ConfigureAwait(false);
+                var history = ConversationHistory.Decode(stored) ?? new ConversationHistory { CreatedAt = now };
+                if (turn.System is not null) history.System = turn.System;
+                history.Turns.Add(new ConversationTurnMessages(messages));
+                history.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
+                history.UpdatedAt = now;
+                if (await store.SetIfUnchangedAsync(turn.StoreKey, stored, history.Encode(), Ttl).ConfigureAwait(false)) break;
+                if (attempt == MaxWriteAttempts)
+                {
+                    logger.LogWarning("Conversation {Conversation}: the turn was not stored: the history kept changing under {Attempts} attempts", turn.StoreKey, attempt);
+                    break;
+                }
+            }
         }
         catch (StoreUnavailableException e)
         {
@@ -198,6 +209,13 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
 
     /// <summary>When the stored history expires: its last turn plus the TTL (each turn refreshes it).</summary>
     public long ExpiresAt(ConversationHistory history) => history.UpdatedAt + _options.TtlSeconds;
+
+    /// <summary>
+    /// Compare-and-set rounds before a turn gives up. Only turns racing on one conversation from several
+    /// instances retry, and every failed round means another turn was stored: the bound is far above any
+    /// real race and only stops a store that never takes the write.
+    /// </summary>
+    private const int MaxWriteAttempts = 32;
 
     private static SemaphoreSlim[] CreateLocks(int count)
     {

@@ -50,6 +50,9 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     public Task SetAsync(string key, byte[] value, TimeSpan ttl) =>
         Enter(StoreOperations.CacheSet) ? Guard(StoreOperations.CacheSet, _inner.SetAsync(key, value, ttl)) : Refused(StoreOperations.CacheSet);
 
+    public Task<bool> SetIfUnchangedAsync(string key, byte[]? expected, byte[] value, TimeSpan ttl) =>
+        Enter(StoreOperations.CacheSet) ? Guard(StoreOperations.CacheSet, _inner.SetIfUnchangedAsync(key, expected, value, ttl)) : Refused<bool>(StoreOperations.CacheSet);
+
     public Task<bool> DeleteAsync(string key) =>
         Enter(StoreOperations.CacheDelete) ? Guard(StoreOperations.CacheDelete, _inner.DeleteAsync(key)) : Refused<bool>(StoreOperations.CacheDelete);
 

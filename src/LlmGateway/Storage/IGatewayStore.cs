@@ -28,6 +28,13 @@ public interface IGatewayStore
 
     Task SetAsync(string key, byte[] value, TimeSpan ttl);
 
+    /// <summary>
+    /// Writes <paramref name="value"/> only while the stored value is still <paramref name="expected"/>
+    /// (null: no entry); false when another writer changed it first. What a read-modify-write shared
+    /// by several gateway instances needs to lose nothing.
+    /// </summary>
+    Task<bool> SetIfUnchangedAsync(string key, byte[]? expected, byte[] value, TimeSpan ttl);
+
     /// <summary>Removes one entry; false when there was none.</summary>
     Task<bool> DeleteAsync(string key);
 

@@ -76,14 +76,44 @@ public sealed class MemoryStore : IGatewayStore
     public Task SetAsync(string key, byte[] value, TimeSpan ttl)
     {
         if (value.Length > _maxCacheBytes) return Task.CompletedTask;
-        var item = new CacheItem(value, NowMs + (long)ttl.TotalMilliseconds, Interlocked.Increment(ref _cacheSeq));
+        var item = NewItem(value, ttl);
         _cache.AddOrUpdate(key,
             static (_, s) => { Interlocked.Add(ref s.Store._cacheBytes, s.Item.Value.Length); return s.Item; },
             static (_, old, s) => { Interlocked.Add(ref s.Store._cacheBytes, s.Item.Value.Length - old.Value.Length); return s.Item; },
             (Store: this, Item: item));
+        Added(key, item);
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> SetIfUnchangedAsync(string key, byte[]? expected, byte[] value, TimeSpan ttl)
+    {
+        if (value.Length > _maxCacheBytes) return Task.FromResult(false);
+        var item = NewItem(value, ttl);
+        var live = _cache.TryGetValue(key, out var current) && current.ExpiresAtMs > NowMs;
+        bool written;
+        if (expected is null)
+        {
+            if (live) return Task.FromResult(false);
+            // An expired entry still in the map counts as none: replace exactly that one.
+            written = current is null ? _cache.TryAdd(key, item) : _cache.TryUpdate(key, item, current);
+        }
+        else
+        {
+            if (!live || !current!.Value.AsSpan().SequenceEqual(expected)) return Task.FromResult(false);
+            written = _cache.TryUpdate(key, item, current);
+        }
+        if (!written) return Task.FromResult(false);
+        Interlocked.Add(ref _cacheBytes, value.Length - (current?.Value.Length ?? 0));
+        Added(key, item);
+        return Task.FromResult(true);
+    }
+
+    private CacheItem NewItem(byte[] value, TimeSpan ttl) => new(value, NowMs + (long)ttl.TotalMilliseconds, Interlocked.Increment(ref _cacheSeq));
+
+    private void Added(string key, CacheItem item)
+    {
         _cacheOrder.Enqueue((key, item.Seq));
         Evict();
-        return Task.CompletedTask;
     }
 
     public Task<bool> DeleteAsync(string key) =>

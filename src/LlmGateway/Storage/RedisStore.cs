@@ -95,6 +95,12 @@ public sealed class RedisStore : IGatewayStore, IDisposable
 
     public async Task SetAsync(string key, byte[] value, TimeSpan ttl) => await Db.StringSetAsync(Key(key), value, ttl).ConfigureAwait(false);
 
+    public async Task<bool> SetIfUnchangedAsync(string key, byte[]? expected, byte[] value, TimeSpan ttl)
+    {
+        RedisValue[] args = [expected is null ? 0 : 1, expected ?? [], value, (long)ttl.TotalMilliseconds];
+        return (long)(await Db.ScriptEvaluateAsync(Scripts.SetIfUnchanged, [Key(key)], args).ConfigureAwait(false)) == 1;
+    }
+
     public async Task<bool> DeleteAsync(string key) => await Db.KeyDeleteAsync(Key(key)).ConfigureAwait(false);
 
     public async Task<long> DeleteByPrefixAsync(string prefix)
@@ -429,6 +435,19 @@ public sealed class RedisStore : IGatewayStore, IDisposable
             else
               redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', string.format('%d', math.max(1, math.ceil((nxt - now) / 1000))))
             end
+            return 1
+            """;
+
+        // ARGV: whether a value is expected (0: the key must not exist), the expected value, the new
+        // value, its TTL in ms. Returns 1 when written, 0 when the key had changed.
+        public const string SetIfUnchanged = """
+            local current = redis.call('GET', KEYS[1])
+            if ARGV[1] == '0' then
+              if current then return 0 end
+            elseif current ~= ARGV[2] then
+              return 0
+            end
+            redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
             return 1
             """;
 

@@ -1,3 +1,4 @@
+using System.Net;
 using LlmGateway.IntegrationTests.Infrastructure;
 using LlmGateway.IntegrationTests.Storage;
 
@@ -50,6 +51,30 @@ public sealed class ConversationRedisTests(RedisServer sharedRedis) : IAsyncLife
         Assert.InRange(int.Parse(ttl!.TrimStart(':'), System.Globalization.CultureInfo.InvariantCulture), 86_000, 86_400);
         Assert.Equal(200, deleteStatus);
         Assert.Equal(404, afterStatus);
+    }
+
+    [Fact]
+    public async Task Turns_racing_on_one_conversation_from_two_instances_are_all_kept()
+    {
+        var prefix = $"conv-race-{Guid.NewGuid():N}:";
+        await using var first = Gateway(sharedRedis.ConnectionString, prefix);
+        await using var second = Gateway(sharedRedis.ConnectionString, prefix);
+        var a = await first.ConnectedClientAsync();
+        var b = await second.ConnectedClientAsync();
+
+        // Each instance reads the history, asks the upstream and writes the history back: without a
+        // compare-and-set, two writers that read the same history drop each other's turn.
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            using var response = await (i % 2 == 0 ? a : b).TurnAsync("race", ConversationKit.Body($"q{i}"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }));
+        var (status, conversation) = await a.SendAsync(HttpMethod.Get, "race");
+
+        Assert.Equal(200, status);
+        var users = ConversationKit.Lines(conversation.GetProperty("messages")).Where(l => l.StartsWith("user: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => $"user: q{i}").Order(), users.Order());
+        Assert.Equal(16, conversation.GetProperty("turns").GetInt32());
     }
 
     [Fact]

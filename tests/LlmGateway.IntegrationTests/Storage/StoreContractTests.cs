@@ -70,6 +70,20 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_compare_and_set_writes_only_over_the_value_it_expects()
+    {
+        Assert.True(await Store.SetIfUnchangedAsync("conv:k:cas", null, [1], TimeSpan.FromMinutes(5)));
+        Assert.False(await Store.SetIfUnchangedAsync("conv:k:cas", null, [2], TimeSpan.FromMinutes(5)));   // it exists now
+        Assert.False(await Store.SetIfUnchangedAsync("conv:k:cas", [9], [3], TimeSpan.FromMinutes(5)));    // not what is stored
+        Assert.Equal([1], await Store.GetAsync("conv:k:cas"));
+
+        Assert.True(await Store.SetIfUnchangedAsync("conv:k:cas", [1], [4, 4], TimeSpan.FromMinutes(5)));
+        Assert.Equal([4, 4], await Store.GetAsync("conv:k:cas"));
+        Assert.False(await Store.SetIfUnchangedAsync("conv:k:absent", [1], [5], TimeSpan.FromMinutes(5)));
+        Assert.Null(await Store.GetAsync("conv:k:absent"));
+    }
+
+    [Fact]
     public async Task Deleting_one_key_removes_it_alone_and_says_whether_it_was_there()
     {
         await Store.SetAsync("conv:k:a", [1], TimeSpan.FromMinutes(5));

@@ -1,19 +1,25 @@
 using System.Text.Json;
+using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using Microsoft.Extensions.Options;
 
 namespace LlmGateway.Models;
 
-/// <summary>GET /v1/models in OpenAI's list shape: every configured model, plus <c>auto</c>.</summary>
+/// <summary>
+/// GET /v1/models in OpenAI's list shape: every configured model the caller's gateway key may use
+/// (all of them without keys), plus <c>auto</c>. A model the key may not use is as unknown to it as
+/// one that isn't configured.
+/// </summary>
 public static class ModelsEndpoints
 {
     public static IEndpointRouteBuilder MapModels(this IEndpointRouteBuilder app)
     {
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-        app.MapGet("/v1/models", (IOptions<GatewayOptions> options) =>
+        app.MapGet("/v1/models", (HttpContext http, IOptions<GatewayOptions> options) =>
         {
+            var caller = CallerIdentity.Of(http);
             var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
             using (var w = new Utf8JsonWriter(buffer))
             {
@@ -23,7 +29,7 @@ public static class ModelsEndpoints
                 WriteModel(w, GatewayDefaults.AutoModel, "llm-gateway", created);
                 foreach (var (name, model) in options.Value.Models)
                 {
-                    WriteModel(w, name, model.Provider, created);
+                    if (caller is null || caller.MayRequest(name)) WriteModel(w, name, model.Provider, created);
                 }
                 w.WriteEndArray();
                 w.WriteEndObject();
@@ -31,11 +37,11 @@ public static class ModelsEndpoints
             return Results.Bytes(buffer.WrittenMemory.ToArray(), "application/json");
         }).WithTags("Models").WithName("ListModels");
 
-        app.MapGet("/v1/models/{**id}", (string id, IOptions<GatewayOptions> options) =>
+        app.MapGet("/v1/models/{**id}", (string id, HttpContext http, IOptions<GatewayOptions> options) =>
         {
             string owner;
             if (string.Equals(id, GatewayDefaults.AutoModel, StringComparison.OrdinalIgnoreCase)) owner = "llm-gateway";
-            else if (options.Value.Models.TryGetValue(id, out var model)) owner = model.Provider;
+            else if (options.Value.Models.TryGetValue(id, out var model) && CallerIdentity.Of(http)?.MayRequest(id) != false) owner = model.Provider;
             else return ApiError.ModelNotFound(id).ToResult();
 
             var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);

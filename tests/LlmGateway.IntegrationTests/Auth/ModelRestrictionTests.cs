@@ -44,6 +44,35 @@ public sealed class ModelRestrictionTests : IAsyncLifetime
     private string[] UpstreamModels() => [.. _upstream.Requests.Select(r => r.Json.GetProperty("model").GetString()!)];
 
     [Fact]
+    public async Task The_model_list_shows_a_key_only_the_models_it_may_use()
+    {
+        await using var gateway = new GatewayFactory(Settings(new AuthKit.Key("narrow", Narrow, ["model-b*"]), new AuthKit.Key("wide", Wide)));
+        using var client = gateway.CreateClient();
+
+        async Task<string[]> ListAsync(string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            using var response = await client.SendAsync(request);
+            var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            return [.. body.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)];
+        }
+        async Task<HttpStatusCode> RetrieveAsync(string key, string model)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models/" + model);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        Assert.Equal(["auto", "model-b"], await ListAsync(Narrow));
+        Assert.Equal(["auto", "model-a", "model-b", "model-c"], (await ListAsync(Wide)).Order());
+        Assert.Equal(HttpStatusCode.OK, await RetrieveAsync(Narrow, "model-b"));
+        Assert.Equal(HttpStatusCode.NotFound, await RetrieveAsync(Narrow, "model-c"));
+        Assert.Equal(HttpStatusCode.OK, await RetrieveAsync(Wide, "model-c"));
+    }
+
+    [Fact]
     public async Task A_model_outside_the_keys_patterns_is_a_403_model_not_allowed()
     {
         await using var gateway = new GatewayFactory(Settings(new AuthKit.Key("narrow", Narrow, ["model-c"])));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark in one command: builds Release once, starts a zero-latency mock upstream, nginx as a
-# plain proxy, and the gateway (embedded store, Redis store, cache hits) on 127.0.0.1, measures them
-# side by side in alternating rounds with wrk and the stream probes, and writes bench/RESULTS.md.
+# plain proxy, and the gateway (embedded store, Redis store, cache hits; embeddings; pass-through) on
+# 127.0.0.1, measures them side by side in alternating rounds with wrk and the stream probes, and writes
+# bench/RESULTS.md.
 # Every process it starts is stopped when it exits, however it exits.
 set -euo pipefail
 
@@ -13,7 +14,11 @@ usage() {
 Usage: bench/run.sh [options]
 
   --quick              rounds of 2 s (1 s warm-up), 2 rounds, short stream and open-stream phases:
-                       checks the harness end to end in about three minutes; not a measurement
+                       checks the harness end to end in about five minutes; not a measurement
+  --only "KINDS"       measure only these endpoint kinds (default "chat embeddings passthrough"):
+                       chat         POST /v1/chat/completions: every chat target, streams, open streams, soak
+                       embeddings   POST /v1/embeddings: direct, nginx, gateway
+                       passthrough  POST /v1/moderations: direct, nginx, a gateway with PassThrough:Provider
   --soak               add a 10-minute soak on the gateway, RSS sampled every 10 s
   --soak-seconds N     soak for N seconds instead (implies --soak)
   --soak-interval S    seconds between RSS samples in the soak (default 10)
@@ -38,6 +43,7 @@ stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
 slow_count=1000 slow_hold=15 slow_delay_ms=1000
 soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
 info_logs=1 micro=0 build=1 keep=0
+only="chat embeddings passthrough"
 out="$here/RESULTS.md"
 args_text="$*"
 
@@ -47,6 +53,7 @@ while [ $# -gt 0 ]; do
     --soak) soak=1 ;;
     --soak-seconds) soak=1 soak_seconds=$2; shift ;;
     --soak-interval) soak_interval=$2; shift ;;
+    --only) only=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --duration) duration=$2; shift ;;
     --warmup) warmup=$2; shift ;;
@@ -66,6 +73,24 @@ done
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# The endpoint kinds to measure, in the order their rounds run.
+run_chat=0 run_embeddings=0 run_passthrough=0 kinds=""
+for k in $only; do
+  case "$k" in
+    chat) run_chat=1 ;;
+    embeddings) run_embeddings=1 ;;
+    passthrough) run_passthrough=1 ;;
+    *) echo "Unknown kind in --only: $k (chat, embeddings, passthrough)" >&2; usage >&2; exit 2 ;;
+  esac
+done
+for k in chat embeddings passthrough; do
+  v=run_$k
+  [ "${!v}" = 1 ] && kinds+="$k "
+done
+[ -n "$kinds" ] || { echo "--only names no endpoint kind" >&2; exit 2; }
+kinds=${kinds% }
+if [ "$soak" = 1 ] && [ "$run_chat" = 0 ]; then echo "--soak measures chat: add chat to --only" >&2; exit 2; fi
 
 # --- What the harness needs (Debian packages), installed when missing, as scripts/test.sh does ----------
 need=()
@@ -200,6 +225,9 @@ bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
 [ -x "$bench_bin" ] || die "no Release build at $bench_bin"
 body="$here/bodies/chat.json"
 lua="$here/wrk/chat.lua"
+# What each endpoint kind posts, and where (the same path on the mock, nginx and the gateway).
+declare -A KIND_PATH=([chat]=/v1/chat/completions [embeddings]=/v1/embeddings [passthrough]=/v1/moderations)
+declare -A KIND_BODY=([chat]="$body" [embeddings]="$here/bodies/embeddings.json" [passthrough]="$here/bodies/moderations.json")
 
 # --- Where and what ---------------------------------------------------------------------------------------
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -210,6 +238,7 @@ record "{\"kind\":\"meta\",\"date\":$(json_str "$(date -u '+%Y-%m-%d %H:%M UTC')
 \"rounds\":$rounds,\"duration_s\":$duration,\"warmup_s\":$warmup,\"threads\":$threads,\"connections\":$(json_str "$connections"),\
 \"nproc\":$(nproc),\"cpu\":$(json_str "${cpu_model:-unknown}"),\"mem_mb\":$mem_mb,\"kernel\":$(json_str "$(uname -r)"),\
 \"loadavg\":$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)"),\"commit\":\"$commit\",\"dirty\":$dirty,\"clk_tck\":$(getconf CLK_TCK),\"body_bytes\":$(wc -c <"$body"),\
+\"only\":$(json_str "$kinds"),\"embeddings_body_bytes\":$(wc -c <"${KIND_BODY[embeddings]}"),\"passthrough_body_bytes\":$(wc -c <"${KIND_BODY[passthrough]}"),\
 \"dotnet\":$(json_str "$(dotnet --version 2>/dev/null || echo ?)"),\"nginx\":$(json_str "$(nginx -v 2>&1 | sed 's/^nginx version: //')"),\
 \"wrk\":$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"),\"redis\":$(json_str "$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')"),\
 \"stream_n\":$stream_n,\"stream_concurrency\":$stream_c,\"stream_chunks\":$stream_chunks,\"stream_chunk_delay_ms\":$stream_delay_ms,\
@@ -259,19 +288,25 @@ wait_http "http://127.0.0.1:${PORT[nginx]}/health" "${PID[nginx]}" 30 || { cat "
 PIDS_OF[nginx]="${PID[nginx]} $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
 log "nginx on 127.0.0.1:${PORT[nginx]} (pids ${PIDS_OF[nginx]})"
 
-# --- redis-server on a free port, nothing persisted -------------------------------------------------------
-free_port redis
-start_bg redis redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" --daemonize no
-for _ in $(seq 1 200); do [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
-[ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] || { tail_log redis; die "redis-server did not start"; }
-log "redis-server on 127.0.0.1:${PORT[redis]}"
+# --- redis-server on a free port, nothing persisted (only the chat targets use it) ------------------------
+if [ "$run_chat" = 1 ]; then
+  free_port redis
+  start_bg redis redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" --daemonize no
+  for _ in $(seq 1 200); do [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+  [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] || { tail_log redis; die "redis-server did not start"; }
+  log "redis-server on 127.0.0.1:${PORT[redis]}"
+fi
 
 # --- The gateway's configuration: the openai provider on the mock, bench models, a budget so that reserve
 #     and settle run on every request. The key is a dummy the mock ignores; a real OPENAI_API_KEY from the
-#     caller's environment is never handed to the gateway. ------------------------------------------------
-cat >"$tmp/gateway.json" <<EOF
+#     caller's environment is never handed to the gateway. bench-embed is the embeddings model on the same
+#     upstream. The pass-through gateway is its own process (gateway-passthrough.json: the same plus
+#     PassThrough:Provider), so that the other targets measure a gateway with no catch-all /v1 route. ----
+write_gateway_config() {
+  local file=$1 extra=$2
+  cat >"$file" <<EOF
 {
-  "Gateway": {
+  "Gateway": {${extra}
     "Providers": {
       "openai": { "Type": "openai", "BaseUrl": "http://127.0.0.1:${PORT[mock]}/v1", "ApiKeyEnv": "BENCH_UPSTREAM_KEY", "MaxConcurrency": 4096 }
     },
@@ -281,22 +316,28 @@ cat >"$tmp/gateway.json" <<EOF
       "bench-stream": { "Provider": "openai", "UpstreamModel": "bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}", "Priority": 1,
                         "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
       "bench-slow": { "Provider": "openai", "UpstreamModel": "bench-slow@chunks=1000000,chunk_delay_ms=${slow_delay_ms}", "Priority": 1,
-                      "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 }
+                      "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
+      "bench-embed": { "Provider": "openai", "UpstreamModel": "bench-embed", "Priority": 1,
+                       "CostPer1kInput": 0.00002, "ContextWindow": 8191, "MaxOutputTokens": 0, "Capabilities": [ "embeddings" ] }
     },
     "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } },
     "Cache": { "Enabled": true, "OnlyDeterministic": true }
   }
 }
 EOF
+}
+write_gateway_config "$tmp/gateway.json" ""
+write_gateway_config "$tmp/gateway-passthrough.json" '
+    "PassThrough": { "Provider": "openai" },'
 
 # Starts a gateway and records the time from launch to the first 200 from /health/ready.
 start_gateway() {
-  local name=$1 level=$2 redis=$3
+  local name=$1 level=$2 redis=$3 config=${4:-$tmp/gateway.json}
   free_port "$name"
   local t0 t1
   t0=$(date +%s%N)
   start_bg "$name" env -u OPENAI_API_KEY \
-    ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key \
+    ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$config" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key \
     Serilog__MinimumLevel__Default="$level" ConnectionStrings__Redis="$redis" \
     "$gw_bin" --urls "http://127.0.0.1:${PORT[$name]}"
   if ! wait_http "http://127.0.0.1:${PORT[$name]}/health/ready" "${PID[$name]}" 60; then
@@ -307,36 +348,63 @@ start_gateway() {
   log "$name on 127.0.0.1:${PORT[$name]}: ready in $(((t1 - t0) / 1000000)) ms"
 }
 
-start_gateway gateway Warning "" || { tail_log gateway; die "the gateway did not become ready"; }
-if [ "$info_logs" = 1 ]; then
+if [ "$run_chat" = 1 ] || [ "$run_embeddings" = 1 ]; then
+  start_gateway gateway Warning "" || { tail_log gateway; die "the gateway did not become ready"; }
+fi
+if [ "$run_chat" = 1 ] && [ "$info_logs" = 1 ]; then
   start_gateway gateway-info Information "" || { tail_log gateway-info; die "the gateway (Information logs) did not become ready"; }
 fi
 redis_reason=""
-if ! start_gateway gateway-redis Warning "127.0.0.1:${PORT[redis]}"; then
+if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Warning "127.0.0.1:${PORT[redis]}"; then
   redis_reason="the gateway did not become ready with ConnectionStrings:Redis set ($(tail -n 1 "$tmp/gateway-redis.log" 2>/dev/null | cut -c1-200))"
   stop_named gateway-redis
 fi
+if [ "$run_passthrough" = 1 ]; then
+  start_gateway gateway-pt Warning "" "$tmp/gateway-passthrough.json" || { tail_log gateway-pt; die "the pass-through gateway did not become ready"; }
+fi
 
 # --- Targets ----------------------------------------------------------------------------------------------
-declare -A T_URL=() T_HEADER=() T_PROC=() T_LABEL=()
+declare -A T_URL=() T_HEADER=() T_PROC=() T_LABEL=() T_KIND=() T_BODY=()
 chat=/v1/chat/completions
-add_target() { T_LABEL[$1]=$2; T_PROC[$1]=$3; T_URL[$1]="http://127.0.0.1:${PORT[$3]}$chat"; T_HEADER[$1]=$4; }
+# add_target NAME LABEL PROCESS HEADER [KIND]: KIND (default chat) says what is posted and where.
+order=()
+add_target() {
+  local kind=${5:-chat}
+  T_LABEL[$1]=$2; T_PROC[$1]=$3; T_URL[$1]="http://127.0.0.1:${PORT[$3]}${KIND_PATH[$kind]}"; T_HEADER[$1]=$4
+  T_KIND[$1]=$kind; T_BODY[$1]=${KIND_BODY[$kind]}
+  order+=("$1")
+}
 # The load body is deterministic (temperature 0) and asks the cache not to store it: every request looks
 # the cache up and misses, without filling it. The cache-hit targets send the same body and may store it.
-add_target direct "direct to the mock" mock "Cache-Control: no-store"
-add_target nginx "nginx (plain proxy)" nginx "Cache-Control: no-store"
-add_target gateway "gateway (embedded store)" gateway "Cache-Control: no-store"
-[ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs" gateway-info "Cache-Control: no-store"
-[ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store)" gateway-redis "Cache-Control: no-store"
-add_target hit-memory "gateway, cache hit (memory)" gateway ""
-[ -z "$redis_reason" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-redis ""
+if [ "$run_chat" = 1 ]; then
+  add_target direct "direct to the mock" mock "Cache-Control: no-store"
+  add_target nginx "nginx (plain proxy)" nginx "Cache-Control: no-store"
+  add_target gateway "gateway (embedded store)" gateway "Cache-Control: no-store"
+  [ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs" gateway-info "Cache-Control: no-store"
+  [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store)" gateway-redis "Cache-Control: no-store"
+  add_target hit-memory "gateway, cache hit (memory)" gateway ""
+  [ -z "$redis_reason" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-redis ""
+fi
+# Embeddings are always cacheable (the same input gives the same vector): no-store, as for chat, makes
+# every request a cache miss through the whole pipeline (routing, budget reserve and settle, ledger).
+if [ "$run_embeddings" = 1 ]; then
+  add_target emb-direct "direct to the mock" mock "Cache-Control: no-store" embeddings
+  add_target emb-nginx "nginx (plain proxy)" nginx "Cache-Control: no-store" embeddings
+  add_target emb-gateway "gateway (embedded store)" gateway "Cache-Control: no-store" embeddings
+fi
+# Pass-through is never cached: the header would only be forwarded, so none is sent.
+if [ "$run_passthrough" = 1 ]; then
+  add_target pt-direct "direct to the mock" mock "" passthrough
+  add_target pt-nginx "nginx (plain proxy)" nginx "" passthrough
+  add_target pt-gateway "gateway, pass-through (YARP)" gateway-pt "" passthrough
+fi
 
 # One request as wrk would send it; prints "STATUS CACHE" (CACHE = the x-gateway-cache header, or "-").
 probe() {
   local t=$1 headers="$tmp/probe-headers" status cache
   local extra=()
   [ -n "${T_HEADER[$t]}" ] && extra=(-H "${T_HEADER[$t]}")
-  status=$(curl -s -o "$tmp/probe-body" -D "$headers" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "${extra[@]}" --data-binary @"$body" "${T_URL[$t]}" || echo 000)
+  status=$(curl -s -o "$tmp/probe-body" -D "$headers" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "${extra[@]}" --data-binary @"${T_BODY[$t]}" "${T_URL[$t]}" || echo 000)
   cache=$(awk -F': *' 'tolower($1) == "x-gateway-cache" { gsub("\r", "", $2); print $2 }' "$headers" 2>/dev/null || true)
   echo "$status ${cache:--}"
 }
@@ -344,7 +412,7 @@ probe() {
 skip() { log "skip $1: $3"; record "{\"kind\":\"skip\",\"name\":\"$1\",\"label\":$(json_str "$2"),\"reason\":$(json_str "$3")}"; }
 
 active=()
-for t in direct nginx gateway gateway-info gateway-redis hit-memory hit-redis; do
+for t in "${order[@]}"; do
   case "$t" in
     gateway-info) [ "$info_logs" = 1 ] || continue ;;
     gateway-redis)
@@ -355,7 +423,7 @@ for t in direct nginx gateway gateway-info gateway-redis hit-memory hit-redis; d
   read -r status cache < <(probe "$t")
   if [ "$status" != 200 ]; then
     case "$t" in
-      direct|nginx|gateway|gateway-info)
+      direct|nginx|gateway|gateway-info|emb-*|pt-*)
         cat "$tmp/probe-body" >&2; echo >&2; tail_log "${T_PROC[$t]}"; die "$t answered $status to the bench request" ;;
     esac
     # The optional capabilities are reported, not fatal: the rest of the run still means something.
@@ -365,7 +433,15 @@ for t in direct nginx gateway gateway-info gateway-redis hit-memory hit-redis; d
     continue
   fi
   case "$t" in
-    gateway|gateway-info|gateway-redis)
+    emb-*)
+      # An embeddings list from the mock (the gateway hands it on byte for byte), not some other 200.
+      grep -q '"object":"list"' "$tmp/probe-body" || { head -c 300 "$tmp/probe-body" >&2; echo >&2; die "$t did not answer an embeddings list"; } ;;
+    pt-*)
+      # The mock's moderation answer, so the pass-through gateway really forwarded the call.
+      grep -q '"id":"modr-bench' "$tmp/probe-body" || { head -c 300 "$tmp/probe-body" >&2; echo >&2; die "$t did not answer the mock's moderation"; } ;;
+  esac
+  case "$t" in
+    gateway|gateway-info|gateway-redis|emb-gateway)
       read -r status cache < <(probe "$t")
       [ "$cache" = hit ] && note "${T_LABEL[$t]}: a second no-store request was a cache hit, so its rows measure hits, not misses"
       ;;
@@ -394,7 +470,7 @@ for t in direct nginx gateway gateway-info gateway-redis hit-memory hit-redis; d
     [ "${keys:-0}" -eq 0 ] && note "the gateway is connected to Redis but wrote no key after a request: its rows may not include budgets and ledger on Redis"
   fi
   active+=("$t")
-  record "{\"kind\":\"target\",\"name\":\"$t\",\"label\":$(json_str "${T_LABEL[$t]}"),\"process\":\"${T_PROC[$t]}\",\"cache\":$(json_str "$cache")}"
+  record "{\"kind\":\"target\",\"name\":\"$t\",\"label\":$(json_str "${T_LABEL[$t]}"),\"process\":\"${T_PROC[$t]}\",\"endpoint\":\"${T_KIND[$t]}\",\"cache\":$(json_str "$cache")}"
 done
 if [ -n "$redis_reason" ] && [ -n "${PID[gateway-redis]:-}" ]; then stop_named gateway-redis; fi
 log "targets: ${active[*]}"
@@ -407,7 +483,7 @@ run_wrk() {
   local before after out json
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
-  if ! out=$(BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[$t]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 10s --latency -s "$lua" "${T_URL[$t]}" 2>&1); then
+  if ! out=$(BENCH_BODY="${T_BODY[$t]}" BENCH_HEADER="${T_HEADER[$t]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 10s --latency -s "$lua" "${T_URL[$t]}" 2>&1); then
     note "wrk failed against $t at $c connections (round $round): $(printf '%s' "$out" | tail -n 1)"
     return 0
   fi
@@ -433,58 +509,68 @@ for c in $connections; do [ "$c" -gt "$max_conns" ] && max_conns=$c; done
 log "warm-up: ${warmup} s per target at $max_conns connections"
 for t in "${active[@]}"; do run_wrk "$t" "$max_conns" "$warmup" 0; done
 
-n=${#active[@]}
+# Each endpoint kind's targets run back to back and rotate among themselves, so that a target and the
+# direct row it is compared with are measured close together in time.
+declare -A ACTIVE_OF=()
+for t in "${active[@]}"; do ACTIVE_OF[${T_KIND[$t]}]+="$t "; done
 for round in $(seq 1 "$rounds"); do
   log "round $round of $rounds"
   for c in $connections; do
-    for i in $(seq 0 $((n - 1))); do
-      run_wrk "${active[$(((i + round - 1) % n))]}" "$c" "$duration" "$round"
+    for kind in $kinds; do
+      read -ra group <<<"${ACTIVE_OF[$kind]:-}"
+      n=${#group[@]}
+      for i in $(seq 0 $((n - 1))); do
+        run_wrk "${group[$(((i + round - 1) % n))]}" "$c" "$duration" "$round"
+      done
     done
   done
 done
 
-for proc in mock nginx gateway gateway-info gateway-redis; do
+for proc in mock nginx gateway gateway-info gateway-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
 done
 
-# --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, gateway ---------
-direct_model="bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}"
-stream_targets=(direct nginx gateway)
-for round in $(seq 1 "$rounds"); do
-  log "streams, round $round of $rounds"
-  for i in 0 1 2; do
-    t=${stream_targets[$(((i + round - 1) % 3))]}
-    model=$direct_model; [ "$t" = gateway ] && model=bench-stream
-    w=0; [ "$round" = 1 ] && w=10
-    if json=$("$bench_bin" stream-probe --url "${T_URL[$t]}" --n "$stream_n" --concurrency "$stream_c" --body "$body" \
-        --model "$model" --header "Cache-Control: no-store" --warmup "$w" --expect-chunks "$stream_chunks" 2>"$tmp/probe.err"); then
-      record "{\"kind\":\"stream\",\"target\":\"$t\",\"round\":$round,\"probe\":$json}"
-      printf '  round %s  %-8s %s\n' "$round" "$t" "$(cut -c1-150 <<<"$json")" >&2
-    else
-      note "stream-probe against $t failed in round $round: $(tail -n 1 "$tmp/probe.err" 2>/dev/null) $json"
-    fi
+# The stream and open-stream phases measure chat completions: only with chat in --only.
+if [ "$run_chat" = 1 ]; then
+  # --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, gateway ---------
+  direct_model="bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}"
+  stream_targets=(direct nginx gateway)
+  for round in $(seq 1 "$rounds"); do
+    log "streams, round $round of $rounds"
+    for i in 0 1 2; do
+      t=${stream_targets[$(((i + round - 1) % 3))]}
+      model=$direct_model; [ "$t" = gateway ] && model=bench-stream
+      w=0; [ "$round" = 1 ] && w=10
+      if json=$("$bench_bin" stream-probe --url "${T_URL[$t]}" --n "$stream_n" --concurrency "$stream_c" --body "$body" \
+          --model "$model" --header "Cache-Control: no-store" --warmup "$w" --expect-chunks "$stream_chunks" 2>"$tmp/probe.err"); then
+        record "{\"kind\":\"stream\",\"target\":\"$t\",\"round\":$round,\"probe\":$json}"
+        printf '  round %s  %-8s %s\n' "$round" "$t" "$(cut -c1-150 <<<"$json")" >&2
+      else
+        note "stream-probe against $t failed in round $round: $(tail -n 1 "$tmp/probe.err" 2>/dev/null) $json"
+      fi
+    done
   done
-done
 
-# --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
-stop_named gateway-info
-log "open streams: $slow_count at once on a fresh gateway"
-if start_gateway gateway-streams Warning ""; then
-  if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \
-      --model bench-slow --header "Cache-Control: no-store" --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" 2>"$tmp/slow.err"); then
-    record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
+  # --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
+  stop_named gateway-info
+  log "open streams: $slow_count at once on a fresh gateway"
+  if start_gateway gateway-streams Warning ""; then
+    if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \
+        --model bench-slow --header "Cache-Control: no-store" --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" 2>"$tmp/slow.err"); then
+      record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
+    else
+      # It still prints what it measured when not every stream opened in time.
+      [ -n "$json" ] && record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
+      note "slow-streams did not open every stream: $(tail -n 1 "$tmp/slow.err" 2>/dev/null)"
+    fi
+    log "open streams: $json"
+    stop_named gateway-streams
   else
-    # It still prints what it measured when not every stream opened in time.
-    [ -n "$json" ] && record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
-    note "slow-streams did not open every stream: $(tail -n 1 "$tmp/slow.err" 2>/dev/null)"
+    tail_log gateway-streams
+    note "the gateway for the open-streams phase did not become ready"
   fi
-  log "open streams: $json"
-  stop_named gateway-streams
-else
-  tail_log gateway-streams
-  note "the gateway for the open-streams phase did not become ready"
 fi
 
 # --- Soak: steady load on the gateway, RSS every interval -----------------------------------------------
@@ -525,4 +611,5 @@ fi
 mkdir -p "$here/out"
 cp "$results" "$here/out/results.jsonl"
 log "raw results in bench/out/results.jsonl"
-sed -n '/^## Targets/,/^## Non-streaming/p' "$out" | sed '$d'
+sed -n '/^## Targets/,/^## Cost per endpoint/p' "$out" | sed '$d'
+awk '/^## Cost per endpoint/ { on = 1 } on && /^## / && !/^## Cost per endpoint/ { exit } on' "$out"

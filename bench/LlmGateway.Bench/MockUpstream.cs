@@ -16,7 +16,8 @@ namespace LlmGateway.Bench;
 internal record struct MockSettings(int Chunks, int ChunkDelayMs, int FirstTokenMs);
 
 /// <summary>
-/// A zero-latency OpenAI Chat Completions upstream, so the numbers measure what sits in front of it.
+/// A zero-latency OpenAI Chat Completions upstream (and embeddings and moderations, see
+/// <see cref="MockEmbeddings"/> and <see cref="MockModerations"/>), so the numbers measure what sits in front of it.
 /// Kept light: Kestrel with no middleware, no routing and no logging; answers are pre-rendered bytes;
 /// the body is scanned once with a forward-only reader for the three fields that matter.
 /// </summary>
@@ -64,7 +65,25 @@ internal static class MockUpstream
             http.Response.StatusCode = StatusCodes.Status200OK;
             return;
         }
-        if (!HttpMethods.IsPost(request.Method) || request.Path.Value?.EndsWith("/chat/completions", StringComparison.Ordinal) != true)
+        var path = request.Path.Value;
+        if (!HttpMethods.IsPost(request.Method) || path is null)
+        {
+            http.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+        // The other endpoints the benchmark measures: embeddings (through the gateway's pipeline) and
+        // moderations (through its pass-through), both answered at once like chat.
+        if (path.EndsWith("/embeddings", StringComparison.Ordinal))
+        {
+            await MockEmbeddings.HandleAsync(http).ConfigureAwait(false);
+            return;
+        }
+        if (path.EndsWith("/moderations", StringComparison.Ordinal))
+        {
+            await MockModerations.HandleAsync(http).ConfigureAwait(false);
+            return;
+        }
+        if (!path.EndsWith("/chat/completions", StringComparison.Ordinal))
         {
             http.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
@@ -73,15 +92,8 @@ internal static class MockUpstream
         var aborted = http.RequestAborted;
         try
         {
-            // Read the whole body (wrk and gateways send it at once), then look at it in place.
             var reader = request.BodyReader;
-            ReadResult read;
-            while (true)
-            {
-                read = await reader.ReadAsync(aborted).ConfigureAwait(false);
-                if (read.IsCompleted || read.IsCanceled) break;
-                reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
-            }
+            var read = await ReadWholeBodyAsync(reader, aborted).ConfigureAwait(false);
             var body = ScanBody(read.Buffer, ref settings);
             reader.AdvanceTo(read.Buffer.End);
             ApplyQueryAndHeaders(request, ref settings);
@@ -106,6 +118,20 @@ internal static class MockUpstream
         catch (Exception e) when (e is OperationCanceledException or IOException)
         {
             // The client went away mid-answer: nothing to do.
+        }
+    }
+
+    /// <summary>
+    /// Reads the whole body (wrk and gateways send it at once) so it can be looked at in place; the
+    /// caller advances past <see cref="ReadResult.Buffer"/> when done with it.
+    /// </summary>
+    internal static async ValueTask<ReadResult> ReadWholeBodyAsync(PipeReader reader, CancellationToken aborted)
+    {
+        while (true)
+        {
+            var read = await reader.ReadAsync(aborted).ConfigureAwait(false);
+            if (read.IsCompleted || read.IsCanceled) return read;
+            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
         }
     }
 

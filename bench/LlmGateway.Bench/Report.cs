@@ -7,11 +7,22 @@ namespace LlmGateway.Bench;
 /// <summary>
 /// Turns the JSON lines run.sh collected (one per wrk round, stream probe, /proc reading, ...) into
 /// bench/RESULTS.md: medians of rounds per target, what each adds over direct, the ratios to nginx,
-/// and issue 9's targets marked met or missed.
+/// and issue 9's targets marked met or missed; then the same tables for the other endpoint kinds.
 /// </summary>
 internal static class Report
 {
     private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
+
+    /// <summary>
+    /// An endpoint kind run.sh measures (the "endpoint" of its target lines), and the names of its
+    /// direct, nginx and plain-gateway targets: each kind is compared with its own direct row.
+    /// </summary>
+    internal sealed record EndpointKind(string Name, string Title, string Direct, string Nginx, string Gateway);
+
+    internal static readonly EndpointKind Chat = new("chat", "chat completions", "direct", "nginx", "gateway");
+    internal static readonly EndpointKind Embeddings = new("embeddings", "embeddings", "emb-direct", "emb-nginx", "emb-gateway");
+    internal static readonly EndpointKind PassThrough = new("passthrough", "pass-through (moderations)", "pt-direct", "pt-nginx", "pt-gateway");
+    private static readonly EndpointKind[] s_kinds = [Chat, Embeddings, PassThrough];
 
     public static int Run(Args args)
     {
@@ -39,34 +50,42 @@ internal static class Report
         md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start (a quiet machine is near 0) |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting a {meta.Str("body_bytes")}-byte chat body; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting {(r.TargetsOf(Chat).Count > 0 ? $"a {meta.Str("body_bytes")}-byte chat body" : "each endpoint's body (sizes in its section)")}; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
         md.AppendLine();
 
-        var targets = r.Targets;
+        var targets = r.TargetsOf(Chat);
         var levels = r.Wrk.Select(w => w.Conns).Distinct().Order().ToList();
-        var tables = new Dictionary<int, Dictionary<string, Row>>();
-        foreach (var c in levels) tables[c] = Summarize(r, c);
+        // Per endpoint kind, per connection count: each kind's rows are relative to its own direct row.
+        var byKind = new Dictionary<EndpointKind, Dictionary<int, Dictionary<string, Row>>>();
+        foreach (var kind in s_kinds)
+        {
+            var perLevel = byKind[kind] = [];
+            foreach (var c in levels) perLevel[c] = Summarize(r, c, kind);
+        }
+        var tables = byKind[Chat];
         var streams = SummarizeStreams(r);
 
-        RenderTargets(md, r, tables, streams);
+        if (targets.Count > 0)
+        {
+            RenderTargets(md, r, tables, streams);
+        }
+        else
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"Chat completions were not measured in this run (`--only \"{meta.Str("only")}\"`), so neither are issue 9's targets.").AppendLine();
+        }
+        RenderCostPerEndpoint(md, r, levels, byKind);
 
         foreach (var c in levels)
         {
+            if (targets.Count == 0) break;
             md.AppendLine(CultureInfo.InvariantCulture, $"## Non-streaming, {c} connection{(c == 1 ? "" : "s")}").AppendLine();
-            md.AppendLine("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | peak RSS MB | added p50 ÷ nginx | added p99 ÷ nginx | CPU ÷ nginx | cache | errors |");
-            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
-            var rows = tables[c];
-            rows.TryGetValue("nginx", out var nginx);
-            foreach (var t in targets)
-            {
-                if (!rows.TryGetValue(t.Name, out var row)) continue;
-                var isDirect = t.Name == "direct";
-                var isNginx = t.Name == "nginx";
-                md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {t.Label} | {F0(row.Rps)} | {F3(row.P50)} | {F3(row.P99)} | {(isDirect ? "—" : F3(row.AddedP50))} | {(isDirect ? "—" : F3(row.AddedP99))} | {F1(row.CpuUs)} | {F1(r.PeakRssMb(t.Process))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP50, nginx?.AddedP50))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP99, nginx?.AddedP99))} | {(isDirect || isNginx ? "—" : Ratio(row.CpuUs, nginx?.CpuUs))} | {t.Cache} | {row.Errors} |");
-            }
-            md.AppendLine();
+            RenderLoadTable(md, r, Chat, targets, tables[c]);
         }
+
+        RenderEndpointSection(md, r, Embeddings, levels, byKind[Embeddings],
+            $"`POST /v1/embeddings` with a {meta.Str("embeddings_body_bytes")}-byte body (`bench/bodies/embeddings.json`: 8 short strings, `encoding_format` base64 as the official SDKs send it) to the model `bench-embed` on the mock, which answers one 16-dimension vector per input and the usage. `Cache-Control: no-store` as for chat: an embedding is always cacheable, so every gateway request looks the cache up, misses and goes through routing, budget reserve and settle and the ledger. Added latency and the ratios are against this section's own direct and nginx rows.");
+        RenderEndpointSection(md, r, PassThrough, levels, byKind[PassThrough],
+            $"`POST /v1/moderations` with a {meta.Str("passthrough_body_bytes")}-byte body (`bench/bodies/moderations.json`), an endpoint the gateway does not translate: a gateway process of its own with `Gateway:PassThrough:Provider` on the mock forwards it with YARP's `IHttpForwarder` (gateway auth, key swap, a usage record and the budget check on each call); nginx proxies the same path. The mock's answer is a fixed moderation result. Added latency and the ratios are against this section's own direct and nginx rows.");
 
         if (streams.Count > 0)
         {
@@ -145,7 +164,65 @@ internal static class Report
         md.AppendLine("- **CPU µs/req**: the process's utime + stime from `/proc/<pid>/stat` across the round, divided by the requests wrk completed (nginx: master and worker summed; direct: the mock itself). Clock ticks are 10 ms, so short rounds are coarse.");
         md.AppendLine("- **peak RSS**: VmHWM from `/proc/<pid>/status` after the load rounds (the cache-hit rows share their gateway's process).");
         md.AppendLine("- **cache**: the `x-gateway-cache` header of a probe request before the rounds, so it says which path the rows measured.");
+        md.AppendLine("- **Embeddings, Pass-through**: the same measurements on another path; each kind's targets run back to back in every round, and its added latency is over its own direct row.");
         return md.ToString();
+    }
+
+    /// <summary>One load table (the shape of the chat tables): a row per target of one endpoint kind at one connection count.</summary>
+    private static void RenderLoadTable(StringBuilder md, Results r, EndpointKind kind, List<TargetInfo> targets, Dictionary<string, Row> rows)
+    {
+        md.AppendLine("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | peak RSS MB | added p50 ÷ nginx | added p99 ÷ nginx | CPU ÷ nginx | cache | errors |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+        rows.TryGetValue(kind.Nginx, out var nginx);
+        foreach (var t in targets)
+        {
+            if (!rows.TryGetValue(t.Name, out var row)) continue;
+            var isDirect = t.Name == kind.Direct;
+            var isNginx = t.Name == kind.Nginx;
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {t.Label} | {F0(row.Rps)} | {F3(row.P50)} | {F3(row.P99)} | {(isDirect ? "—" : F3(row.AddedP50))} | {(isDirect ? "—" : F3(row.AddedP99))} | {F1(row.CpuUs)} | {F1(r.PeakRssMb(t.Process))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP50, nginx?.AddedP50))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP99, nginx?.AddedP99))} | {(isDirect || isNginx ? "—" : Ratio(row.CpuUs, nginx?.CpuUs))} | {t.Cache} | {row.Errors} |");
+        }
+        md.AppendLine();
+    }
+
+    /// <summary>A section for an endpoint kind other than chat: what it measured, then a load table per connection count.</summary>
+    private static void RenderEndpointSection(StringBuilder md, Results r, EndpointKind kind, List<int> levels, Dictionary<int, Dictionary<string, Row>> tables, string intro)
+    {
+        var targets = r.TargetsOf(kind);
+        if (targets.Count == 0) return;
+        md.AppendLine(CultureInfo.InvariantCulture, $"## {char.ToUpperInvariant(kind.Title[0])}{kind.Title[1..]}").AppendLine();
+        md.AppendLine(intro).AppendLine();
+        foreach (var c in levels)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"### {c} connection{(c == 1 ? "" : "s")}").AppendLine();
+            RenderLoadTable(md, r, kind, targets, tables[c]);
+        }
+    }
+
+    /// <summary>
+    /// What the gateway adds on each endpoint kind next to what nginx adds on the same path: the numbers
+    /// an issue note quotes, from the sections below.
+    /// </summary>
+    private static void RenderCostPerEndpoint(StringBuilder md, Results r, List<int> levels, Dictionary<EndpointKind, Dictionary<int, Dictionary<string, Row>>> byKind)
+    {
+        var measured = s_kinds.Where(k => r.TargetsOf(k).Any(t => t.Name == k.Gateway)).ToList();
+        if (measured.Count == 0) return;
+        md.AppendLine("## Cost per endpoint").AppendLine();
+        md.AppendLine("The plain gateway target of each endpoint kind (chat: embedded store, cache miss; embeddings: cache miss; pass-through: YARP forwarding) against nginx on the same path; added is over that kind's direct row. Details in each kind's section.").AppendLine();
+        md.AppendLine("| endpoint | connections | gateway req/s | gateway added p50 ms | gateway added p99 ms | gateway CPU µs/req | nginx added p50 ms | nginx added p99 ms | nginx CPU µs/req | errors |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var kind in measured)
+        {
+            foreach (var c in levels)
+            {
+                var rows = byKind[kind][c];
+                if (!rows.TryGetValue(kind.Gateway, out var gw)) continue;
+                rows.TryGetValue(kind.Nginx, out var ng);
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {kind.Title} | {c} | {F0(gw.Rps)} | {F3(gw.AddedP50)} | {F3(gw.AddedP99)} | {F1(gw.CpuUs)} | {F3(ng?.AddedP50)} | {F3(ng?.AddedP99)} | {F1(ng?.CpuUs)} | {gw.Errors + (ng?.Errors ?? 0)} |");
+            }
+        }
+        md.AppendLine();
     }
 
     private static void RenderTargets(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables, Dictionary<string, StreamRow> streams)
@@ -261,11 +338,12 @@ internal static class Report
     /// <summary>One target at one connection count, medians over rounds.</summary>
     internal sealed record Row(double Rps, double P50, double P99, double AddedP50, double AddedP99, double CpuUs, long Errors);
 
-    private static Dictionary<string, Row> Summarize(Results r, int conns)
+    private static Dictionary<string, Row> Summarize(Results r, int conns, EndpointKind kind)
     {
         var rows = new Dictionary<string, Row>();
-        var atLevel = r.Wrk.Where(w => w.Conns == conns).ToList();
-        var direct = atLevel.Where(w => w.Target == "direct").ToDictionary(w => w.Round);
+        var names = r.TargetsOf(kind).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var atLevel = r.Wrk.Where(w => w.Conns == conns && names.Contains(w.Target)).ToList();
+        var direct = atLevel.Where(w => w.Target == kind.Direct).ToDictionary(w => w.Round);
         foreach (var group in atLevel.GroupBy(w => w.Target))
         {
             var list = group.ToList();
@@ -341,7 +419,8 @@ internal static class Report
         public double Get(string dist, string p) => Probe.GetProperty(dist).GetProperty(p).GetDouble() is var v && v >= 0 ? v : double.NaN;
     }
 
-    internal sealed record TargetInfo(string Name, string Label, string Process, string Cache);
+    /// <summary>A measured target; <paramref name="Endpoint"/> is its endpoint kind (chat when run.sh wrote none).</summary>
+    internal sealed record TargetInfo(string Name, string Label, string Process, string Cache, string Endpoint);
 
     internal sealed record SoakSample(int T, long RssKb);
 
@@ -367,6 +446,8 @@ internal static class Report
 
         public string? SkipReason(string name) => _skipByName.GetValueOrDefault(name);
 
+        public List<TargetInfo> TargetsOf(EndpointKind kind) => Targets.Where(t => t.Endpoint == kind.Name).ToList();
+
         public static Results Load(string path)
         {
             var r = new Results();
@@ -391,7 +472,8 @@ internal static class Report
                         r.Meta = new Meta(e);
                         break;
                     case "target":
-                        r.Targets.Add(new TargetInfo(S(e, "name"), S(e, "label"), S(e, "process"), S(e, "cache")));
+                        r.Targets.Add(new TargetInfo(S(e, "name"), S(e, "label"), S(e, "process"), S(e, "cache"),
+                            S(e, "endpoint") is { Length: > 0 } endpoint ? endpoint : Chat.Name));
                         break;
                     case "skip":
                         r.Skips.Add((S(e, "label"), S(e, "reason")));

@@ -1,5 +1,6 @@
--- wrk script for the benchmark: posts a realistic chat body and, when the run ends, prints one line
--- "BENCH_JSON {...}" that run.sh collects (latencies in microseconds).
+-- wrk script for the benchmark: posts a realistic JSON body (chat, embeddings or moderations: the URL says
+-- which endpoint) and, when the run ends, prints one line "BENCH_JSON {...}" that run.sh collects
+-- (latencies in microseconds).
 --   BENCH_BODY    path of the JSON body to post (required)
 --   BENCH_HEADER  one extra request header, "Name: value" (optional; e.g. "Cache-Control: no-store")
 local path = os.getenv("BENCH_BODY")

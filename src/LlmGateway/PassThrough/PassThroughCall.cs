@@ -26,8 +26,17 @@ internal sealed class PassThroughCall(PassThroughHandler owner, RequestRecord re
     /// <summary>Set when the answer is JSON small enough to read the model and usage from.</summary>
     public ResponseTee? Tee { get; private set; }
 
+    /// <summary>Set when the answer is an uncompressed event stream, to find its usage event as it passes.</summary>
+    public EventStreamTee? EventTee { get; private set; }
+
     /// <summary>When the request left for the upstream (0 if it never did): the gateway's own time ends here.</summary>
     public long Sent => _sent;
+
+    /// <summary>When a streamed answer's first byte went to the client (0 if none did, or not a stream).</summary>
+    public long FirstByte { get; private set; }
+
+    /// <summary>Events of a streamed answer that could have carried its usage but were too long to read.</summary>
+    public int SkippedEvents { get; private set; }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -76,13 +85,32 @@ internal sealed class PassThroughCall(PassThroughHandler owner, RequestRecord re
                 Tee = new ResponseTee(httpContext.Response.Body, (int)(length ?? 4096), PassThroughHandler.MaxUsageBodyBytes);
                 httpContext.Response.Body = Tee;
             }
+            else if (record.Stream && content.ContentEncoding.Count == 0)
+            {
+                // A stream's usage is in its last event: read on the way through, nothing held back.
+                EventTee = new EventStreamTee(httpContext.Response.Body, owner.Time);
+                httpContext.Response.Body = EventTee;
+            }
         }
         return proceed;
     }
 
-    /// <summary>Puts the server's response body back and hands back the captured bytes' buffer.</summary>
+    /// <summary>
+    /// Puts the server's response body back and hands back the captured bytes' buffer. A stream that
+    /// broke or that the client left gives whatever usage went by before (usually none: it comes last).
+    /// </summary>
     public ResponseUsage Finish(HttpContext http)
     {
+        if (EventTee is { } events)
+        {
+            http.Response.Body = events.Inner;
+            var found = events.Usage;
+            FirstByte = events.FirstByte;
+            SkippedEvents = events.SkippedLines;
+            events.Dispose();
+            EventTee = null;
+            return found;
+        }
         if (Tee is not { } tee) return default;
         http.Response.Body = tee.Inner;
         var usage = tee.Overflowed ? default : ResponseUsage.Read(tee.Captured);

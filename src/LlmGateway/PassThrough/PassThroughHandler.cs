@@ -183,6 +183,8 @@ public sealed partial class PassThroughHandler : IDisposable
             var answer = call.Finish(http);
             record.Duration = Time.GetElapsedTime(started);
             record.Overhead = call.Sent != 0 ? Time.GetElapsedTime(started, call.Sent) : record.Duration;
+            if (call.FirstByte != 0) record.TimeToFirstToken = Time.GetElapsedTime(started, call.FirstByte);
+            if (call.SkippedEvents > 0) LogSkippedEvents(_logger, record.RequestId, call.SkippedEvents, SseUsageFinder.MaxLineBytes);
             if (!answer.Usage.IsEmpty) record.Usage = answer.Usage;
             if (answer.Model is { Length: > 0 } model)
             {
@@ -281,6 +283,9 @@ public sealed partial class PassThroughHandler : IDisposable
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "Pass-through {RequestId} to {Provider} failed: {Error} {Detail}")]
     private static partial void LogForwarderError(ILogger logger, string requestId, string provider, ForwarderError error, string? detail);
 
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "Pass-through {RequestId}: {Count} streamed event(s) over {MaxBytes} bytes were not read for usage")]
+    private static partial void LogSkippedEvents(ILogger logger, string requestId, int count, int maxBytes);
+
     public void Dispose() => _invoker.Dispose();
 }
 
@@ -292,6 +297,6 @@ public static class PassThroughErrors
     /// <summary>The record's error code when the provider answered 4xx/5xx (its body reached the client unchanged).</summary>
     public const string UpstreamStatus = "upstream_status";
 
-    /// <summary>The record's model when the answer named none (not JSON, too large, a stream).</summary>
+    /// <summary>The record's model when the answer named none (not JSON, too large, a stream without a usage event).</summary>
     public const string UnknownModel = "passthrough";
 }

@@ -13,44 +13,89 @@ public readonly record struct ResponseUsage(string? Model, TokenUsage Usage)
     /// other side is the difference. Anything unreadable (not JSON, an array, cut off) reads as nothing:
     /// the answer has already gone to the client untouched, this only feeds the record.
     /// </summary>
-    public static ResponseUsage Read(ReadOnlySpan<byte> json)
+    public static ResponseUsage Read(ReadOnlySpan<byte> json) => ReadBody(json, nestedResponse: false);
+
+    /// <summary>
+    /// Reads one streamed event's JSON (an SSE <c>data:</c> line): a chat-style final chunk carries
+    /// <c>model</c> and <c>usage</c> at the top like a JSON body; the Responses API's
+    /// <c>response.completed</c> (<c>incomplete</c>, <c>failed</c>) events carry them in
+    /// <c>response.model</c> and <c>response.usage</c>. Where both are present the nested ones win.
+    /// </summary>
+    public static ResponseUsage ReadEvent(ReadOnlySpan<byte> json) => ReadBody(json, nestedResponse: true);
+
+    private static ResponseUsage ReadBody(ReadOnlySpan<byte> json, bool nestedResponse)
     {
-        string? model = null;
-        int? input = null, output = null, total = null, cached = null;
+        var found = new Found();
         try
         {
             var r = new Utf8JsonReader(json);
             if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return default;
-            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
-            {
-                if (r.ValueTextEquals("model"u8))
-                {
-                    r.Read();
-                    if (r.TokenType == JsonTokenType.String) model = r.GetString();
-                    else r.Skip();
-                }
-                else if (r.ValueTextEquals("usage"u8))
-                {
-                    r.Read();
-                    if (r.TokenType == JsonTokenType.StartObject) ReadUsage(ref r, ref input, ref output, ref total, ref cached);
-                    else r.Skip();
-                }
-                else
-                {
-                    r.Read();
-                    r.Skip();
-                }
-            }
+            ReadObject(ref r, nestedResponse, ref found);
         }
         catch (JsonException)
         {
             // Keep what was read before the bad part.
         }
 
+        var (model, input, output, total, cached) = (found.Model, found.Input, found.Output, found.Total, found.Cached);
         if (input is null && output is null && total is null) return new ResponseUsage(model, default);
         var prompt = input ?? Math.Max(0, (total ?? 0) - (output ?? 0));
         var completion = output ?? Math.Max(0, (total ?? 0) - prompt);
         return new ResponseUsage(model, new TokenUsage(prompt, completion, Math.Min(cached ?? 0, prompt)));
+    }
+
+    /// <summary>What one object said; a nested <c>response</c> object's findings replace the outer ones it repeats.</summary>
+    private struct Found
+    {
+        public string? Model;
+        public int? Input, Output, Total, Cached;
+    }
+
+    private static void ReadObject(ref Utf8JsonReader r, bool nestedResponse, ref Found found)
+    {
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            if (r.ValueTextEquals("model"u8))
+            {
+                r.Read();
+                if (r.TokenType == JsonTokenType.String) found.Model = r.GetString();
+                else r.Skip();
+            }
+            else if (r.ValueTextEquals("usage"u8))
+            {
+                r.Read();
+                if (r.TokenType == JsonTokenType.StartObject) ReadUsage(ref r, ref found.Input, ref found.Output, ref found.Total, ref found.Cached);
+                else r.Skip();
+            }
+            else if (nestedResponse && r.ValueTextEquals("response"u8))
+            {
+                r.Read();
+                if (r.TokenType != JsonTokenType.StartObject)
+                {
+                    r.Skip();
+                    continue;
+                }
+                var inner = new Found();
+                try
+                {
+                    ReadObject(ref r, nestedResponse: false, ref inner);
+                }
+                finally
+                {
+                    // Merged even when the rest is unreadable: what was read before the bad part counts.
+                    found.Model = inner.Model ?? found.Model;
+                    if (inner.Input is not null || inner.Output is not null || inner.Total is not null)
+                    {
+                        (found.Input, found.Output, found.Total, found.Cached) = (inner.Input, inner.Output, inner.Total, inner.Cached);
+                    }
+                }
+            }
+            else
+            {
+                r.Read();
+                r.Skip();
+            }
+        }
     }
 
     private static void ReadUsage(ref Utf8JsonReader r, ref int? input, ref int? output, ref int? total, ref int? cached)

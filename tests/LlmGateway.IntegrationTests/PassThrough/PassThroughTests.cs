@@ -313,6 +313,127 @@ public sealed class PassThroughTests : IAsyncLifetime
         Assert.Contains("0.004", budgets.ToString());
     }
 
+    /// <summary>
+    /// A Responses API stream as OpenAI writes it, one event per write: created, deltas, and the usage
+    /// only in the last event, nested in its response. 1000 + 500 tokens of upstream-model = $0.002.
+    /// </summary>
+    private static readonly string[] s_pricedStream =
+    [
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_s\",\"object\":\"response\",\"model\":\"upstream-model\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hello\"}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\" there\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_s\",\"object\":\"response\",\"model\":\"upstream-model\",\"status\":\"completed\"," +
+        "\"output\":[{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hello there\"}]}]," +
+        "\"usage\":{\"input_tokens\":1000,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":500,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":1500}}}\n\n",
+    ];
+
+    [Fact]
+    public async Task A_streamed_responses_answer_is_recorded_with_its_tokens_and_cost_and_charged_to_the_providers_budget()
+    {
+        // Two streams at $0.002 each cross the $0.003 provider budget; the call after them is refused.
+        // The first stream's later events are written only once the client has read the first one.
+        var clientSawFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            for (var i = 0; i < s_pricedStream.Length; i++)
+            {
+                if (i == 1) await clientSawFirst.Task.WaitAsync(TimeSpan.FromSeconds(10), http.RequestAborted);
+                await http.Response.WriteAsync(s_pricedStream[i], http.RequestAborted);
+                await http.Response.Body.FlushAsync(http.RequestAborted);
+            }
+        };
+        var settings = Settings();
+        settings["Gateway:Budgets:Providers:up:DailyUsd"] = "0.003";
+        await using var gateway = new GatewayFactory(settings);
+        var client = gateway.CreateClient();
+        HttpRequestMessage Streamed(string input) => new(HttpMethod.Post, "/v1/responses")
+        {
+            Content = new StringContent("{\"model\":\"upstream-model\",\"input\":\"" + input + "\",\"stream\":true}", Encoding.UTF8, "application/json"),
+        };
+
+        using (var request = Streamed("a"))
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var result = await SseClient.ReadAllAsync(response, data =>
+            {
+                if (data.Contains("response.created", StringComparison.Ordinal)) clientSawFirst.TrySetResult();
+            });
+            Assert.Null(result.Error);
+            Assert.Equal(4, result.Events.Count);
+        }
+        using (var request = Streamed("b"))
+        using (var response = await client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(string.Concat(s_pricedStream), await response.Content.ReadAsStringAsync());
+        }
+        using (var request = Streamed("c"))
+        using (var refused = await client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Equal("budget_exceeded", (await AuthKit.ErrorAsync(refused)).GetProperty("code").GetString());
+        }
+        Assert.Equal(2, _upstream.Calls);
+
+        JsonElement byModel = default;
+        await StoreTestKit.EventuallyAsync(async () =>
+        {
+            byModel = await client.AdminAsync(HttpMethod.Get, "/admin/usage?groupBy=model", _adminKey);
+            return (byModel.GetProperty("total").GetProperty("requests").GetInt32() == 3, byModel.ToString());
+        }, "both streams and the refused call in the ledger");
+        var model = byModel.GetProperty("data").EnumerateArray().Single(g => g.GetProperty("group").GetString() == "test-model");
+        Assert.Equal(2, model.GetProperty("requests").GetInt32());
+        Assert.Equal(2000, model.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(1000, model.GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(0.004m, model.GetProperty("cost_usd").GetDecimal());
+        Assert.Contains("0.004", (await client.AdminAsync(HttpMethod.Get, "/admin/budgets", _adminKey)).ToString());
+
+        var metrics = await MetricsText.ScrapeAsync(client);
+        double Value(string name, params (string Key, string Value)[] labels) => metrics.Samples
+            .Where(s => s.Name == name && labels.All(l => s.Labels.TryGetValue(l.Key, out var v) && v == l.Value)).Sum(s => s.Value);
+        Assert.Equal(2000, Value("llm_gateway_tokens_total", ("model", "test-model"), ("direction", "input")));
+        Assert.Equal(1000, Value("llm_gateway_tokens_total", ("model", "test-model"), ("direction", "output")));
+        // Streams get a time to first byte, like chat streams' time to first token.
+        Assert.Equal(2, Value("llm_gateway_time_to_first_token_seconds_count", ("model", "test-model")));
+    }
+
+    [Fact]
+    public async Task A_stream_that_breaks_before_its_usage_event_is_recorded_without_usage_and_charged_nothing()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            await http.Response.WriteAsync(s_pricedStream[0], http.RequestAborted);
+            await http.Response.Body.FlushAsync(http.RequestAborted);
+            http.Abort();
+        };
+        var settings = Settings();
+        settings["Gateway:Budgets:Providers:up:DailyUsd"] = "0.003";
+        await using var gateway = new GatewayFactory(settings);
+        var client = gateway.CreateClient();
+
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = new StringContent("""{"model":"upstream-model","input":"x","stream":true}""", Encoding.UTF8, "application/json") })
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            // Whether the first event still reaches the client depends on when the abort overtakes it; the usage event never does.
+            var result = await SseClient.ReadAllAsync(response);
+            Assert.DoesNotContain(result.Events, e => e.Contains("response.completed", StringComparison.Ordinal));
+        }
+
+        JsonElement byModel = default;
+        await StoreTestKit.EventuallyAsync(async () =>
+        {
+            byModel = await client.AdminAsync(HttpMethod.Get, "/admin/usage?groupBy=model", _adminKey);
+            return (byModel.GetProperty("total").GetProperty("requests").GetInt32() == 1, byModel.ToString());
+        }, "the broken stream in the ledger");
+        var group = Assert.Single(byModel.GetProperty("data").EnumerateArray());
+        Assert.Equal("passthrough", group.GetProperty("group").GetString());
+        Assert.Equal(0, group.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(0m, group.GetProperty("cost_usd").GetDecimal());
+    }
+
     [Fact]
     public async Task A_keys_rpm_limit_holds_for_pass_through_calls()
     {

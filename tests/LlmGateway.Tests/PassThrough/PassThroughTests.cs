@@ -106,6 +106,32 @@ public class ResponseUsageTests
     }
 
     [Fact]
+    public void A_responses_event_gives_the_model_and_usage_nested_in_its_response()
+    {
+        var r = ResponseUsage.ReadEvent(Encoding.UTF8.GetBytes("""{"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","model":"gpt-4o","output":[{"type":"message","content":[{"text":"{\"usage\":{\"input_tokens\":999}}"}]}],"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":30,"total_tokens":42}}}"""));
+
+        Assert.Equal("gpt-4o", r.Model);
+        Assert.Equal((12, 30, 4), (r.Usage.Prompt, r.Usage.Completion, r.Usage.CachedPrompt));
+    }
+
+    [Fact]
+    public void An_event_cut_inside_its_response_keeps_what_was_read_before_the_cut()
+    {
+        var r = ResponseUsage.ReadEvent(Encoding.UTF8.GetBytes("""{"type":"response.completed","response":{"model":"gpt-4o","usage":{"input_tokens":3,"output_tokens":4},"outp"""));
+
+        Assert.Equal(("gpt-4o", 3, 4), (r.Model, r.Usage.Prompt, r.Usage.Completion));
+    }
+
+    [Fact]
+    public void A_plain_json_body_is_not_read_inside_a_response_field()
+    {
+        var r = Read("""{"response":{"model":"inner","usage":{"input_tokens":1,"output_tokens":1}},"model":"outer"}""");
+
+        Assert.Equal("outer", r.Model);
+        Assert.True(r.Usage.IsEmpty);
+    }
+
+    [Fact]
     public void A_body_cut_off_keeps_what_was_read_before_the_cut()
     {
         var r = Read("""{"model":"gpt-4o","usage":{"input_tokens":3,"output_tok""");

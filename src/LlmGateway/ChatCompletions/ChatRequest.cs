@@ -42,11 +42,6 @@ public sealed class ChatRequest : GatewayRequest
     protected override ApiError? Read()
     {
         var root = Root;
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            return ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
-        }
-
         var textChars = 0L;
         var hasMessages = false;
         foreach (var p in root.EnumerateObject())
@@ -55,9 +50,7 @@ public sealed class ChatRequest : GatewayRequest
             switch (p.Name)
             {
                 case "model":
-                    if (v.ValueKind != JsonValueKind.String || v.GetString() is not { Length: > 0 } model)
-                        return ApiError.InvalidRequest("'model' must be a non-empty string.", "model");
-                    Model = model;
+                    if (ReadModel(v) is { } modelError) return modelError;
                     break;
                 case "stream":
                     if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) Stream = v.GetBoolean();

@@ -55,8 +55,17 @@ public abstract class GatewayRequest : IDisposable
     /// <summary>The text task-type patterns are matched against (chat: the last user message).</summary>
     public virtual string LastUserText => "";
 
-    /// <summary>Reads out and checks the fields of this endpoint; the 400 that says what is wrong, or null.</summary>
+    /// <summary>Reads out and checks the fields of this endpoint (the body is a JSON object); the 400 that says what is wrong, or null.</summary>
     protected abstract ApiError? Read();
+
+    /// <summary>The <c>model</c> field every endpoint has: a non-empty string.</summary>
+    protected ApiError? ReadModel(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.String || value.GetString() is not { Length: > 0 } model)
+            return ApiError.InvalidRequest("'model' must be a non-empty string.", "model");
+        Model = model;
+        return null;
+    }
 
     /// <summary>Parses a body and checks it as <typeparamref name="T"/> does; returns the request or the 400.</summary>
     protected static T? TryParse<T>(ReadOnlyMemory<byte> body, Func<JsonDocument, ReadOnlyMemory<byte>, T> create, out ApiError? error)
@@ -67,7 +76,9 @@ public abstract class GatewayRequest : IDisposable
         var request = create(document, body);
         try
         {
-            error = request.Read();
+            error = request.Root.ValueKind == JsonValueKind.Object
+                ? request.Read()
+                : ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
         }
         catch (InvalidOperationException)
         {

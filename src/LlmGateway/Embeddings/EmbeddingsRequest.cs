@@ -66,8 +66,6 @@ public sealed class EmbeddingsRequest : GatewayRequest
     protected override ApiError? Read()
     {
         var root = Root;
-        if (root.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
-
         var hasInput = false;
         foreach (var p in root.EnumerateObject())
         {
@@ -75,9 +73,7 @@ public sealed class EmbeddingsRequest : GatewayRequest
             switch (p.Name)
             {
                 case "model":
-                    if (v.ValueKind != JsonValueKind.String || v.GetString() is not { Length: > 0 } model)
-                        return ApiError.InvalidRequest("'model' must be a non-empty string.", "model");
-                    Model = model;
+                    if (ReadModel(v) is { } modelError) return modelError;
                     break;
                 case "input":
                     if (ReadInput(v) is { } inputError) return inputError;

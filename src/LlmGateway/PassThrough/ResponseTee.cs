@@ -8,28 +8,24 @@ namespace LlmGateway.PassThrough;
 /// so the record can read the model and usage afterwards. The gateway never copies the body itself.
 /// Past the limit it stops keeping and says so (<see cref="Overflowed"/>): a cut JSON is not read.
 /// </summary>
-public sealed class ResponseTee : Stream
+public sealed class ResponseTee : ObservingStream
 {
-    private readonly Stream _inner;
     private readonly int _limit;
     private byte[] _buffer;
     private int _length;
 
-    public ResponseTee(Stream inner, int initialCapacity, int limit)
+    public ResponseTee(Stream inner, int initialCapacity, int limit) : base(inner)
     {
-        _inner = inner;
         _limit = limit;
         _buffer = ArrayPool<byte>.Shared.Rent(Math.Clamp(initialCapacity, 256, limit));
     }
-
-    public Stream Inner => _inner;
 
     public bool Overflowed { get; private set; }
 
     /// <summary>What was kept; empty once the body outgrew the limit.</summary>
     public ReadOnlySpan<byte> Captured => Overflowed ? default : _buffer.AsSpan(0, _length);
 
-    private void Keep(ReadOnlySpan<byte> bytes)
+    protected override void Observe(ReadOnlySpan<byte> bytes)
     {
         if (Overflowed || bytes.IsEmpty) return;
         if (_length + bytes.Length > _limit)
@@ -47,36 +43,6 @@ public sealed class ResponseTee : Stream
         bytes.CopyTo(_buffer.AsSpan(_length));
         _length += bytes.Length;
     }
-
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        _inner.Write(buffer);
-        Keep(buffer);
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        await _inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
-        Keep(buffer.Span);
-    }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush() => _inner.Flush();
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
-
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>Returns the buffer; the response body it wrapped belongs to the server and stays open.</summary>
     protected override void Dispose(bool disposing)

@@ -92,8 +92,7 @@ public sealed class ModelRouter : IModelRouter
     /// <summary>The task type of every embeddings request (metrics, logs and the ledger group by it).</summary>
     public const string EmbeddingsTaskType = "embeddings";
 
-    private static bool IsEmbeddingsModel(Candidate c) =>
-        (CapabilityNames.Parse(c.Model.Capabilities) & ModelCapabilities.Embeddings) != 0;
+    private static bool IsEmbeddingsModel(Candidate c) => (c.Capabilities & ModelCapabilities.Embeddings) != 0;
 
     private static IRoutingStrategy Strategy(Dictionary<string, IRoutingStrategy> byName, string name) =>
         byName.TryGetValue(name, out var s) ? s : throw new InvalidOperationException($"Routing strategy '{name}' is not registered.");

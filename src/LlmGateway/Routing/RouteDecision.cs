@@ -7,7 +7,11 @@ using LlmGateway.Resilience;
 namespace LlmGateway.Routing;
 
 /// <summary>A model the request may be sent to, with the provider that serves it. Built once per model at start-up.</summary>
-public sealed record Candidate(string ModelName, ModelOptions Model, IChatProvider Provider);
+public sealed record Candidate(string ModelName, ModelOptions Model, IChatProvider Provider)
+{
+    /// <summary>The model's declared Capabilities, parsed once rather than on every request that weighs it.</summary>
+    public ModelCapabilities Capabilities { get; } = CapabilityNames.Parse(Model.Capabilities);
+}
 
 /// <summary>A candidate a filter removed, and why: the explain endpoint and the log line show these.</summary>
 public sealed record RemovedCandidate(string ModelName, string Filter, string Reason);
@@ -190,7 +194,7 @@ public sealed class RouteCandidate(Candidate candidate, int listIndex)
 
     /// <summary>Position in the configured list (task type Models, or the model then its Fallbacks): the last tie-break.</summary>
     public int ListIndex { get; } = listIndex;
-    public ModelCapabilities Capabilities { get; } = CapabilityNames.Parse(candidate.Model.Capabilities);
+    public ModelCapabilities Capabilities => Candidate.Capabilities;
 
     /// <summary>Cost of the prompt and a typical answer (see <see cref="RoutingDefaults.TypicalOutputTokens"/>): what the cost strategy ranks by.</summary>
     public decimal EstimatedCostUsd { get; set; }

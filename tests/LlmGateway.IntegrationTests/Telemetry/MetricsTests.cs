@@ -131,7 +131,8 @@ public sealed class MetricsTests : IAsyncLifetime
             Assert.False(read.SawDone);
         }
 
-        var m = await MetricsText.ScrapeAsync(http);
+        // The client sees the aborted connection before the gateway has recorded the broken request.
+        var m = await WaitForAsync(http, m => m.ValueOrNull("llm_gateway_requests_total", ("model", "test-model"), ("status", "broken")) is not null);
         Assert.Equal(1, m.Value("llm_gateway_requests_total", ("model", "test-model"), ("status", "502")));
         Assert.Equal(1, m.Value("llm_gateway_requests_total", ("model", "test-model"), ("status", "broken")));
         Assert.Null(m.ValueOrNull("llm_gateway_requests_total", ("model", "test-model"), ("status", "200")));

@@ -16,12 +16,16 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
     private readonly HttpClient _client;
 
+    /// <summary><see cref="ReadError"/> as a delegate, made once rather than per request.</summary>
+    private readonly ProviderHttp.ErrorReader _readError;
+
     protected NativeProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
     {
         Name = name;
         Options = options;
         _client = client;
         Time = time;
+        _readError = ReadError;
         BaseUrl = options.BaseUrl!.TrimEnd('/');
         if (options.ApiKeyEnv is { Length: > 0 } env)
         {
@@ -85,25 +89,12 @@ public abstract class NativeProvider : IChatProvider, IDisposable
         message.Content = content;
         AddHeaders(message);
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
-        }
+        var (response, failure) = await ProviderHttp.SendAsync(_client, message, Name, _readError, Time, cancellationToken).ConfigureAwait(false);
+        if (response is null) return ProviderResponse.Failed(failure!);
 
         var keep = false;
         try
         {
-            if (!response.IsSuccessStatusCode)
-            {
-                var errorBody = await ProviderHttp.ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
-                return ProviderResponse.Failed(ReadError((int)response.StatusCode, errorBody, ProviderHttp.ReadRetryAfter(response, Time)));
-            }
-
             if (request.Stream)
             {
                 var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);

@@ -34,6 +34,43 @@ public static class ProviderHttp
         return new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
+    /// <summary>Classifies a provider's non-2xx answer from its status and its own error body.</summary>
+    public delegate ProviderFailure ErrorReader(int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter);
+
+    /// <summary>
+    /// Sends an upstream request and returns once headers arrived: the response when it succeeded (the
+    /// caller owns and disposes it), else the failure, a connection failure or the provider's error
+    /// classified by <paramref name="readError"/>. Never throws for upstream trouble, only for the
+    /// caller's cancellation.
+    /// </summary>
+    public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(
+        HttpClient client, HttpRequestMessage message, string provider, ErrorReader readError, TimeProvider time, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return (null, FromException(provider, e));
+        }
+        if (response.IsSuccessStatusCode) return (response, null);
+
+        using (response)
+        {
+            try
+            {
+                var errorBody = await ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
+                return (null, readError((int)response.StatusCode, errorBody, ReadRetryAfter(response, time)));
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                return (null, FromException(provider, e));
+            }
+        }
+    }
+
     /// <summary>Reads at most <see cref="MaxErrorBodyBytes"/> of an error body.</summary>
     public static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
     {

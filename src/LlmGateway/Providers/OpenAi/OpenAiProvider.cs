@@ -20,6 +20,7 @@ public sealed class OpenAiProvider : IChatProvider
     private readonly bool _azure;
     private readonly TimeProvider _time;
     private readonly string _baseUrl;
+    private readonly ProviderHttp.ErrorReader _readError;
 
     public OpenAiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
     {
@@ -29,6 +30,7 @@ public sealed class OpenAiProvider : IChatProvider
         _time = time;
         _azure = options.Type == ProviderTypes.AzureOpenAi;
         _baseUrl = options.BaseUrl!.TrimEnd('/');
+        _readError = (status, body, retryAfter) => ProviderHttp.FromOpenAiError(name, status, body, retryAfter);
         if (options.ApiKeyEnv is { Length: > 0 } env)
         {
             _apiKey = Environment.GetEnvironmentVariable(env);
@@ -75,25 +77,12 @@ public sealed class OpenAiProvider : IChatProvider
         }
         if (request.Stream) message.Headers.Accept.ParseAdd("text/event-stream");
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
-        }
+        var (response, failure) = await ProviderHttp.SendAsync(_client, message, Name, _readError, _time, cancellationToken).ConfigureAwait(false);
+        if (response is null) return ProviderResponse.Failed(failure!);
 
         var keep = false;
         try
         {
-            if (!response.IsSuccessStatusCode)
-            {
-                var errorBody = await ProviderHttp.ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
-                return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, (int)response.StatusCode, errorBody, ProviderHttp.ReadRetryAfter(response, _time)));
-            }
-
             if (embeddings)
             {
                 return ReadEmbeddings(request, await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));

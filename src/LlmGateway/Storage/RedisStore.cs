@@ -6,8 +6,7 @@ using StackExchange.Redis;
 namespace LlmGateway.Storage;
 
 /// <summary>
-/// The shared store on Redis, through StackExchange.Redis 1.2.6 (the only version that restores
-/// here), using only API that 2.x has as well, so moving on is a version bump. Everything that must
+/// The shared store on Redis, through StackExchange.Redis. Everything that must
 /// be atomic (budget reservations across several counters, settling, ledger appends) is one Lua
 /// script; Lua's numbers are doubles, so amounts are exact up to 2^53 nano-dollars and computed
 /// values are written with <c>%d</c>, never <c>tostring</c> (which switches to exponent notation).
@@ -58,9 +57,14 @@ public sealed class RedisStore : IGatewayStore, IDisposable
         var config = ConfigurationOptions.Parse(connectionString);
         config.AbortOnConnectFail = false;
         config.ConnectTimeout = options.TimeoutMs;
-        // Every call is async and gets TimeoutMs from GuardedStore. SyncTimeout is left longer on purpose: in 1.2.6 it
-        // also decides when a connection with a late reply is torn down, and a busy moment must not cost the connection.
-        config.SyncTimeout = Math.Max(options.TimeoutMs * 4, 1000);
+        // Every call is async and gets TimeoutMs from GuardedStore, which also counts it and trips the breaker; the
+        // library's own timeout is only a backstop for calls the guard gave up on, so it is longer.
+        config.AsyncTimeout = Math.Max(options.TimeoutMs * 4, 1000);
+        config.SyncTimeout = config.AsyncTimeout;
+        // Since 2.x a command issued while disconnected waits in a backlog until the connection is back (or the
+        // timeout). The gateway wants the 1.x behaviour: fail at once, so the guard and FailMode decide (cache off,
+        // budgets per FailMode, ledger buffered) instead of requests piling up behind a dead Redis.
+        config.BacklogPolicy = BacklogPolicy.FailFast;
         config.ConnectRetry = 1;
         // Notice a dead connection within seconds, and try again twice a second once it is gone.
         config.KeepAlive = 5;
@@ -71,9 +75,6 @@ public sealed class RedisStore : IGatewayStore, IDisposable
     private async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions config)
     {
         var mux = await ConnectionMultiplexer.ConnectAsync(config).ConfigureAwait(false);
-#pragma warning disable CS0618 // Obsolete and ignored in 2.x; in 1.2.6 the default (true) completes every call on one thread in order, a throughput cap.
-        mux.PreserveAsyncOrder = false;
-#pragma warning restore CS0618
         mux.ConnectionRestored += (_, _) => Restored?.Invoke();
         _db = mux.GetDatabase();
         _mux = mux;
@@ -345,10 +346,12 @@ public sealed class RedisStore : IGatewayStore, IDisposable
               local h, z = KEYS[2 * i - 1], KEYS[2 * i]
               for j = 1, m do
                 local member, spent, held = ARGV[1 + 3 * j], ARGV[2 + 3 * j], ARGV[3 + 3 * j]
-                local amount = '-' .. string.match(member, ':(%d+)$')
+                -- HINCRBY refuses "-0" ("value is not an integer"): a zero-cost reservation gives nothing back.
+                local held_amount = tonumber(string.match(member, ':(%d+)$'))
+                local amount = string.format('%d', -held_amount)
                 if held == '1' then
                   if redis.call('ZREM', z, member) == 1 then
-                    redis.call('HINCRBY', h, 'r', amount)
+                    if held_amount ~= 0 then redis.call('HINCRBY', h, 'r', amount) end
                     if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
                   elseif redis.call('ZREM', z, 'x:' .. member) == 1 then
                     if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
@@ -357,7 +360,7 @@ public sealed class RedisStore : IGatewayStore, IDisposable
                   if spent ~= '0' then redis.call('HINCRBY', h, 's', spent) end
                   redis.call('ZADD', z, string.format('%d', keep), 's:' .. member)
                   -- a reservation that timed out on the gateway's side but was made after all
-                  if redis.call('ZREM', z, member) == 1 then redis.call('HINCRBY', h, 'r', amount) end
+                  if redis.call('ZREM', z, member) == 1 and held_amount ~= 0 then redis.call('HINCRBY', h, 'r', amount) end
                 end
               end
               local expire_at = ARGV[3 + 3 * m + i]

@@ -1,38 +1,31 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace LlmGateway.IntegrationTests.Resilience;
 
 /// <summary>
-/// A clock that moves only when the test says so. Every timer the gateway creates (retry delays,
-/// first-token, idle and total timeouts, probe intervals) is kept here with the delay it asked for,
-/// so a test can wait until the gateway is sleeping, check how long it meant to sleep, and wake it.
+/// <see cref="FakeTimeProvider"/> (the clock moves only when the test says so, and firing timers is
+/// its job) plus what these tests need to see: every timer the gateway creates (retry delays,
+/// first-token, idle and total timeouts, probe intervals) is recorded with the delay it asked for, so
+/// a test can wait until the gateway is sleeping, check how long it meant to sleep, and wake it.
 /// </summary>
-public sealed class ManualTimeProvider : TimeProvider
+public sealed class ManualTimeProvider : FakeTimeProvider
 {
     private readonly object _lock = new();
-    private readonly List<ManualTimer> _timers = [];
+    private readonly List<Pending> _pending = [];
     private readonly List<TimeSpan> _requested = [];
-    private DateTimeOffset _now = new(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
-    private long _timestamp = 1_000_000_000;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public override DateTimeOffset GetUtcNow()
-    {
-        lock (_lock) return _now;
-    }
-
-    public override long GetTimestamp()
-    {
-        lock (_lock) return _timestamp;
-    }
-
-    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
+    public ManualTimeProvider() => SetUtcNow(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
-        var timer = new ManualTimer(this, callback, state);
-        timer.Change(dueTime, period);
-        return timer;
+        var pending = new Pending(this);
+        // The callback goes through the record first, so a one-shot timer stops being pending when it fires.
+        pending.Inner = base.CreateTimer(static s => ((Pending)s!).Fire(), pending, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        pending.Callback = callback;
+        pending.State = state;
+        pending.Change(dueTime, period);
+        return pending;
     }
 
     /// <summary>Every finite delay any timer was set to, in order.</summary>
@@ -49,31 +42,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         get
         {
-            lock (_lock) return [.. _timers.Select(t => t.Requested)];
-        }
-    }
-
-    /// <summary>Moves the clock forward, firing every timer that comes due on the way, each at its own time.</summary>
-    public void Advance(TimeSpan by)
-    {
-        DateTimeOffset target;
-        lock (_lock) target = _now + by;
-        while (true)
-        {
-            ManualTimer? due;
-            lock (_lock)
-            {
-                due = _timers.Where(t => t.DueAt <= target).OrderBy(t => t.DueAt).FirstOrDefault();
-                if (due is null)
-                {
-                    MoveTo(target);
-                    break;
-                }
-                MoveTo(due.DueAt);
-                if (due.Period > TimeSpan.Zero) due.DueAt += due.Period;
-                else _timers.Remove(due);
-            }
-            due.Fire();
+            lock (_lock) return [.. _pending.Select(t => t.Requested)];
         }
     }
 
@@ -89,7 +58,7 @@ public sealed class ManualTimeProvider : TimeProvider
             Task changed;
             lock (_lock)
             {
-                foreach (var t in _timers)
+                foreach (var t in _pending)
                 {
                     if (match(t.Requested)) return t.Requested;
                 }
@@ -134,13 +103,6 @@ public sealed class ManualTimeProvider : TimeProvider
 
     public Task<TimeSpan> WaitForTimerAsync(TimeSpan exactly, Task? meanwhile = null) => WaitForTimerAsync(d => d == exactly, exactly.ToString(), meanwhile);
 
-    private void MoveTo(DateTimeOffset when)
-    {
-        if (when <= _now) return;
-        _timestamp += (when - _now).Ticks;
-        _now = when;
-    }
-
     private void Changed()
     {
         var old = _changed;
@@ -148,39 +110,54 @@ public sealed class ManualTimeProvider : TimeProvider
         old.TrySetResult();
     }
 
-    private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
+    /// <summary>A FakeTimeProvider timer, seen from the test: what it was asked for and whether it still waits.</summary>
+    private sealed class Pending(ManualTimeProvider owner) : ITimer
     {
-        public DateTimeOffset DueAt { get; set; }
-        public TimeSpan Period { get; private set; }
+        public ITimer Inner { get; set; } = null!;
+        public TimerCallback Callback { get; set; } = null!;
+        public object? State { get; set; }
         public TimeSpan Requested { get; private set; }
+        private bool _periodic;
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             lock (owner._lock)
             {
-                owner._timers.Remove(this);
+                owner._pending.Remove(this);
                 if (dueTime != Timeout.InfiniteTimeSpan)
                 {
                     Requested = dueTime;
-                    Period = period == Timeout.InfiniteTimeSpan ? TimeSpan.Zero : period;
-                    DueAt = owner._now + dueTime;
-                    owner._timers.Add(this);
+                    _periodic = period != Timeout.InfiniteTimeSpan && period != TimeSpan.Zero;
+                    // A zero due time fires at once (as a real timer does), so it never waits.
+                    if (dueTime != TimeSpan.Zero || _periodic) owner._pending.Add(this);
                     owner._requested.Add(dueTime);
                 }
                 owner.Changed();
             }
-            return true;
+            return Inner.Change(dueTime, period);
         }
 
-        public void Fire() => callback(state);
+        public void Fire()
+        {
+            lock (owner._lock)
+            {
+                if (!_periodic)
+                {
+                    owner._pending.Remove(this);
+                    owner.Changed();
+                }
+            }
+            Callback(State);
+        }
 
         public void Dispose()
         {
             lock (owner._lock)
             {
-                owner._timers.Remove(this);
+                owner._pending.Remove(this);
                 owner.Changed();
             }
+            Inner.Dispose();
         }
 
         public ValueTask DisposeAsync()

@@ -173,17 +173,6 @@ internal sealed class SpentBudgets(params string[] providers) : IBudgetGate
     public bool IsProviderExhausted(string provider) => providers.Contains(provider);
 }
 
-/// <summary>A clock the test moves by hand, so latency is observed without sleeping.</summary>
-internal sealed class ManualClock : TimeProvider
-{
-    private long _ticks;
-
-    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-    public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-    public override DateTimeOffset GetUtcNow() => new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero).AddTicks(GetTimestamp());
-    public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
-}
-
 /// <summary>Keeps the request log's structured fields, the way a log pipeline would receive them.</summary>
 internal sealed class RequestLogCapture : ILoggerProvider
 {

@@ -250,7 +250,7 @@ public sealed class RoutingTests : IAsyncLifetime
     [Fact]
     public async Task The_latency_strategy_follows_what_real_traffic_measured()
     {
-        var clock = new ManualClock();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         var pricey = TimeSpan.FromMilliseconds(900);
         var cheap = TimeSpan.FromMilliseconds(200);
         // Each upstream moves the gateway's clock by how long it "takes": no sleeping, no timing assertion.

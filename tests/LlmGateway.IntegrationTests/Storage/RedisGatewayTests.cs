@@ -92,6 +92,37 @@ public sealed class RedisGatewayTests(RedisServer sharedRedis) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Free_requests_under_a_global_budget_settle_on_Redis_without_a_single_store_error()
+    {
+        // Issue 16 item 3: a $0 reservation settled as "HINCRBY … -0", which Redis refuses; 300 mock requests tripped the breaker 18 times.
+        await using var gateway = Gateway(sharedRedis.ConnectionString, $"free-{Guid.NewGuid():N}:", s =>
+        {
+            s["Gateway:Budgets:Global:DailyUsd"] = "1";
+            s["Gateway:Providers:mock:Type"] = "mock";
+            s["Gateway:Models:mock-echo:Provider"] = "mock";
+            s["Gateway:Store:BreakSeconds"] = "30";
+        });
+        var client = await gateway.ConnectedClientAsync();
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+
+        await Parallel.ForEachAsync(Enumerable.Range(0, 300), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
+        {
+            using var response = await client.PostChatAsync(StoreTestKit.Body($"free {i}", model: "mock-echo"), cacheControl: "no-store");
+            statuses.Add(response.StatusCode);
+        });
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        var metrics = await Telemetry.MetricsText.ScrapeAsync(client);
+        var errors = metrics.Find("llm_gateway_store_errors_total").Where(e => e.Value > 0).Select(e => $"{e.Labels["operation"]}={e.Value}").ToList();
+        Assert.True(errors.Count == 0, "store errors: " + string.Join(", ", errors));
+        var (_, ready) = await ReadyAsync(client);
+        Assert.Equal("Healthy", ready.GetProperty("checks").GetProperty("store").GetProperty("status").GetString());
+        var global = await GlobalDailyAsync(client);
+        Assert.Equal(0m, global.GetProperty("spent_usd").GetDecimal());
+        Assert.Equal(0m, global.GetProperty("reserved_usd").GetDecimal());
+    }
+
+    [Fact]
     public async Task When_Redis_stops_and_comes_back_requests_keep_working_and_no_usage_or_spend_is_lost()
     {
         await using var redis = new RedisServer();

@@ -285,13 +285,15 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.True(exit == 0, $"promtool check metrics failed ({exit}):\n{output}");
     }
 
+    /// <summary>Scrapes until <paramref name="condition"/> holds; at the deadline the test fails with the last scrape.</summary>
     private static async Task<MetricsText> WaitForAsync(HttpClient http, Func<MetricsText, bool> condition)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
         {
             var m = await MetricsText.ScrapeAsync(http);
-            if (condition(m) || deadline.Elapsed > TimeSpan.FromSeconds(10)) return m;
+            if (condition(m)) return m;
+            if (deadline.Elapsed > TimeSpan.FromSeconds(10)) Assert.Fail($"The metrics did not reach the expected state within 10 s; last scrape:\n{m.Text}");
             await Task.Delay(20);
         }
     }

@@ -131,7 +131,8 @@ public sealed class TracingTests : IAsyncLifetime
         while (true)
         {
             var exports = collector.Requests.Where(r => r.Path == "/v1/traces").ToList();
-            if (exports.Any(r => r.Body.AsSpan().IndexOf(name) >= 0) || deadline.Elapsed > TimeSpan.FromSeconds(15)) return exports;
+            if (exports.Any(r => r.Body.AsSpan().IndexOf(name) >= 0)) return exports;
+            if (deadline.Elapsed > TimeSpan.FromSeconds(15)) Assert.Fail($"No span named '{spanName}' was exported within 15 s ({exports.Count} trace exports received).");
             await Task.Delay(50);
         }
     }

@@ -4,17 +4,12 @@ using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LlmGateway.Tests.Auth;
 
 public class KeyAuthenticatorTests
 {
-    private sealed class Clock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = now;
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
     /// <summary>The in-memory store, counting lookups, or failing them, at the store boundary.</summary>
     private sealed class CountingStore(bool fail = false) : IKeyStore
     {
@@ -36,6 +31,13 @@ public class KeyAuthenticatorTests
 
     private static readonly DateTimeOffset s_t0 = new(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
+    private static FakeTimeProvider Clock()
+    {
+        var clock = new FakeTimeProvider();
+        clock.SetUtcNow(s_t0);
+        return clock;
+    }
+
     private static KeyAuthenticator Create(IKeyStore store, TimeProvider clock, params KeyOptions[] keys)
     {
         var options = new GatewayOptions();
@@ -51,7 +53,7 @@ public class KeyAuthenticatorTests
     {
         var key = new KeyOptions { Id = "team", Sha256 = GatewayKeys.Sha256Hex("team-secret").ToUpperInvariant(), Rpm = 7, Models = ["gpt-*"], LocalOnly = true };
         var store = new CountingStore();
-        var auth = Create(store, new Clock(s_t0), key);
+        var auth = Create(store, Clock(), key);
 
         var result = await auth.AuthenticateAsync("team-secret", default);
         Assert.Equal(AuthOutcome.Authenticated, result.Outcome);
@@ -72,7 +74,7 @@ public class KeyAuthenticatorTests
     [Fact]
     public async Task A_configured_key_with_no_models_listed_may_use_every_model()
     {
-        var auth = Create(new CountingStore(), new Clock(s_t0), new KeyOptions { Id = "all", Sha256 = GatewayKeys.Sha256Hex("all-secret") });
+        var auth = Create(new CountingStore(), Clock(), new KeyOptions { Id = "all", Sha256 = GatewayKeys.Sha256Hex("all-secret") });
         var caller = (await auth.AuthenticateAsync("all-secret", default)).Caller!;
         Assert.True(caller.MayRequest("anything-at-all"));
     }
@@ -82,7 +84,7 @@ public class KeyAuthenticatorTests
     {
         var store = new CountingStore();
         await store.CreateAsync(Stored("v1", "virtual-secret"), default);
-        var clock = new Clock(s_t0);
+        var clock = Clock();
         var auth = Create(store, clock);
 
         for (var i = 0; i < 5; i++)
@@ -92,7 +94,7 @@ public class KeyAuthenticatorTests
         }
         Assert.Equal(2, store.Lookups);
 
-        clock.Now += KeyAuthenticator.CacheTtl;
+        clock.Advance(KeyAuthenticator.CacheTtl);
         await store.RevokeAsync("v1", default);
         Assert.Equal(AuthOutcome.Invalid, (await auth.AuthenticateAsync("virtual-secret", default)).Outcome);
         Assert.Equal(3, store.Lookups);
@@ -103,7 +105,7 @@ public class KeyAuthenticatorTests
     {
         var store = new CountingStore();
         await store.CreateAsync(Stored("v1", "virtual-secret"), default);
-        var auth = Create(store, new Clock(s_t0));
+        var auth = Create(store, Clock());
         Assert.Equal(AuthOutcome.Authenticated, (await auth.AuthenticateAsync("virtual-secret", default)).Outcome);
 
         await store.RevokeAsync("v1", default);
@@ -115,7 +117,7 @@ public class KeyAuthenticatorTests
     public async Task A_key_created_after_a_miss_for_it_works_at_once_on_the_instance_that_created_it()
     {
         var store = new CountingStore();
-        var auth = Create(store, new Clock(s_t0));
+        var auth = Create(store, Clock());
         Assert.Equal(AuthOutcome.Invalid, (await auth.AuthenticateAsync("later-secret", default)).Outcome);
 
         var key = Stored("later", "later-secret");
@@ -128,7 +130,7 @@ public class KeyAuthenticatorTests
     public async Task A_store_that_fails_refuses_virtual_keys_but_not_configured_ones()
     {
         var store = new CountingStore(fail: true);
-        var auth = Create(store, new Clock(s_t0), new KeyOptions { Id = "team", Sha256 = GatewayKeys.Sha256Hex("team-secret") });
+        var auth = Create(store, Clock(), new KeyOptions { Id = "team", Sha256 = GatewayKeys.Sha256Hex("team-secret") });
         Assert.Equal(AuthOutcome.StoreUnavailable, (await auth.AuthenticateAsync("virtual-secret", default)).Outcome);
         Assert.Equal(AuthOutcome.Authenticated, (await auth.AuthenticateAsync("team-secret", default)).Outcome);
 
@@ -141,7 +143,7 @@ public class KeyAuthenticatorTests
     public async Task A_store_answer_whose_hash_does_not_match_is_not_trusted()
     {
         var store = new LyingStore();
-        var auth = Create(store, new Clock(s_t0));
+        var auth = Create(store, Clock());
         Assert.Equal(AuthOutcome.Invalid, (await auth.AuthenticateAsync("any-secret-at-all", default)).Outcome);
     }
 
@@ -159,7 +161,7 @@ public class KeyAuthenticatorTests
     public async Task A_flood_of_made_up_keys_does_not_grow_the_cache_without_bound()
     {
         var store = new CountingStore();
-        var auth = Create(store, new Clock(s_t0));
+        var auth = Create(store, Clock());
         for (var i = 0; i < KeyAuthenticator.MaxCacheEntries + 50; i++)
         {
             await auth.AuthenticateAsync("made-up-" + i, default);

@@ -174,7 +174,7 @@ public class EventStreamTeeTests
     public async Task Every_write_and_flush_goes_through_unchanged_and_the_usage_is_found_on_the_side()
     {
         var inner = new FlushCountingStream();
-        var time = new LlmGateway.Tests.Resilience.SettableTimeProvider();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         using var tee = new EventStreamTee(inner, time);
         var first = Encoding.UTF8.GetBytes("event: response.completed\r\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"m\",");
         var second = Encoding.UTF8.GetBytes("\"usage\":{\"input_tokens\":2,\"output_tokens\":3,\"total_tokens\":5}}}\r\n\r\n");

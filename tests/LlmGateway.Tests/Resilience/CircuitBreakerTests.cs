@@ -1,11 +1,12 @@
 using LlmGateway.Configuration;
 using LlmGateway.Resilience;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LlmGateway.Tests.Resilience;
 
 public class CircuitBreakerTests
 {
-    private readonly SettableTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
     private readonly List<CircuitState> _changes = [];
 
     private CircuitBreaker Breaker(double ratio = 0.5, int minimum = 4, int sampling = 30, int breakSeconds = 10) =>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using LlmGateway.Providers;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LlmGateway.Tests.Resilience;
 
@@ -90,7 +91,7 @@ public class ClassificationTests
     [Fact]
     public void Retry_After_as_an_http_date_is_the_time_until_then()
     {
-        var time = new SettableTimeProvider();
+        var time = new FakeTimeProvider();
         using var response = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
         response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(time.GetUtcNow().AddSeconds(30));
         Assert.Equal(TimeSpan.FromSeconds(30), ProviderHttp.ReadRetryAfter(response, time));

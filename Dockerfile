@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# LlmGateway: docker build -t llm-gateway . && docker run -p 8080:8080 llm-gateway
+# LlmGateway: docker build -t llm-gateway . && docker run -p 127.0.0.1:8080:8080 llm-gateway
+# (podman: podman build --format docker -t llm-gateway . ; the OCI format drops HEALTHCHECK).
 # (or `docker compose up` for the gateway with Redis, Prometheus and Grafana).
 
 # --- build ---
@@ -17,13 +18,15 @@ RUN dotnet publish src/LlmGateway/LlmGateway.csproj -c Release -o /app --no-rest
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
-# appsettings.json binds to localhost for a developer's machine; in a container the gateway listens on
-# every interface. URLS (no prefix) is read after appsettings.json, so it wins.
-ENV URLS=http://+:8080
+COPY deploy/docker/healthcheck.sh /usr/local/bin/gateway-healthcheck
+# In a container the gateway listens on every interface, port 8080, through .NET's standard variable
+# (the aspnet image's own default, stated here so it is visibly the gateway's). ASPNETCORE_URLS or
+# ASPNETCORE_HTTP_PORTS given at `docker run` override it, and the HEALTHCHECK follows them.
+ENV ASPNETCORE_HTTP_PORTS=8080
 EXPOSE 8080
 # The image's non-root user `app` (uid 1654).
 USER $APP_UID
-# The image has no curl or wget: bash's /dev/tcp asks /health/live and checks for a 200.
+# GET /health/live on the configured port, bounded by its own timeout (deploy/docker/healthcheck.sh).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /health/live HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+  CMD ["bash", "/usr/local/bin/gateway-healthcheck"]
 ENTRYPOINT ["dotnet", "LlmGateway.dll"]

@@ -24,6 +24,8 @@ var builder = WebApplication.CreateBuilder(args);
 // YAML), environment variables, command line; validated at start-up with every problem listed.
 builder.Configuration.AddGatewayConfigFile();
 builder.Services.AddGatewayOptions();
+// Listen address: --urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS or Kestrel:Endpoints; http://localhost:8080 when none is given.
+builder.UseDefaultListenAddressWhenNoneGiven();
 builder.Services.AddSingleton(TimeProvider.System);
 
 // Logs: Serilog JSON lines; one line per request comes from the request recorder.
@@ -74,6 +76,7 @@ app.MapEmbeddings();
 app.MapBatches();
 app.MapModels();
 app.MapModelRouting();
+app.MapGatewayConfig();
 app.MapResilience();
 app.MapGatewayHealth();
 app.MapGatewayAuth();

@@ -79,8 +79,10 @@ public static class ConfigurationExtensions
     /// <summary>Binds and validates the Gateway section; a bad configuration stops start-up with every problem listed.</summary>
     public static IServiceCollection AddGatewayOptions(this IServiceCollection services)
     {
+        // Bound from the layered view, not BindConfiguration: .NET merges lists item by item and cannot
+        // remove an entry, and the operator must be able to do both (GatewayConfigurationLayers).
         services.AddOptions<GatewayOptions>()
-            .BindConfiguration(GatewayOptions.SectionName)
+            .Configure<IConfiguration>(static (options, configuration) => GatewayConfigurationLayers.Effective(configuration).Bind(options))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         return services;

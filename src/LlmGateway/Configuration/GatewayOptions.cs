@@ -8,6 +8,13 @@ public sealed class GatewayOptions
 {
     public const string SectionName = "Gateway";
 
+    /// <summary>
+    /// <c>shipped</c> (the default): the shipped appsettings.json is the first layer. <c>none</c>: it says
+    /// nothing under Gateway, so the operator's own layers are the whole configuration
+    /// (see <see cref="GatewayConfigurationLayers"/>).
+    /// </summary>
+    public string Defaults { get; set; } = GatewayConfigurationLayers.DefaultsShipped;
+
     public Dictionary<string, ProviderOptions> Providers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
     public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
     public RoutingOptions Routing { get; set; } = new();

@@ -27,6 +27,12 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
     {
         var errors = new List<string>();
 
+        if (!string.Equals(o.Defaults, GatewayConfigurationLayers.DefaultsShipped, StringComparison.OrdinalIgnoreCase) &&
+            !string.Equals(o.Defaults, GatewayConfigurationLayers.DefaultsNone, StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"Gateway:Defaults is '{o.Defaults}'; expected '{GatewayConfigurationLayers.DefaultsShipped}' or '{GatewayConfigurationLayers.DefaultsNone}'.");
+        }
+
         foreach (var (name, p) in o.Providers)
         {
             var at = $"Gateway:Providers:{name}";

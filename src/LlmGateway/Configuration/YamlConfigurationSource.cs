@@ -42,6 +42,14 @@ public sealed class YamlConfigurationProvider(YamlConfigurationSource source) : 
     {
         switch (node)
         {
+            // Empty {} or [] is a null value, as in the JSON provider: it says "this entry, nothing in it"
+            // (a task type kept as shipped, an emptied list), unlike null, which removes the entry.
+            case YamlMappingNode { Children.Count: 0 } when prefix is not null:
+                data[prefix] = null;
+                break;
+            case YamlSequenceNode { Children.Count: 0 } when prefix is not null:
+                data[prefix] = null;
+                break;
             case YamlMappingNode map:
                 foreach (var (k, v) in map.Children)
                 {

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using LlmGateway.Configuration;
 using LlmGateway.Providers;
+using LlmGateway.Resilience;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
@@ -47,14 +49,39 @@ public static class HealthEndpoints
     }
 }
 
-/// <summary>Ready when at least one provider is usable (has what it needs to be called).</summary>
-public sealed class ProvidersHealthCheck(ProviderRegistry providers) : IHealthCheck
+/// <summary>
+/// Ready when at least one provider can be called. A provider with a key (or the built-in mock) counts
+/// as soon as its key is present; one that needs no key (a local Ollama) counts only once it has
+/// answered a call or a probe and its circuit is not open: an address nobody ever reached is no
+/// evidence of a usable provider.
+/// </summary>
+public sealed class ProvidersHealthCheck(ProviderRegistry providers, ProviderResilienceRegistry resilience) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var usable = providers.All.Count(p => p.IsUsable);
+        var usable = 0;
+        var reasons = new List<string>();
+        foreach (var p in providers.All)
+        {
+            if (Usable(p) is { } reason) reasons.Add($"{p.Name}: {reason}");
+            else usable++;
+        }
         return Task.FromResult(usable > 0
             ? HealthCheckResult.Healthy($"{usable} of {providers.All.Count} providers usable")
-            : HealthCheckResult.Unhealthy("No provider is usable: " + string.Join("; ", providers.All.Select(p => $"{p.Name}: {p.UnusableReason}"))));
+            : HealthCheckResult.Unhealthy("No provider is usable: " + string.Join("; ", reasons)));
+    }
+
+    /// <summary>Null when the provider counts; otherwise why not.</summary>
+    private string? Usable(IChatProvider provider)
+    {
+        if (!provider.IsUsable) return provider.UnusableReason;
+        var options = provider.Options;
+        if (options.Type == ProviderTypes.Mock || !string.IsNullOrEmpty(options.ApiKeyEnv)) return null;
+        if (resilience.Find(provider.Name) is not { } r) return null;
+        if (r.Breaker.State == CircuitState.Open) return "its circuit is open";
+        var recent = r.Stats.Snapshot(ResilienceDefaults.RecentWindow);
+        return recent.LastSuccessAt is not null || recent.LastProbeOk == true
+            ? null
+            : "it needs no key and has not answered yet (set its ProbeIntervalSeconds to have it checked)";
     }
 }

@@ -13,7 +13,13 @@ namespace LlmGateway.Routing;
 public interface IModelRouter
 {
     RouteDecision Route(GatewayRequest request, RoutingContext context);
+
+    /// <summary>Each task type with the models <c>auto</c> considers for it, before any per-request filter.</summary>
+    IReadOnlyList<TaskTypeRoute> TaskTypes { get; }
 }
+
+/// <summary>A task type's models as the router resolved them (every real chat model when it lists none).</summary>
+public sealed record TaskTypeRoute(string TaskType, IReadOnlyList<Candidate> Models, string Strategy, bool IsDefault);
 
 /// <summary>
 /// Resolves the model a client named (or <c>auto</c>) to the ordered candidates to try.
@@ -63,10 +69,12 @@ public sealed class ModelRouter : IModelRouter
         var models = new Dictionary<string, Candidate>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, model) in _options.Models) models[name] = new Candidate(name, model, providers.Get(model.Provider));
         // auto picks among models of the request's kind: chat models for chat, embeddings models for embeddings.
+        // "Every model" leaves out the built-in mock: a fake answer must never stand in for a real one, so
+        // a mock model is an auto choice only where the operator lists it in a task type's Models.
         var all = new List<Candidate>(models.Values);
         all.Sort(static (a, b) => a.Model.Priority.CompareTo(b.Model.Priority));
-        _allModels = [.. all.Where(static c => !IsEmbeddingsModel(c))];
-        _embeddingModels = [.. all.Where(IsEmbeddingsModel)];
+        _allModels = [.. all.Where(static c => !IsEmbeddingsModel(c) && !IsMock(c))];
+        _embeddingModels = [.. all.Where(static c => IsEmbeddingsModel(c) && !IsMock(c))];
 
         foreach (var (name, candidate) in models)
         {
@@ -87,12 +95,30 @@ public sealed class ModelRouter : IModelRouter
             _embeddingsTaskType = (embeddings.Models == _allModels ? _embeddingModels : embeddings.Models, embeddings.Strategy);
         }
         _classifier = new TaskTypeClassifier(_options.Routing, RoutingDefaults.PatternMatchTimeout, logger);
+
+        var routes = new List<TaskTypeRoute>();
+        foreach (var (name, route) in _taskTypes)
+        {
+            var isDefault = string.Equals(name, _options.Routing.DefaultTaskType, StringComparison.OrdinalIgnoreCase);
+            routes.Add(new TaskTypeRoute(name, name == EmbeddingsTaskType && _embeddingsTaskType is { } e ? e.Models : route.Models, route.Strategy.Name, isDefault));
+        }
+        if (!_taskTypes.ContainsKey(_options.Routing.DefaultTaskType))
+        {
+            // No task type by the default's name: auto requests that match no pattern go to every real model.
+            routes.Add(new TaskTypeRoute(_options.Routing.DefaultTaskType, _allModels, _strategy.Name, IsDefault: true));
+        }
+        routes.Sort(static (a, b) => string.CompareOrdinal(a.TaskType, b.TaskType));
+        TaskTypes = routes;
     }
+
+    public IReadOnlyList<TaskTypeRoute> TaskTypes { get; }
 
     /// <summary>The task type of every embeddings request (metrics, logs and the ledger group by it).</summary>
     public const string EmbeddingsTaskType = "embeddings";
 
     private static bool IsEmbeddingsModel(Candidate c) => (c.Capabilities & ModelCapabilities.Embeddings) != 0;
+
+    private static bool IsMock(Candidate c) => string.Equals(c.Provider.Options.Type, ProviderTypes.Mock, StringComparison.OrdinalIgnoreCase);
 
     private static IRoutingStrategy Strategy(Dictionary<string, IRoutingStrategy> byName, string name) =>
         byName.TryGetValue(name, out var s) ? s : throw new InvalidOperationException($"Routing strategy '{name}' is not registered.");

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Options;
 
 namespace LlmGateway.Routing;
 
-public static class RoutingEndpoints
+public static partial class RoutingEndpoints
 {
     /// <summary>
     /// The router, its strategies and the latency it learns from traffic. Named AddModelRouting, not
@@ -32,15 +32,38 @@ public static class RoutingEndpoints
 
     /// <summary>
     /// Builds the router at start-up, not on the first request: its patterns are compiled and warmed
-    /// then, and a strategy name nobody registered stops start-up instead of failing requests.
+    /// then, and a strategy name nobody registered stops start-up instead of failing requests. Then
+    /// says, per task type, which models auto can actually reach (their provider has its key), so an
+    /// operator sees a task type that can only fail before a client does.
     /// </summary>
-    private sealed class RouterWarmUp(IServiceProvider services) : IHostedService
+    private sealed partial class RouterWarmUp(IServiceProvider services, ILogger<RouterWarmUp> logger) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
-            services.GetRequiredService<IModelRouter>();
+            var router = services.GetRequiredService<IModelRouter>();
+            foreach (var route in router.TaskTypes)
+            {
+                var reachable = route.Models.Where(static c => c.Provider.IsUsable).Select(static c => c.ModelName).ToList();
+                if (reachable.Count > 0)
+                {
+                    LogReachable(logger, route.TaskType, string.Join(", ", reachable), route.Models.Count - reachable.Count);
+                }
+                else
+                {
+                    var why = route.Models.Count == 0
+                        ? "it lists no model and no real model is configured"
+                        : string.Join("; ", route.Models.Select(static c => $"{c.ModelName}: provider '{c.Provider.Name}': {c.Provider.UnusableReason}"));
+                    LogUnreachable(logger, route.TaskType, why);
+                }
+            }
             return Task.CompletedTask;
         }
+
+        [LoggerMessage(EventId = 60, Level = LogLevel.Information, Message = "Task type {TaskType}: auto can reach {Models} ({Unreachable} more without their provider's key)")]
+        private static partial void LogReachable(ILogger logger, string taskType, string models, int unreachable);
+
+        [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "Task type {TaskType}: auto can reach no model, its requests will fail with 503 ({Reasons})")]
+        private static partial void LogUnreachable(ILogger logger, string taskType, string reasons);
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }

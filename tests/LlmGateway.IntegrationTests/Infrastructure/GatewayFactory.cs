@@ -27,9 +27,12 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     /// <summary>Replaces services after the app registered its own (a manual clock, a shared store, a log capture).</summary>
     public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? TestServices { get; init; }
 
+    /// <summary>The host environment (Testing unless a test needs Production's behaviour).</summary>
+    public string EnvironmentName { get; init; } = "Testing";
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseEnvironment("Testing");
+        builder.UseEnvironment(EnvironmentName);
         if (TestServices is not null) Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.ConfigureTestServices(builder, TestServices);
         builder.ConfigureAppConfiguration((_, config) =>
         {

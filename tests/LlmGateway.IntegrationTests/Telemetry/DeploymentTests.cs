@@ -36,13 +36,33 @@ public sealed class DeploymentTests
         var raw = RepoFiles.Read("docker-compose.yml");
         Assert.DoesNotContain("sk-", raw, StringComparison.Ordinal);
 
-        var withKey = await ComposeConfigAsync(new Dictionary<string, string?> { ["OPENAI_API_KEY"] = key, ["GRAFANA_ADMIN_PASSWORD"] = null });
+        var withKey = await ComposeConfigAsync(new Dictionary<string, string?> { ["OPENAI_API_KEY"] = key, ["GRAFANA_ADMIN_PASSWORD"] = "grafana-test-password" });
         var gateway = Map(Map(withKey, "services"), "gateway");
-        Assert.Equal(key, Scalar(Map(gateway, "environment"), "OPENAI_API_KEY"));
-        Assert.Equal("redis:6379", Scalar(Map(gateway, "environment"), "ConnectionStrings__Redis"));
-        Assert.Contains(Seq(gateway, "ports"), p => Scalar((YamlMappingNode)p, "target") == "8080" && Scalar((YamlMappingNode)p, "published") == "8080");
+        var gatewayEnvironment = Map(gateway, "environment");
+        Assert.Equal(key, Scalar(gatewayEnvironment, "OPENAI_API_KEY"));
+        Assert.Equal("redis:6379", Scalar(gatewayEnvironment, "ConnectionStrings__Redis"));
+        Assert.Equal("none", Scalar(gatewayEnvironment, "Gateway__Auth__Mode"));
 
-        var without = await ComposeConfigAsync(new Dictionary<string, string?> { ["OPENAI_API_KEY"] = null, ["GRAFANA_ADMIN_PASSWORD"] = null });
+        // Published on loopback only unless the operator says otherwise, every service.
+        foreach (var (service, port) in new[] { ("gateway", "8080"), ("prometheus", "9090"), ("grafana", "3000") })
+        {
+            Assert.Equal([("127.0.0.1", port, port)], Ports(Map(Map(withKey, "services"), service)));
+        }
+        var exposed = await ComposeConfigAsync(new Dictionary<string, string?> { ["GRAFANA_ADMIN_PASSWORD"] = "x", ["PUBLISH_ADDRESS"] = "0.0.0.0", ["GATEWAY_AUTH_MODE"] = "keys" });
+        Assert.Equal([("0.0.0.0", "8080", "8080")], Ports(Map(Map(exposed, "services"), "gateway")));
+        Assert.Equal("keys", Scalar(Map(Map(Map(exposed, "services"), "gateway"), "environment"), "Gateway__Auth__Mode"));
+
+        // Ollama on the host, reached through host-gateway: localhost would be the container itself.
+        Assert.Equal("http://host.docker.internal:11434", Scalar(gatewayEnvironment, "Gateway__Providers__ollama__BaseUrl"));
+        Assert.Contains(Seq(gateway, "extra_hosts").Select(n => n.ToString()), h => h.Replace('=', ':') == "host.docker.internal:host-gateway");
+
+        // Grafana has no default password: without one, compose refuses and names the variable.
+        var (noPasswordExit, noPasswordOutput) = await Tool.RunAsync("docker-compose", ["-f", "docker-compose.yml", "config"], workingDirectory: RepoFiles.Root,
+            environment: new Dictionary<string, string?> { ["GRAFANA_ADMIN_PASSWORD"] = null });
+        Assert.NotEqual(0, noPasswordExit);
+        Assert.Contains("GRAFANA_ADMIN_PASSWORD", noPasswordOutput, StringComparison.Ordinal);
+
+        var without = await ComposeConfigAsync(new Dictionary<string, string?> { ["OPENAI_API_KEY"] = null, ["GRAFANA_ADMIN_PASSWORD"] = "grafana-test-password" });
         Assert.Equal("", Scalar(Map(Map(Map(without, "services"), "gateway"), "environment"), "OPENAI_API_KEY"));
 
         var services = Map(without, "services");
@@ -61,7 +81,8 @@ public sealed class DeploymentTests
         var dashboardsPath = Scalar(Map(provider, "options"), "path");
         Assert.Contains(Volumes(grafana), v => v.Target == dashboardsPath && v.Source.EndsWith("deploy/grafana/dashboards", StringComparison.Ordinal));
         Assert.Equal(dashboardsPath + "/llm-gateway.json", Scalar(Map(grafana, "environment"), "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"));
-        Assert.Equal("admin", Scalar(Map(grafana, "environment"), "GF_SECURITY_ADMIN_PASSWORD"));
+        Assert.Equal("grafana-test-password", Scalar(Map(grafana, "environment"), "GF_SECURITY_ADMIN_PASSWORD"));
+        Assert.DoesNotContain("admin}", raw, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -119,6 +140,10 @@ public sealed class DeploymentTests
         var container = (YamlMappingNode)Seq(Map(template, "spec"), "containers")[0];
         Assert.Equal("8080", Scalar((YamlMappingNode)Seq(container, "ports")[0], "containerPort"));
         Assert.Equal("/health/ready", Scalar(Map(Map(container, "readinessProbe"), "httpGet"), "path"));
+        // The comment over the probes says what /health/ready does with the store (RedisGatewayTests checks it against a real Redis).
+        var probeComment = RepoFiles.Read("deploy/k8s/gateway.yaml").Split("readinessProbe:")[0].Split('\n').Reverse().Skip(1).TakeWhile(l => l.TrimStart().StartsWith('#')).ToList();
+        Assert.Contains(probeComment, l => l.Contains("FailMode=closed", StringComparison.Ordinal));
+        Assert.Contains(probeComment, l => l.Contains("Degraded", StringComparison.Ordinal));
         Assert.Equal("/health/live", Scalar(Map(Map(container, "livenessProbe"), "httpGet"), "path"));
 
         var env = Seq(container, "env").Cast<YamlMappingNode>().ToDictionary(e => Scalar(e, "name")!);
@@ -184,7 +209,7 @@ public sealed class DeploymentTests
             var port = RepoFiles.FreePort();
             var start = new ProcessStartInfo("dotnet") { WorkingDirectory = output, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             start.ArgumentList.Add(Path.Combine(output, "LlmGateway.dll"));
-            start.Environment["URLS"] = $"http://127.0.0.1:{port}";
+            start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
             start.Environment["GATEWAY_CONFIG"] = config;
             start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
             start.Environment.Remove("OPENAI_API_KEY");
@@ -223,15 +248,38 @@ public sealed class DeploymentTests
             var metrics = await http.GetStringAsync("/metrics");
             Assert.Contains("llm_gateway_requests_total{model=\"mock-echo\",provider=\"mock\",status=\"200\",task_type=\"general\"} 1", metrics, StringComparison.Ordinal);
 
-            // The image's HEALTHCHECK, run as Docker would run it, against this port instead of 8080.
+            // The image's HEALTHCHECK, run as Docker would run it (the script the image copies), following the port
+            // of each of the variables the image honours, and failing when nothing answers.
             var healthcheck = HealthcheckCommand(dockerfile);
-            Assert.Contains("/8080", healthcheck[^1], StringComparison.Ordinal);
-            var command = healthcheck.Select(a => a.Replace("/8080", $"/{port}", StringComparison.Ordinal)).ToArray();
-            var (checkExit, checkOutput) = await Tool.RunAsync(command[0], command[1..], timeout: TimeSpan.FromSeconds(10));
-            Assert.True(checkExit == 0, "HEALTHCHECK failed against a live app: " + checkOutput);
-            // ...and fails when nothing listens there, so it can tell.
-            var dead = healthcheck.Select(a => a.Replace("/8080", $"/{RepoFiles.FreePort()}", StringComparison.Ordinal)).ToArray();
-            Assert.NotEqual(0, (await Tool.RunAsync(dead[0], dead[1..], timeout: TimeSpan.FromSeconds(10))).ExitCode);
+            Assert.Equal(["bash", "/usr/local/bin/gateway-healthcheck"], healthcheck);
+            Assert.Contains("COPY deploy/docker/healthcheck.sh /usr/local/bin/gateway-healthcheck", dockerfile, StringComparison.Ordinal);
+            Assert.Contains("ENV ASPNETCORE_HTTP_PORTS=8080", dockerfile, StringComparison.Ordinal);
+            var script = RepoFiles.Path("deploy/docker/healthcheck.sh");
+            async Task<(int Exit, string Output)> CheckAsync(Dictionary<string, string?> variables)
+            {
+                foreach (var name in new[] { "ASPNETCORE_URLS", "ASPNETCORE_HTTP_PORTS" }) variables.TryAdd(name, null);
+                return await Tool.RunAsync("bash", [script], environment: variables, timeout: TimeSpan.FromSeconds(20));
+            }
+            var p = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            foreach (var variables in new[]
+            {
+                new Dictionary<string, string?> { ["ASPNETCORE_HTTP_PORTS"] = p },
+                new Dictionary<string, string?> { ["ASPNETCORE_HTTP_PORTS"] = p + ";9" },
+                new Dictionary<string, string?> { ["ASPNETCORE_URLS"] = $"http://+:{p}", ["ASPNETCORE_HTTP_PORTS"] = "9" },
+                new Dictionary<string, string?> { ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{p}/;http://127.0.0.1:9" },
+            })
+            {
+                var (checkExit, checkOutput) = await CheckAsync(variables);
+                Assert.True(checkExit == 0, $"HEALTHCHECK failed against a live app with {string.Join(", ", variables.Where(v => v.Value is not null))}: {checkOutput}");
+            }
+            Assert.NotEqual(0, (await CheckAsync(new() { ["ASPNETCORE_HTTP_PORTS"] = RepoFiles.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture) })).Exit);
+
+            // A listener that accepts and never answers: the script's own timeout ends the check, with a failure.
+            using var silent = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+            silent.Start();
+            var silentPort = ((IPEndPoint)silent.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var (hungExit, hungOutput) = await CheckAsync(new() { ["ASPNETCORE_HTTP_PORTS"] = silentPort, ["HEALTHCHECK_TIMEOUT_SECONDS"] = "1" });
+            Assert.True(hungExit != 0, "HEALTHCHECK passed against a listener that never answers: " + hungOutput);
         }
         finally
         {
@@ -266,6 +314,15 @@ public sealed class DeploymentTests
         Assert.True(exit == 0, "docker-compose config failed:\n" + output);
         return LoadYaml(output);
     }
+
+    /// <summary>(host address, published, target) of a service's ports, in either of compose's output forms.</summary>
+    private static List<(string HostIp, string Published, string Target)> Ports(YamlMappingNode service) =>
+        [.. Seq(service, "ports").Select(p =>
+        {
+            if (p is YamlMappingNode m) return (Scalar(m, "host_ip") ?? "", Scalar(m, "published") ?? "", Scalar(m, "target") ?? "");
+            var parts = ((YamlScalarNode)p).Value!.Split('/')[0].Split(':');
+            return parts.Length == 3 ? (parts[0], parts[1], parts[2]) : ("", parts[0], parts[^1]);
+        })];
 
     private static IEnumerable<(string Source, string Target)> Volumes(YamlMappingNode service) =>
         Seq(service, "volumes").Select(v => v is YamlScalarNode s

@@ -49,6 +49,46 @@ public class ModelsAndHealthTests
     }
 
     [Fact]
+    public async Task A_provider_that_needs_no_key_counts_for_ready_only_once_it_has_answered()
+    {
+        // A keyless local server (an Ollama, a vLLM) and nothing else: its address alone proves nothing.
+        await using var upstream = await FakeUpstream.StartAsync((http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("local answer")));
+        var settings = GatewayFactory.OpenAiSettings(upstream.BaseUrl, provider: "local", model: "local-model");
+        await using var gateway = new GatewayFactory(settings);
+        using var client = gateway.CreateClient();
+
+        using (var before = await client.GetAsync("/health/ready"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, before.StatusCode);
+            Assert.Contains("has not answered yet", await before.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(0, upstream.Calls);
+
+        using (var chat = await client.PostAsync("/v1/chat/completions", new StringContent("""{"model":"local-model","messages":[{"role":"user","content":"hi"}]}""", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+        }
+        using var after = await client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_never_reached_ollama_does_not_make_the_gateway_ready()
+    {
+        await using var gateway = new GatewayFactory(new()
+        {
+            ["Gateway:Providers:ollama:Type"] = "ollama",
+            ["Gateway:Providers:ollama:BaseUrl"] = $"http://127.0.0.1:{LlmGateway.IntegrationTests.Telemetry.RepoFiles.FreePort()}",
+            ["Gateway:Models:llama:Provider"] = "ollama",
+            ["Gateway:Models:llama:UpstreamModel"] = "llama3.2",
+        });
+        using var client = gateway.CreateClient();
+        using var ready = await client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("ollama", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_mock_model_streams_chunk_by_chunk_with_zero_setup()
     {
         await using var gateway = new GatewayFactory([], useShippedSettings: true);

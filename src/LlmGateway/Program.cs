@@ -31,7 +31,9 @@ builder.Services.AddSingleton(TimeProvider.System);
 // Logs: Serilog JSON lines; one line per request comes from the request recorder.
 builder.AddGatewayLogging();
 
-// The chat path: providers, routing, resilience, the handler and its observers.
+// The pipeline every ingress runs (and its request observers), the providers, routing and resilience it
+// uses, and the ingresses: chat completions (and embeddings), batches.
+builder.Services.AddGatewayPipeline();
 builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddResilience();

@@ -20,51 +20,46 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
     /// <summary>
     /// Null error: go ahead (settle the ticket, when there is one, at the end). Otherwise the 429.
     /// <paramref name="estimatedTokens"/> is what TPM is charged now (<see cref="EstimateTokens"/>; 0 for a
-    /// call whose size shows only in its answer, which then pays at settlement).
+    /// call whose size shows only in its answer, which then pays at settlement). The limits' state comes
+    /// back as values, for each ingress to show (OpenAI's <c>x-ratelimit-*</c> headers).
     /// </summary>
-    public async ValueTask<(ApiError? Error, KeyLimitTicket? Ticket)> AdmitAsync(HttpContext http, CallerIdentity caller, long estimatedTokens)
+    public async ValueTask<KeyAdmission> AdmitAsync(CallerIdentity caller, long estimatedTokens, CancellationToken ct)
     {
-        if (caller.Rpm <= 0 && caller.Tpm <= 0) return (null, null);
+        if (caller.Rpm <= 0 && caller.Tpm <= 0) return default;
         var now = time.GetUtcNow();
-        var headers = http.Response.Headers;
-        var ct = http.RequestAborted;
 
         RateLimitResult? tookRequest = null;
         if (caller.Rpm > 0 && await TryAcquireAsync(caller.RequestsLimitKey, caller.Rpm, 1, now, ct).ConfigureAwait(false) is { } requests)
         {
-            RateLimitHeaders.SetRequests(headers, requests);
             if (!requests.Allowed)
             {
-                if (caller.Tpm > 0 && await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, 0, now, ct).ConfigureAwait(false) is { } state)
-                {
-                    RateLimitHeaders.SetTokens(headers, state);
-                }
-                return (AuthErrors.RateLimited(caller.KeyId, "requests", caller.Rpm, requests.RetryAfter), null);
+                RateLimitResult? state = null;
+                if (caller.Tpm > 0) state = await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, 0, now, ct).ConfigureAwait(false);
+                return new KeyAdmission(AuthErrors.RateLimited(caller.KeyId, "requests", caller.Rpm, requests.RetryAfter), null, requests, state);
             }
             tookRequest = requests;
         }
 
-        if (caller.Tpm <= 0) return (null, null);
+        if (caller.Tpm <= 0) return new KeyAdmission(null, null, tookRequest, null);
 
         // A request bigger than the whole allowance takes the whole allowance rather than never
         // passing; its real usage is charged at the end, so the key still averages its TPM.
         var cost = (int)Math.Min(estimatedTokens, caller.Tpm);
         if (await TryAcquireAsync(caller.TokensLimitKey, caller.Tpm, cost, now, ct).ConfigureAwait(false) is not { } tokens)
         {
-            return (null, null);
+            return new KeyAdmission(null, null, tookRequest, null);
         }
-        RateLimitHeaders.SetTokens(headers, tokens);
         if (!tokens.Allowed)
         {
             if (tookRequest is { } taken)
             {
                 // Refused requests don't count against RPM; the headers say so.
                 await TryAdjustAsync(caller.RequestsLimitKey, caller.Rpm, -1).ConfigureAwait(false);
-                RateLimitHeaders.SetRequests(headers, taken with { Remaining = Math.Min(taken.Remaining + 1, taken.Limit) });
+                tookRequest = taken with { Remaining = Math.Min(taken.Remaining + 1, taken.Limit) };
             }
-            return (AuthErrors.RateLimited(caller.KeyId, "tokens", caller.Tpm, tokens.RetryAfter), null);
+            return new KeyAdmission(AuthErrors.RateLimited(caller.KeyId, "tokens", caller.Tpm, tokens.RetryAfter), null, tookRequest, tokens);
         }
-        return (null, new KeyLimitTicket(this, caller, cost));
+        return new KeyAdmission(null, new KeyLimitTicket(this, caller, cost), tookRequest, tokens);
     }
 
     /// <summary>Tokens a request may use: its prompt estimate and its output allowance for every choice.</summary>
@@ -113,6 +108,12 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
     }
 }
 
+/// <summary>
+/// A key's RPM/TPM verdict: the 429 when refused (null: go ahead), the ticket to settle at the end, and
+/// the state of each limit that was consulted (null when it is unlimited or its store failed).
+/// </summary>
+public readonly record struct KeyAdmission(ApiError? Error, KeyLimitTicket? Ticket, RateLimitResult? Requests, RateLimitResult? Tokens);
+
 /// <summary>The tokens a request was charged at admission, corrected to its real usage when it ends.</summary>
 public sealed class KeyLimitTicket(KeyRateLimits limits, CallerIdentity caller, int charged)
 {
@@ -135,6 +136,13 @@ public static class RateLimitHeaders
     public static void SetRequests(IHeaderDictionary headers, RateLimitResult r) => Set(headers, r, LimitRequests, RemainingRequests, ResetRequests);
 
     public static void SetTokens(IHeaderDictionary headers, RateLimitResult r) => Set(headers, r, LimitTokens, RemainingTokens, ResetTokens);
+
+    /// <summary>Both limits of a verdict, where they were consulted.</summary>
+    public static void Set(IHeaderDictionary headers, RateLimitResult? requests, RateLimitResult? tokens)
+    {
+        if (requests is { } r) SetRequests(headers, r);
+        if (tokens is { } t) SetTokens(headers, t);
+    }
 
     private static void Set(IHeaderDictionary headers, RateLimitResult r, string limit, string remaining, string reset)
     {

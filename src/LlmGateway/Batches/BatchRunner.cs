@@ -5,6 +5,7 @@ using LlmGateway.Auth;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
+using LlmGateway.Providers;
 using LlmGateway.Routing;
 using LlmGateway.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
@@ -13,15 +14,15 @@ using Microsoft.Extensions.Options;
 namespace LlmGateway.Batches;
 
 /// <summary>
-/// POST /v1/batch/chat/completions: runs each item through <see cref="ChatCompletionsHandler"/> itself, on
-/// an in-process HttpContext that carries the caller's identity and routing headers, so an item is
-/// routed, cached, budgeted, rate-limited and recorded exactly like a request of its own. There is one
-/// chat pipeline; this class only schedules it (bounded parallelism, the batch's cost cap) and collects
-/// the answers in input order.
+/// POST /v1/batch/chat/completions: runs each item through the <see cref="GatewayPipeline"/> with the
+/// caller's identity and the batch request's hints, so an item is routed, cached, budgeted,
+/// rate-limited and recorded exactly like a request of its own. There is one pipeline; this class only
+/// schedules it (bounded parallelism, the batch's cost cap, passed to each item as its
+/// <see cref="RequestHints.MaxCostUsd"/>) and collects the outcomes in input order.
 /// </summary>
 public sealed class BatchRunner(
     IOptions<GatewayOptions> options,
-    ChatCompletionsHandler handler,
+    GatewayPipeline pipeline,
     IModelRouter router,
     BatchMetrics metrics,
     GatewayMetrics chatMetrics,
@@ -29,22 +30,20 @@ public sealed class BatchRunner(
 {
     public const string BatchIdHeader = "x-gateway-batch-id";
 
-    /// <summary>The request headers that steer a chat request, passed on to every item.</summary>
-    private static readonly string[] s_itemHeaders =
-        [RoutingHeaders.TaskType, RoutingHeaders.LocalOnly, RoutingHeaders.NoFallback, RoutingHeaders.MaxCostUsd, "Cache-Control"];
-
-    /// <summary>The response headers of an item that its result repeats.</summary>
-    private static readonly string[] s_resultHeaders =
-    [
+    /// <summary>The headers a request of its own would have been answered with that an item's result repeats.</summary>
+    private static readonly HashSet<string> s_resultHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
         GatewayHeaders.RequestId, GatewayHeaders.Provider, GatewayHeaders.Model, GatewayHeaders.TaskType,
         GatewayHeaders.Cache, GatewayHeaders.Attempts, GatewayHeaders.CostUsd, "retry-after",
-    ];
+    };
 
-    private static readonly PathString s_chatPath = new("/v1/chat/completions");
     private readonly BatchOptions _options = options.Value.Batches;
 
+    /// <summary>Each item is held to the limit of a request of its own.</summary>
+    private readonly int _maxItemBytes = options.Value.Limits.MaxRequestBytes;
+
     // Fields rather than captured parameters: the nested Run uses them.
-    private readonly ChatCompletionsHandler _handler = handler;
+    private readonly GatewayPipeline _pipeline = pipeline;
     private readonly BatchMetrics _metrics = metrics;
     private readonly GatewayMetrics _chatMetrics = chatMetrics;
     private readonly ILogger _logger = logger;
@@ -82,8 +81,10 @@ public sealed class BatchRunner(
             return;
         }
 
-        // :: Step 3: run the items, at most `parallelism` at once, admitted in input order.
-        var run = new Run(this, http, items, parallelism, capUsd is { } cap ? new BatchCostGate(cap) : null);
+        // :: Step 3: run the items, at most `parallelism` at once, admitted in input order, each with the
+        // hints of the batch request's headers (X-Task-Type, X-Local-Only, X-No-Fallback, X-Max-Cost-Usd, Cache-Control).
+        var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var hintError);
+        var run = new Run(this, http, items, parallelism, capUsd is { } cap ? new BatchCostGate(cap) : null, hints with { ConversationId = null }, hintError);
         http.Response.Headers[BatchIdHeader] = run.Id;
         _metrics.BatchStarted();
         _logger.LogInformation("Batch {BatchId} started: {Items} items, parallelism {Parallelism}, max cost {MaxCostUsd}",
@@ -158,12 +159,12 @@ public sealed class BatchRunner(
     }
 
     /// <summary>What an item's worst case may cost: its cheapest and its dearest candidate, as the router sees it now.</summary>
-    private (decimal Cheapest, decimal Dearest) EstimateCost(ArraySegment<byte> item, HttpContext outer, CallerIdentity? caller)
+    private (decimal Cheapest, decimal Dearest) EstimateCost(ArraySegment<byte> item, RequestHints hints, CallerIdentity? caller)
     {
         using var chat = ChatRequest.TryParse(item, out _);
         // An item the pipeline will refuse before routing never reaches a model: it costs nothing.
         if (chat is null) return (0m, 0m);
-        var route = router.Route(chat, new RoutingContext(outer.Request.Headers, caller?.LocalOnly ?? false));
+        var route = router.Route(chat, new RoutingContext(hints, caller?.LocalOnly ?? false));
         if (caller is not null) route = caller.FilterCandidates(route);
         // No route now (a circuit, a budget...): should one open up by the time the item runs, it may
         // have all the room there is, and the router holds it to that.
@@ -193,7 +194,13 @@ public sealed class BatchRunner(
     private sealed class ItemResult
     {
         public int Status;
+
+        /// <summary>The chat.completion of a succeeded item.</summary>
         public byte[] Body = [];
+
+        /// <summary>What a failed or skipped item got instead.</summary>
+        public ApiError? Error;
+        public TokenUsage Usage;
         public List<KeyValuePair<string, string>>? Headers;
         public decimal CostUsd;
         public string Outcome = BatchMetrics.Failed;
@@ -221,7 +228,7 @@ public sealed class BatchRunner(
     }
 
     /// <summary>One batch being run.</summary>
-    private sealed class Run(BatchRunner owner, HttpContext outer, List<ArraySegment<byte>> items, int parallelism, BatchCostGate? cost)
+    private sealed class Run(BatchRunner owner, HttpContext outer, List<ArraySegment<byte>> items, int parallelism, BatchCostGate? cost, RequestHints hints, ApiError? hintError)
     {
         private readonly ItemResult?[] _results = new ItemResult?[items.Count];
         private readonly CallerIdentity? _caller = CallerIdentity.Of(outer);
@@ -255,9 +262,7 @@ public sealed class BatchRunner(
                     var item = items[i];
                     if (BatchInput.AsksForStream(item))
                     {
-                        Finish(i, Refusal(ApiError.InvalidRequest(
-                            "Batch items are answered whole: remove \"stream\": true (or send it to /v1/chat/completions).",
-                            "stream", BatchErrorCodes.StreamNotSupported), BatchMetrics.Failed));
+                        Finish(i, StreamRefusal());
                         continue;
                     }
 
@@ -288,7 +293,7 @@ public sealed class BatchRunner(
         {
             if (gate.Stopped) return null; // don't route an item only to refuse it
 
-            var (cheapest, dearest) = owner.EstimateCost(item, outer, _caller);
+            var (cheapest, dearest) = owner.EstimateCost(item, hints, _caller);
             while (true)
             {
                 var decision = gate.TryAdmit(cheapest, dearest);
@@ -310,34 +315,30 @@ public sealed class BatchRunner(
             // Let the dispatcher go on to admit the next item while this one runs.
             await Task.Yield();
             var result = new ItemResult();
-            var clientLimit = default(decimal?);
+            var batchSetLimit = false;
             try
             {
                 using var scope = owner._logger.BeginScope(new ItemScope(Id, index));
-                var http = NewItemContext(item, reservation, out clientLimit);
                 owner._chatMetrics.RequestStarted();
                 using var activity = GatewayTracing.StartRequest();
                 try
                 {
-                    await owner._handler.HandleAsync(http).ConfigureAwait(false);
+                    (result, batchSetLimit) = await RunThroughPipelineAsync(item, reservation).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !outer.RequestAborted.IsCancellationRequested)
                 {
                     // As the error middleware would for a request of its own: logged, and a 500 for this item only.
                     owner._logger.LogError(e, "Batch {BatchId} item {Index} failed in the gateway", Id, index);
-                    http.Response.StatusCode = StatusCodes.Status500InternalServerError;
-                    http.Response.Body = new MemoryStream(ApiError.Internal().ToJson());
+                    result = Refusal(ApiError.Internal(), BatchMetrics.Failed);
                 }
                 finally
                 {
                     owner._chatMetrics.RequestEnded();
                 }
-                Collect(http, result);
             }
             catch (OperationCanceledException)
             {
-                result.Status = StatusCodes.Status499ClientClosedRequest;
-                result.Body = ApiError.InvalidRequest("The batch request was cancelled.").ToJson();
+                result = Refusal(ApiError.InvalidRequest("The batch request was cancelled.") with { Status = StatusCodes.Status499ClientClosedRequest }, BatchMetrics.Failed);
             }
             finally
             {
@@ -349,70 +350,79 @@ public sealed class BatchRunner(
                         owner._logger.LogWarning("Batch {BatchId} item {Index} cost {CostUsd} USD, more than the {ReservedUsd} USD reserved for it: the provider reported more tokens than estimated",
                             Id, index, result.CostUsd, reserved);
                     }
-                    if (IsCostLimitRefusal(result, reserved, clientLimit)) result = CostLimitReached(cost);
+                    if (batchSetLimit && IsCostLimitRefusal(result)) result = CostLimitReached(cost);
                 }
                 slots.Release();
                 Finish(index, result);
             }
         }
 
-        private DefaultHttpContext NewItemContext(ArraySegment<byte> item, decimal? reservation, out decimal? clientLimit)
+        /// <summary>
+        /// One item as a request of its own: parsed, refused or run, its outcome taken whole. The router
+        /// keeps to candidates whose worst case fits what the batch reserved for the item, or the
+        /// client's own X-Max-Cost-Usd when that is tighter (then the limit is the client's, not the batch's).
+        /// </summary>
+        private async Task<(ItemResult Result, bool BatchSetLimit)> RunThroughPipelineAsync(ArraySegment<byte> item, decimal? reservation)
         {
-            clientLimit = null;
-            var http = new DefaultHttpContext { RequestServices = outer.RequestServices };
-            var request = http.Request;
-            request.Method = HttpMethods.Post;
-            request.Scheme = outer.Request.Scheme;
-            request.Host = outer.Request.Host;
-            request.Path = s_chatPath;
-            request.ContentType = "application/json";
-            request.ContentLength = item.Count;
-            request.Body = new MemoryStream(item.Array!, item.Offset, item.Count, writable: false);
-            var from = outer.Request.Headers;
-            foreach (var name in s_itemHeaders)
+            var pipeline = owner._pipeline;
+            var start = pipeline.Start();
+            if (item.Count > owner._maxItemBytes)
             {
-                if (from.TryGetValue(name, out var value)) request.Headers[name] = value;
+                return (await TakeAsync(pipeline.Refuse(ApiError.RequestTooLarge(owner._maxItemBytes), start)).ConfigureAwait(false), false);
             }
-            if (reservation is { } reserved)
+            var chat = ChatRequest.TryParse(item, out var parseError);
+            if (chat is { Stream: true })
             {
-                // The router keeps to candidates whose worst case fits what the batch reserved, or the
-                // client's own X-Max-Cost-Usd when that is tighter. An unreadable client value stays as
-                // it is: the router refuses it before any candidate is called.
-                var fits = true;
-                if (from.TryGetValue(RoutingHeaders.MaxCostUsd, out var own))
-                {
-                    fits = decimal.TryParse(own.ToString().Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var limit);
-                    if (fits) clientLimit = limit;
-                }
-                if (fits && (clientLimit is null || reserved < clientLimit))
-                {
-                    request.Headers[RoutingHeaders.MaxCostUsd] = reserved.ToString(CultureInfo.InvariantCulture);
-                }
+                // "stream" given twice, the last one true: the batch's own check read the first.
+                chat.Dispose();
+                return (StreamRefusal(), false);
             }
-            if (_caller is not null) http.Features.Set(_caller);
-            http.Connection.RemoteIpAddress = outer.Connection.RemoteIpAddress;
-            http.RequestAborted = outer.RequestAborted;
-            http.Response.Body = new MemoryStream();
-            return http;
+            var batchSetLimit = false;
+            PipelineOutcome outcome;
+            if (chat is null) outcome = pipeline.Refuse(parseError!, start);
+            else if (hintError is not null)
+            {
+                chat.Dispose();
+                outcome = pipeline.Refuse(hintError, start);
+            }
+            else
+            {
+                var itemHints = hints;
+                if (reservation is { } reserved && hints.RoutingError is null && (hints.MaxCostUsd is not { } own || reserved < own))
+                {
+                    itemHints = hints with { MaxCostUsd = reserved };
+                    batchSetLimit = true;
+                }
+                outcome = await pipeline.ExecuteAsync(chat, _caller, itemHints, outer.RequestAborted, start).ConfigureAwait(false);
+            }
+            return (await TakeAsync(outcome).ConfigureAwait(false), batchSetLimit);
         }
 
-        private static void Collect(HttpContext http, ItemResult result)
+        /// <summary>The item's result from its outcome, which is then completed: the item was delivered in full.</summary>
+        private static async Task<ItemResult> TakeAsync(PipelineOutcome outcome)
         {
-            result.Status = http.Response.StatusCode;
-            result.Body = ((MemoryStream)http.Response.Body).ToArray();
-            var headers = http.Response.Headers;
-            foreach (var name in s_resultHeaders)
+            await using (outcome.ConfigureAwait(false))
             {
-                if (headers.TryGetValue(name, out var value)) (result.Headers ??= []).Add(new(name, value.ToString()));
-            }
-            if (result.Status == StatusCodes.Status200OK)
-            {
-                result.Outcome = BatchMetrics.Succeeded;
-                if (headers.TryGetValue(GatewayHeaders.CostUsd, out var cost)
-                    && decimal.TryParse(cost.ToString(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var usd))
+                var result = new ItemResult { Usage = outcome.Usage };
+                foreach (var header in GatewayHeaders.Of(outcome))
                 {
-                    result.CostUsd = usd;
+                    if (s_resultHeaders.Contains(header.Key)) (result.Headers ??= []).Add(header);
                 }
+                if (outcome.Kind == OutcomeKind.Answer)
+                {
+                    // A copy: the provider's buffer is let go when the outcome completes.
+                    result.Status = StatusCodes.Status200OK;
+                    result.Body = outcome.Body.ToArray();
+                    result.CostUsd = outcome.CostUsd ?? 0m;
+                    result.Outcome = BatchMetrics.Succeeded;
+                }
+                else
+                {
+                    result.Error = outcome.Error;
+                    result.Status = outcome.Error!.Status;
+                }
+                await outcome.CompleteAsync(Delivery.Delivered).ConfigureAwait(false);
+                return result;
             }
         }
 
@@ -421,16 +431,18 @@ public sealed class BatchRunner(
         /// that limit (it was tighter than the client's own): the batch ran out of room, the client did
         /// nothing wrong.
         /// </summary>
-        private static bool IsCostLimitRefusal(ItemResult result, decimal reserved, decimal? clientLimit) =>
-            result.Status == StatusCodes.Status400BadRequest
-            && (clientLimit is null || reserved < clientLimit)
-            && ErrorCode(result.Body) == RoutingErrorCodes.MaxCostExceeded;
+        private static bool IsCostLimitRefusal(ItemResult result) =>
+            result.Status == StatusCodes.Status400BadRequest && result.Error?.Code == RoutingErrorCodes.MaxCostExceeded;
+
+        private static ItemResult StreamRefusal() => Refusal(ApiError.InvalidRequest(
+            "Batch items are answered whole: remove \"stream\": true (or send it to /v1/chat/completions).",
+            "stream", BatchErrorCodes.StreamNotSupported), BatchMetrics.Failed);
 
         private static ItemResult CostLimitReached(BatchCostGate gate) => Refusal(new ApiError(StatusCodes.Status429TooManyRequests,
             ErrorTypes.InsufficientQuota, BatchErrorCodes.CostLimitReached,
             $"Not run: the batch's max_cost_usd of {gate.CapUsd.ToString(CultureInfo.InvariantCulture)} leaves no room for this item's estimated worst-case cost."), BatchMetrics.Skipped);
 
-        private static ItemResult Refusal(ApiError error, string outcome) => new() { Status = error.Status, Body = error.ToJson(), Outcome = outcome };
+        private static ItemResult Refusal(ApiError error, string outcome) => new() { Status = error.Status, Error = error, Outcome = outcome };
 
         private void Finish(int index, ItemResult result)
         {
@@ -470,18 +482,17 @@ public sealed class BatchRunner(
                     w.WriteStartObject();
                     w.WriteNumber("index"u8, i);
                     w.WriteNumber("status"u8, r.Status);
-                    if (r.Outcome == BatchMetrics.Succeeded && IsJson(r.Body))
+                    if (r.Outcome == BatchMetrics.Succeeded)
                     {
                         w.WritePropertyName("response"u8);
                         w.WriteRawValue(r.Body, skipInputValidation: true);
-                        (var p, var c) = ReadUsage(r.Body);
-                        prompt += p;
-                        completion += c;
+                        prompt += r.Usage.Prompt;
+                        completion += r.Usage.Completion;
                     }
                     else
                     {
                         w.WritePropertyName("error"u8);
-                        WriteError(w, r);
+                        r.Error!.WriteObject(w);
                     }
                     if (r.Headers is { } headers)
                     {
@@ -507,76 +518,5 @@ public sealed class BatchRunner(
             }
             return buffer;
         }
-
-        /// <summary>The error object of an item's OpenAI-shaped error body, or one that says the body was not one.</summary>
-        private static void WriteError(Utf8JsonWriter w, ItemResult r)
-        {
-            if (ErrorObject(r.Body) is { } inner)
-            {
-                w.WriteRawValue(inner, skipInputValidation: true);
-                return;
-            }
-            w.WriteStartObject();
-            w.WriteString("message"u8, string.Create(CultureInfo.InvariantCulture, $"The item ended with status {r.Status} and no error body."));
-            w.WriteString("type"u8, r.Status >= 500 ? ErrorTypes.Api : ErrorTypes.InvalidRequest);
-            w.WriteNull("param"u8);
-            w.WriteNull("code"u8);
-            w.WriteEndObject();
-        }
-
-        private static bool IsJson(byte[] body)
-        {
-            try
-            {
-                var reader = new Utf8JsonReader(body);
-                if (!reader.Read()) return false;
-                reader.Skip();
-                return !reader.Read();
-            }
-            catch (JsonException)
-            {
-                return false;
-            }
-        }
-
-        /// <summary>The <c>{...}</c> inside <c>{"error":{...}}</c>, when the body is that.</summary>
-        private static ReadOnlySpan<byte> ErrorObject(byte[] body)
-        {
-            if (!IsJson(body)) return default;
-            var reader = new Utf8JsonReader(body);
-            reader.Read();
-            if (reader.TokenType != JsonTokenType.StartObject) return default;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var isError = reader.ValueTextEquals("error"u8);
-                reader.Read();
-                if (isError && reader.TokenType == JsonTokenType.StartObject)
-                {
-                    var start = (int)reader.TokenStartIndex;
-                    reader.Skip();
-                    return body.AsSpan(start, (int)reader.BytesConsumed - start);
-                }
-                reader.Skip();
-            }
-            return default;
-        }
-
-        private static string? ErrorCode(byte[] body)
-        {
-            var inner = ErrorObject(body);
-            if (inner.IsEmpty) return null;
-            using var doc = JsonDocument.Parse(inner.ToArray());
-            return doc.RootElement.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.String ? code.GetString() : null;
-        }
-
-        private static (long Prompt, long Completion) ReadUsage(byte[] body)
-        {
-            using var doc = JsonDocument.Parse(body);
-            if (!doc.RootElement.TryGetProperty("usage", out var usage) || usage.ValueKind != JsonValueKind.Object) return (0, 0);
-            return (Number(usage, "prompt_tokens"), Number(usage, "completion_tokens"));
-        }
-
-        private static long Number(JsonElement e, string name) =>
-            e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) ? n : 0;
     }
 }

@@ -107,7 +107,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
     {
         var keyId = context.Record.KeyId;
-        var keyLimit = KeyLimitOf(keyId, Auth.CallerIdentity.Of(context.Http));
+        var keyLimit = KeyLimitOf(keyId, context.Caller);
         if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
 
         var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using LlmGateway.Providers;
 
 namespace LlmGateway.Caching;
 
@@ -10,8 +11,26 @@ namespace LlmGateway.Caching;
 /// </summary>
 public static class CacheReplay
 {
-    public static List<byte[]> Chunks(ReadOnlySpan<byte> completion, bool includeUsage)
+    /// <summary>
+    /// The chunks as stream events: content chunks, then the usage chunk (empty choices) marked as
+    /// usage, so each ingress decides whether its client gets it, as with an upstream's stream.
+    /// </summary>
+    public static List<(StreamEventKind Kind, byte[] Data)> Events(ReadOnlySpan<byte> completion)
     {
+        var chunks = Chunks(completion, includeUsage: true, out var hasUsage);
+        var events = new List<(StreamEventKind, byte[])>(chunks.Count);
+        for (var i = 0; i < chunks.Count; i++)
+        {
+            events.Add((hasUsage && i == chunks.Count - 1 ? StreamEventKind.Usage : StreamEventKind.Content, chunks[i]));
+        }
+        return events;
+    }
+
+    public static List<byte[]> Chunks(ReadOnlySpan<byte> completion, bool includeUsage) => Chunks(completion, includeUsage, out _);
+
+    private static List<byte[]> Chunks(ReadOnlySpan<byte> completion, bool includeUsage, out bool hasUsage)
+    {
+        hasUsage = false;
         var reader = new Utf8JsonReader(completion);
         using var doc = JsonDocument.ParseValue(ref reader);
         var root = doc.RootElement;
@@ -78,6 +97,7 @@ public static class CacheReplay
                 w.WriteEndObject();
             }
             chunks.Add(buffer.WrittenSpan.ToArray());
+            hasUsage = true;
         }
         return chunks;
     }

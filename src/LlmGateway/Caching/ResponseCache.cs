@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
-using System.Globalization;
-using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
 using LlmGateway.Storage;
-using LlmGateway.Streaming;
 using LlmGateway.Telemetry;
 using LlmGateway.Usage;
 using Microsoft.Extensions.Primitives;
@@ -40,7 +37,7 @@ public static class CacheResults
 /// <item>The store failing is a miss (fail open), counted as a store error.</item>
 /// </list>
 /// </summary>
-public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStore store, IGatewayEvents events, TimeProvider time, ILogger<ResponseCache> logger)
+public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStore store, IGatewayEvents events, ILogger<ResponseCache> logger)
 {
     internal const string KeyPrefix = "cache:";
 
@@ -54,7 +51,7 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
     /// <summary>Requests waiting right now for an identical one in flight (diagnostics, and how tests see coalescing happen).</summary>
     internal int Waiting => Volatile.Read(ref _waiting);
 
-    /// <summary>Decides hit, miss, bypass or off, and sets it on the record. A hit is answered with <see cref="WriteHitAsync"/>.</summary>
+    /// <summary>Decides hit, miss, bypass or off, and sets it on the record. A hit is the answer: the pipeline returns it (a stream request gets it replayed as chunks, <see cref="CacheReplay"/>).</summary>
     public async ValueTask<CacheLookup> LookupAsync(GatewayContext context)
     {
         var lookup = await FindAsync(context).ConfigureAwait(false);
@@ -75,7 +72,7 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         if (!_options.Enabled) return CacheLookup.Off;
         var request = context.Request;
         if (_options.OnlyDeterministic && !request.IsReproducible) return CacheLookup.Bypass;
-        var (noCache, noStore) = ReadCacheControl(context.Http.Request.Headers.CacheControl);
+        var (noCache, noStore) = (context.Hints.NoCache, context.Hints.NoStore);
         if (noCache && noStore) return CacheLookup.Bypass;
 
         var resolved = context.Route!.Candidates[0];
@@ -102,7 +99,7 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
                 Interlocked.Increment(ref _waiting);
                 try
                 {
-                    shared = await running.Answer.Task.WaitAsync(context.Http.RequestAborted).ConfigureAwait(false);
+                    shared = await running.Answer.Task.WaitAsync(context.RequestAborted).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -144,41 +141,6 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         {
             return null;
         }
-    }
-
-    /// <summary>Answers from the cache: the stored body, or the same answer replayed as an SSE stream.</summary>
-    public async Task WriteHitAsync(GatewayContext context, CachedAnswer answer)
-    {
-        var http = context.Http;
-        var record = context.Record;
-        var headers = http.Response.Headers;
-        headers[GatewayHeaders.Provider] = CacheResults.Provider;
-        headers[GatewayHeaders.Model] = answer.Model;
-        headers[GatewayHeaders.Attempts] = "0";
-        headers[GatewayHeaders.Cache] = CacheResults.Hit;
-        record.Status = StatusCodes.Status200OK;
-
-        if (!context.Request.Stream)
-        {
-            headers[GatewayHeaders.CostUsd] = "0";
-            headers[GatewayHeaders.OverheadMs] = FormatMs(context.Overhead());
-            http.Response.StatusCode = StatusCodes.Status200OK;
-            http.Response.ContentType = "application/json";
-            http.Response.ContentLength = answer.Body.Length;
-            await http.Response.Body.WriteAsync(answer.Body, http.RequestAborted).ConfigureAwait(false);
-            return;
-        }
-
-        var chunks = CacheReplay.Chunks(answer.Body.Span, context.Chat.ClientWantsUsage);
-        headers[GatewayHeaders.OverheadMs] = FormatMs(context.Overhead());
-        SseResponseWriter.Start(http.Response);
-        foreach (var chunk in chunks) SseResponseWriter.Write(http.Response, chunk);
-        if (!await SseResponseWriter.WriteDoneAsync(http.Response, http.RequestAborted).ConfigureAwait(false))
-        {
-            record.Outcome = RequestOutcomes.Cancelled;
-            return;
-        }
-        record.TimeToFirstToken = time.GetElapsedTime(context.StartTimestamp);
     }
 
     /// <summary>
@@ -224,7 +186,8 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         if (remove) _inFlight.TryRemove(new KeyValuePair<string, InFlight>(key, inFlight));
     }
 
-    internal static (bool NoCache, bool NoStore) ReadCacheControl(StringValues values)
+    /// <summary>The <c>no-cache</c> and <c>no-store</c> directives of Cache-Control header values (an ingress turns them into <see cref="RequestHints"/>).</summary>
+    public static (bool NoCache, bool NoStore) ReadCacheControl(StringValues values)
     {
         bool noCache = false, noStore = false;
         foreach (var value in values)
@@ -239,8 +202,6 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         }
         return (noCache, noStore);
     }
-
-    private static string FormatMs(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
 
     internal sealed class InFlight
     {

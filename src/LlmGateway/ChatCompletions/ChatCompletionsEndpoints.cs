@@ -1,7 +1,4 @@
-using LlmGateway.Resilience;
 using LlmGateway.Telemetry;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using LlmGateway.Usage;
 
 namespace LlmGateway.ChatCompletions;
 
@@ -9,11 +6,8 @@ public static class ChatCompletionsEndpoints
 {
     public static IServiceCollection AddChatCompletions(this IServiceCollection services)
     {
-        services.AddSingleton<RequestRecorder>();
-        services.AddSingleton<IRequestObserver, RequestLog>();
+        // The pipeline itself comes with AddGatewayPipeline; this is the OpenAI ingress in front of it.
         services.AddSingleton<ChatCompletionsHandler>();
-        // Capabilities registered later replace this: metrics come with the telemetry folder.
-        services.TryAddSingleton<IGatewayEvents, NullGatewayEvents>();
         return services;
     }
 

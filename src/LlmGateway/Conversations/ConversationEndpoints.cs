@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using LlmGateway.Auth;
 using LlmGateway.Http;
 using LlmGateway.Storage;
 
@@ -27,7 +28,7 @@ public static class ConversationEndpoints
             ConversationHistory? history;
             try
             {
-                history = await conversations.GetAsync(http, id).ConfigureAwait(false);
+                history = await conversations.GetAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
             }
             catch (StoreUnavailableException)
             {
@@ -61,7 +62,7 @@ public static class ConversationEndpoints
             bool deleted;
             try
             {
-                deleted = await conversations.DeleteAsync(http, id).ConfigureAwait(false);
+                deleted = await conversations.DeleteAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
             }
             catch (StoreUnavailableException)
             {

@@ -4,7 +4,6 @@ using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Storage;
 using Microsoft.Extensions.Options;
-using Microsoft.Extensions.Primitives;
 
 namespace LlmGateway.Conversations;
 
@@ -42,11 +41,11 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     // an answer that outgrows this could not fit the history anyway.
     private long MaxCaptureBytes => (long)_options.MaxHistoryTokens * TokenEstimator.CharsPerToken * 64 + 1024 * 1024;
 
-    /// <summary>The header value, when it is one id of 1 to <see cref="MaxIdLength"/> letters, digits, '-', '_' or '.'.</summary>
-    public static ApiError? CheckId(StringValues values, out string id)
+    /// <summary>The 400 unless <paramref name="id"/> is one id of 1 to <see cref="MaxIdLength"/> letters, digits, '-', '_' or '.'.</summary>
+    public static ApiError? CheckId(string id)
     {
-        id = values.Count == 1 ? values[0] ?? "" : "";
-        if (values.Count != 1 || !IsValidId(id))
+        // A header sent twice arrives joined with ',', which no id may hold.
+        if (!IsValidId(id))
         {
             return ApiError.InvalidRequest(
                 $"'{IdHeader}' must be one conversation id of 1 to {MaxIdLength} characters: letters, digits, '-', '_' or '.'.",
@@ -69,19 +68,20 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     /// The store key of a conversation in the caller's scope. Ids can't hold ':', so the last ':' always
     /// separates the key id from the conversation id and no two scopes can meet.
     /// </summary>
-    public static string StoreKey(HttpContext http, string id) => KeyPrefix + (CallerIdentity.Of(http)?.KeyId ?? "") + ":" + id;
+    public static string StoreKey(CallerIdentity? caller, string id) => KeyPrefix + (caller?.KeyId ?? "") + ":" + id;
 
     /// <summary>
     /// Reads the history and splices it into the request. On success the returned turn's
-    /// <see cref="ConversationTurn.Request"/> replaces <paramref name="chat"/>, which is disposed here.
+    /// <see cref="ConversationTurn.Request"/> replaces <paramref name="chat"/>, which is disposed here;
+    /// <see cref="ConversationTurn.State"/> says what was found (the x-gateway-conversation header).
     /// </summary>
-    public async ValueTask<ConversationTurn> BeginAsync(HttpContext http, StringValues header, ChatRequest chat)
+    public async ValueTask<ConversationTurn> BeginAsync(CallerIdentity? caller, string id, ChatRequest chat)
     {
-        if (CheckId(header, out var id) is { } idError) return new ConversationTurn(idError, chat);
+        if (CheckId(id) is { } idError) return new ConversationTurn(idError, chat);
         var split = ConversationSplice.Split(chat.Body.Span, out var splitError);
         if (split is null) return new ConversationTurn(splitError!, chat);
 
-        var key = StoreKey(http, id);
+        var key = StoreKey(caller, id);
         ConversationHistory? history = null;
         var available = true;
         try
@@ -93,7 +93,7 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
             available = false;
             logger.LogWarning("Conversation history can't be read, the request runs without it: {Reason}", e.Message);
         }
-        http.Response.Headers[StateHeader] = !available ? "unavailable" : history is null ? "new" : "continued";
+        var state = !available ? ConversationStates.Unavailable : history is null ? ConversationStates.New : ConversationStates.Continued;
 
         var system = split.System.Count > 0 ? split.System : null;
         if (history is not null)
@@ -103,9 +103,9 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         }
         var body = ConversationSplice.Build(chat.Body.Span, split, Prompt(history?.System ?? system, history, split.Others));
         var spliced = ChatRequest.TryParse(body, out var parseError);
-        if (spliced is null) return new ConversationTurn(parseError!, chat);
+        if (spliced is null) return new ConversationTurn(parseError!, chat) { State = state };
         chat.Dispose();
-        return new ConversationTurn(this, spliced, key, system, split.Others, available, MaxCaptureBytes);
+        return new ConversationTurn(this, spliced, key, system, split.Others, available, MaxCaptureBytes) { State = state };
     }
 
     private static IEnumerable<byte[]> Prompt(List<byte[]>? system, ConversationHistory? history, List<byte[]> requestMessages)
@@ -178,9 +178,9 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     }
 
     /// <summary>The conversation in the caller's scope, or null when there is none. Throws <see cref="StoreUnavailableException"/>.</summary>
-    public async Task<ConversationHistory?> GetAsync(HttpContext http, string id)
+    public async Task<ConversationHistory?> GetAsync(CallerIdentity? caller, string id)
     {
-        var history = ConversationHistory.Decode(await store.GetAsync(StoreKey(http, id)).ConfigureAwait(false));
+        var history = ConversationHistory.Decode(await store.GetAsync(StoreKey(caller, id)).ConfigureAwait(false));
         history?.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
         return history;
     }
@@ -189,9 +189,9 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
     /// Deletes the conversation; false when there was none (an expired or emptied one included).
     /// Throws <see cref="StoreUnavailableException"/>.
     /// </summary>
-    public async Task<bool> DeleteAsync(HttpContext http, string id)
+    public async Task<bool> DeleteAsync(CallerIdentity? caller, string id)
     {
-        var key = StoreKey(http, id);
+        var key = StoreKey(caller, id);
         var gate = _locks[(uint)StringComparer.Ordinal.GetHashCode(key) % (uint)_locks.Length];
         await gate.WaitAsync().ConfigureAwait(false);
         try
@@ -223,4 +223,12 @@ public sealed class ConversationService(IOptions<GatewayOptions> options, IGatew
         for (var i = 0; i < count; i++) locks[i] = new SemaphoreSlim(1, 1);
         return locks;
     }
+}
+
+/// <summary>What a turn found of its conversation: the values of the x-gateway-conversation header.</summary>
+public static class ConversationStates
+{
+    public const string New = "new";
+    public const string Continued = "continued";
+    public const string Unavailable = "unavailable";
 }

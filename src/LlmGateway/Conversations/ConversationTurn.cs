@@ -31,6 +31,9 @@ public sealed class ConversationTurn
         MaxCaptureBytes = maxCaptureBytes;
     }
 
+    /// <summary>new, continued or unavailable (<see cref="ConversationStates"/>); null when the id was refused before the store was read.</summary>
+    public string? State { get; init; }
+
     /// <summary>The 400 for a bad conversation id (or a body the history can't be spliced into); nothing else is set then.</summary>
     public ApiError? Error { get; }
 

@@ -61,12 +61,19 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
     public void WriteTo(Utf8JsonWriter w)
     {
         w.WriteStartObject();
-        w.WriteStartObject("error"u8);
+        w.WritePropertyName("error"u8);
+        WriteObject(w);
+        w.WriteEndObject();
+    }
+
+    /// <summary>The inner object alone, <c>{"message","type","param","code"}</c>: a batch item's <c>error</c>.</summary>
+    public void WriteObject(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
         w.WriteString("message"u8, Message);
         w.WriteString("type"u8, Type);
         if (Param is null) w.WriteNull("param"u8); else w.WriteString("param"u8, Param);
         if (Code is null) w.WriteNull("code"u8); else w.WriteString("code"u8, Code);
-        w.WriteEndObject();
         w.WriteEndObject();
     }
 

@@ -1,5 +1,5 @@
 using System.Net.Http.Headers;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Http;
 using LlmGateway.Usage;
 using Microsoft.Net.Http.Headers;
 using Yarp.ReverseProxy.Forwarder;

@@ -137,7 +137,8 @@ public sealed partial class PassThroughHandler : IDisposable
             // The key's RPM counts the call; its TPM is charged the tokens the answer reports.
             if (caller is not null)
             {
-                var (limitError, ticket) = await _keyLimits.AdmitAsync(http, caller, estimatedTokens: 0).ConfigureAwait(false);
+                var (limitError, ticket, requests, tokens) = await _keyLimits.AdmitAsync(caller, estimatedTokens: 0, http.RequestAborted).ConfigureAwait(false);
+                RateLimitHeaders.Set(http.Response.Headers, requests, tokens);
                 keyTicket = ticket;
                 if (limitError is not null)
                 {

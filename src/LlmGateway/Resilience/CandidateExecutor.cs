@@ -71,7 +71,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         {
             var candidate = candidates[i];
             if (candidate.Model.ContextWindow <= minContextWindow) continue;
-            context.Http.RequestAborted.ThrowIfCancellationRequested();
+            context.RequestAborted.ThrowIfCancellationRequested();
             if (total.Token.IsCancellationRequested)
             {
                 failures.Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
@@ -96,7 +96,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             if (outcome.Exception is { } exception)
             {
                 // The client left (the handler answers 499), or the total ran out while waiting to retry.
-                context.Http.RequestAborted.ThrowIfCancellationRequested();
+                context.RequestAborted.ThrowIfCancellationRequested();
                 if (exception is not OperationCanceledException) ExceptionDispatchInfo.Throw(exception);
                 failures.Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
                 break;
@@ -271,7 +271,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 }
             }
         }
-        catch (OperationCanceledException) when (!context.Http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
         {
             if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
             var what = !attempt.TimedOut ? "the request's total time ran out"

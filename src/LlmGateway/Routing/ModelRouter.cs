@@ -1,4 +1,3 @@
-using System.Globalization;
 using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
@@ -138,9 +137,9 @@ public sealed class ModelRouter : IModelRouter
         var embeddings = request.Operation == RequestOperation.Embeddings;
         var task = embeddings
             ? new TaskTypeMatch(EmbeddingsTaskType, TaskTypeSources.Operation)
-            : _classifier.Classify(request, context.Headers, usePatterns: isAuto);
+            : _classifier.Classify(request, context.Hints.TaskType, usePatterns: isAuto);
 
-        // :: Step 1: the routing headers; a malformed one is the client's mistake, not a silent default
+        // :: Step 1: the routing hints; a malformed one is the client's mistake, not a silent default
         // (a typo in X-Local-Only must not send data to a cloud provider).
         var input = ReadInput(request, context, isAuto, out var headerError);
         if (headerError is not null)
@@ -252,14 +251,12 @@ public sealed class ModelRouter : IModelRouter
 
     private RoutingInput ReadInput(GatewayRequest request, RoutingContext context, bool isAuto, out ApiError? error)
     {
-        error = null;
-        var headers = context.Headers;
-        var localHeader = ReadFlag(headers, RoutingHeaders.LocalOnly, ref error);
-        var noFallback = ReadFlag(headers, RoutingHeaders.NoFallback, ref error);
+        var hints = context.Hints;
+        error = hints.RoutingError;
 
         string? localOnly = _options.Routing.LocalOnly ? "Gateway:Routing:LocalOnly"
             : context.CallerLocalOnly ? "the caller's key"
-            : localHeader ? $"the {RoutingHeaders.LocalOnly} header"
+            : hints.LocalOnly ? $"the {RoutingHeaders.LocalOnly} header"
             : null;
 
         decimal? maxCost = null;
@@ -269,18 +266,11 @@ public sealed class ModelRouter : IModelRouter
             maxCost = _options.Budgets.MaxCostPerRequestUsd;
             maxCostSource = RoutingInput.ConfiguredMaxCostSource;
         }
-        if (headers.TryGetValue(RoutingHeaders.MaxCostUsd, out var value) && value.ToString() is { Length: > 0 } text)
+        if (hints.MaxCostUsd is { } limit && (maxCost is null || limit < maxCost))
         {
-            if (!decimal.TryParse(text.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var limit))
-            {
-                error ??= ApiError.InvalidRequest($"The {RoutingHeaders.MaxCostUsd} header must be a non-negative amount of US dollars, like 0.02.");
-            }
-            else if (maxCost is null || limit < maxCost)
-            {
-                // The client may tighten the operator's limit, never loosen it.
-                maxCost = limit;
-                maxCostSource = RoutingHeaders.MaxCostUsd;
-            }
+            // The client may tighten the operator's limit, never loosen it.
+            maxCost = limit;
+            maxCostSource = RoutingHeaders.MaxCostUsd;
         }
 
         var required = ModelCapabilities.None;
@@ -300,7 +290,7 @@ public sealed class ModelRouter : IModelRouter
             RequestedModel = request.Model,
             IsAuto = isAuto,
             Stream = request.Stream,
-            NoFallback = noFallback,
+            NoFallback = hints.NoFallback,
             LocalOnlySource = localOnly,
             Required = required,
             PromptTokens = request.EstimatedPromptTokens,
@@ -309,16 +299,5 @@ public sealed class ModelRouter : IModelRouter
             MaxCostUsd = maxCost,
             MaxCostSource = maxCostSource,
         };
-    }
-
-    /// <summary>true or false (any case); absent is false; anything else is an error.</summary>
-    private static bool ReadFlag(IHeaderDictionary headers, string name, ref ApiError? error)
-    {
-        if (!headers.TryGetValue(name, out var value)) return false;
-        var text = value.ToString().Trim();
-        if (string.Equals(text, "true", StringComparison.OrdinalIgnoreCase)) return true;
-        if (text.Length == 0 || string.Equals(text, "false", StringComparison.OrdinalIgnoreCase)) return false;
-        error ??= ApiError.InvalidRequest($"The {name} header must be true or false.");
-        return false;
     }
 }

@@ -81,13 +81,10 @@ public sealed class RouteDecision
     }
 }
 
-/// <summary>What the router needs to know of the caller beyond the body.</summary>
-public readonly record struct RoutingContext(IHeaderDictionary Headers, bool CallerLocalOnly = false)
-{
-    public bool HeaderFlag(string name) =>
-        Headers.TryGetValue(name, out var v) && string.Equals(v.ToString(), "true", StringComparison.OrdinalIgnoreCase);
-}
+/// <summary>What the router needs to know of the caller beyond the body: the caller's hints, and whether its key is local-only.</summary>
+public readonly record struct RoutingContext(RequestHints Hints, bool CallerLocalOnly = false);
 
+/// <summary>The request headers the OpenAI-style ingresses read the routing hints from.</summary>
 public static class RoutingHeaders
 {
     public const string TaskType = "X-Task-Type";

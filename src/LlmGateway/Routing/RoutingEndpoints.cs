@@ -96,7 +96,8 @@ public static partial class RoutingEndpoints
             : ChatRequest.TryParse(body, out parseError);
         if (request is null) return parseError!.ToResult();
 
-        var decision = router.Route(request, new RoutingContext(http.Request.Headers));
+        var hints = GatewayHeaders.ReadHints(http.Request.Headers, out _);
+        var decision = router.Route(request, new RoutingContext(hints));
         return Results.Bytes(RouteExplanation.Write(request, decision), "application/json");
     }
 

@@ -79,9 +79,10 @@ public sealed class TaskTypeClassifier
                                       "Warm up the task-type patterns: select, write, summarize, analyze. 0123456789 {\"json\": true}\n";
 
     /// <param name="usePatterns">False for a request that named its model: the task type is then only a label, not worth scanning the prompt for.</param>
-    public TaskTypeMatch Classify(GatewayRequest request, IHeaderDictionary headers, bool usePatterns)
+    /// <param name="named">The task type the caller named (<see cref="RequestHints.TaskType"/>), or null.</param>
+    public TaskTypeMatch Classify(GatewayRequest request, string? named, bool usePatterns)
     {
-        if (headers.TryGetValue(RoutingHeaders.TaskType, out var header) && header.ToString() is { Length: > 0 } h)
+        if (named is { Length: > 0 } h)
         {
             return Known(h.Trim(), TaskTypeSources.Header, $"{RoutingHeaders.TaskType} header");
         }

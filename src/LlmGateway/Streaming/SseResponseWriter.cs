@@ -65,4 +65,40 @@ public static class SseResponseWriter
         }
         return WriteAndFlushAsync(response, buffer.WrittenSpan, cancellationToken);
     }
+
+    private static readonly TimeSpan BrokenStreamGrace = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// Ends a stream that already started: one error event, then the connection is aborted so no client
+    /// can mistake the truncated answer for a complete one (there is no [DONE]).
+    /// </summary>
+    public static Task BreakAsync(HttpContext http, ApiError error) =>
+        AbortAfterAsync(http, static (http, error) => WriteErrorAsync(http.Response, error, http.RequestAborted), error);
+
+    /// <summary>
+    /// Aborts the connection once <paramref name="lastEvent"/> (writing a dialect's own error event) is done:
+    /// a clean end, even without [DONE], lets a client return the truncated text as if it were complete
+    /// (the OpenAI .NET SDK does); an aborted connection makes every client fail.
+    /// </summary>
+    public static async Task AbortAfterAsync<TState>(HttpContext http, Func<HttpContext, TState, ValueTask<bool>> lastEvent, TState state)
+    {
+        try
+        {
+            await lastEvent(http, state).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
+        {
+            // The client is already gone.
+        }
+        // Kestrel drops bytes still queued for the socket when it aborts, so the client first gets a
+        // moment (real time: this is the network's, not the gateway's) to receive the error event, or to hang up.
+        try
+        {
+            await Task.Delay(BrokenStreamGrace, http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        http.Abort();
+    }
 }

@@ -1,6 +1,6 @@
 using System.Text;
 using LlmGateway.Budgets;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 using LlmGateway.Configuration;
 using LlmGateway.Providers;
 using LlmGateway.Providers.Mock;
@@ -43,7 +43,7 @@ public sealed class KeyBudgetTests : IDisposable
         var chat = ChatRequest.TryParse(Encoding.UTF8.GetBytes("""{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"""), out _)!;
         _disposables.Add(chat);
         var record = new RequestRecord { RequestId = "req_" + Guid.NewGuid().ToString("N"), StartedAt = DateTimeOffset.UtcNow, KeyId = keyId };
-        return new GatewayContext(new DefaultHttpContext(), chat, record, 0, TimeProvider.System);
+        return new GatewayContext(chat, record, 0, TimeProvider.System);
     }
 
     [Fact]

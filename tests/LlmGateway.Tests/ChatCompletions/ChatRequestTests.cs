@@ -1,5 +1,5 @@
 using System.Text;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 
 namespace LlmGateway.Tests.ChatCompletions;
 

@@ -1,4 +1,4 @@
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 
 namespace LlmGateway.Tests.ChatCompletions;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 using LlmGateway.Configuration;
 using LlmGateway.Embeddings;
 using LlmGateway.Providers;

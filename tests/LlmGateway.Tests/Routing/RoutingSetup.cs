@@ -1,7 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using System.Text;
 using LlmGateway.Budgets;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 using LlmGateway.Configuration;
 using LlmGateway.Providers;
 using LlmGateway.Providers.Mock;
@@ -97,7 +97,7 @@ internal sealed class RoutingSetup
     {
         var dictionary = new HeaderDictionary();
         foreach (var (name, value) in headers) dictionary[name] = value;
-        return new RoutingContext(dictionary);
+        return new RoutingContext(LlmGateway.Http.GatewayHeaders.ReadHints(dictionary, out _));
     }
 
     public static string[] Order(RouteDecision d) => [.. d.Candidates.Select(c => c.ModelName)];

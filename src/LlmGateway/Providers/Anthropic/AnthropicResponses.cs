@@ -71,7 +71,7 @@ public static class AnthropicResponses
         if (joined is not null) text = joined.ToString();
 
         var finish = FinishReason(String(root, "stop_reason"u8));
-        var usage = root.TryGetProperty("usage"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, ChatCompletions.TokenEstimator.FromText(text ?? ""));
+        var usage = root.TryGetProperty("usage"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimator.FromText(text ?? ""));
         var id = String(root, "id"u8) ?? NativeProvider.NewCompletionId();
         var model = String(root, "model"u8) ?? request.UpstreamModel;
         var json = OpenAiJson.Completion(id, created, model, text ?? (calls.Count > 0 ? null : ""), finish, usage, calls);

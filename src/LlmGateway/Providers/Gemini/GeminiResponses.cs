@@ -97,7 +97,7 @@ public static class GeminiResponses
         if (joined is not null) text = joined.ToString();
 
         var finish = FinishReason(reason, calls.Count > 0);
-        var usage = root.TryGetProperty("usageMetadata"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, ChatCompletions.TokenEstimator.FromText(text ?? ""));
+        var usage = root.TryGetProperty("usageMetadata"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimator.FromText(text ?? ""));
         var id = String(root, "responseId"u8) ?? NativeProvider.NewCompletionId();
         var model = ModelVersion(root) ?? request.UpstreamModel;
         var json = OpenAiJson.Completion(id, created, model, text ?? (calls.Count > 0 ? null : ""), finish, usage, calls);

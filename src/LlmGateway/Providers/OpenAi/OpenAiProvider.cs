@@ -163,7 +163,7 @@ public sealed class OpenAiProvider : IChatProvider
         }
     }
 
-    internal static int TokenEstimatorChars(int chars) => (chars + ChatCompletions.TokenEstimator.CharsPerToken - 1) / ChatCompletions.TokenEstimator.CharsPerToken;
+    internal static int TokenEstimatorChars(int chars) => (chars + TokenEstimator.CharsPerToken - 1) / TokenEstimator.CharsPerToken;
 
     /// <summary>A server that answered a streaming request with one JSON body: replayed as a single content event.</summary>
     private sealed class CompletedAsStream : ChatStream

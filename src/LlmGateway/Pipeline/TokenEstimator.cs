@@ -1,4 +1,4 @@
-namespace LlmGateway.ChatCompletions;
+namespace LlmGateway.Pipeline;
 
 /// <summary>
 /// Token counts before a call, without a tokenizer (none restores here). The heuristic: about four

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using LlmGateway.Http;
 
-namespace LlmGateway.ChatCompletions;
+namespace LlmGateway.Pipeline;
 
 /// <summary>
 /// A parsed Chat Completions request. The body stays a <see cref="JsonDocument"/> (pooled, read-only)

@@ -1,15 +1,33 @@
 using LlmGateway.Routing;
 using LlmGateway.Usage;
 
-namespace LlmGateway.ChatCompletions;
+namespace LlmGateway.Pipeline;
 
-/// <summary>The state of one request (chat or embeddings) as it moves through the pipeline.</summary>
-public sealed class GatewayContext(HttpContext http, GatewayRequest request, RequestRecord record, long startTimestamp, TimeProvider time)
+/// <summary>
+/// The state of one request (chat or embeddings) as it moves through the pipeline: what every step
+/// reads, whichever ingress it came in by. No transport in it: the caller, the hints and the
+/// cancellation are values.
+/// </summary>
+public sealed class GatewayContext(
+    GatewayRequest request,
+    RequestRecord record,
+    long startTimestamp,
+    TimeProvider time,
+    Auth.CallerIdentity? caller = null,
+    RequestHints? hints = null,
+    CancellationToken requestAborted = default)
 {
     private long _upstreamTicks;
 
-    public HttpContext Http { get; } = http;
     public GatewayRequest Request { get; } = request;
+
+    /// <summary>Who is calling (null when Gateway:Auth:Mode is none).</summary>
+    public Auth.CallerIdentity? Caller { get; } = caller;
+
+    public RequestHints Hints { get; } = hints ?? RequestHints.None;
+
+    /// <summary>The caller gave up (the client left, the batch was cancelled): nothing more is worth doing.</summary>
+    public CancellationToken RequestAborted { get; } = requestAborted;
 
     /// <summary>The request as a chat request; only the chat endpoint's steps ask for it.</summary>
     public ChatRequest Chat => Request as ChatRequest ?? throw new InvalidOperationException($"This is a {Request.Operation} request, not a chat request.");

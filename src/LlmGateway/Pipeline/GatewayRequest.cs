@@ -1,7 +1,7 @@
 using System.Text.Json;
 using LlmGateway.Http;
 
-namespace LlmGateway.ChatCompletions;
+namespace LlmGateway.Pipeline;
 
 /// <summary>What a request asks a model to do; each has its own endpoint and upstream call.</summary>
 public enum RequestOperation

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using LlmGateway.Http;
 
-namespace LlmGateway.ChatCompletions;
+namespace LlmGateway.Pipeline;
 
 /// <summary>The first check of every JSON request body: valid UTF-8, valid JSON, not absurdly nested.</summary>
 public static class RequestJson

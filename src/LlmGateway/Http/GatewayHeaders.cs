@@ -1,0 +1,102 @@
+using System.Globalization;
+using LlmGateway.Auth;
+using LlmGateway.Caching;
+using LlmGateway.Conversations;
+using LlmGateway.Routing;
+using Microsoft.Extensions.Primitives;
+
+namespace LlmGateway.Http;
+
+/// <summary>
+/// The gateway's response headers, and the one place that writes them for a pipeline outcome: every
+/// ingress (chat completions, embeddings, the other dialects) calls <see cref="Write"/> before its
+/// first byte, so every answer, error or not, carries the same headers.
+/// </summary>
+public static class GatewayHeaders
+{
+    public const string RequestId = "x-request-id";
+    public const string Provider = "x-gateway-provider";
+    public const string Model = "x-gateway-model";
+    public const string TaskType = "x-gateway-task-type";
+    public const string Cache = "x-gateway-cache";
+    public const string Attempts = "x-gateway-attempts";
+    public const string CostUsd = "x-gateway-cost-usd";
+    public const string OverheadMs = "x-gateway-overhead-ms";
+
+    public static string NewRequestId() => "req_" + Guid.NewGuid().ToString("N");
+
+    /// <summary>
+    /// x-request-id and the x-gateway-* headers of <paramref name="outcome"/> (each where it is known:
+    /// no provider before one was tried), Retry-After for an error that has one, the key's
+    /// x-ratelimit-* and the conversation's state. x-gateway-overhead-ms is the gateway's time up to now.
+    /// </summary>
+    public static void Write(HttpResponse response, PipelineOutcome outcome)
+    {
+        var headers = response.Headers;
+        foreach (var (name, value) in Of(outcome)) headers[name] = value;
+        RateLimitHeaders.Set(headers, outcome.RequestsLimit, outcome.TokensLimit);
+    }
+
+    /// <summary>The headers <see cref="Write"/> sets, as name and value (without x-ratelimit-*): what a batch item's result repeats.</summary>
+    public static IEnumerable<KeyValuePair<string, string>> Of(PipelineOutcome outcome)
+    {
+        yield return new(RequestId, outcome.RequestId);
+        if (outcome.Provider.Length > 0) yield return new(Provider, outcome.Provider);
+        if (outcome.Model.Length > 0) yield return new(Model, outcome.Model);
+        if (outcome.TaskType.Length > 0) yield return new(TaskType, outcome.TaskType);
+        yield return new(Attempts, outcome.Attempts.ToString(CultureInfo.InvariantCulture));
+        if (outcome.CacheResult is { } cache) yield return new(Cache, cache);
+        if (outcome.CostUsd is { } cost) yield return new(CostUsd, FormatUsd(cost));
+        yield return new(OverheadMs, FormatMs(outcome.Overhead));
+        if (outcome.ConversationState is { } state) yield return new(ConversationService.StateHeader, state);
+        if (outcome.Error?.RetryAfterSeconds is { } retryAfter) yield return new("retry-after", retryAfter.ToString(CultureInfo.InvariantCulture));
+    }
+
+    public static string FormatUsd(decimal usd) => usd.ToString("0.##########", CultureInfo.InvariantCulture);
+
+    public static string FormatMs(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The hints of an OpenAI-style request's headers (<see cref="RoutingHeaders"/>, Cache-Control,
+    /// X-Conversation-Id). <paramref name="error"/> is the 400 for a header whose value would be echoed
+    /// but can't be (X-Task-Type); a routing flag that can't be read travels in
+    /// <see cref="RequestHints.RoutingError"/> for the routing step to refuse.
+    /// </summary>
+    public static RequestHints ReadHints(IHeaderDictionary headers, out ApiError? error)
+    {
+        error = HeaderValues.CheckEchoedHeaders(headers);
+        ApiError? routingError = null;
+        var localOnly = ReadFlag(headers, RoutingHeaders.LocalOnly, ref routingError);
+        var noFallback = ReadFlag(headers, RoutingHeaders.NoFallback, ref routingError);
+        decimal? maxCost = null;
+        if (headers.TryGetValue(RoutingHeaders.MaxCostUsd, out var value) && value.ToString() is { Length: > 0 } text)
+        {
+            if (decimal.TryParse(text.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var limit)) maxCost = limit;
+            else routingError ??= ApiError.InvalidRequest($"The {RoutingHeaders.MaxCostUsd} header must be a non-negative amount of US dollars, like 0.02.");
+        }
+        var (noCache, noStore) = ResponseCache.ReadCacheControl(headers.CacheControl);
+        return new RequestHints
+        {
+            LocalOnly = localOnly,
+            NoFallback = noFallback,
+            MaxCostUsd = maxCost,
+            TaskType = headers.TryGetValue(RoutingHeaders.TaskType, out var taskType) && taskType.ToString() is { Length: > 0 } named ? named : null,
+            NoCache = noCache,
+            NoStore = noStore,
+            // Sent twice, the values arrive joined with ',', which no conversation id may hold: refused.
+            ConversationId = headers.TryGetValue(ConversationService.IdHeader, out var conversation) ? conversation.ToString() : null,
+            RoutingError = routingError,
+        };
+    }
+
+    /// <summary>true or false (any case); absent is false; anything else is an error.</summary>
+    private static bool ReadFlag(IHeaderDictionary headers, string name, ref ApiError? error)
+    {
+        if (!headers.TryGetValue(name, out StringValues value)) return false;
+        var text = value.ToString().Trim();
+        if (string.Equals(text, "true", StringComparison.OrdinalIgnoreCase)) return true;
+        if (text.Length == 0 || string.Equals(text, "false", StringComparison.OrdinalIgnoreCase)) return false;
+        error ??= ApiError.InvalidRequest($"The {name} header must be true or false.");
+        return false;
+    }
+}

@@ -1,0 +1,58 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace LlmGateway.Http;
+
+/// <summary>Reads a JSON request body for an ingress: into a pooled buffer, never past the size limit.</summary>
+public static class RequestBody
+{
+    /// <summary>
+    /// The body in a buffer rented from <see cref="ArrayPool{T}.Shared"/> (the caller returns it, even
+    /// with an error), or the error: 413 for anything over <paramref name="max"/> bytes (known from
+    /// Content-Length before a byte is read), 400 for an empty body. Kestrel's own limit is set to
+    /// <paramref name="max"/> too, so it may throw <see cref="BadHttpRequestException"/> with 413.
+    /// </summary>
+    public static async Task<(byte[] Buffer, int Length, ApiError? Error)> ReadAsync(HttpContext http, int max)
+    {
+        var request = http.Request;
+        if (request.ContentLength > max)
+        {
+            return ([], 0, ApiError.RequestTooLarge(max));
+        }
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = max;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is { } known ? (int)Math.Max(known, 1) : 16 * 1024);
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
+                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, max + 1));
+                    Buffer.BlockCopy(buffer, 0, bigger, 0, length);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), http.RequestAborted).ConfigureAwait(false);
+                if (read == 0) break;
+                length += read;
+                if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+        if (length == 0)
+        {
+            return (buffer, 0, ApiError.InvalidRequest("The request body is empty; send a JSON request.", code: ErrorCodes.InvalidJson));
+        }
+        return (buffer, length, null);
+    }
+}

@@ -1,0 +1,117 @@
+using LlmGateway.Http;
+using LlmGateway.Providers;
+using LlmGateway.Resilience;
+using LlmGateway.Usage;
+
+namespace LlmGateway.Pipeline;
+
+/// <summary>
+/// A streamed answer past its commit point, read one event at a time by the ingress: first the events
+/// read before the commit (or a cached answer's replayed chunks), then the upstream's as they arrive,
+/// each read under the provider's idle timeout. It never ends a failed stream as if it were complete:
+/// a provider failure, or silence past the idle or total timeout, is one
+/// <see cref="StreamEventKind.Failed"/> event with the error, and the request is recorded as broken.
+/// When the caller leaves, a read throws <see cref="OperationCanceledException"/>.
+/// </summary>
+public sealed class AnswerStream
+{
+    private readonly GatewayContext _context;
+    private readonly List<(StreamEventKind Kind, byte[] Data)> _pending;
+    private readonly ChatStream? _upstream;
+    private readonly TimedCancellation? _cancellation;
+    private readonly TimeSpan _idle;
+    private readonly bool _endedBeforeContent;
+    private readonly Action<RequestRecord, ApiError> _broken;
+    private int _next;
+    private AnswerEvent? _last;
+
+    /// <summary>The rest of an upstream's stream, after the events the executor read before committing.</summary>
+    internal AnswerStream(GatewayContext context, Execution execution, ChatStream upstream, Action<RequestRecord, ApiError> broken)
+    {
+        _context = context;
+        _pending = execution.Pending;
+        _endedBeforeContent = execution.EndedBeforeContent;
+        _upstream = upstream;
+        _cancellation = execution.Cancellation;
+        _idle = execution.StreamIdleTimeout;
+        _broken = broken;
+    }
+
+    /// <summary>A cached answer replayed: every event is in hand, and the stream ends after them.</summary>
+    internal AnswerStream(GatewayContext context, List<(StreamEventKind Kind, byte[] Data)> replay)
+    {
+        _context = context;
+        _pending = replay;
+        _broken = static (_, _) => { };
+    }
+
+    /// <summary>What the client asked to get usage in: chat's <c>stream_options.include_usage</c>. Other dialects decide for themselves.</summary>
+    public bool ClientWantsUsage => _context.Request is ChatRequest { ClientWantsUsage: true };
+
+    /// <summary>Usage so far: the provider's report when it came, else an estimate from what was streamed.</summary>
+    public TokenUsage Usage => _upstream?.Usage ?? _context.Record.Usage;
+
+    /// <summary>The finish reason the upstream reported, once it did.</summary>
+    public string? FinishReason => _upstream?.FinishReason;
+
+    /// <summary>
+    /// The next event. After <see cref="StreamEventKind.End"/> or <see cref="StreamEventKind.Failed"/>,
+    /// the same event again.
+    /// </summary>
+    public async ValueTask<AnswerEvent> ReadAsync()
+    {
+        if (_last is { } last) return last;
+        if (_next < _pending.Count)
+        {
+            var (kind, data) = _pending[_next++];
+            return new AnswerEvent(kind, data);
+        }
+
+        var record = _context.Record;
+        if (_upstream is null || _endedBeforeContent)
+        {
+            // A replayed answer is whole once its chunks are out; the upstream that ended before any
+            // content sent nothing a user would call a first token.
+            if (_upstream is null) record.TimeToFirstToken ??= _context.Time.GetElapsedTime(_context.StartTimestamp);
+            return Finish(new AnswerEvent(StreamEventKind.End, default));
+        }
+        // The ingress comes back for more once it has passed on what was read before the commit.
+        record.TimeToFirstToken ??= _context.Time.GetElapsedTime(_context.StartTimestamp);
+
+        _cancellation!.CancelAfter(_idle);
+        var readStarted = _context.Time.GetTimestamp();
+        StreamEvent ev;
+        try
+        {
+            ev = await _upstream.ReadAsync(_cancellation.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!_context.RequestAborted.IsCancellationRequested)
+        {
+            // The idle or the total timeout, after the client already has part of the answer.
+            return Break(ApiError.UpstreamTimeout($"Provider '{record.Provider}' stopped sending in the middle of the answer."));
+        }
+        finally
+        {
+            _context.AddUpstreamTime(readStarted);
+        }
+
+        return ev.Kind switch
+        {
+            StreamEventKind.End => Finish(new AnswerEvent(StreamEventKind.End, default)),
+            StreamEventKind.Failed => Break(ev.Failure!.ToApiError()),
+            _ => new AnswerEvent(ev.Kind, ev.Data),
+        };
+    }
+
+    private AnswerEvent Break(ApiError error)
+    {
+        _broken(_context.Record, error);
+        return Finish(new AnswerEvent(StreamEventKind.Failed, default, error));
+    }
+
+    private AnswerEvent Finish(AnswerEvent ev)
+    {
+        _last = ev;
+        return ev;
+    }
+}

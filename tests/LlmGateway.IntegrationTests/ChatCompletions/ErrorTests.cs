@@ -127,6 +127,44 @@ public sealed class ErrorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Error_answers_carry_the_request_id_and_the_gateway_headers_known_by_then()
+    {
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Error("The server had an error.", type: "server_error"), 500);
+        var settings = GatewayFactory.OpenAiSettings(_upstream.BaseUrl);
+        settings["Gateway:Resilience:MaxRetries"] = "0";
+        await using var gateway = new GatewayFactory(settings);
+
+        // Refused before it was parsed: only the request id and the gateway's own time are known.
+        var (_, _, badJson) = await PostAsync(gateway, "{not json");
+        Assert.StartsWith("req_", Header(badJson, "x-request-id"), StringComparison.Ordinal);
+        Assert.True(double.TryParse(Header(badJson, "x-gateway-overhead-ms"), System.Globalization.CultureInfo.InvariantCulture, out _));
+        Assert.Equal("0", Header(badJson, "x-gateway-attempts"));
+        Assert.False(badJson.Headers.Contains("x-gateway-provider"));
+
+        // Refused by routing: the task type is known, no provider was tried.
+        var (notFound, _, unknown) = await PostAsync(gateway, """{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}""");
+        Assert.Equal(HttpStatusCode.NotFound, notFound);
+        Assert.StartsWith("req_", Header(unknown, "x-request-id"), StringComparison.Ordinal);
+        Assert.Equal("general", Header(unknown, "x-gateway-task-type"));
+        Assert.Equal("0", Header(unknown, "x-gateway-attempts"));
+        Assert.NotNull(Header(unknown, "x-gateway-overhead-ms"));
+
+        // Every candidate failed: which one was tried, how often, and what the cache said.
+        var (badGateway, _, failed) = await PostAsync(gateway, Valid);
+        Assert.Equal(HttpStatusCode.BadGateway, badGateway);
+        Assert.StartsWith("req_", Header(failed, "x-request-id"), StringComparison.Ordinal);
+        Assert.Equal("up", Header(failed, "x-gateway-provider"));
+        Assert.Equal("test-model", Header(failed, "x-gateway-model"));
+        Assert.Equal("1", Header(failed, "x-gateway-attempts"));
+        Assert.Equal("bypass", Header(failed, "x-gateway-cache"));
+        Assert.NotNull(Header(failed, "x-gateway-overhead-ms"));
+        Assert.False(failed.Headers.Contains("x-gateway-cost-usd"));
+    }
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.Single() : null;
+
+    [Fact]
     public async Task An_unknown_path_is_an_openai_shaped_404()
     {
         await using var gateway = new GatewayFactory(GatewayFactory.OpenAiSettings(_upstream.BaseUrl));

@@ -228,6 +228,12 @@ public sealed class AuthOptions
 {
     public string Mode { get; set; } = "none";
     public string AdminKeyEnv { get; set; } = "GATEWAY_ADMIN_KEY";
+
+    /// <summary>
+    /// The variable holding the key a Prometheus scrape presents (<c>Authorization: Bearer</c>) to see per-key
+    /// series on /metrics (key ids and their spend); the admin key works too. Without either, /metrics leaves them out.
+    /// </summary>
+    public string MetricsKeyEnv { get; set; } = "GATEWAY_METRICS_KEY";
     public List<KeyOptions> Keys { get; set; } = [];
 }
 

@@ -200,4 +200,8 @@ public static class StoreOperations
     public const string KeyWrite = "key_write";
     public const string RateLimit = "rate_limit";
     public const string Ping = "ping";
+
+    /// <summary>Every operation, so <c>llm_gateway_store_errors_total</c> shows each at 0 from the first scrape.</summary>
+    public static readonly string[] All =
+        [CacheGet, CacheSet, CacheDelete, BudgetReserve, BudgetSettle, BudgetRead, Once, LedgerAppend, LedgerRead, KeyLookup, KeyList, KeyWrite, RateLimit, Ping];
 }

@@ -16,6 +16,7 @@ public static class StorageExtensions
     /// </summary>
     public static IServiceCollection AddStorage(this IServiceCollection services)
     {
+        services.AddSingleton(new KnownLabelValues(GatewayMetrics.StoreErrorsInstrument, "operation", StoreOperations.All));
         services.AddSingleton<IGatewayStore>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Store;

@@ -19,6 +19,9 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 {
     public const string MeterName = "LlmGateway";
 
+    /// <summary>The instrument behind <c>llm_gateway_store_errors_total</c>.</summary>
+    public const string StoreErrorsInstrument = "llm_gateway.store.errors";
+
     /// <summary>Histogram buckets (seconds) for whole requests: from a cached answer to a long generation.</summary>
     public static readonly double[] DurationBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600];
 
@@ -50,7 +53,7 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
     /// capabilities that raise gateway events, i.e. depend on this class, and would make a cycle. They are
     /// looked up at the first scrape, when everything is built.
     /// </summary>
-    public GatewayMetrics(IMeterFactory meterFactory, IOptions<GatewayOptions> options, IServiceProvider services)
+    public GatewayMetrics(IMeterFactory meterFactory, IOptions<GatewayOptions> options, IServiceProvider services, IEnumerable<KnownLabelValues> known)
     {
         _labels = new MetricLabels(options.Value);
         _services = services;
@@ -79,7 +82,7 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         _cacheRequests = meter.CreateCounter<long>("llm_gateway.cache.requests", "{request}", "Response cache lookups by result: hit, miss, bypass, off.");
         _retries = meter.CreateCounter<long>("llm_gateway.retries", "{retry}", "Retries of a call to the same provider.");
         _fallbacks = meter.CreateCounter<long>("llm_gateway.fallbacks", "{fallback}", "Moves from a failed model to the next candidate.");
-        _storeErrors = meter.CreateCounter<long>("llm_gateway.store.errors", "{error}", "Failed operations on the shared store (Redis or in-memory) by operation.");
+        _storeErrors = meter.CreateCounter<long>(StoreErrorsInstrument, "{error}", "Failed operations on the shared store (Redis or in-memory) by operation.");
         meter.CreateObservableGauge("llm_gateway.circuit_state", ObserveCircuitStates, "{state}",
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.");
         meter.CreateObservableGauge("llm_gateway.provider_up", ObserveProviderUp, null,
@@ -90,6 +93,41 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
             "Limit of the current window, per budget scope and window; 0 is no limit.");
         meter.CreateObservableGauge("llm_gateway.inflight_requests", () => Volatile.Read(ref _inflight), "{request}",
             "Chat completion requests being handled right now.");
+
+        StartAtZero(options.Value, known);
+    }
+
+    /// <summary>
+    /// Counters start at 0 for every label set known at start-up (the contract: every family from the first
+    /// scrape), so dashboards and alerts see 0 rather than "No data". Known: cache results, each provider's
+    /// retries, each configured model's tokens and cost, each configured fallback pair, and what other
+    /// capabilities declare (<see cref="KnownLabelValues"/>: the store operations). Request counts and the
+    /// histograms have no label set that is known before traffic (a status, an observation): their families
+    /// are listed with no series until the first request.
+    /// </summary>
+    private void StartAtZero(GatewayOptions options, IEnumerable<KnownLabelValues> known)
+    {
+        foreach (var result in (string[])["hit", "miss", "bypass", "off"]) _cacheRequests.Add(0, new TagList { { "result", result } });
+        foreach (var provider in options.Providers.Keys) _retries.Add(0, new TagList { { "provider", _labels.Provider(provider) } });
+        foreach (var (name, model) in options.Models)
+        {
+            var labelled = _labels.Model(name);
+            var provider = _labels.Provider(model.Provider);
+            foreach (var direction in (string[])["input", "output", "cached"])
+            {
+                _tokens.Add(0, new TagList { { "model", labelled }, { "provider", provider }, { "direction", direction } });
+            }
+            _cost.Add(0, new TagList { { "model", labelled }, { "provider", provider } });
+            foreach (var fallback in model.Fallbacks)
+            {
+                _fallbacks.Add(0, new TagList { { "from_model", labelled }, { "to_model", _labels.Model(fallback) } });
+            }
+        }
+        foreach (var values in known)
+        {
+            if (values.Instrument != StoreErrorsInstrument) continue;
+            foreach (var value in values.Values) _storeErrors.Add(0, new TagList { { values.Label, value } });
+        }
     }
 
     public void RequestStarted() => Interlocked.Increment(ref _inflight);

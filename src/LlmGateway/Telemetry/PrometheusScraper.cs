@@ -27,6 +27,8 @@ public sealed class PrometheusScraper : IDisposable
     private readonly Lock _lock = new();
     private readonly TextExporter _exporter = new();
     private readonly MeterProvider _provider;
+    private readonly MeterListener _instruments = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Instrument, byte> _gatewayInstruments = new();
 
     public PrometheusScraper(IMeterFactory meterFactory)
         : this(meterFactory, s_meters)
@@ -45,22 +47,42 @@ public sealed class PrometheusScraper : IDisposable
                 : null)
             .AddReader(new BaseExportingMetricReader(_exporter))
             .Build();
+
+        // The gateway's own instruments, known as they are created (never listened to: no measurement cost),
+        // so a family with nothing recorded yet still has its HELP and TYPE on the first scrape.
+        _instruments.InstrumentPublished = (instrument, _) =>
+        {
+            if (instrument.Meter.Name == GatewayMetrics.MeterName && meters.Contains(GatewayMetrics.MeterName)
+                && (instrument.Meter.Scope is not IMeterFactory owner || ReferenceEquals(owner, meterFactory)))
+            {
+                _gatewayInstruments.TryAdd(instrument, 0);
+            }
+        };
+        _instruments.Start();
     }
 
-    /// <summary>Collects and renders every metric; null when collection failed or timed out.</summary>
-    public byte[]? Scrape()
+    /// <summary>
+    /// Collects and renders every metric; null when collection failed or timed out. Series naming a gateway
+    /// key only with <paramref name="keySeries"/> (an authenticated scrape).
+    /// </summary>
+    public byte[]? Scrape(bool keySeries = true)
     {
         // One scrape at a time: the exporter renders into one buffer during Collect().
         lock (_lock)
         {
-            _exporter.Begin();
+            _exporter.Begin(keySeries);
             // The reader gives a pull exporter its Collect, which opens the pull scope collection needs.
             if (_exporter.Collect?.Invoke(CollectTimeoutMilliseconds) != true) return null;
+            foreach (var instrument in _gatewayInstruments.Keys) _exporter.WriteEmptyFamily(instrument);
             return Encoding.UTF8.GetBytes(_exporter.Text.ToString());
         }
     }
 
-    public void Dispose() => _provider.Dispose();
+    public void Dispose()
+    {
+        _instruments.Dispose();
+        _provider.Dispose();
+    }
 
     /// <summary>Renders the batch a collection hands over; the points are only valid during Export.</summary>
     [ExportModes(ExportModes.Pull)]
@@ -72,17 +94,22 @@ public sealed class PrometheusScraper : IDisposable
 
         public Func<int, bool>? Collect { get; set; }
 
-        public void Begin()
+        private bool _keySeries;
+
+        public void Begin(bool keySeries)
         {
             Text.Clear();
             _taken.Clear();
+            _keySeries = keySeries;
         }
+
+        public void WriteEmptyFamily(Instrument instrument) => PrometheusText.WriteEmptyFamily(Text, instrument, _taken);
 
         public override ExportResult Export(in Batch<Metric> batch)
         {
             foreach (var metric in batch)
             {
-                PrometheusText.WriteMetric(Text, metric, _taken);
+                PrometheusText.WriteMetric(Text, metric, _taken, _keySeries);
             }
             return ExportResult.Success;
         }

@@ -29,16 +29,17 @@ public static class PrometheusText
     /// <summary>
     /// Appends one metric family. <paramref name="taken"/> holds the series names already written in this
     /// exposition: a metric whose name would repeat one (two instruments that sanitize to the same name) is
-    /// left out rather than written as a duplicate family, which Prometheus would reject whole.
+    /// left out rather than written as a duplicate family, which Prometheus would reject whole. Without
+    /// <paramref name="keySeries"/>, series that name a gateway key (a <c>scope</c> of <c>key:&lt;id&gt;</c>)
+    /// are left out: key ids and their spend are for an authenticated scrape only.
     /// </summary>
-    public static void WriteMetric(StringBuilder text, Metric metric, HashSet<string> taken)
+    public static void WriteMetric(StringBuilder text, Metric metric, HashSet<string> taken, bool keySeries = true)
     {
         // Exponential histograms have no text-format equivalent; no instrument or view here makes one.
         if (FamilyOf(metric.MetricType) is not { } family) return;
         var name = FamilyName(metric.Name, metric.Unit, metric.MetricType);
         if (!Claim(taken, name, family)) return;
 
-        var start = text.Length;
         text.Append("# HELP ").Append(name).Append(' ');
         AppendHelp(text, string.IsNullOrEmpty(metric.Description) ? metric.Name : metric.Description);
         text.Append("\n# TYPE ").Append(name).Append(family switch
@@ -48,11 +49,10 @@ public static class PrometheusText
             _ => " histogram\n",
         });
 
-        var points = 0;
         var labels = new List<KeyValuePair<string, string>>(8);
         foreach (ref readonly var point in metric.GetMetricPoints())
         {
-            points++;
+            if (!keySeries && NamesAKey(point.Tags)) continue;
             CollectLabels(point.Tags, labels, family == Family.Histogram);
             switch (metric.MetricType)
             {
@@ -83,8 +83,53 @@ public static class PrometheusText
             }
         }
 
-        // A family with no series yet (an instrument nothing has recorded on) is left out entirely.
-        if (points == 0) text.Length = start;
+        // A family with no series yet (an instrument nothing has recorded on) keeps its HELP and TYPE lines:
+        // every family is listed from the first scrape, with its series once there are any.
+    }
+
+    /// <summary>
+    /// The HELP and TYPE lines of an instrument that has no series yet (the SDK hands over only metrics with
+    /// points), unless its family is already written: every family is listed from the first scrape.
+    /// </summary>
+    public static void WriteEmptyFamily(StringBuilder text, System.Diagnostics.Metrics.Instrument instrument, HashSet<string> taken)
+    {
+        if (TypeOf(instrument) is not { } type || FamilyOf(type) is not { } family) return;
+        var name = FamilyName(instrument.Name, instrument.Unit, type);
+        if (!Claim(taken, name, family)) return;
+        text.Append("# HELP ").Append(name).Append(' ');
+        AppendHelp(text, string.IsNullOrEmpty(instrument.Description) ? instrument.Name : instrument.Description);
+        text.Append("\n# TYPE ").Append(name).Append(family switch
+        {
+            Family.Counter => " counter\n",
+            Family.Gauge => " gauge\n",
+            _ => " histogram\n",
+        });
+    }
+
+    /// <summary>The metric type the SDK gives an instrument with the default aggregation.</summary>
+    private static MetricType? TypeOf(System.Diagnostics.Metrics.Instrument instrument)
+    {
+        var generic = instrument.GetType();
+        if (!generic.IsGenericType) return null;
+        var definition = generic.GetGenericTypeDefinition();
+        var floating = generic.GetGenericArguments()[0] == typeof(double) || generic.GetGenericArguments()[0] == typeof(float);
+        if (definition == typeof(System.Diagnostics.Metrics.Counter<>) || definition == typeof(System.Diagnostics.Metrics.ObservableCounter<>))
+            return floating ? MetricType.DoubleSum : MetricType.LongSum;
+        if (definition == typeof(System.Diagnostics.Metrics.UpDownCounter<>) || definition == typeof(System.Diagnostics.Metrics.ObservableUpDownCounter<>))
+            return floating ? MetricType.DoubleSumNonMonotonic : MetricType.LongSumNonMonotonic;
+        if (definition == typeof(System.Diagnostics.Metrics.ObservableGauge<>) || definition == typeof(System.Diagnostics.Metrics.Gauge<>))
+            return floating ? MetricType.DoubleGauge : MetricType.LongGauge;
+        if (definition == typeof(System.Diagnostics.Metrics.Histogram<>)) return MetricType.Histogram;
+        return null;
+    }
+
+    private static bool NamesAKey(ReadOnlyTagCollection tags)
+    {
+        foreach (var tag in tags)
+        {
+            if (tag.Key == "scope" && tag.Value is string scope && scope.StartsWith("key:", StringComparison.Ordinal)) return true;
+        }
+        return false;
     }
 
     /// <summary>Reserves the family's series names; false when one of them is already written.</summary>

@@ -12,8 +12,15 @@ public static class TelemetryExtensions
     public static IServiceCollection AddTelemetry(this IServiceCollection services)
     {
         services.AddSingleton<PrometheusScraper>();
+        services.AddSingleton<MetricsAccess>();
         services.AddSingleton<TracingSetup>();
-        services.AddSingleton<GatewayMetrics>();
+        // The scraper's meter provider first: the counters' zeros recorded in GatewayMetrics' constructor
+        // (every family from the first scrape) would be lost to a provider not yet listening.
+        services.AddSingleton(sp =>
+        {
+            sp.GetRequiredService<PrometheusScraper>();
+            return ActivatorUtilities.CreateInstance<GatewayMetrics>(sp);
+        });
         services.AddSingleton<ContentLog>();
         services.AddSingleton<IRequestObserver>(sp => sp.GetRequiredService<GatewayMetrics>());
         services.AddSingleton<IRequestObserver, RequestSpanObserver>();
@@ -27,16 +34,21 @@ public static class TelemetryExtensions
 
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/metrics", (PrometheusScraper scraper) =>
+        app.MapGet("/metrics", (HttpRequest request, PrometheusScraper scraper, MetricsAccess access) =>
             {
-                var text = scraper.Scrape();
+                var level = access.Decide(request);
+                if (level == MetricsAccessLevel.Refused)
+                {
+                    return Results.Text("The key presented for /metrics is neither the metrics key nor the admin key.\n", "text/plain", statusCode: StatusCodes.Status401Unauthorized);
+                }
+                var text = scraper.Scrape(keySeries: level == MetricsAccessLevel.Full);
                 return text is null
                     ? Results.Text("Collecting metrics failed or timed out.\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable)
                     : Results.Bytes(text, PrometheusText.ContentType);
             })
             .WithName("GetMetrics")
             .WithTags("Telemetry")
-            .WithSummary("Prometheus metrics (text exposition format 0.0.4)")
+            .WithSummary("Prometheus metrics (text exposition format 0.0.4); per-key series only with the metrics or admin key as a bearer token")
             .Produces(StatusCodes.Status200OK, contentType: "text/plain");
         return app;
     }

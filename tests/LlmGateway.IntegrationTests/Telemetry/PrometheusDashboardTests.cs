@@ -55,6 +55,11 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
         settings["Gateway:Resilience:CircuitBreaker:MinimumThroughput"] = "1000";
         // Budgets are another capability's: a fixed source stands in for the store, one scope over 80 %, one spent.
         BudgetMetric[] budgets = [new("global", "daily", 90, 100), new("provider:working", "monthly", 20, 400), new("key:team-a", "daily", 1, 0), new("key:team-b", "daily", 5, 5)];
+        // Key series are only on an authenticated scrape: Prometheus presents the metrics key, as deploy/prometheus shows how.
+        const string MetricsKeyEnv = "LLMGW_TEST_METRICS_KEY_DASHBOARD";
+        var metricsKey = "metrics-" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(MetricsKeyEnv, metricsKey);
+        settings["Gateway:Auth:MetricsKeyEnv"] = MetricsKeyEnv;
 
         await using var factory = new GatewayFactory(settings);
         var gateway = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IBudgetMetricsSource>(new FixedBudgets(budgets))));
@@ -64,7 +69,7 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
         using var http = new HttpClient { BaseAddress = address };
         var events = gateway.Services.GetRequiredService<IGatewayEvents>();
 
-        await using var prometheus = await PrometheusServer.StartAsync($"{address.Host}:{address.Port}", RepoFiles.Path(AlertsFile));
+        await using var prometheus = await PrometheusServer.StartAsync($"{address.Host}:{address.Port}", RepoFiles.Path(AlertsFile), bearerToken: metricsKey);
 
         // Two waves of traffic with a scrape between them, so every counter and histogram grows inside
         // the rate window and ratios and quantiles come out as numbers, not NaN.

@@ -32,9 +32,21 @@ public sealed class PrometheusServer : IAsyncDisposable
         }
     }
 
-    public static async Task<PrometheusServer> StartAsync(string target, string ruleFile)
+    /// <summary>Starts it; with <paramref name="bearerToken"/> each scrape presents it (the gateway's metrics key), as deploy/prometheus says how.</summary>
+    public static async Task<PrometheusServer> StartAsync(string target, string ruleFile, string? bearerToken = null)
     {
         var directory = Directory.CreateTempSubdirectory("llm-gateway-prometheus-").FullName;
+        var authorization = "";
+        if (bearerToken is not null)
+        {
+            var keyFile = Path.Combine(directory, "metrics-key");
+            await File.WriteAllTextAsync(keyFile, bearerToken);
+            authorization = $"""
+
+                    authorization:
+                      credentials_file: {keyFile}
+                """;
+        }
         var config = $"""
             global:
               scrape_interval: 1s
@@ -44,7 +56,7 @@ public sealed class PrometheusServer : IAsyncDisposable
             scrape_configs:
               - job_name: llm-gateway
                 static_configs:
-                  - targets: ["{target}"]
+                  - targets: ["{target}"]{authorization}
             """;
         var configFile = Path.Combine(directory, "prometheus.yml");
         await File.WriteAllTextAsync(configFile, config);

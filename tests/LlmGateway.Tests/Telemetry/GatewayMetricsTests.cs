@@ -30,7 +30,7 @@ public sealed class GatewayMetricsTests : IDisposable
             .BuildServiceProvider();
         var meterFactory = _services.GetRequiredService<IMeterFactory>();
         _scraper = new PrometheusScraper(meterFactory);
-        _metrics = new GatewayMetrics(meterFactory, Options.Create(options), _services);
+        _metrics = new GatewayMetrics(meterFactory, Options.Create(options), _services, []);
     }
 
     public void Dispose()

@@ -208,6 +208,12 @@ public sealed class StoreOptions
     public int BreakSeconds { get; set; } = 5;
     public int FailuresToBreak { get; set; } = 3;
 
+    /// <summary>
+    /// After the store first connects, calls get 4 × <see cref="TimeoutMs"/> (at least 1 s) and timeouts do not trip
+    /// the breaker for this long: a new connection's first burst is slow (scripts, JIT, thread pool) without Redis being down.
+    /// </summary>
+    public double StartupGraceSeconds { get; set; } = 10;
+
     /// <summary>The ledger keeps about this many records (a capped Redis stream, or a ring in memory).</summary>
     public int LedgerMaxEntries { get; set; } = 100_000;
 

@@ -196,6 +196,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (st.TimeoutMs is <= 0 or > 60_000) errors.Add("Gateway:Store:TimeoutMs must be between 1 and 60000.");
         if (st.BreakSeconds < 0) errors.Add("Gateway:Store:BreakSeconds must not be negative.");
         if (st.FailuresToBreak < 1) errors.Add("Gateway:Store:FailuresToBreak must be at least 1.");
+        if (st.StartupGraceSeconds is < 0 or > 600 || double.IsNaN(st.StartupGraceSeconds)) errors.Add("Gateway:Store:StartupGraceSeconds must be between 0 and 600.");
         if (st.LedgerMaxEntries < 1) errors.Add("Gateway:Store:LedgerMaxEntries must be positive.");
         if (st.LedgerBufferMax < 1) errors.Add("Gateway:Store:LedgerBufferMax must be positive.");
         if (st.MemoryCacheMaxBytes < 1) errors.Add("Gateway:Store:MemoryCacheMaxBytes must be positive.");

@@ -14,6 +14,13 @@ namespace LlmGateway.Storage;
 /// Timeouts and the breaker run on the system clock, not the injected one: they guard real I/O, and a
 /// test that freezes time for budget windows must not freeze them.
 /// </para>
+/// <para>
+/// Start-up grace: for <see cref="StoreOptions.StartupGraceSeconds"/> after the store first answers is
+/// connected, a call gets the longer <see cref="GraceTimeout"/> and a timeout does not count toward the
+/// breaker. The first calls on a new connection (scripts compiled by Redis, code jitted, the thread pool
+/// still growing) are slow in a burst; at 250 ms each, a cold start once tripped the breaker and turned the
+/// cache off and budgets per-instance for a break it did not need. Errors other than timeouts count as usual.
+/// </para>
 /// </summary>
 public sealed class GuardedStore : IGatewayStore, IDisposable
 {
@@ -23,22 +30,56 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     private readonly TimeSpan _timeout;
     private readonly long _breakTicks;
     private readonly int _failuresToBreak;
-    private readonly TimeProvider _clock = TimeProvider.System;
+    private readonly TimeProvider _clock;
+    private readonly long _graceTicks;
     private int _failures;
     private long _openUntil;
+    private long _graceUntil = long.MinValue; // not connected yet: the grace starts at the first connected call
 
     public GuardedStore(IGatewayStore inner, StoreOptions options, IGatewayEvents events, ILogger<GuardedStore> logger)
+        : this(inner, options, events, logger, TimeProvider.System)
+    {
+    }
+
+    /// <summary>With a clock of the test's choosing (the guard's timeouts, breaker and grace run on it).</summary>
+    internal GuardedStore(IGatewayStore inner, StoreOptions options, IGatewayEvents events, ILogger<GuardedStore> logger, TimeProvider clock)
     {
         _inner = inner;
         _events = events;
         _logger = logger;
+        _clock = clock;
         _timeout = TimeSpan.FromMilliseconds(options.TimeoutMs);
+        GraceTimeout = TimeSpan.FromMilliseconds(Math.Max(options.TimeoutMs * 4, 1000));
+        _graceTicks = (long)(options.StartupGraceSeconds * (double)_clock.TimestampFrequency);
         _breakTicks = (long)(TimeSpan.FromSeconds(options.BreakSeconds).TotalSeconds * _clock.TimestampFrequency);
         _failuresToBreak = options.FailuresToBreak;
         if (inner is RedisStore redis) redis.Restored += OnRestored;
     }
 
     public string Kind => _inner.Kind;
+
+    /// <summary>The per-call timeout during the start-up grace.</summary>
+    internal TimeSpan GraceTimeout { get; }
+
+    /// <summary>True while the start-up grace lasts; it starts at the first call made while the store is connected.</summary>
+    private bool InGrace()
+    {
+        var until = Volatile.Read(ref _graceUntil);
+        var now = _clock.GetTimestamp();
+        if (until == long.MinValue)
+        {
+            if (!_inner.IsAvailable) return false;
+            Interlocked.CompareExchange(ref _graceUntil, now + _graceTicks, long.MinValue);
+            until = Volatile.Read(ref _graceUntil);
+        }
+        return now < until;
+    }
+
+    private TimeSpan TimeoutFor(TimeSpan? timeout, bool grace)
+    {
+        var t = timeout ?? _timeout;
+        return grace && t < GraceTimeout ? GraceTimeout : t;
+    }
 
     public bool IsAvailable => _inner.IsAvailable && !IsOpen;
 
@@ -116,13 +157,14 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
 
     private async Task Guard(string operation, Task call, TimeSpan? timeout = null)
     {
+        var grace = InGrace();
         try
         {
-            await call.WaitAsync(timeout ?? _timeout, _clock).ConfigureAwait(false);
+            await call.WaitAsync(TimeoutFor(timeout, grace), _clock).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not StoreUnavailableException)
         {
-            throw Failed(operation, call, e);
+            throw Failed(operation, call, e, grace);
         }
         Succeeded();
     }
@@ -130,13 +172,14 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     private async Task<T> Guard<T>(string operation, Task<T> call, TimeSpan? timeout = null)
     {
         T result;
+        var grace = InGrace();
         try
         {
-            result = await call.WaitAsync(timeout ?? _timeout, _clock).ConfigureAwait(false);
+            result = await call.WaitAsync(TimeoutFor(timeout, grace), _clock).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not StoreUnavailableException)
         {
-            throw Failed(operation, call, e);
+            throw Failed(operation, call, e, grace);
         }
         Succeeded();
         return result;
@@ -151,12 +194,18 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
         Volatile.Write(ref _openUntil, 0);
     }
 
-    private StoreUnavailableException Failed(string operation, Task call, Exception e)
+    private StoreUnavailableException Failed(string operation, Task call, Exception e, bool grace)
     {
         // A call that timed out may still fail later: observe it so it is not reported as unobserved.
         if (!call.IsCompleted) call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         _events.StoreError(operation);
-        var reason = e is TimeoutException ? $"no answer within {_timeout.TotalMilliseconds:0} ms" : SecretScrubber.Scrub(e.Message);
+        var reason = e is TimeoutException ? $"no answer within {(grace ? GraceTimeout : _timeout).TotalMilliseconds:0} ms" : SecretScrubber.Scrub(e.Message);
+        if (grace && e is TimeoutException)
+        {
+            // A slow first burst on a new connection, not a dead store: no step toward the breaker.
+            _logger.LogWarning("The {Store} store was slow on {Operation} during its start-up grace: {Reason}", _inner.Kind, operation, reason);
+            return new StoreUnavailableException(operation, reason, e);
+        }
         var failures = Interlocked.Increment(ref _failures);
         if (failures == 1 || failures == _failuresToBreak)
         {

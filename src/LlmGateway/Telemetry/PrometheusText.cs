@@ -40,14 +40,7 @@ public static class PrometheusText
         var name = FamilyName(metric.Name, metric.Unit, metric.MetricType);
         if (!Claim(taken, name, family)) return;
 
-        text.Append("# HELP ").Append(name).Append(' ');
-        AppendHelp(text, string.IsNullOrEmpty(metric.Description) ? metric.Name : metric.Description);
-        text.Append("\n# TYPE ").Append(name).Append(family switch
-        {
-            Family.Counter => " counter\n",
-            Family.Gauge => " gauge\n",
-            _ => " histogram\n",
-        });
+        WriteHeader(text, name, string.IsNullOrEmpty(metric.Description) ? metric.Name : metric.Description, family);
 
         var labels = new List<KeyValuePair<string, string>>(8);
         foreach (ref readonly var point in metric.GetMetricPoints())
@@ -96,8 +89,13 @@ public static class PrometheusText
         if (TypeOf(instrument) is not { } type || FamilyOf(type) is not { } family) return;
         var name = FamilyName(instrument.Name, instrument.Unit, type);
         if (!Claim(taken, name, family)) return;
+        WriteHeader(text, name, string.IsNullOrEmpty(instrument.Description) ? instrument.Name : instrument.Description, family);
+    }
+
+    private static void WriteHeader(StringBuilder text, string name, string help, Family family)
+    {
         text.Append("# HELP ").Append(name).Append(' ');
-        AppendHelp(text, string.IsNullOrEmpty(instrument.Description) ? instrument.Name : instrument.Description);
+        AppendHelp(text, help);
         text.Append("\n# TYPE ").Append(name).Append(family switch
         {
             Family.Counter => " counter\n",

@@ -52,10 +52,14 @@ public static class GatewayConfigurationLayers
         foreach (var layer in layers)
         {
             if (layer.Shipped && skipShipped) continue;
-            if (!layer.Shipped && Find(layer.Gateway, s_taskTypesPath) is { Children.Count: > 0 } taskTypes)
+            if (!layer.Shipped && Find(layer.Gateway, s_taskTypesPath) is { } taskTypes)
             {
-                ownedTaskTypes ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                foreach (var name in taskTypes.Children.Keys) ownedTaskTypes.Add(name);
+                // Only a task type that is defined or kept counts: "sql: null" alone removes sql and
+                // leaves the other shipped task types in place.
+                foreach (var (name, taskType) in taskTypes.Children)
+                {
+                    if (!taskType.IsRemoval) (ownedTaskTypes ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase)).Add(name);
+                }
             }
             Merge(merged, layer.Gateway, typeof(GatewayOptions));
         }
@@ -108,7 +112,10 @@ public static class GatewayConfigurationLayers
             names.Add(provider switch
             {
                 FileConfigurationProvider { Source.Path: { } path } => Path.GetFileName(path) + (IsShipped(provider) ? " (shipped)" : ""),
-                _ => provider.ToString() ?? provider.GetType().Name,
+                Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider => "environment variables",
+                Microsoft.Extensions.Configuration.CommandLine.CommandLineConfigurationProvider => "command line",
+                Microsoft.Extensions.Configuration.Memory.MemoryConfigurationProvider => "in memory (set by the host or a test)",
+                _ => provider.GetType().Name,
             });
         }
         return names;

@@ -124,6 +124,9 @@ public static class CandidateFilters
         return first?.Removed!.Filter switch
         {
             Budget => new ApiError(StatusCodes.Status429TooManyRequests, ErrorTypes.InsufficientQuota, ErrorCodes.BudgetExceeded, text),
+            // auto with no provider key at all (a zero-config start): say what to configure.
+            Unusable when input.IsAuto && worst == Rank(Unusable) && AllUnusable(evaluated) =>
+                ApiError.NoHealthyProvider(text + " Set the key variable of one of these providers, or name a model (GET /v1/models); GET /admin/config shows what auto can reach."),
             CircuitOpen or Unusable => ApiError.NoHealthyProvider(text),
             // The operator's per-request limit is a budget (429 budget_exceeded, as the contract says);
             // the client's own X-Max-Cost-Usd is a constraint of the request (400).
@@ -135,6 +138,15 @@ public static class CandidateFilters
             Capabilities => ApiError.InvalidRequest(text, CapabilityParam(input, first), RoutingErrorCodes.UnsupportedCapability),
             _ => ApiError.NoHealthyProvider(text),
         };
+    }
+
+    private static bool AllUnusable(IReadOnlyList<RouteCandidate> evaluated)
+    {
+        foreach (var c in evaluated)
+        {
+            if (c.Removed is not { Filter: Unusable }) return false;
+        }
+        return true;
     }
 
     private static int Rank(string filter) => filter switch

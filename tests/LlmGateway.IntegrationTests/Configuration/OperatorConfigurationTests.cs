@@ -287,6 +287,7 @@ public sealed class OperatorConfigurationTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, auto.StatusCode);
         Assert.Contains("OPENAI_API_KEY", body, StringComparison.Ordinal);
         Assert.Contains("no_healthy_provider", body, StringComparison.Ordinal);
+        Assert.Contains("Set the key variable", body, StringComparison.Ordinal);
 
         var (named, namedBody) = await ChatAsync(client, "gpt-4o-mini", "hello");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, named.StatusCode);

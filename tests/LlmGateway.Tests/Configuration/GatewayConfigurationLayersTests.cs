@@ -134,6 +134,18 @@ public sealed class GatewayConfigurationLayersTests : IDisposable
     }
 
     [Fact]
+    public void Removing_a_shipped_task_type_alone_keeps_the_others()
+    {
+        var o = Bind(Yaml(WithShipped(), """
+            Gateway:
+              Routing:
+                TaskTypes:
+                  sql: null
+            """));
+        Assert.Equal(["general"], o.Routing.TaskTypes.Keys);
+    }
+
+    [Fact]
     public void A_later_layer_that_names_no_task_type_keeps_the_shipped_ones()
     {
         var o = Bind(WithShipped().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Routing:Strategy"] = "cost" }));

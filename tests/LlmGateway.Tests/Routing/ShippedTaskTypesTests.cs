@@ -61,10 +61,10 @@ public class ShippedTaskTypesTests
     }
 
     [Fact]
-    public void Every_shipped_task_type_answers_on_a_fresh_install_or_says_which_key_is_missing()
+    public void On_a_fresh_install_every_shipped_task_type_says_which_key_is_missing_and_never_falls_to_the_mock()
     {
-        // With no provider keys set, only the built-in mock is usable: routing must either reach it or
-        // name the missing variable, never fail silently.
+        // With no provider keys set only the built-in mock is usable, and auto never picks it: every
+        // task type must refuse with a 503 naming the missing variable, never answer with an echo.
         var setup = new RoutingSetup();
         foreach (var (name, provider) in s_options.Providers)
         {
@@ -77,8 +77,11 @@ public class ShippedTaskTypesTests
         foreach (var taskType in s_options.Routing.TaskTypes.Keys)
         {
             var d = router.Route(Ask("auto"), Headers(("X-Task-Type", taskType)));
-            if (d.Error is null) Assert.Equal("mock-echo", d.Candidates[^1].ModelName);
-            else Assert.Contains(MissingKeyVariable, d.Error.Message);
+            Assert.Empty(d.Candidates);
+            Assert.NotNull(d.Error);
+            Assert.Equal(503, d.Error.Status);
+            Assert.Contains(MissingKeyVariable, d.Error.Message);
+            Assert.DoesNotContain(d.Evaluated, c => c.Candidate.Provider.Options.Type == "mock");
         }
     }
 }

@@ -260,12 +260,48 @@ public sealed class KeyOptions
     public bool LocalOnly { get; set; }
 }
 
+/// <summary>
+/// <c>Gateway:Limits</c>: every size a client controls, each checked before anything is allocated for it
+/// (a 400 naming the parameter). Defaults are OpenAI's own limits where it has one, so an SDK that works
+/// against OpenAI works here; the defaults live here and nowhere else.
+/// </summary>
 public sealed class LimitsOptions
 {
     public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>How long a client may take to send its request headers (slow clients can't pin connections).</summary>
     public int RequestHeadersTimeoutSeconds { get; set; } = 10;
+
+    /// <summary>Chat <c>messages</c> entries: far above any real conversation, and each one is work for every translating provider.</summary>
+    public int MaxMessages { get; set; } = 10_000;
+
+    /// <summary>Chat <c>tools</c> entries (OpenAI allows 128; some compatible servers more).</summary>
+    public int MaxTools { get; set; } = 512;
+
+    /// <summary>Chat <c>n</c>: answers per request, each of which may use max_tokens (OpenAI's own limit).</summary>
+    public int MaxN { get; set; } = 128;
+
+    /// <summary>
+    /// Embeddings <c>dimensions</c>: the longest vector a client may ask for. The largest hosted models
+    /// return 3072 (OpenAI, Gemini) or 4096; the built-in mock allocates what is asked, so this bounds it
+    /// (at the defaults one mock answer is at most 2048 x 4096 floats, about 100 MB of JSON).
+    /// </summary>
+    public int MaxEmbeddingDimensions { get; set; } = 4096;
+
+    /// <summary>Embeddings <c>input</c> entries in one request (OpenAI's own limit).</summary>
+    public int MaxEmbeddingInputs { get; set; } = 2048;
+
+    /// <summary>Adds every problem with the section to <paramref name="errors"/>.</summary>
+    public void Validate(List<string> errors)
+    {
+        if (MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
+        if (RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
+        if (MaxMessages is < 1 or > 1_000_000) errors.Add("Gateway:Limits:MaxMessages must be between 1 and 1000000.");
+        if (MaxTools is < 0 or > 100_000) errors.Add("Gateway:Limits:MaxTools must be between 0 and 100000.");
+        if (MaxN is < 1 or > 1024) errors.Add("Gateway:Limits:MaxN must be between 1 and 1024.");
+        if (MaxEmbeddingDimensions is < 1 or > 65_536) errors.Add("Gateway:Limits:MaxEmbeddingDimensions must be between 1 and 65536.");
+        if (MaxEmbeddingInputs is < 1 or > 100_000) errors.Add("Gateway:Limits:MaxEmbeddingInputs must be between 1 and 100000.");
+    }
 }
 
 public sealed class LoggingOptions

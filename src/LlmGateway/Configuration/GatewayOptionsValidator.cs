@@ -188,8 +188,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
             if (k.Sha256.Length == 64 && !hashes.Add(k.Sha256.ToLowerInvariant())) errors.Add($"{at}:Sha256 is the same as another key's.");
         }
 
-        if (o.Limits.MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
-        if (o.Limits.RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
+        o.Limits.Validate(errors);
         Batches.BatchOptions.Validate(o.Batches, errors);
 
         var st = o.Store;

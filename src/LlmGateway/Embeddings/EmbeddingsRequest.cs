@@ -19,9 +19,6 @@ public enum EmbeddingInputKind
 /// </summary>
 public sealed class EmbeddingsRequest : GatewayRequest
 {
-    /// <summary>OpenAI's own limit on the entries of one request.</summary>
-    public const int MaxInputs = 2048;
-
     public const string FloatFormat = "float";
     public const string Base64Format = "base64";
 
@@ -102,6 +99,17 @@ public sealed class EmbeddingsRequest : GatewayRequest
         return null;
     }
 
+    /// <summary>
+    /// The vector length and the number of vectors decide the size of the answer (the mock allocates exactly
+    /// that), so both are held to Gateway:Limits before any provider is asked.
+    /// </summary>
+    public override ApiError? CheckLimits(Configuration.LimitsOptions limits)
+    {
+        if (Dimensions > limits.MaxEmbeddingDimensions) return OverLimit("dimensions", Dimensions.Value, limits.MaxEmbeddingDimensions, nameof(limits.MaxEmbeddingDimensions));
+        if (InputCount > limits.MaxEmbeddingInputs) return OverLimit("input", InputCount, limits.MaxEmbeddingInputs, nameof(limits.MaxEmbeddingInputs), " entries");
+        return null;
+    }
+
     private ApiError? ReadInput(JsonElement v)
     {
         const string Shape = "'input' must be a non-empty string, an array of non-empty strings, an array of token ids, or an array of arrays of token ids.";
@@ -118,7 +126,6 @@ public sealed class EmbeddingsRequest : GatewayRequest
             case JsonValueKind.Array:
                 var count = v.GetArrayLength();
                 if (count == 0) return ApiError.InvalidRequest(Shape, "input");
-                if (count > MaxInputs) return ApiError.InvalidRequest($"'input' has {count} entries; at most {MaxInputs} are accepted.", "input");
                 var first = v[0].ValueKind;
                 if (first == JsonValueKind.Number)
                 {

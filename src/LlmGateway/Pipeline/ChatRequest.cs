@@ -10,10 +10,6 @@ namespace LlmGateway.Pipeline;
 /// </summary>
 public sealed class ChatRequest : GatewayRequest
 {
-    /// <summary>Upper bounds that keep one request from pinning the gateway; far above any real use.</summary>
-    public const int MaxMessages = 10_000;
-    public const int MaxTools = 512;
-
     private ChatRequest(JsonDocument document, ReadOnlyMemory<byte> body) : base(document, body)
     {
     }
@@ -27,6 +23,7 @@ public sealed class ChatRequest : GatewayRequest
     public bool HasImages { get; private set; }
     public string? ResponseFormatType { get; private set; }
     public int MessageCount { get; private set; }
+    public int ToolCount { get; private set; }
 
     /// <summary>Temperature 0 or a seed: what Cache:OnlyDeterministic lets the cache take.</summary>
     public override bool IsReproducible => Temperature == 0 || Seed is not null;
@@ -87,8 +84,8 @@ public sealed class ChatRequest : GatewayRequest
                     break;
                 case "n":
                     if (v.ValueKind == JsonValueKind.Null) break;
-                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var n) || n < 1 || n > 128)
-                        return ApiError.InvalidRequest("'n' must be an integer between 1 and 128.", "n");
+                    if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var n) || n < 1)
+                        return ApiError.InvalidRequest("'n' must be a positive integer.", "n");
                     N = n;
                     break;
                 case "seed":
@@ -101,7 +98,7 @@ public sealed class ChatRequest : GatewayRequest
                     if (v.ValueKind == JsonValueKind.Null) break;
                     if (v.ValueKind != JsonValueKind.Array) return ApiError.InvalidRequest("'tools' must be an array.", "tools");
                     var toolCount = v.GetArrayLength();
-                    if (toolCount > MaxTools) return ApiError.InvalidRequest($"'tools' has {toolCount} entries; at most {MaxTools} are accepted.", "tools");
+                    ToolCount = toolCount;
                     foreach (var tool in v.EnumerateArray())
                     {
                         if (tool.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest("Each entry of 'tools' must be an object.", "tools");
@@ -143,12 +140,19 @@ public sealed class ChatRequest : GatewayRequest
         return null;
     }
 
+    public override ApiError? CheckLimits(Configuration.LimitsOptions limits)
+    {
+        if (MessageCount > limits.MaxMessages) return OverLimit("messages", MessageCount, limits.MaxMessages, nameof(limits.MaxMessages), " entries");
+        if (ToolCount > limits.MaxTools) return OverLimit("tools", ToolCount, limits.MaxTools, nameof(limits.MaxTools), " entries");
+        if (N > limits.MaxN) return OverLimit("n", N, limits.MaxN, nameof(limits.MaxN));
+        return null;
+    }
+
     private ApiError? ReadMessages(JsonElement v, ref long textChars)
     {
         if (v.ValueKind != JsonValueKind.Array) return ApiError.InvalidRequest("'messages' must be an array.", "messages");
         var count = v.GetArrayLength();
         if (count == 0) return ApiError.InvalidRequest("'messages' must contain at least one message.", "messages");
-        if (count > MaxMessages) return ApiError.InvalidRequest($"'messages' has {count} entries; at most {MaxMessages} are accepted.", "messages");
         MessageCount = count;
 
         var i = 0;

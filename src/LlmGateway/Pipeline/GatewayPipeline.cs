@@ -58,6 +58,10 @@ public sealed class GatewayPipeline(
         var record = run.Record;
         try
         {
+            // :: Step 2: the sizes the client chose (counts, dimensions, n), held to Gateway:Limits before
+            // anything is allocated for them or any provider is called.
+            if (request.CheckLimits(_options.Limits) is { } sizeError) return run.Fail(sizeError);
+
             // :: Step 2a: conversation history (Conversations/): with a conversation id the stored turns go in front of the messages.
             if (request is ChatRequest chat && hints.ConversationId is { } conversationId)
             {

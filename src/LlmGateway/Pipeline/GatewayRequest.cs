@@ -58,6 +58,19 @@ public abstract class GatewayRequest : IDisposable
     /// <summary>Reads out and checks the fields of this endpoint (the body is a JSON object); the 400 that says what is wrong, or null.</summary>
     protected abstract ApiError? Read();
 
+    /// <summary>
+    /// Checks the sizes the client chose (counts, dimensions, n) against <c>Gateway:Limits</c>: the 400 naming
+    /// the parameter, or null. Runs right after parsing, before any step allocates or calls anything for them.
+    /// </summary>
+    public virtual ApiError? CheckLimits(Configuration.LimitsOptions limits) => null;
+
+    /// <summary>The 400 for a size over its limit, naming the parameter and the setting that raises it.</summary>
+    protected static ApiError OverLimit(string param, long value, int limit, string setting, string what = "") =>
+        ApiError.InvalidRequest(
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"'{param}' is {value}{what}; at most {limit} is accepted (Gateway:Limits:{setting})."),
+            param);
+
     /// <summary>The <c>model</c> field every endpoint has: a non-empty string.</summary>
     protected ApiError? ReadModel(JsonElement value)
     {

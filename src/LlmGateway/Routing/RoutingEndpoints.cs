@@ -95,6 +95,7 @@ public static partial class RoutingEndpoints
             ? Embeddings.EmbeddingsRequest.TryParse(body, out var parseError)
             : ChatRequest.TryParse(body, out parseError);
         if (request is null) return parseError!.ToResult();
+        if (request.CheckLimits(options.Value.Limits) is { } limitError) return limitError.ToResult();
 
         var hints = GatewayHeaders.ReadHints(http.Request.Headers, out _);
         var decision = router.Route(request, new RoutingContext(hints));

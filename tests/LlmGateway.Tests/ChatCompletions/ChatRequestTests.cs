@@ -86,4 +86,21 @@ public class ChatRequestTests
         Assert.Null(ChatRequest.TryParse(bytes, out var error));
         Assert.Equal(400, error!.Status);
     }
+
+    [Theory]
+    [InlineData(10_000, 512, 128, null)]
+    [InlineData(10_001, 0, 1, "messages")]
+    [InlineData(1, 513, 1, "tools")]
+    [InlineData(1, 0, 129, "n")]
+    public void Counts_and_n_are_held_to_the_configured_limits(int messages, int tools, int n, string? param)
+    {
+        var json = $$"""{"model":"m","n":{{n}},"tools":[{{string.Join(",", Enumerable.Repeat("{}", tools))}}],"messages":[{{string.Join(",", Enumerable.Repeat("""{"role":"user","content":"x"}""", messages))}}]}""";
+        using var request = ChatRequest.TryParse(System.Text.Encoding.UTF8.GetBytes(json), out var parseError);
+        Assert.Null(parseError);
+
+        var error = request!.CheckLimits(new LlmGateway.Configuration.LimitsOptions());
+
+        Assert.Equal(param, error?.Param);
+        if (param is not null) Assert.Equal(400, error!.Status);
+    }
 }

@@ -62,15 +62,32 @@ public sealed class EmbeddingsRequestTests
         Assert.Equal(400, error.Status);
     }
 
-    [Fact]
-    public void More_inputs_than_OpenAI_accepts_are_refused()
+    [Theory]
+    [InlineData(2048, 4096, null)]
+    [InlineData(2049, 16, "input")]
+    [InlineData(1, 4097, "dimensions")]
+    [InlineData(1, 100_000_000, "dimensions")]
+    public void Input_count_and_dimensions_are_held_to_the_configured_limits(int inputs, int dimensions, string? param)
     {
-        var input = "[" + string.Join(",", Enumerable.Repeat("\"a\"", EmbeddingsRequest.MaxInputs + 1)) + "]";
+        var input = "[" + string.Join(",", Enumerable.Repeat("\"a\"", inputs)) + "]";
+        using var request = Parse($$"""{"model":"m","input":{{input}},"dimensions":{{dimensions}}}""");
 
-        var request = EmbeddingsRequest.TryParse(Encoding.UTF8.GetBytes($$"""{"model":"m","input":{{input}}}"""), out var error);
+        var error = request.CheckLimits(new LimitsOptions());
 
-        Assert.Null(request);
-        Assert.Contains("at most 2048", error!.Message);
+        Assert.Equal(param, error?.Param);
+        if (param is null) return;
+        Assert.Equal(400, error!.Status);
+        Assert.Equal("invalid_request_error", error.Type);
+        Assert.Contains(param == "input" ? "Gateway:Limits:MaxEmbeddingInputs" : "Gateway:Limits:MaxEmbeddingDimensions", error.Message);
+    }
+
+    [Fact]
+    public void An_operator_may_raise_the_dimensions_limit()
+    {
+        using var request = Parse("""{"model":"m","input":"a","dimensions":8192}""");
+
+        Assert.NotNull(request.CheckLimits(new LimitsOptions()));
+        Assert.Null(request.CheckLimits(new LimitsOptions { MaxEmbeddingDimensions = 8192 }));
     }
 }
 

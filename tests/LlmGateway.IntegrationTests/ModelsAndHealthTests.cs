@@ -113,4 +113,21 @@ public class ModelsAndHealthTests
         var doc = await http.GetStringAsync("/swagger/v1/swagger.json");
         Assert.Contains("/v1/chat/completions", doc);
     }
+
+    [Fact]
+    public async Task The_public_OpenAPI_document_does_not_list_the_admin_routes()
+    {
+        Environment.SetEnvironmentVariable("SWAGGER_TESTS_ADMIN_KEY", "swagger-tests-admin-key-0123456789");
+        await using var gateway = new GatewayFactory(new() { ["Gateway:Auth:AdminKeyEnv"] = "SWAGGER_TESTS_ADMIN_KEY" }, useShippedSettings: true);
+        using var http = gateway.CreateClient();
+
+        var doc = await http.GetStringAsync("/swagger/v1/swagger.json");
+
+        Assert.Contains("/v1/embeddings", doc);
+        Assert.DoesNotContain("/admin", doc);
+        // The routes are still there, behind the admin key.
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/budgets");
+        request.Headers.Authorization = new("Bearer", "swagger-tests-admin-key-0123456789");
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(request)).StatusCode);
+    }
 }

@@ -9,7 +9,8 @@ namespace LlmGateway.Admin;
 /// <summary>
 /// The <c>/admin</c> group. Every admin endpoint is mapped on it and so needs
 /// <c>Authorization: Bearer &lt;admin key&gt;</c>; with no admin key configured the group is off
-/// (404), never open.
+/// (404), never open. The group is left out of the public OpenAPI document (/swagger): it is served to
+/// anyone, and a map of the admin surface helps only an attacker; operators have the README.
 /// </summary>
 public static class AdminEndpoints
 {
@@ -21,7 +22,7 @@ public static class AdminEndpoints
 
     public static RouteGroupBuilder MapAdminGroup(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/admin").WithTags("Admin");
+        var group = app.MapGroup("/admin").WithTags("Admin").ExcludeFromDescription();
         group.AddEndpointFilter(async (context, next) =>
         {
             var key = context.HttpContext.RequestServices.GetRequiredService<AdminKey>();

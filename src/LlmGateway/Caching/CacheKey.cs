@@ -10,7 +10,7 @@ namespace LlmGateway.Caching;
 /// The exact-match cache key: SHA-256 of the resolved model (name, provider, upstream model) and the
 /// request's fields in canonical form: object members sorted by name at every level, arrays in
 /// order, values as sent. Fields that never change the answer are left out, so a streaming and a
-/// non-streaming request, or two users asking the same thing, share one entry.
+/// non-streaming request, or two users of one key asking the same thing, share one entry.
 /// </summary>
 public static class CacheKey
 {
@@ -22,8 +22,11 @@ public static class CacheKey
 
     private static readonly IComparer<JsonProperty> s_byName = Comparer<JsonProperty>.Create(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
 
-    /// <summary>Lower-case hex of the hash (64 characters).</summary>
-    public static string Compute(GatewayRequest request, Candidate resolved)
+    /// <summary>
+    /// Lower-case hex of the hash (64 characters). <paramref name="scope"/> (a gateway key id) gives the caller a
+    /// cache of its own; null shares the entry with every caller.
+    /// </summary>
+    public static string Compute(GatewayRequest request, Candidate resolved, string? scope = null)
     {
         using var hashing = new HashingBufferWriter();
         using (var w = new Utf8JsonWriter(hashing, new JsonWriterOptions { SkipValidation = true }))
@@ -35,6 +38,7 @@ public static class CacheKey
             w.WriteString("~upstream"u8, resolved.Model.UpstreamModel ?? resolved.ModelName);
             // Chat keys stay as they were; another operation with the same fields is a different question.
             if (request.Operation != RequestOperation.Chat) w.WriteString("~operation"u8, request.Operation.ToString());
+            if (scope is not null) w.WriteString("~scope"u8, scope);
             WriteMembers(w, request.Root, topLevel: true);
             w.WriteEndObject();
         }

@@ -76,7 +76,10 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
         if (noCache && noStore) return CacheLookup.Bypass;
 
         var resolved = context.Route!.Candidates[0];
-        var key = KeyPrefix + CacheKey.Compute(request, resolved);
+        // Per gateway key unless the operator shares the cache: the scope is part of the hash, so identical
+        // requests of two keys neither read each other's entries nor wait for each other's calls.
+        var scope = _options.SharedAcrossKeys ? null : context.Record.KeyId;
+        var key = KeyPrefix + CacheKey.Compute(request, resolved, scope);
         if (noCache) return new CacheLookup(this, key, resolved.ModelName, CacheResults.Bypass, write: true);
 
         InFlight? leading = null;

@@ -181,6 +181,12 @@ public sealed class CacheOptions
     public int TtlSeconds { get; set; } = 3600;
     public bool OnlyDeterministic { get; set; } = true;
     public int MaxEntryBytes { get; set; } = 1_048_576;
+
+    /// <summary>
+    /// With gateway keys on, each key has a cache of its own: one key's answers (and what its prompts reveal)
+    /// are never served to another. True shares one cache among all keys (more hits, for keys of one team).
+    /// </summary>
+    public bool SharedAcrossKeys { get; set; }
 }
 
 public sealed class BudgetOptions

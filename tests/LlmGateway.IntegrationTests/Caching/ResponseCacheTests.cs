@@ -385,6 +385,70 @@ public sealed class ResponseCacheTests : IAsyncLifetime
         Assert.Equal(4, _upstream.Calls);
     }
 
+    [Fact]
+    public async Task With_gateway_keys_key_B_never_gets_key_As_cached_answer_and_each_key_still_hits_its_own()
+    {
+        await using var gateway = Gateway(s => Auth.AuthKit.WithKeys(s, new Auth.AuthKit.Key("team-a", "gw-secret-of-team-a"), new Auth.AuthKit.Key("team-b", "gw-secret-of-team-b")));
+        var a = gateway.ChatClient("test-model", "gw-secret-of-team-a");
+        var b = gateway.ChatClient("test-model", "gw-secret-of-team-b");
+        var options = new ChatCompletionOptions { Temperature = 0 };
+
+        ChatCompletion aFirst = await a.CompleteChatAsync([new UserChatMessage("What is our roadmap?")], options);
+        ChatCompletion bFirst = await b.CompleteChatAsync([new UserChatMessage("What is our roadmap?")], options);
+        ChatCompletion bAgain = await b.CompleteChatAsync([new UserChatMessage("What is our roadmap?")], options);
+        ChatCompletion aAgain = await a.CompleteChatAsync([new UserChatMessage("What is our roadmap?")], options);
+
+        Assert.Equal("answer 1", aFirst.Content[0].Text);
+        Assert.Equal("answer 2", bFirst.Content[0].Text); // B paid for its own call, under its own id
+        Assert.Equal("answer 2", bAgain.Content[0].Text);
+        Assert.Equal("answer 1", aAgain.Content[0].Text);
+        Assert.Equal(2, _upstream.Calls);
+    }
+
+    [Fact]
+    public async Task Identical_requests_of_two_keys_in_flight_at_once_are_not_coalesced()
+    {
+        var release = new TaskCompletionSource();
+        var calls = 0;
+        _upstream.Handler = async (http, _) =>
+        {
+            var n = Interlocked.Increment(ref calls);
+            if (n == 1) await release.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            await OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("answer " + n));
+        };
+        await using var gateway = Gateway(s => Auth.AuthKit.WithKeys(s, new Auth.AuthKit.Key("team-a", "gw-secret-of-team-a"), new Auth.AuthKit.Key("team-b", "gw-secret-of-team-b")));
+        var client = gateway.CreateClient();
+
+        var first = client.SendAsync(Auth.AuthKit.Chat(StoreTestKit.Body("same question"), "gw-secret-of-team-a"));
+        await StoreTestKit.EventuallyAsync(() => Task.FromResult(_upstream.Calls == 1), "key A's call reaching the upstream");
+        using var second = await client.SendAsync(Auth.AuthKit.Chat(StoreTestKit.Body("same question"), "gw-secret-of-team-b"));
+        release.SetResult();
+        using var firstResponse = await first;
+
+        Assert.Equal("miss", second.Header("x-gateway-cache"));
+        Assert.Equal("answer 2", await second.ContentAsync());
+        Assert.Equal("answer 1", await firstResponse.ContentAsync());
+        Assert.Equal(2, _upstream.Calls);
+    }
+
+    [Fact]
+    public async Task SharedAcrossKeys_lets_keys_that_trust_each_other_share_one_cache()
+    {
+        await using var gateway = Gateway(s =>
+        {
+            Auth.AuthKit.WithKeys(s, new Auth.AuthKit.Key("team-a", "gw-secret-of-team-a"), new Auth.AuthKit.Key("team-b", "gw-secret-of-team-b"));
+            s["Gateway:Cache:SharedAcrossKeys"] = "true";
+        });
+        var client = gateway.CreateClient();
+
+        using var a = await client.SendAsync(Auth.AuthKit.Chat(StoreTestKit.Body("shared question"), "gw-secret-of-team-a"));
+        using var b = await client.SendAsync(Auth.AuthKit.Chat(StoreTestKit.Body("shared question"), "gw-secret-of-team-b"));
+
+        Assert.Equal("hit", b.Header("x-gateway-cache"));
+        Assert.Equal("answer 1", await b.ContentAsync());
+        Assert.Equal(1, _upstream.Calls);
+    }
+
     private static async Task<string> StreamTextAsync(IAsyncEnumerable<StreamingChatCompletionUpdate> updates)
     {
         var text = new System.Text.StringBuilder();

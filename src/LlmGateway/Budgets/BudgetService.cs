@@ -332,6 +332,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     /// <summary>Like <see cref="Snapshot"/>, read from the store now; from the last refresh (Stale) when the store is unreachable.</summary>
     public async Task<(IReadOnlyList<BudgetStatus> Statuses, bool Stale)> GetStatusAsync()
     {
+        // A key created a moment ago (on any instance) is listed at once, not at the next refresh.
+        if (_store.IsAvailable) await _keys.RefreshAsync(now: true).ConfigureAwait(false);
         var counters = AllCounters();
         if (counters.Count > 0 && _store.IsAvailable)
         {
@@ -495,6 +497,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private async Task RefreshAsync()
     {
         if (!_store.IsAvailable) return;
+        await _keys.RefreshAsync().ConfigureAwait(false);
         var counters = AllCounters();
         if (counters.Count == 0) return;
         try

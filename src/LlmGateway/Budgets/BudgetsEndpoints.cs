@@ -9,7 +9,7 @@ public static class BudgetsEndpoints
     /// <summary>Budget admission for the candidate executor, the gate the router reads, and the background refresh.</summary>
     public static IServiceCollection AddBudgets(this IServiceCollection services)
     {
-        services.AddSingleton<IKeyBudgetSource, ConfiguredKeyBudgets>();
+        services.AddSingleton<IKeyBudgetSource, GatewayKeyBudgets>();
         services.AddSingleton<BudgetService>();
         services.AddSingleton<IAttemptAdmission>(sp => sp.GetRequiredService<BudgetService>());
         services.AddSingleton<IBudgetGate>(sp => sp.GetRequiredService<BudgetService>());

@@ -92,6 +92,41 @@ public sealed class KeyLifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_virtual_keys_budget_is_listed_in_admin_budgets_and_the_budget_gauges_with_what_it_spent_and_goes_when_revoked()
+    {
+        await using var gateway = new GatewayFactory(Settings());
+        using var admin = gateway.AdminClient();
+        using var client = gateway.CreateClient();
+        var secret = (await CreateAsync(admin, """{"id":"carol","dailyUsd":5,"monthlyUsd":50}""")).GetProperty("key").GetString()!;
+        await CreateAsync(admin, """{"id":"no-limits"}""");
+
+        using (var used = await client.SendChatAsync(AuthKit.ValidBody, bearer: secret))
+        {
+            Assert.Equal(HttpStatusCode.OK, used.StatusCode);
+        }
+        var budgets = await admin.GetFromJsonAsync<JsonElement>("/admin/budgets");
+        var carol = budgets.GetProperty("data").EnumerateArray().Where(b => b.GetProperty("scope").GetString() == "key:carol").ToList();
+
+        Assert.Equal(["daily", "monthly"], carol.Select(b => b.GetProperty("window").GetString()).Order());
+        Assert.Equal(5m, carol.Single(b => b.GetProperty("window").GetString() == "daily").GetProperty("limit_usd").GetDecimal());
+        // The fake upstream reports 11 prompt and 7 completion tokens: 11 x 0.001 / 1000 + 7 x 0.002 / 1000.
+        Assert.All(carol, b => Assert.Equal(0.000025m, b.GetProperty("spent_usd").GetDecimal()));
+        Assert.DoesNotContain(budgets.GetProperty("data").EnumerateArray(), b => b.GetProperty("scope").GetString() == "key:no-limits");
+
+        var metrics = await LlmGateway.IntegrationTests.Telemetry.MetricsText.ScrapeAsync(client);
+        Assert.Equal(5, metrics.Value("llm_gateway_budget_limit_usd", ("scope", "key:carol"), ("window", "daily")));
+        Assert.Equal(50, metrics.Value("llm_gateway_budget_limit_usd", ("scope", "key:carol"), ("window", "monthly")));
+        Assert.Equal(0.000025, metrics.Value("llm_gateway_budget_spent_usd", ("scope", "key:carol"), ("window", "daily")), 9);
+
+        using (var revoked = await admin.DeleteAsync("/admin/keys/carol"))
+        {
+            Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
+        }
+        budgets = await admin.GetFromJsonAsync<JsonElement>("/admin/budgets");
+        Assert.DoesNotContain(budgets.GetProperty("data").EnumerateArray(), b => b.GetProperty("scope").GetString() == "key:carol");
+    }
+
+    [Fact]
     public async Task A_key_created_with_no_body_gets_an_id_every_model_and_no_limits()
     {
         await using var gateway = new GatewayFactory(Settings());

@@ -113,7 +113,10 @@ public sealed class KeyLifecycleTests : IAsyncLifetime
         Assert.All(carol, b => Assert.Equal(0.000025m, b.GetProperty("spent_usd").GetDecimal()));
         Assert.DoesNotContain(budgets.GetProperty("data").EnumerateArray(), b => b.GetProperty("scope").GetString() == "key:no-limits");
 
-        var metrics = await LlmGateway.IntegrationTests.Telemetry.MetricsText.ScrapeAsync(client);
+        // Per-key series are for an authenticated scrape only (the admin key here).
+        var anonymous = await LlmGateway.IntegrationTests.Telemetry.MetricsText.ScrapeAsync(client);
+        Assert.Null(anonymous.ValueOrNull("llm_gateway_budget_limit_usd", ("scope", "key:carol"), ("window", "daily")));
+        var metrics = await LlmGateway.IntegrationTests.Telemetry.MetricsText.ScrapeAsync(admin);
         Assert.Equal(5, metrics.Value("llm_gateway_budget_limit_usd", ("scope", "key:carol"), ("window", "daily")));
         Assert.Equal(50, metrics.Value("llm_gateway_budget_limit_usd", ("scope", "key:carol"), ("window", "monthly")));
         Assert.Equal(0.000025, metrics.Value("llm_gateway_budget_spent_usd", ("scope", "key:carol"), ("window", "daily")), 9);

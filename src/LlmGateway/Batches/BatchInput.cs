@@ -149,19 +149,8 @@ public static class BatchInput
     }
 
     /// <summary>Does the request body ask for a stream? Batches answer whole responses only.</summary>
-    public static bool AsksForStream(ReadOnlySpan<byte> item)
-    {
-        var reader = new Utf8JsonReader(item, new JsonReaderOptions { MaxDepth = 256 });
-        reader.Read(); // the object's start: checked when the batch was parsed
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var isStream = reader.ValueTextEquals("stream"u8);
-            reader.Read();
-            if (isStream) return reader.TokenType == JsonTokenType.True;
-            reader.Skip();
-        }
-        return false;
-    }
+    public static bool AsksForStream(ReadOnlySpan<byte> item) =>
+        JsonScanner.TryFind(item, "stream"u8, out var reader, maxDepth: 256) && reader.TokenType == JsonTokenType.True;
 
     private static ApiError Invalid(string message, string? param = null, string? code = null) =>
         ApiError.InvalidRequest(message, param, code ?? BatchErrorCodes.InvalidBatch);

@@ -177,17 +177,6 @@ public sealed class ConversationHistory
     }
 
     /// <summary>Whether a message's role is <paramref name="role"/>.</summary>
-    public static bool RoleIs(byte[] message, ReadOnlySpan<byte> role)
-    {
-        var reader = new Utf8JsonReader(message);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var isRole = reader.ValueTextEquals("role"u8) && reader.CurrentDepth == 1;
-            if (!reader.Read()) return false;
-            if (isRole) return reader.TokenType == JsonTokenType.String && reader.ValueTextEquals(role);
-            reader.Skip();
-        }
-        return false;
-    }
+    public static bool RoleIs(byte[] message, ReadOnlySpan<byte> role) =>
+        JsonScanner.TryFind(message, "role"u8, out var reader) && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals(role);
 }

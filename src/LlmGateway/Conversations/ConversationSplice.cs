@@ -18,19 +18,12 @@ public static class ConversationSplice
     public static RequestMessages? Split(ReadOnlySpan<byte> body, out ApiError? error)
     {
         error = null;
-        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 64 });
         int start = -1, end = -1;
         List<byte[]> system = [], others = [];
-        reader.Read(); // the body's object (ChatRequest checked it is one)
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        // The body is an object (ChatRequest checked it is one); every "messages" in it is looked at.
+        if (!JsonScanner.TryFind(body, "messages"u8, out var reader)) return new RequestMessages(system, others, start, end);
+        do
         {
-            var isMessages = reader.ValueTextEquals("messages"u8);
-            reader.Read();
-            if (!isMessages)
-            {
-                reader.Skip();
-                continue;
-            }
             if (start >= 0)
             {
                 // Which copy would the upstream read? Refuse rather than guess.
@@ -47,6 +40,7 @@ public static class ConversationSplice
             }
             end = (int)reader.BytesConsumed;
         }
+        while (JsonScanner.FindNext(ref reader, "messages"u8));
         return new RequestMessages(system, others, start, end);
     }
 

@@ -117,23 +117,5 @@ public static class GatewayTracing
     };
 
     /// <summary>The top-level "model" of an OpenAI completion or chunk, read forward-only.</summary>
-    internal static string? ReadModel(ReadOnlySpan<byte> json)
-    {
-        try
-        {
-            var reader = new Utf8JsonReader(json);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var isModel = reader.ValueTextEquals("model"u8);
-                reader.Read();
-                if (isModel) return reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-                reader.Skip();
-            }
-        }
-        catch (JsonException)
-        {
-        }
-        return null;
-    }
+    internal static string? ReadModel(ReadOnlySpan<byte> json) => JsonScanner.FindString(json, "model"u8);
 }

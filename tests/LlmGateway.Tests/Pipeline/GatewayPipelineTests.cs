@@ -6,7 +6,6 @@ using LlmGateway.Caching;
 using LlmGateway.Configuration;
 using LlmGateway.Conversations;
 using LlmGateway.Http;
-using LlmGateway.Pipeline;
 using LlmGateway.Providers;
 using LlmGateway.Providers.OpenAi;
 using LlmGateway.Resilience;

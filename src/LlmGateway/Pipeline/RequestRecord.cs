@@ -1,6 +1,6 @@
 using LlmGateway.Providers;
 
-namespace LlmGateway.Usage;
+namespace LlmGateway.Pipeline;
 
 /// <summary>
 /// Everything known about one request when it ends, streamed, cancelled or failed alike. Built up by

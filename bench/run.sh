@@ -187,6 +187,7 @@ wait_http() {
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 record() { printf '%s\n' "$1" >>"$results"; }
 note() { log "note: $1"; record "{\"kind\":\"note\",\"text\":$(json_str "$1")}"; }
+skip() { log "skip $1: $3"; record "{\"kind\":\"skip\",\"name\":\"$1\",\"label\":$(json_str "$2"),\"reason\":$(json_str "$3")}"; }
 
 # utime + stime (clock ticks) summed over the given pids; fields 14 and 15 of /proc/PID/stat.
 cpu_ticks() {
@@ -223,7 +224,11 @@ gw_bin="$root/src/LlmGateway/bin/Release/net10.0/LlmGateway"
 bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
 [ -x "$gw_bin" ] || die "no Release build at $gw_bin"
 [ -x "$bench_bin" ] || die "no Release build at $bench_bin"
+# The chat load body is at temperature 0.2: with Cache:OnlyDeterministic nothing about it is cacheable, so
+# every gateway answer to it says x-gateway-cache: bypass and costs one upstream call (the miss path). The
+# cache-hit targets post the same request at temperature 0 (chat-cacheable.json), on processes of their own.
 body="$here/bodies/chat.json"
+hit_body="$here/bodies/chat-cacheable.json"
 lua="$here/wrk/chat.lua"
 # What each endpoint kind posts, and where (the same path on the mock, nginx and the gateway).
 declare -A KIND_PATH=([chat]=/v1/chat/completions [embeddings]=/v1/embeddings [passthrough]=/v1/moderations)
@@ -321,7 +326,7 @@ write_gateway_config() {
                        "CostPer1kInput": 0.00002, "ContextWindow": 8191, "MaxOutputTokens": 0, "Capabilities": [ "embeddings" ] }
     },
     "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } },
-    "Cache": { "Enabled": true, "OnlyDeterministic": true }
+    "Cache": { "Enabled": true, "OnlyDeterministic": true, "TtlSeconds": 86400 }
   }
 }
 EOF
@@ -330,7 +335,8 @@ write_gateway_config "$tmp/gateway.json" ""
 write_gateway_config "$tmp/gateway-passthrough.json" '
     "PassThrough": { "Provider": "openai" },'
 
-# Starts a gateway and records the time from launch to the first 200 from /health/ready.
+# Starts a gateway and records the time from launch to the first 200 from /health/ready. Each gateway on
+# Redis gets a key prefix of its own, so that a cache-hit process never fills a miss process's cache.
 start_gateway() {
   local name=$1 level=$2 redis=$3 config=${4:-$tmp/gateway.json}
   free_port "$name"
@@ -338,7 +344,7 @@ start_gateway() {
   t0=$(date +%s%N)
   start_bg "$name" env -u OPENAI_API_KEY \
     ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$config" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key \
-    Serilog__MinimumLevel__Default="$level" ConnectionStrings__Redis="$redis" \
+    Serilog__MinimumLevel__Default="$level" ConnectionStrings__Redis="$redis" Gateway__Store__KeyPrefix="bench-$name:" \
     "$gw_bin" --urls "http://127.0.0.1:${PORT[$name]}"
   if ! wait_http "http://127.0.0.1:${PORT[$name]}/health/ready" "${PID[$name]}" 60; then
     return 1
@@ -362,74 +368,139 @@ fi
 if [ "$run_passthrough" = 1 ]; then
   start_gateway gateway-pt Warning "" "$tmp/gateway-passthrough.json" || { tail_log gateway-pt; die "the pass-through gateway did not become ready"; }
 fi
+# The cache-hit targets run on processes of their own: what they store can never answer a miss row.
+hit_reason=""
+if [ "$run_chat" = 1 ] && ! start_gateway gateway-hit Warning ""; then
+  hit_reason="the cache-hit gateway did not become ready ($(tail -n 1 "$tmp/gateway-hit.log" 2>/dev/null | cut -c1-200))"
+  stop_named gateway-hit
+fi
+hit_redis_reason=""
+if [ "$run_chat" = 1 ] && [ -z "$redis_reason" ] && ! start_gateway gateway-hit-redis Warning "127.0.0.1:${PORT[redis]}"; then
+  hit_redis_reason="the cache-hit gateway on Redis did not become ready ($(tail -n 1 "$tmp/gateway-hit-redis.log" 2>/dev/null | cut -c1-200))"
+  stop_named gateway-hit-redis
+fi
+[ -n "$redis_reason" ] && hit_redis_reason="needs the Redis store: $redis_reason"
 
 # --- Targets ----------------------------------------------------------------------------------------------
-declare -A T_URL=() T_HEADER=() T_PROC=() T_LABEL=() T_KIND=() T_BODY=()
+# Every target says what it measures, and every answer is checked against that (bench/wrk/chat.lua, and
+# the probes below): the x-gateway-cache it must carry (hit, miss, bypass; "-" for none), the
+# x-gateway-provider ("openai" is the bench's upstream provider, "cache" a cache hit; "-" for none), whether
+# the mock's own x-bench-upstream header must be on it, and how many upstream calls each answer must have
+# cost (one, or none for a hit; counted by the mock's GET /stats around every round). A row whose answers
+# say anything else is reported as failed, never as a number.
+declare -A T_URL=() T_HEADER=() T_PROC=() T_LABEL=() T_KIND=() T_BODY=() T_CACHE=() T_PROVIDER=() T_UPSTREAM=() T_CALLS=()
 chat=/v1/chat/completions
-# add_target NAME LABEL PROCESS HEADER [KIND]: KIND (default chat) says what is posted and where.
+# add_target NAME LABEL PROCESS HEADER KIND BODY CACHE PROVIDER UPSTREAM CALLS
 order=()
 add_target() {
-  local kind=${5:-chat}
+  local kind=$5
   T_LABEL[$1]=$2; T_PROC[$1]=$3; T_URL[$1]="http://127.0.0.1:${PORT[$3]}${KIND_PATH[$kind]}"; T_HEADER[$1]=$4
-  T_KIND[$1]=$kind; T_BODY[$1]=${KIND_BODY[$kind]}
+  T_KIND[$1]=$kind; T_BODY[$1]=${6:-${KIND_BODY[$kind]}}
+  T_CACHE[$1]=$7; T_PROVIDER[$1]=$8; T_UPSTREAM[$1]=$9; T_CALLS[$1]=${10}
   order+=("$1")
 }
-# The load body is deterministic (temperature 0) and asks the cache not to store it: every request looks
-# the cache up and misses, without filling it. The cache-hit targets send the same body and may store it.
+# Direct and nginx rows: no gateway header at all, and the mock's own header (the answer is the mock's).
+# Chat miss rows: temperature 0.2, so the gateway neither looks the cache up nor stores (bypass), and
+# calls the upstream once per request. Cache-hit rows: temperature 0, primed once, then every answer a hit.
 if [ "$run_chat" = 1 ]; then
-  add_target direct "direct to the mock" mock "Cache-Control: no-store"
-  add_target nginx "nginx (plain proxy)" nginx "Cache-Control: no-store"
-  add_target gateway "gateway (embedded store)" gateway "Cache-Control: no-store"
-  [ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs" gateway-info "Cache-Control: no-store"
-  [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store)" gateway-redis "Cache-Control: no-store"
-  add_target hit-memory "gateway, cache hit (memory)" gateway ""
-  [ -z "$redis_reason" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-redis ""
+  add_target direct "direct to the mock" mock "" chat "" - - mock one
+  add_target nginx "nginx (plain proxy)" nginx "" chat "" - - mock one
+  add_target gateway "gateway (embedded store), miss" gateway "" chat "" bypass openai "" one
+  [ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs, miss" gateway-info "" chat "" bypass openai "" one
+  [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store), miss" gateway-redis "" chat "" bypass openai "" one
+  [ -n "${PID[gateway-hit]:-}" ] && add_target hit-memory "gateway, cache hit (memory)" gateway-hit "" chat "$hit_body" hit cache "" none
+  [ -n "${PID[gateway-hit-redis]:-}" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-hit-redis "" chat "$hit_body" hit cache "" none
 fi
-# Embeddings are always cacheable (the same input gives the same vector): no-store, as for chat, makes
-# every request a cache miss through the whole pipeline (routing, budget reserve and settle, ledger).
+# Embeddings are always cacheable (the same input gives the same vector): Cache-Control: no-store makes the
+# gateway look the cache up and miss without ever storing, so every request goes through the whole miss
+# path (cache lookup, routing, budget reserve and settle, ledger) and one upstream call.
 if [ "$run_embeddings" = 1 ]; then
-  add_target emb-direct "direct to the mock" mock "Cache-Control: no-store" embeddings
-  add_target emb-nginx "nginx (plain proxy)" nginx "Cache-Control: no-store" embeddings
-  add_target emb-gateway "gateway (embedded store)" gateway "Cache-Control: no-store" embeddings
+  add_target emb-direct "direct to the mock" mock "Cache-Control: no-store" embeddings "" - - mock one
+  add_target emb-nginx "nginx (plain proxy)" nginx "Cache-Control: no-store" embeddings "" - - mock one
+  add_target emb-gateway "gateway (embedded store), miss" gateway "Cache-Control: no-store" embeddings "" miss openai "" one
 fi
-# Pass-through is never cached: the header would only be forwarded, so none is sent.
+# Pass-through is never cached: no x-gateway-cache; YARP hands the mock's headers on, so its own is there.
+if [ "$run_chat" = 1 ]; then
+  [ -n "$hit_reason" ] && skip hit-memory "gateway, cache hit (memory)" "$hit_reason"
+  [ -n "$hit_redis_reason" ] && skip hit-redis "gateway, cache hit (Redis)" "$hit_redis_reason"
+fi
 if [ "$run_passthrough" = 1 ]; then
-  add_target pt-direct "direct to the mock" mock "" passthrough
-  add_target pt-nginx "nginx (plain proxy)" nginx "" passthrough
-  add_target pt-gateway "gateway, pass-through (YARP)" gateway-pt "" passthrough
+  add_target pt-direct "direct to the mock" mock "" passthrough "" - - mock one
+  add_target pt-nginx "nginx (plain proxy)" nginx "" passthrough "" - - mock one
+  add_target pt-gateway "gateway, pass-through (YARP)" gateway-pt "" passthrough "" - openai mock one
 fi
 
-# One request as wrk would send it; prints "STATUS CACHE" (CACHE = the x-gateway-cache header, or "-").
-probe() {
-  local t=$1 headers="$tmp/probe-headers" status cache
-  local extra=()
-  [ -n "${T_HEADER[$t]}" ] && extra=(-H "${T_HEADER[$t]}")
-  status=$(curl -s -o "$tmp/probe-body" -D "$headers" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "${extra[@]}" --data-binary @"${T_BODY[$t]}" "${T_URL[$t]}" || echo 000)
-  cache=$(awk -F': *' 'tolower($1) == "x-gateway-cache" { gsub("\r", "", $2); print $2 }' "$headers" 2>/dev/null || true)
-  echo "$status ${cache:--}"
+# The mock's upstream calls so far on one endpoint kind (GET /stats).
+upstream_calls() {
+  local kind=$1 key
+  case "$kind" in chat) key=chat ;; embeddings) key=embeddings ;; passthrough) key=moderations ;; esac
+  curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n "s/.*\"$key\":\([0-9]*\).*/\1/p"
 }
 
-skip() { log "skip $1: $3"; record "{\"kind\":\"skip\",\"name\":\"$1\",\"label\":$(json_str "$2"),\"reason\":$(json_str "$3")}"; }
+# One request as wrk would send it (with BODY instead of the target's when given); sets P_STATUS, P_CACHE,
+# P_PROVIDER, P_UPSTREAM from the answer.
+probe() {
+  local t=$1 b=${2:-${T_BODY[$1]}} headers="$tmp/probe-headers"
+  local extra=()
+  [ -n "${T_HEADER[$t]}" ] && extra=(-H "${T_HEADER[$t]}")
+  P_STATUS=$(curl -s -o "$tmp/probe-body" -D "$headers" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' "${extra[@]}" --data-binary @"$b" "${T_URL[$t]}" || echo 000)
+  header_of() { awk -F': *' -v h="$1" 'tolower($1) == h { gsub("\r", "", $2); print $2 }' "$headers" 2>/dev/null || true; }
+  P_CACHE=$(header_of x-gateway-cache); P_CACHE=${P_CACHE:--}
+  P_PROVIDER=$(header_of x-gateway-provider); P_PROVIDER=${P_PROVIDER:--}
+  P_UPSTREAM=$(header_of x-bench-upstream); P_UPSTREAM=${P_UPSTREAM:--}
+}
+
+# Empty when the last probe's answer is what target T claims; else what was wrong.
+probe_mismatch() {
+  local t=$1 why=""
+  [ "$P_STATUS" = 200 ] || why+="status $P_STATUS; "
+  [ "$P_CACHE" = "${T_CACHE[$t]}" ] || why+="x-gateway-cache: $P_CACHE (expected ${T_CACHE[$t]}); "
+  [ "$P_PROVIDER" = "${T_PROVIDER[$t]}" ] || why+="x-gateway-provider: $P_PROVIDER (expected ${T_PROVIDER[$t]}); "
+  [ -z "${T_UPSTREAM[$t]}" ] || [ "$P_UPSTREAM" = "${T_UPSTREAM[$t]}" ] || why+="x-bench-upstream: $P_UPSTREAM (expected ${T_UPSTREAM[$t]}); "
+  printf '%s' "${why%; }"
+}
+
 
 active=()
 for t in "${order[@]}"; do
-  case "$t" in
-    gateway-info) [ "$info_logs" = 1 ] || continue ;;
-    gateway-redis)
-      if [ -n "$redis_reason" ]; then skip "$t" "gateway (Redis store)" "$redis_reason"; continue; fi ;;
-    hit-redis)
-      if [ -n "$redis_reason" ]; then skip "$t" "gateway, cache hit (Redis)" "needs the Redis store: $redis_reason"; continue; fi ;;
-  esac
-  read -r status cache < <(probe "$t")
-  if [ "$status" != 200 ]; then
-    case "$t" in
-      direct|nginx|gateway|gateway-info|emb-*|pt-*)
-        cat "$tmp/probe-body" >&2; echo >&2; tail_log "${T_PROC[$t]}"; die "$t answered $status to the bench request" ;;
+  # A cache-hit target is primed by one request (the miss that stores the answer); then, as for every
+  # target, three probes must each say what the target claims and cost the upstream calls it claims.
+  if [ "${T_CALLS[$t]}" = none ]; then
+    probe "$t"
+    ok=0
+    for _ in $(seq 1 50); do
+      probe "$t"
+      [ "$P_CACHE" = hit ] && { ok=1; break; }
+      sleep 0.1
+    done
+    if [ "$ok" = 0 ]; then
+      skip "$t" "${T_LABEL[$t]}" "failed its check: a repeated temperature-0 request still answered x-gateway-cache: $P_CACHE after 5 s"
+      continue
+    fi
+  fi
+  before=$(upstream_calls "${T_KIND[$t]}")
+  why=""
+  for _ in 1 2 3; do
+    probe "$t"
+    why=$(probe_mismatch "$t")
+    [ -z "$why" ] || break
+  done
+  after=$(upstream_calls "${T_KIND[$t]}")
+  calls=$((after - before))
+  if [ -z "$why" ]; then
+    case "${T_CALLS[$t]}" in
+      one) [ "$calls" = 3 ] || why="3 answers cost $calls upstream calls (expected one each)" ;;
+      none) [ "$calls" = 0 ] || why="3 cache hits cost $calls upstream calls (expected none)" ;;
     esac
-    # The optional capabilities are reported, not fatal: the rest of the run still means something.
-    reason="the bench request was answered $status: $(head -c 200 "$tmp/probe-body")"
-    [ "$t" = gateway-redis ] && redis_reason=$reason
-    skip "$t" "${T_LABEL[$t]}" "$reason"
+  fi
+  if [ -n "$why" ]; then
+    case "$t" in
+      direct|nginx|emb-direct|emb-nginx|pt-direct|pt-nginx)
+        head -c 300 "$tmp/probe-body" >&2; echo >&2; die "$t: the bench request's answer is not what the row claims: $why" ;;
+    esac
+    # A gateway row that does not measure what it says is reported as failed, not measured.
+    [ "$t" = gateway-redis ] && redis_reason="failed its check: $why"
+    skip "$t" "${T_LABEL[$t]}" "failed its check: $why (body: $(head -c 200 "$tmp/probe-body"))"
     continue
   fi
   case "$t" in
@@ -440,37 +511,22 @@ for t in "${order[@]}"; do
       # The mock's moderation answer, so the pass-through gateway really forwarded the call.
       grep -q '"id":"modr-bench' "$tmp/probe-body" || { head -c 300 "$tmp/probe-body" >&2; echo >&2; die "$t did not answer the mock's moderation"; } ;;
   esac
-  case "$t" in
-    gateway|gateway-info|gateway-redis|emb-gateway)
-      read -r status cache < <(probe "$t")
-      [ "$cache" = hit ] && note "${T_LABEL[$t]}: a second no-store request was a cache hit, so its rows measure hits, not misses"
-      ;;
-    hit-memory|hit-redis)
-      read -r status cache < <(probe "$t")
-      if [ "$cache" != hit ]; then
-        skip "$t" "${T_LABEL[$t]}" "not supported: a repeated temperature-0 request answered x-gateway-cache: $cache (no response cache on this build)"
-        continue
-      fi
-      ;;
-  esac
   if [ "$t" = gateway-redis ]; then
     # A store may write its ledger a little later: give it a few seconds before judging.
     keys=0
     for _ in $(seq 1 30); do
-      keys=$(redis-cli -p "${PORT[redis]}" dbsize 2>/dev/null || echo 0)
+      keys=$(redis-cli -p "${PORT[redis]}" --scan --pattern 'bench-gateway-redis:*' 2>/dev/null | wc -l)
       [ "${keys:-0}" -gt 0 ] && break
       sleep 0.1
     done
-    clients=$(redis-cli -p "${PORT[redis]}" info clients 2>/dev/null | awk -F: '/^connected_clients:/ { print $2 + 0 }')
-    if [ "${keys:-0}" -eq 0 ] && [ "${clients:-0}" -le 1 ]; then
-      redis_reason="not supported: the gateway neither connected to Redis nor wrote a key after a request (this build keeps budgets, ledger and cache in memory whatever ConnectionStrings:Redis says)"
+    if [ "${keys:-0}" -eq 0 ]; then
+      redis_reason="not supported: the gateway wrote no key under its prefix after a request (this build keeps budgets and ledger in memory whatever ConnectionStrings:Redis says)"
       skip "$t" "${T_LABEL[$t]}" "$redis_reason"
       continue
     fi
-    [ "${keys:-0}" -eq 0 ] && note "the gateway is connected to Redis but wrote no key after a request: its rows may not include budgets and ledger on Redis"
   fi
   active+=("$t")
-  record "{\"kind\":\"target\",\"name\":\"$t\",\"label\":$(json_str "${T_LABEL[$t]}"),\"process\":\"${T_PROC[$t]}\",\"endpoint\":\"${T_KIND[$t]}\",\"cache\":$(json_str "$cache")}"
+  record "{\"kind\":\"target\",\"name\":\"$t\",\"label\":$(json_str "${T_LABEL[$t]}"),\"process\":\"${T_PROC[$t]}\",\"endpoint\":\"${T_KIND[$t]}\",\"cache\":$(json_str "${T_CACHE[$t]}"),\"provider\":$(json_str "${T_PROVIDER[$t]}"),\"upstream\":$(json_str "${T_UPSTREAM[$t]:-}"),\"calls\":\"${T_CALLS[$t]}\",\"body\":$(json_str "$(basename "${T_BODY[$t]}")"),\"header\":$(json_str "${T_HEADER[$t]}")}"
 done
 if [ -n "$redis_reason" ] && [ -n "${PID[gateway-redis]:-}" ]; then stop_named gateway-redis; fi
 log "targets: ${active[*]}"
@@ -480,15 +536,21 @@ run_wrk() {
   local t=$1 c=$2 d=$3 round=$4
   local th=$threads; [ "$th" -gt "$c" ] && th=$c
   local pids=${PIDS_OF[${T_PROC[$t]}]}
-  local before after out json
+  local before after out json calls_before calls_after load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  calls_before=$(upstream_calls "${T_KIND[$t]}")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
-  if ! out=$(BENCH_BODY="${T_BODY[$t]}" BENCH_HEADER="${T_HEADER[$t]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 10s --latency -s "$lua" "${T_URL[$t]}" 2>&1); then
+  if ! out=$(BENCH_BODY="${T_BODY[$t]}" BENCH_HEADER="${T_HEADER[$t]}" BENCH_EXPECT_CACHE="${T_CACHE[$t]}" BENCH_EXPECT_PROVIDER="${T_PROVIDER[$t]}" \
+      BENCH_EXPECT_UPSTREAM="${T_UPSTREAM[$t]}" wrk -t"$th" -c"$c" -d"${d}s" --timeout 10s --latency -s "$lua" "${T_URL[$t]}" 2>&1); then
     note "wrk failed against $t at $c connections (round $round): $(printf '%s' "$out" | tail -n 1)"
     return 0
   fi
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
+  # wrk has returned, but a request it gave up on at the deadline may still reach the mock: a moment.
+  sleep 0.2
+  calls_after=$(upstream_calls "${T_KIND[$t]}")
   json=$(printf '%s\n' "$out" | sed -n 's/^BENCH_JSON //p')
   if [ -z "$json" ]; then
     note "wrk printed no result for $t at $c connections (round $round)"
@@ -496,12 +558,16 @@ run_wrk() {
   fi
   # A gateway logging every request writes about 1 kB per request: keep the temp dir small.
   [ "${T_PROC[$t]}" = gateway-info ] && : >"$tmp/gateway-info.log"
-  [ "$round" -gt 0 ] || return 0
+  # The warm-up (round 0) is recorded too: its numbers are not reported, but its answers are checked.
   # shellcheck disable=SC2086
-  record "{\"kind\":\"wrk\",\"target\":\"$t\",\"conns\":$c,\"round\":$round,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(mem_kb VmRSS $pids),\"wrk\":$json}"
-  printf '  round %s  c=%-3s %-14s %9s req/s  p50 %6s us  p99 %6s us\n' "$round" "$c" "$t" \
+  record "{\"kind\":\"wrk\",\"target\":\"$t\",\"conns\":$c,\"round\":$round,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(mem_kb VmRSS $pids),\"upstream_calls\":$((calls_after - calls_before)),\"loadavg\":$load,\"wrk\":$json}"
+  local mismatched
+  mismatched=$(sed -n 's/.*"mismatched":\([0-9]*\).*/\1/p' <<<"$json")
+  [ "${mismatched:-0}" = 0 ] || log "  $t at $c connections (round $round): $mismatched answers were not what the row claims ($(sed -n 's/.*"first_mismatch":"\([^"]*\)".*/\1/p' <<<"$json")): the row will be reported as failed"
+  [ "$round" -gt 0 ] || return 0
+  printf '  round %s  c=%-3s %-14s %9s req/s  p50 %6s us  p99 %6s us  upstream calls %s  load %s\n' "$round" "$c" "$t" \
     "$(sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' <<<"$json")" "$(sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p' <<<"$json")" \
-    "$(sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p' <<<"$json")" >&2
+    "$(sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p' <<<"$json")" "$((calls_after - calls_before))" "$load" >&2
 }
 
 max_conns=0
@@ -526,7 +592,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-for proc in mock nginx gateway gateway-info gateway-redis gateway-pt; do
+for proc in mock nginx gateway gateway-info gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
@@ -535,18 +601,29 @@ done
 # The stream and open-stream phases measure chat completions: only with chat in --only.
 if [ "$run_chat" = 1 ]; then
   # --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, gateway ---------
+  # The same checks as the load rows: every stream's headers, and one upstream call per stream.
   direct_model="bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}"
-  stream_targets=(direct nginx gateway)
+  stream_targets=()
+  for t in direct nginx gateway; do
+    case " ${active[*]} " in *" $t "*) stream_targets+=("$t") ;; esac
+  done
+  ns=${#stream_targets[@]}
   for round in $(seq 1 "$rounds"); do
     log "streams, round $round of $rounds"
-    for i in 0 1 2; do
-      t=${stream_targets[$(((i + round - 1) % 3))]}
+    for i in $(seq 0 $((ns - 1))); do
+      t=${stream_targets[$(((i + round - 1) % ns))]}
       model=$direct_model; [ "$t" = gateway ] && model=bench-stream
       w=0; [ "$round" = 1 ] && w=10
+      # shellcheck disable=SC2086
+      pids=${PIDS_OF[${T_PROC[$t]}]}; load=$(cut -d' ' -f1 /proc/loadavg)
+      calls_before=$(upstream_calls chat); ticks_before=$(cpu_ticks $pids)
       if json=$("$bench_bin" stream-probe --url "${T_URL[$t]}" --n "$stream_n" --concurrency "$stream_c" --body "$body" \
-          --model "$model" --header "Cache-Control: no-store" --warmup "$w" --expect-chunks "$stream_chunks" 2>"$tmp/probe.err"); then
-        record "{\"kind\":\"stream\",\"target\":\"$t\",\"round\":$round,\"probe\":$json}"
-        printf '  round %s  %-8s %s\n' "$round" "$t" "$(cut -c1-150 <<<"$json")" >&2
+          --model "$model" --warmup "$w" --expect-chunks "$stream_chunks" \
+          --expect-cache "${T_CACHE[$t]}" --expect-provider "${T_PROVIDER[$t]}" --expect-upstream "${T_UPSTREAM[$t]}" 2>"$tmp/probe.err"); then
+        # shellcheck disable=SC2086
+        ticks=$(($(cpu_ticks $pids) - ticks_before)); calls=$(($(upstream_calls chat) - calls_before))
+        record "{\"kind\":\"stream\",\"target\":\"$t\",\"round\":$round,\"streams\":$((stream_n + w)),\"cpu_ticks\":$ticks,\"upstream_calls\":$calls,\"loadavg\":$load,\"probe\":$json}"
+        printf '  round %s  %-8s upstream calls %s  load %s  %s\n' "$round" "$t" "$calls" "$load" "$(cut -c1-150 <<<"$json")" >&2
       else
         note "stream-probe against $t failed in round $round: $(tail -n 1 "$tmp/probe.err" 2>/dev/null) $json"
       fi
@@ -558,7 +635,8 @@ if [ "$run_chat" = 1 ]; then
   log "open streams: $slow_count at once on a fresh gateway"
   if start_gateway gateway-streams Warning ""; then
     if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \
-        --model bench-slow --header "Cache-Control: no-store" --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" 2>"$tmp/slow.err"); then
+        --model bench-slow --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" \
+        --expect-cache bypass --expect-provider openai 2>"$tmp/slow.err"); then
       record "{\"kind\":\"slow\",\"target\":\"gateway\",\"probe\":$json}"
     else
       # It still prints what it measured when not every stream opened in time.
@@ -578,7 +656,7 @@ if [ "$soak" = 1 ]; then
   log "soak: ${soak_seconds} s at $soak_conns connections, RSS every ${soak_interval} s"
   gpid=${PID[gateway]}
   before=$(cpu_ticks "$gpid")
-  BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[gateway]}" wrk -t"$threads" -c"$soak_conns" -d"${soak_seconds}s" --timeout 10s --latency -s "$lua" "${T_URL[gateway]}" >"$tmp/soak.out" 2>&1 &
+  BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[gateway]}" BENCH_EXPECT_CACHE="${T_CACHE[gateway]}" BENCH_EXPECT_PROVIDER="${T_PROVIDER[gateway]}" wrk -t"$threads" -c"$soak_conns" -d"${soak_seconds}s" --timeout 10s --latency -s "$lua" "${T_URL[gateway]}" >"$tmp/soak.out" 2>&1 &
   soak_pid=$!
   ALIVE[$soak_pid]=1
   elapsed=0
@@ -593,6 +671,8 @@ if [ "$soak" = 1 ]; then
   json=$(sed -n 's/^BENCH_JSON //p' "$tmp/soak.out")
   [ -n "$json" ] && record "{\"kind\":\"soak\",\"cpu_ticks\":$(($(cpu_ticks "$gpid") - before)),\"wrk\":$json}"
 fi
+
+record "{\"kind\":\"end\",\"date\":$(json_str "$(date -u '+%Y-%m-%d %H:%M UTC')"),\"loadavg\":$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)")}"
 
 # --- Stop the services before the micro-benchmarks and the report -----------------------------------------
 for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done

@@ -36,6 +36,26 @@ internal static class MockUpstream
     private static readonly byte[] s_usageTail = Encoding.UTF8.GetBytes("""}}""" + "\n\n");
     private static readonly byte[] s_done = Encoding.UTF8.GetBytes("data: [DONE]\n\n");
 
+    /// <summary>On every answer of the mock, so that the bench can tell an upstream's answer from a proxy's.</summary>
+    internal const string UpstreamHeader = "x-bench-upstream";
+    internal const string UpstreamHeaderValue = "mock";
+
+    // Calls per endpoint since start, read by run.sh around every round (GET /stats): a miss row must
+    // have cost one upstream call per answer, a cache-hit row none.
+    private static long s_chatCalls;
+    private static long s_embeddingsCalls;
+    private static long s_moderationsCalls;
+
+    private static async Task WriteStatsAsync(HttpContext http)
+    {
+        var body = Encoding.UTF8.GetBytes(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{{\"chat\":{Interlocked.Read(ref s_chatCalls)},\"embeddings\":{Interlocked.Read(ref s_embeddingsCalls)},\"moderations\":{Interlocked.Read(ref s_moderationsCalls)}}}"));
+        http.Response.StatusCode = StatusCodes.Status200OK;
+        http.Response.ContentType = "application/json";
+        http.Response.ContentLength = body.Length;
+        await http.Response.Body.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
+    }
+
     public static async Task<int> RunAsync(Args args)
     {
         var port = args.Int("port", 0);
@@ -65,21 +85,31 @@ internal static class MockUpstream
             http.Response.StatusCode = StatusCodes.Status200OK;
             return;
         }
+        if (HttpMethods.IsGet(request.Method) && request.Path.Equals("/stats", StringComparison.Ordinal))
+        {
+            await WriteStatsAsync(http).ConfigureAwait(false);
+            return;
+        }
         var path = request.Path.Value;
         if (!HttpMethods.IsPost(request.Method) || path is null)
         {
             http.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
+        // Every answer says it came from here: a row that claims to measure the upstream (direct, nginx,
+        // pass-through) checks this header on its answers, so a proxy's own reply can't pass for one.
+        http.Response.Headers[UpstreamHeader] = UpstreamHeaderValue;
         // The other endpoints the benchmark measures: embeddings (through the gateway's pipeline) and
         // moderations (through its pass-through), both answered at once like chat.
         if (path.EndsWith("/embeddings", StringComparison.Ordinal))
         {
+            Interlocked.Increment(ref s_embeddingsCalls);
             await MockEmbeddings.HandleAsync(http).ConfigureAwait(false);
             return;
         }
         if (path.EndsWith("/moderations", StringComparison.Ordinal))
         {
+            Interlocked.Increment(ref s_moderationsCalls);
             await MockModerations.HandleAsync(http).ConfigureAwait(false);
             return;
         }
@@ -88,6 +118,7 @@ internal static class MockUpstream
             http.Response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
+        Interlocked.Increment(ref s_chatCalls);
 
         var aborted = http.RequestAborted;
         try

@@ -11,15 +11,18 @@ internal static class Program
 
           mock-upstream --port N [--chunks 20] [--chunk-delay-ms 0] [--first-token-ms 0]
               A fast OpenAI-compatible upstream on 127.0.0.1: POST .../chat/completions, JSON or SSE.
+              Every answer carries x-bench-upstream: mock; GET /stats counts the calls per endpoint.
               Per request the settings can be changed by query string (?chunks=&chunk_delay_ms=&first_token_ms=),
               by headers (x-mock-chunks, x-mock-chunk-delay-ms, x-mock-first-token-ms) or by a model name
               suffix that survives a gateway in between ("bench-stream@chunks=20,chunk_delay_ms=5").
 
           stream-probe --url URL --n N --concurrency C --body FILE [--model M] [--header 'Name: value'] [--warmup W] [--expect-chunks K]
+                       [--expect-cache hit|miss|bypass|-] [--expect-provider P|-] [--expect-upstream mock]
               Streams N answers, C at a time; prints time to headers, first token and last token and the
-              gaps between chunks (p50/p99, milliseconds) as one JSON line.
+              gaps between chunks (p50/p99, milliseconds) as one JSON line, with how many answers did not
+              carry the expected x-gateway-cache, x-gateway-provider and x-bench-upstream headers.
 
-          slow-streams --url URL --count 1000 --body FILE [--model M] [--header 'Name: value'] [--hold-seconds 10] [--pid P]
+          slow-streams --url URL --count 1000 --body FILE [--model M] [--header 'Name: value'] [--hold-seconds 10] [--pid P] [--expect-...]
               Holds COUNT streams open at once and samples the resident memory of process P meanwhile.
 
           report --results FILE --out RESULTS.md

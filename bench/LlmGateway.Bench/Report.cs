@@ -47,10 +47,11 @@ internal static class Report
         }
         md.AppendLine();
         md.AppendLine("| | |").AppendLine("| --- | --- |");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start (a quiet machine is near 0) |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start, {r.End.Str("loadavg")} at the end ({r.End.Str("date")}); a quiet machine is near 0, and each table has the highest 1-minute load seen at the start of its rounds |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting {(r.TargetsOf(Chat).Count > 0 ? $"a {meta.Str("body_bytes")}-byte chat body" : "each endpoint's body (sizes in its section)")}; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
+        md.AppendLine("| proof | every answer of every round (warm-up included) is checked by the wrk script and the stream probes: `x-gateway-cache` (miss rows: `bypass` for the temperature-0.2 chat body, `miss` for embeddings sent with `no-store`; cache-hit rows: `hit`; direct, nginx, pass-through: none), `x-gateway-provider` (`openai`, the bench's upstream provider on the mock; `cache` for a hit) and, for direct, nginx and pass-through, the mock's own `x-bench-upstream: mock`; the mock counts its calls around every round (one per answer for a miss, none for a hit). A row with any answer that says otherwise is marked **failed** and its numbers are withheld. The cache-hit targets run on gateway processes of their own. |");
         md.AppendLine();
 
         var targets = r.TargetsOf(Chat);
@@ -91,16 +92,29 @@ internal static class Report
         {
             md.AppendLine("## Streaming").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"stream-probe: {meta.Str("stream_n")} streams per target and round, {meta.Str("stream_concurrency")} at a time; the mock sends the first content chunk at once, then {meta.Str("stream_chunks")} in all with a {meta.Str("stream_chunk_delay_ms")} ms timer before each (timer granularity stretches the gap by a millisecond or two, the same for every target). \"Coalesced\" counts chunks that reached the client in the same read as the chunk before them, i.e. held back somewhere.").AppendLine();
-            md.AppendLine("| target | headers p50 / p99 ms | first token p50 / p99 ms | last token p50 / p99 ms | added first token p50 / p99 ms | inter-chunk p50 / p99 ms | coalesced | failed / incomplete |");
-            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            md.AppendLine("| target | headers p50 / p99 ms | first token p50 / p99 ms | last token p50 / p99 ms | added first token p50 / p99 ms | inter-chunk p50 / p99 ms | coalesced | CPU µs/stream | x-gateway-cache | failed / incomplete | load (1 min, max) |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |");
+            var streamFailures = new List<string>();
             foreach (var t in targets)
             {
                 if (!streams.TryGetValue(t.Name, out var s)) continue;
+                if (s.Failure is not null)
+                {
+                    streamFailures.Add($"{t.Label}: {s.Failure}");
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {t.Label} | **failed** (see below) | — | — | — | — | — | — | {t.Cache} | {s.Failed} / {s.Incomplete} | {F2(s.LoadMax)} |");
+                    continue;
+                }
                 var added = t.Name == "direct" ? "—" : $"{F3(s.AddedTtftP50)} / {F3(s.AddedTtftP99)}";
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {t.Label} | {F3(s.HeadersP50)} / {F3(s.HeadersP99)} | {F3(s.TtftP50)} / {F3(s.TtftP99)} | {F3(s.TtltP50)} / {F3(s.TtltP99)} | {added} | {F3(s.GapP50)} / {F3(s.GapP99)} | {F2(s.CoalescedPct)} % | {s.Failed} / {s.Incomplete} |");
+                    $"| {t.Label} | {F3(s.HeadersP50)} / {F3(s.HeadersP99)} | {F3(s.TtftP50)} / {F3(s.TtftP99)} | {F3(s.TtltP50)} / {F3(s.TtltP99)} | {added} | {F3(s.GapP50)} / {F3(s.GapP99)} | {F2(s.CoalescedPct)} % | {F1(s.CpuUsPerStream)} | {t.Cache} | {s.Failed} / {s.Incomplete} | {F2(s.LoadMax)} |");
             }
             md.AppendLine();
+            if (streamFailures.Count > 0)
+            {
+                md.AppendLine("Failed rows (their streams did not prove what the row claims, so no numbers are reported for them):").AppendLine();
+                foreach (var f in streamFailures) md.AppendLine(CultureInfo.InvariantCulture, $"- {f}");
+                md.AppendLine();
+            }
         }
 
         if (r.Slow is { } slow)
@@ -110,12 +124,19 @@ internal static class Report
             var before = p.GetProperty("rss_before_kb").GetDouble() / 1024;
             var max = p.GetProperty("rss_open_max_kb").GetDouble() / 1024;
             md.AppendLine("## Concurrent open streams").AppendLine();
-            md.AppendLine(CultureInfo.InvariantCulture, $"slow-streams against a freshly started gateway: every stream gets its first token at once, then one chunk every {meta.Str("slow_chunk_delay_ms")} ms; all are held open for {p.GetProperty("hold_s").GetDouble().ToString("0", s_inv)} s while the gateway's VmRSS is sampled.").AppendLine();
-            md.AppendLine("| streams asked | open at once | time to open all | still open at end | RSS before MB | RSS while open (max) MB | per open stream KB |");
-            md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-            md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.GetProperty("requested").GetInt32()} | {opened} | {F0(p.GetProperty("open_ms").GetDouble())} ms | {p.GetProperty("still_open_at_end_of_hold").GetInt32()} | {F1(before)} | {F1(max)} | {(opened > 0 ? F1((max - before) * 1024 / opened) : "—")} |");
-            md.AppendLine();
+            if (p.TryGetProperty("check", out var slowCheck) && slowCheck.GetProperty("mismatched").GetInt64() is > 0 and var bad)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"**failed**: {bad} of {slowCheck.GetProperty("checked").GetInt64()} streams did not say x-gateway-cache: bypass, x-gateway-provider: openai (first: {slowCheck.GetProperty("first_mismatch").GetString()}); no numbers reported.").AppendLine();
+            }
+            else
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"slow-streams against a freshly started gateway: every stream gets its first token at once, then one chunk every {meta.Str("slow_chunk_delay_ms")} ms; all are held open for {p.GetProperty("hold_s").GetDouble().ToString("0", s_inv)} s while the gateway's VmRSS is sampled.").AppendLine();
+                md.AppendLine("| streams asked | open at once | time to open all | still open at end | RSS before MB | RSS while open (max) MB | per open stream KB |");
+                md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {p.GetProperty("requested").GetInt32()} | {opened} | {F0(p.GetProperty("open_ms").GetDouble())} ms | {p.GetProperty("still_open_at_end_of_hold").GetInt32()} | {F1(before)} | {F1(max)} | {(opened > 0 ? F1((max - before) * 1024 / opened) : "—")} |");
+                md.AppendLine();
+            }
         }
 
         if (r.Ready.Count > 0)
@@ -163,7 +184,9 @@ internal static class Report
         md.AppendLine("- **added**: per round, the target's percentile minus the direct-to-mock percentile of the same round; the median of those over rounds. The direct row is the mock alone, so everything above it is the proxy hop.");
         md.AppendLine("- **CPU µs/req**: the process's utime + stime from `/proc/<pid>/stat` across the round, divided by the requests wrk completed (nginx: master and worker summed; direct: the mock itself). Clock ticks are 10 ms, so short rounds are coarse.");
         md.AppendLine("- **peak RSS**: VmHWM from `/proc/<pid>/status` after the load rounds (the cache-hit rows share their gateway's process).");
-        md.AppendLine("- **cache**: the `x-gateway-cache` header of a probe request before the rounds, so it says which path the rows measured.");
+        md.AppendLine("- **x-gateway-cache**: what every answer of the row had to say (and did, or the row is marked failed); `bypass` is the gateway's word for a request it may not cache (temperature above 0), so it neither looks the cache up nor stores: the miss path.");
+        md.AppendLine("- **answers checked**: answers the wrk script checked over the reported rounds; **upstream calls / answer**: calls the mock counted over those rounds divided by the answers (1 for a miss: wrk may leave a few requests in flight at the end of a round, so it can be a hair above 1; 0 for a cache hit).");
+        md.AppendLine("- **load (1 min, max)**: the highest 1-minute load average read at the start of the row's rounds. Numbers taken with a load well above 0 on this 2-core machine are disturbed by other work.");
         md.AppendLine("- **Embeddings, Pass-through**: the same measurements on another path; each kind's targets run back to back in every round, and its added latency is over its own direct row.");
         return md.ToString();
     }
@@ -171,18 +194,34 @@ internal static class Report
     /// <summary>One load table (the shape of the chat tables): a row per target of one endpoint kind at one connection count.</summary>
     private static void RenderLoadTable(StringBuilder md, Results r, EndpointKind kind, List<TargetInfo> targets, Dictionary<string, Row> rows)
     {
-        md.AppendLine("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | peak RSS MB | added p50 ÷ nginx | added p99 ÷ nginx | CPU ÷ nginx | cache | errors |");
-        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+        md.AppendLine("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | peak RSS MB | added p50 ÷ nginx | added p99 ÷ nginx | CPU ÷ nginx | x-gateway-cache | answers checked | upstream calls / answer | errors | load (1 min, max) |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
         rows.TryGetValue(kind.Nginx, out var nginx);
+        if (nginx?.Failure is not null) nginx = null;
+        var failures = new List<string>();
         foreach (var t in targets)
         {
             if (!rows.TryGetValue(t.Name, out var row)) continue;
+            if (row.Failure is not null)
+            {
+                // The row does not measure what its label says: no numbers, the reason below the table.
+                failures.Add($"{t.Label}: {row.Failure}");
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {t.Label} | **failed** (see below) | — | — | — | — | — | — | — | — | — | {t.Cache} | {F0(row.Checked)} | {F3(row.CallsPerAnswer)} | {row.Errors} | {F2(row.LoadMax)} |");
+                continue;
+            }
             var isDirect = t.Name == kind.Direct;
             var isNginx = t.Name == kind.Nginx;
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {t.Label} | {F0(row.Rps)} | {F3(row.P50)} | {F3(row.P99)} | {(isDirect ? "—" : F3(row.AddedP50))} | {(isDirect ? "—" : F3(row.AddedP99))} | {F1(row.CpuUs)} | {F1(r.PeakRssMb(t.Process))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP50, nginx?.AddedP50))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP99, nginx?.AddedP99))} | {(isDirect || isNginx ? "—" : Ratio(row.CpuUs, nginx?.CpuUs))} | {t.Cache} | {row.Errors} |");
+                $"| {t.Label} | {F0(row.Rps)} | {F3(row.P50)} | {F3(row.P99)} | {(isDirect ? "—" : F3(row.AddedP50))} | {(isDirect ? "—" : F3(row.AddedP99))} | {F1(row.CpuUs)} | {F1(r.PeakRssMb(t.Process))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP50, nginx?.AddedP50))} | {(isDirect || isNginx ? "—" : Ratio(row.AddedP99, nginx?.AddedP99))} | {(isDirect || isNginx ? "—" : Ratio(row.CpuUs, nginx?.CpuUs))} | {t.Cache} | {F0(row.Checked)} | {F3(row.CallsPerAnswer)} | {row.Errors} | {F2(row.LoadMax)} |");
         }
         md.AppendLine();
+        if (failures.Count > 0)
+        {
+            md.AppendLine("Failed rows (their answers did not prove what the row claims, so no numbers are reported for them):").AppendLine();
+            foreach (var f in failures) md.AppendLine(CultureInfo.InvariantCulture, $"- {f}");
+            md.AppendLine();
+        }
     }
 
     /// <summary>A section for an endpoint kind other than chat: what it measured, then a load table per connection count.</summary>
@@ -208,7 +247,7 @@ internal static class Report
         var measured = s_kinds.Where(k => r.TargetsOf(k).Any(t => t.Name == k.Gateway)).ToList();
         if (measured.Count == 0) return;
         md.AppendLine("## Cost per endpoint").AppendLine();
-        md.AppendLine("The plain gateway target of each endpoint kind (chat: embedded store, cache miss; embeddings: cache miss; pass-through: YARP forwarding) against nginx on the same path; added is over that kind's direct row. Details in each kind's section.").AppendLine();
+        md.AppendLine("The plain gateway target of each endpoint kind (chat: embedded store, a request that is not cacheable, so `x-gateway-cache: bypass` and one upstream call each; embeddings: `no-store`, so a cache lookup that misses (`x-gateway-cache: miss`) and one upstream call each; pass-through: YARP forwarding) against nginx on the same path; added is over that kind's direct row. Details in each kind's section.").AppendLine();
         md.AppendLine("| endpoint | connections | gateway req/s | gateway added p50 ms | gateway added p99 ms | gateway CPU µs/req | nginx added p50 ms | nginx added p99 ms | nginx CPU µs/req | errors |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var kind in measured)
@@ -218,6 +257,11 @@ internal static class Report
                 var rows = byKind[kind][c];
                 if (!rows.TryGetValue(kind.Gateway, out var gw)) continue;
                 rows.TryGetValue(kind.Nginx, out var ng);
+                if (gw.Failure is not null || ng?.Failure is not null)
+                {
+                    md.AppendLine(CultureInfo.InvariantCulture, $"| {kind.Title} | {c} | **failed** (see its section) | — | — | — | — | — | — | — |");
+                    continue;
+                }
                 md.AppendLine(CultureInfo.InvariantCulture,
                     $"| {kind.Title} | {c} | {F0(gw.Rps)} | {F3(gw.AddedP50)} | {F3(gw.AddedP99)} | {F1(gw.CpuUs)} | {F3(ng?.AddedP50)} | {F3(ng?.AddedP99)} | {F1(ng?.CpuUs)} | {gw.Errors + (ng?.Errors ?? 0)} |");
             }
@@ -227,30 +271,52 @@ internal static class Report
 
     private static void RenderTargets(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables, Dictionary<string, StreamRow> streams)
     {
-        md.AppendLine("## Targets from issue 9").AppendLine();
+        // A failed row has no numbers: every target that reads it says so instead of judging noise.
+        Row? Measured(Dictionary<string, Row>? level, string name) => level?.GetValueOrDefault(name) is { Failure: null } row ? row : null;
+        string? FailedWhy(Dictionary<string, Row>? level, params string[] names) =>
+            names.Select(n => level?.GetValueOrDefault(n)).FirstOrDefault(row => row?.Failure is not null) is { } failed ? "row failed its check" : null;
+
+        md.AppendLine("## Targets from issue 19 (the miss path against nginx)").AppendLine();
+        md.AppendLine("Every gateway row here is a miss (the chat body is at temperature 0.2: `x-gateway-cache: bypass`, one upstream call per answer, checked on every answer) with budgets, ledger and metrics on.").AppendLine();
         md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
         var c16 = tables.GetValueOrDefault(16);
         var c64 = tables.GetValueOrDefault(64);
         var c1 = tables.GetValueOrDefault(1);
-        var gw16 = c16?.GetValueOrDefault("gateway");
-        var ng16 = c16?.GetValueOrDefault("nginx");
+        var gw16 = Measured(c16, "gateway");
+        var ng16 = Measured(c16, "nginx");
+        var failed16 = FailedWhy(c16, "gateway", "nginx");
 
         // A proxy hop cannot really take time away: a negative "added" for nginx is noise, counted as 0.
-        Line(md, "non-streaming, 16 connections: added p50", gw16?.AddedP50, Floor(ng16?.AddedP50) + 0.2, "ms", $"nginx's added p50 ({F3(ng16?.AddedP50)}, at least 0) + 0.2 ms");
-        Line(md, "non-streaming, 16 connections: added p99", gw16?.AddedP99, Floor(ng16?.AddedP99) + 1.0, "ms", $"nginx's added p99 ({F3(ng16?.AddedP99)}, at least 0) + 1 ms");
-        Line(md, "non-streaming, 16 connections: CPU per request", gw16?.CpuUs, ng16?.CpuUs * 3, "µs", $"3 × nginx's ({F1(ng16?.CpuUs)} µs)");
-        LineAtLeast(md, "non-streaming, 64 connections: requests/s through the gateway", c64?.GetValueOrDefault("gateway")?.Rps, 10_000, "req/s");
+        Line(md, "non-streaming, 16 connections: CPU per request", gw16?.CpuUs, ng16?.CpuUs * 2, "µs", $"2 × nginx's ({F1(ng16?.CpuUs)} µs)", failed16);
+        Line(md, "non-streaming, 16 connections: added p50", gw16?.AddedP50, Floor(ng16?.AddedP50) + 0.2, "ms", $"nginx's added p50 ({F3(ng16?.AddedP50)}, at least 0) + 0.2 ms", failed16);
+        Line(md, "non-streaming, 16 connections: added p99", gw16?.AddedP99, Floor(ng16?.AddedP99) + 1.0, "ms", $"nginx's added p99 ({F3(ng16?.AddedP99)}, at least 0) + 1 ms", failed16);
+        var gw64 = Measured(c64, "gateway");
+        var ng64 = Measured(c64, "nginx");
+        LineAtLeast(md, "non-streaming, 64 connections: requests/s through the gateway", gw64?.Rps, ng64 is null ? double.NaN : ng64.Rps * 0.8, "req/s",
+            $"0.8 × nginx's ({F0(ng64?.Rps)} req/s)", FailedWhy(c64, "gateway", "nginx"));
+        var gw1 = Measured(c1, "gateway");
+        var ng1 = Measured(c1, "nginx");
+        Line(md, "non-streaming, 1 connection: CPU per request", gw1?.CpuUs, ng1?.CpuUs * 3, "µs", $"3 × nginx's ({F1(ng1?.CpuUs)} µs)", FailedWhy(c1, "gateway", "nginx"));
 
-        streams.TryGetValue("gateway", out var gs);
-        streams.TryGetValue("direct", out var ds);
-        Line(md, "streaming: added time to first token p50", gs?.AddedTtftP50, 0.3, "ms", "0.3 ms");
+        var gs = streams.GetValueOrDefault("gateway") is { Failure: null } g ? g : null;
+        var ns = streams.GetValueOrDefault("nginx") is { Failure: null } n ? n : null;
+        var ds = streams.GetValueOrDefault("direct") is { Failure: null } d ? d : null;
+        var streamFailed = new[] { "gateway", "nginx", "direct" }.Any(t => streams.GetValueOrDefault(t)?.Failure is not null) ? "row failed its check" : null;
+        Line(md, "streaming: added time to first token p50", gs?.AddedTtftP50, 0.3, "ms", "0.3 ms", streamFailed);
+        Line(md, "streaming: CPU per stream", gs?.CpuUsPerStream, ns?.CpuUsPerStream * 2, "µs", $"2 × nginx's ({F1(ns?.CpuUsPerStream)} µs)", streamFailed);
+        md.AppendLine();
+
+        md.AppendLine("## Targets from issue 9").AppendLine();
+        md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
+        Line(md, "non-streaming, 16 connections: CPU per request", gw16?.CpuUs, ng16?.CpuUs * 3, "µs", $"3 × nginx's ({F1(ng16?.CpuUs)} µs)", failed16);
+        LineAtLeast(md, "non-streaming, 64 connections: requests/s through the gateway", gw64?.Rps, 10_000, "req/s", "10,000 req/s", FailedWhy(c64, "gateway"));
         Line(md, "streaming: added delay between chunks (inter-chunk p50 over direct)", gs is null || ds is null ? null : gs.GapP50 - ds.GapP50, 0.3, "ms",
-            "no added delay (0.3 ms tolerance for scheduling noise)");
+            "no added delay (0.3 ms tolerance for scheduling noise)", streamFailed);
         var flushedMeasured = gs is null || ds is null ? null : (double?)(gs.CoalescedPct - ds.CoalescedPct);
         var flushedOk = gs is not null && gs.Incomplete == 0 && gs.Failed == 0;
         if (gs is null || ds is null)
         {
-            md.AppendLine("| streaming: every chunk flushed as it arrives | not measured | | not measured |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| streaming: every chunk flushed as it arrives | {(streamFailed is null ? "not measured" : "skipped: " + streamFailed)} | | not measured |");
         }
         else
         {
@@ -259,12 +325,16 @@ internal static class Report
                 $"| streaming: every chunk flushed as it arrives | coalesced {F2(gs.CoalescedPct)} % (direct {F2(ds.CoalescedPct)} %), {gs.Failed} failed, {gs.Incomplete} incomplete | all chunks, coalesced within 1 point of direct | {(met ? "met" : "**missed**")} |");
         }
 
-        var redisOverEmbedded = PairedDifference(r, 1, "gateway-redis", "gateway");
-        Line(md, "Redis budgets + ledger: p50 over the embedded default (1 connection)", redisOverEmbedded, 0.5, "ms", "0.5 ms", r.SkipReason("gateway-redis"));
-        Line(md, "cache hit, memory: total p50 (1 connection)", c1?.GetValueOrDefault("hit-memory")?.P50, 0.3, "ms", "0.3 ms", r.SkipReason("hit-memory"));
-        Line(md, "cache hit, Redis: total p50 (1 connection)", c1?.GetValueOrDefault("hit-redis")?.P50, 0.6, "ms", "0.6 ms", r.SkipReason("hit-redis"));
+        var redisOverEmbedded = FailedWhy(c1, "gateway-redis", "gateway") is null ? PairedDifference(r, 1, "gateway-redis", "gateway") : null;
+        Line(md, "Redis budgets + ledger: p50 over the embedded default (1 connection)", redisOverEmbedded, 0.5, "ms", "0.5 ms", r.SkipReason("gateway-redis") ?? FailedWhy(c1, "gateway-redis", "gateway"));
+        Line(md, "cache hit, memory: total p50 (1 connection)", Measured(c1, "hit-memory")?.P50, 0.3, "ms", "0.3 ms", r.SkipReason("hit-memory") ?? FailedWhy(c1, "hit-memory"));
+        Line(md, "cache hit, Redis: total p50 (1 connection)", Measured(c1, "hit-redis")?.P50, 0.6, "ms", "0.6 ms", r.SkipReason("hit-redis") ?? FailedWhy(c1, "hit-redis"));
 
-        if (r.Slow is { } slow)
+        if (r.Slow is { } failedSlow && failedSlow.GetProperty("probe").TryGetProperty("check", out var sc) && sc.GetProperty("mismatched").GetInt64() > 0)
+        {
+            md.AppendLine("| 1,000 concurrent open streams: gateway RSS | skipped: row failed its check | < 200 MB | not measured |");
+        }
+        else if (r.Slow is { } slow)
         {
             var p = slow.GetProperty("probe");
             var opened = p.GetProperty("opened").GetInt32();
@@ -315,15 +385,15 @@ internal static class Report
         md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {Format(measured.Value, unit)} | ≤ {Format(limit.Value, unit)} ({limitText}) | {verdict} |");
     }
 
-    private static void LineAtLeast(StringBuilder md, string what, double? measured, double limit, string unit)
+    private static void LineAtLeast(StringBuilder md, string what, double? measured, double limit, string unit, string limitText, string? skip = null)
     {
-        if (measured is null || double.IsNaN(measured.Value))
+        if (measured is null || double.IsNaN(measured.Value) || double.IsNaN(limit))
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | not measured | ≥ {Format(limit, unit)} | not measured |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {(skip is null ? "not measured" : "skipped: " + skip)} | ≥ {limitText} | not measured |");
             return;
         }
         var verdict = measured.Value >= limit ? "met" : $"**missed** by {Format(limit - measured.Value, unit)}";
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {Format(measured.Value, unit)} | ≥ {Format(limit, unit)} | {verdict} |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {what} | {Format(measured.Value, unit)} | ≥ {Format(limit, unit)} ({limitText}) | {verdict} |");
     }
 
     private static string Format(double v, string unit) => unit switch
@@ -336,19 +406,29 @@ internal static class Report
     };
 
     /// <summary>One target at one connection count, medians over rounds.</summary>
-    internal sealed record Row(double Rps, double P50, double P99, double AddedP50, double AddedP99, double CpuUs, long Errors);
+    /// <summary>
+    /// One target at one connection count, medians over rounds. <paramref name="Failure"/> says why its
+    /// answers did not prove what the row claims (then its numbers are not reported); <paramref name="Checked"/>
+    /// is how many answers were checked, <paramref name="CallsPerAnswer"/> the upstream calls per answer.
+    /// </summary>
+    internal sealed record Row(double Rps, double P50, double P99, double AddedP50, double AddedP99, double CpuUs, long Errors,
+        string? Failure = null, long Checked = 0, double CallsPerAnswer = double.NaN, double LoadMax = double.NaN);
 
     private static Dictionary<string, Row> Summarize(Results r, int conns, EndpointKind kind)
     {
         var rows = new Dictionary<string, Row>();
-        var names = r.TargetsOf(kind).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        var atLevel = r.Wrk.Where(w => w.Conns == conns && names.Contains(w.Target)).ToList();
+        var targets = r.TargetsOf(kind).ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var atLevel = r.Wrk.Where(w => w.Conns == conns && w.Round > 0 && targets.ContainsKey(w.Target)).ToList();
         var direct = atLevel.Where(w => w.Target == kind.Direct).ToDictionary(w => w.Round);
         foreach (var group in atLevel.GroupBy(w => w.Target))
         {
             var list = group.ToList();
+            // The warm-up's answers are checked with the rounds': a row is only as good as all of them.
+            var warmup = r.Wrk.Where(w => w.Round == 0 && w.Target == group.Key);
+            var failure = Check.LoadFailure(targets[group.Key], warmup.Concat(list));
             var addedP50 = list.Where(w => direct.ContainsKey(w.Round)).Select(w => w.P50Ms - direct[w.Round].P50Ms);
             var addedP99 = list.Where(w => direct.ContainsKey(w.Round)).Select(w => w.P99Ms - direct[w.Round].P99Ms);
+            var requests = list.Sum(w => w.Requests);
             rows[group.Key] = new Row(
                 Stats.Median(list.Select(w => w.Rps)),
                 Stats.Median(list.Select(w => w.P50Ms)),
@@ -356,7 +436,11 @@ internal static class Report
                 Stats.Median(addedP50),
                 Stats.Median(addedP99),
                 Stats.Median(list.Select(w => w.CpuUsPerRequest(r.ClockTicks))),
-                list.Sum(w => w.Errors));
+                list.Sum(w => w.Errors),
+                failure,
+                list.Sum(w => w.Checked ?? 0),
+                requests == 0 ? double.NaN : list.Sum(w => w.UpstreamCalls ?? 0) / (double)requests,
+                list.Select(w => w.LoadAvg ?? double.NaN).DefaultIfEmpty(double.NaN).Max());
         }
         return rows;
     }
@@ -371,12 +455,14 @@ internal static class Report
 
     internal sealed record StreamRow(
         double HeadersP50, double HeadersP99, double TtftP50, double TtftP99, double TtltP50, double TtltP99,
-        double AddedTtftP50, double AddedTtftP99, double GapP50, double GapP99, double CoalescedPct, long Failed, long Incomplete);
+        double AddedTtftP50, double AddedTtftP99, double GapP50, double GapP99, double CoalescedPct, long Failed, long Incomplete,
+        string? Failure = null, double CpuUsPerStream = double.NaN, double LoadMax = double.NaN);
 
     private static Dictionary<string, StreamRow> SummarizeStreams(Results r)
     {
         var rows = new Dictionary<string, StreamRow>();
         var direct = r.Streams.Where(s => s.Target == "direct").ToDictionary(s => s.Round);
+        var targets = r.Targets.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (var group in r.Streams.GroupBy(s => s.Target))
         {
             var list = group.ToList();
@@ -387,7 +473,10 @@ internal static class Report
                 Added("p50"), Added("p99"), M("gap_ms", "p50"), M("gap_ms", "p99"),
                 Stats.Median(list.Select(s => s.Probe.GetProperty("coalesced_pct").GetDouble())),
                 list.Sum(s => s.Probe.GetProperty("failed").GetInt64()),
-                list.Sum(s => s.Probe.GetProperty("incomplete").GetInt64()));
+                list.Sum(s => s.Probe.GetProperty("incomplete").GetInt64()),
+                Check.StreamFailure(targets.GetValueOrDefault(group.Key), list),
+                Stats.Median(list.Select(s => s.CpuTicks is { } t && s.Streams is > 0 ? t * 1_000_000.0 / r.ClockTicks / s.Streams.Value : double.NaN)),
+                list.Select(s => s.LoadAvg ?? double.NaN).DefaultIfEmpty(double.NaN).Max());
         }
         return rows;
     }
@@ -409,18 +498,20 @@ internal static class Report
     private static string F2(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.00", s_inv);
     private static string F3(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.000", s_inv);
 
-    internal sealed record WrkRound(string Target, int Conns, int Round, double Rps, double P50Ms, double P99Ms, long Requests, long CpuTicks, long Errors)
+    internal sealed record WrkRound(string Target, int Conns, int Round, double Rps, double P50Ms, double P99Ms, long Requests, long CpuTicks, long Errors,
+        long? Checked, long? Mismatched, string FirstMismatch, long? UpstreamCalls, double? LoadAvg)
     {
         public double CpuUsPerRequest(int clockTicks) => Requests <= 0 || CpuTicks < 0 ? double.NaN : CpuTicks * 1_000_000.0 / clockTicks / Requests;
     }
 
-    internal sealed record StreamRound(string Target, int Round, JsonElement Probe)
+    internal sealed record StreamRound(string Target, int Round, JsonElement Probe, long? Streams, long? CpuTicks, long? UpstreamCalls, double? LoadAvg)
     {
         public double Get(string dist, string p) => Probe.GetProperty(dist).GetProperty(p).GetDouble() is var v && v >= 0 ? v : double.NaN;
     }
 
     /// <summary>A measured target; <paramref name="Endpoint"/> is its endpoint kind (chat when run.sh wrote none).</summary>
-    internal sealed record TargetInfo(string Name, string Label, string Process, string Cache, string Endpoint);
+    internal sealed record TargetInfo(string Name, string Label, string Process, string Cache, string Endpoint,
+        string Provider = "", string Upstream = "", string Calls = "", string Body = "", string Header = "");
 
     internal sealed record SoakSample(int T, long RssKb);
 
@@ -428,6 +519,8 @@ internal static class Report
     internal sealed class Results
     {
         public Meta Meta { get; private set; } = new(default);
+        /// <summary>The "end" line: the date and load average when the measurements were over.</summary>
+        public Meta End { get; private set; } = new(default);
         public List<TargetInfo> Targets { get; } = [];
         public List<(string Label, string Reason)> Skips { get; } = [];
         private readonly Dictionary<string, string> _skipByName = [];
@@ -473,7 +566,8 @@ internal static class Report
                         break;
                     case "target":
                         r.Targets.Add(new TargetInfo(S(e, "name"), S(e, "label"), S(e, "process"), S(e, "cache"),
-                            S(e, "endpoint") is { Length: > 0 } endpoint ? endpoint : Chat.Name));
+                            S(e, "endpoint") is { Length: > 0 } endpoint ? endpoint : Chat.Name,
+                            S(e, "provider"), S(e, "upstream"), S(e, "calls"), S(e, "body"), S(e, "header")));
                         break;
                     case "skip":
                         r.Skips.Add((S(e, "label"), S(e, "reason")));
@@ -481,12 +575,16 @@ internal static class Report
                         break;
                     case "wrk":
                         var w = e.GetProperty("wrk");
+                        var check = w.TryGetProperty("check", out var c) ? c : (JsonElement?)null;
                         r.Wrk.Add(new WrkRound(S(e, "target"), e.GetProperty("conns").GetInt32(), e.GetProperty("round").GetInt32(),
                             w.GetProperty("rps").GetDouble(), w.GetProperty("p50_us").GetDouble() / 1000, w.GetProperty("p99_us").GetDouble() / 1000,
-                            w.GetProperty("requests").GetInt64(), e.GetProperty("cpu_ticks").GetInt64(), ErrorCount(w)));
+                            w.GetProperty("requests").GetInt64(), e.GetProperty("cpu_ticks").GetInt64(), ErrorCount(w),
+                            Long(check, "checked"), Long(check, "mismatched"), check is { } ch && ch.TryGetProperty("first_mismatch", out var fm) ? fm.GetString() ?? "" : "",
+                            Long(e, "upstream_calls"), Double(e, "loadavg")));
                         break;
                     case "stream":
-                        r.Streams.Add(new StreamRound(S(e, "target"), e.GetProperty("round").GetInt32(), e.GetProperty("probe")));
+                        r.Streams.Add(new StreamRound(S(e, "target"), e.GetProperty("round").GetInt32(), e.GetProperty("probe"),
+                            Long(e, "streams"), Long(e, "cpu_ticks"), Long(e, "upstream_calls"), Double(e, "loadavg")));
                         break;
                     case "proc":
                         r.HwmKb[S(e, "process")] = e.GetProperty("hwm_kb").GetInt64();
@@ -506,6 +604,9 @@ internal static class Report
                     case "note":
                         r.Notes.Add(S(e, "text"));
                         break;
+                    case "end":
+                        r.End = new Meta(e);
+                        break;
                     case "micro":
                         var dir = S(e, "dir");
                         if (Directory.Exists(dir)) r.MicroFiles.AddRange(Directory.GetFiles(dir, "*-report-github.md").Order(StringComparer.Ordinal));
@@ -516,6 +617,12 @@ internal static class Report
         }
 
         private static string S(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ToString() : "";
+
+        private static long? Long(JsonElement? e, string name) =>
+            e is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
+
+        private static double? Double(JsonElement? e, string name) =>
+            e is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
     }
 
     internal sealed class Meta(JsonElement element)

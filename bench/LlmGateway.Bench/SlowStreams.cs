@@ -96,6 +96,7 @@ internal static class SlowStreams
         w.WriteNumber("rss_open_max_kb", rssMax);
         w.WriteNumber("rss_open_last_kb", rssLast);
         w.WriteNumber("hwm_kb", ProcMemory.Read(pid, "VmHWM:"));
+        client.Check.Write(w);
         w.WriteEndObject();
         w.Flush();
         stdout.WriteByte((byte)'\n');

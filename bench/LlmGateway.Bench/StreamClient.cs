@@ -17,6 +17,8 @@ internal sealed class StreamTiming
     public int Coalesced;
     public bool Done;
     public bool ErrorEvent;
+    /// <summary>The answer's headers did not say what the row claims (cache, provider, upstream).</summary>
+    public bool Mismatch;
     public List<double> GapsMs { get; } = [];
 }
 
@@ -29,8 +31,12 @@ internal sealed class StreamClient : IDisposable
     private readonly byte[] _body;
     private readonly List<(string Name, string Value)> _headers = [];
 
+    /// <summary>What every answer's headers must say (see <see cref="AnswerCheck"/>); each stream is checked.</summary>
+    public AnswerCheck Check { get; }
+
     public StreamClient(Args args, int connections)
     {
+        Check = AnswerCheck.FromArgs(args);
         _url = new Uri(args.Require("url"));
         if (!IPAddress.TryParse(_url.Host, out var ip) || !IPAddress.IsLoopback(ip))
         {
@@ -78,6 +84,7 @@ internal sealed class StreamClient : IDisposable
         t.Start = Stopwatch.GetTimestamp();
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         t.Headers = Stopwatch.GetTimestamp();
+        if (!Check.Check((int)response.StatusCode, response.Headers)) t.Mismatch = true;
         if (!response.IsSuccessStatusCode) return false;
 
         using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);

@@ -70,6 +70,8 @@ internal static class StreamProbe
         WriteDistribution(w2, "gap_ms", gaps);
         w2.WriteNumber("gaps", gaps.Count);
         w2.WriteNumber("coalesced_pct", gaps.Count == 0 ? 0 : Math.Round(100.0 * coalesced / gaps.Count, 3));
+        // Warm-up streams are checked too: a row's every answer must say what it claims.
+        client.Check.Write(w2);
         w2.WriteEndObject();
         w2.Flush();
         stdout.WriteByte((byte)'\n');

@@ -1,11 +1,10 @@
-using System.Security.Cryptography;
 using BenchmarkDotNet.Attributes;
 using LlmGateway.Pipeline;
 using LlmGateway.Providers.OpenAi;
 
 namespace LlmGateway.Benchmarks;
 
-/// <summary>The request side of the pass-through path: read the fields the gateway acts on, rewrite the model, key the cache.</summary>
+/// <summary>The request side: read the fields the gateway acts on (cacheable body), rewrite the model for the upstream. The cache key and the other steps are in <see cref="PipelineBenchmarks"/>.</summary>
 [MemoryDiagnoser]
 public class RequestBenchmarks
 {
@@ -28,16 +27,4 @@ public class RequestBenchmarks
     /// <summary>The body as the upstream receives it, with the model renamed.</summary>
     [Benchmark]
     public int OpenAiRequestWriter_Write_ModelRewrite() => OpenAiRequestWriter.Write(_chat, "gpt-4o-mini").Length;
-
-    /// <summary>
-    /// Stand-in until the Caching folder lands: SHA-256 of the body bytes to a hex key, the floor that
-    /// any cache key over the canonical request pays. Replace with the real key builder when it exists.
-    /// </summary>
-    [Benchmark]
-    public string CacheKey_Sha256OfBody_StandIn()
-    {
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Samples.RequestBody, hash);
-        return Convert.ToHexStringLower(hash);
-    }
 }

@@ -1,5 +1,8 @@
 using BenchmarkDotNet.Attributes;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
 using LlmGateway.Providers;
+using LlmGateway.Providers.Anthropic;
 using LlmGateway.Providers.OpenAi;
 using LlmGateway.Streaming;
 using Microsoft.AspNetCore.Http;
@@ -13,6 +16,8 @@ public class StreamBenchmarks
 {
     private HttpResponse _response = null!;
     private ChunkBuilder _chunks = null!;
+    private ChatRequest _chat = null!;
+    private ProviderRequest _providerRequest = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -23,6 +28,32 @@ public class StreamBenchmarks
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(Stream.Null));
         _response = context.Response;
         _chunks = new ChunkBuilder("chatcmpl-bench", 1730000000, "claude-3-5-haiku");
+        _chat = ChatRequest.TryParse(Samples.MissBody, out _) ?? throw new InvalidOperationException("the sample body does not parse");
+        _providerRequest = new ProviderRequest(_chat, "bench-model", new ModelOptions { Provider = "anthropic", UpstreamModel = "claude-3-5-haiku-20241022" });
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _chat.Dispose();
+
+    /// <summary>
+    /// SSE chunk translation: a 20-word Anthropic stream read event by event and turned into OpenAI
+    /// chunks by the provider's own stream (what a streamed answer from a non-OpenAI provider costs per stream).
+    /// </summary>
+    [Benchmark]
+    public int AnthropicChatStream_Translate20Chunks()
+    {
+        using var response = new HttpResponseMessage(System.Net.HttpStatusCode.OK);
+        var stream = new AnthropicChatStream("anthropic", _providerRequest, response, new MemoryStream(Samples.AnthropicStream, writable: false), TimeProvider.System);
+        var events = 0;
+        try
+        {
+            while (stream.ReadAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult() is { Kind: not StreamEventKind.End and not StreamEventKind.Failed }) events++;
+        }
+        finally
+        {
+            stream.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        return events;
     }
 
     /// <summary>Every event of a 20-chunk stream, read from the body with the gateway's SSE reader.</summary>

@@ -1,0 +1,189 @@
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
+using LlmGateway.Budgets;
+using LlmGateway.Caching;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Embeddings;
+using LlmGateway.Providers;
+using LlmGateway.Providers.OpenAi;
+using LlmGateway.Routing;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
+using Microsoft.AspNetCore.Http;
+
+namespace LlmGateway.Benchmarks;
+
+/// <summary>
+/// The steps of a non-streaming miss, in the order the handler runs them, each on the gateway's real
+/// services (<see cref="GatewayServices"/>: the embedded store, budgets on, metrics listened to, the
+/// per-request log at Information). A regression shows at the step that regressed; the sum of these is
+/// the gateway's own work per request, without Kestrel, sockets and HttpClient (bench/PROFILE.md has those).
+/// </summary>
+[MemoryDiagnoser]
+public class PipelineBenchmarks
+{
+    private GatewayServices _services = null!;
+    private IModelRouter _router = null!;
+    private ResponseCache _cache = null!;
+    private IAttemptAdmission _budgets = null!;
+    private RequestRecorder _recorder = null!;
+    private GatewayMetrics _metrics = null!;
+    private UsageLedger _ledger = null!;
+    private RequestLog _log = null!;
+    private ChatRequest _miss = null!;
+    private ChatRequest _cacheable = null!;
+    private RouteDecision _route = null!;
+    private Candidate _candidate = null!;
+    private DefaultHttpContext _http = null!;
+    private RequestRecord _record = null!;
+    private Action<HttpContext, RequestRecord> _setRouteHeaders = null!;
+    private long _requests;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _services = GatewayServices.StartAsync().GetAwaiter().GetResult();
+        _router = _services.Get<IModelRouter>();
+        _cache = _services.Get<ResponseCache>();
+        _budgets = _services.Get<IAttemptAdmission>();
+        _recorder = _services.Get<RequestRecorder>();
+        _metrics = _services.Get<GatewayMetrics>();
+        _ledger = _services.Get<UsageLedger>();
+        _log = _services.GetAll<IRequestObserver>().OfType<RequestLog>().Single();
+        _miss = ChatRequest.TryParse(Samples.MissBody, out _) ?? throw new InvalidOperationException("the miss body does not parse");
+        _cacheable = ChatRequest.TryParse(Samples.RequestBody, out _) ?? throw new InvalidOperationException("the cacheable body does not parse");
+        _http = new DefaultHttpContext();
+        _route = _router.Route(_miss, new RoutingContext(_http.Request.Headers));
+        if (_route.Error is not null || _route.Candidates.Count == 0) throw new InvalidOperationException($"bench-model does not route: {_route.Summary}");
+        _candidate = _route.Candidates[0];
+        _record = CompletedRecord("req_bench");
+        // The handler's own header writer, private to it: found by name so that the benchmark measures
+        // the code that ships, and fails loudly (not quietly measuring a copy) when it moves.
+        var method = typeof(ChatCompletionsHandler).GetMethod("SetRouteHeaders", BindingFlags.NonPublic | BindingFlags.Static)
+            ?? throw new InvalidOperationException("ChatCompletionsHandler.SetRouteHeaders is gone: point ResponseHeaders_Miss at the code that writes the x-gateway-* headers now.");
+        _setRouteHeaders = method.CreateDelegate<Action<HttpContext, RequestRecord>>();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _miss.Dispose();
+        _cacheable.Dispose();
+        _services.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+
+    private static RequestRecord CompletedRecord(string id) => new()
+    {
+        RequestId = id,
+        StartedAt = DateTimeOffset.UtcNow,
+        TaskType = "general",
+        RequestedModel = "bench-model",
+        Model = "bench-model",
+        Provider = "openai",
+        Status = 200,
+        Usage = new TokenUsage(236, 58),
+        CostUsd = 0.0000702m,
+        Attempts = 1,
+        CacheResult = CacheResults.Bypass,
+        Route = "bench-model: explicit",
+        Duration = TimeSpan.FromMilliseconds(1.2),
+        Overhead = TimeSpan.FromMilliseconds(0.3),
+    };
+
+    private GatewayContext NewContext(ChatRequest request, string? cacheControl = null)
+    {
+        var http = new DefaultHttpContext();
+        if (cacheControl is not null) http.Request.Headers.CacheControl = cacheControl;
+        var id = "req_bench" + (++_requests).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var record = new RequestRecord { RequestId = id, StartedAt = DateTimeOffset.UtcNow, RequestedModel = request.Model };
+        return new GatewayContext(http, request, record, TimeProvider.System.GetTimestamp(), TimeProvider.System) { Route = _route };
+    }
+
+    /// <summary>Step 2: the chat body (temperature 0.2, the bench's miss body) to a request.</summary>
+    [Benchmark]
+    public int Parse_Chat()
+    {
+        using var chat = ChatRequest.TryParse(Samples.MissBody, out _)!;
+        return chat.EstimatedPromptTokens;
+    }
+
+    /// <summary>Step 2 for /v1/embeddings: 8 inputs, base64.</summary>
+    [Benchmark]
+    public int Parse_Embeddings()
+    {
+        using var request = EmbeddingsRequest.TryParse(Samples.EmbeddingsBody, out _)!;
+        return request.EstimatedPromptTokens;
+    }
+
+    /// <summary>Step 3: task type and the candidate chain for an explicit model, no routing headers.</summary>
+    [Benchmark]
+    public int Route_ExplicitModel() => _router.Route(_miss, new RoutingContext(_http.Request.Headers)).Candidates.Count;
+
+    /// <summary>Step 4, not cacheable (temperature 0.2): the decision that skips the cache.</summary>
+    [Benchmark]
+    public string CacheLookup_Bypass()
+    {
+        var context = NewContext(_miss);
+        var lookup = _cache.LookupAsync(context).AsTask().GetAwaiter().GetResult();
+        lookup.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return lookup.Result;
+    }
+
+    /// <summary>The key of a cacheable request (canonical request hashed), what every lookup pays.</summary>
+    [Benchmark]
+    public string CacheKey_Compute() => CacheKey.Compute(_cacheable, _candidate);
+
+    /// <summary>Step 4, cacheable but sent with no-store and never stored: key, embedded-store read, miss.</summary>
+    [Benchmark]
+    public string CacheLookup_Miss_EmbeddedStore()
+    {
+        var context = NewContext(_cacheable, "no-store");
+        var lookup = _cache.LookupAsync(context).AsTask().GetAwaiter().GetResult();
+        lookup.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return lookup.Result;
+    }
+
+    /// <summary>Step 5's budget: reserve the worst case on the embedded store, then settle the real cost (step 7).</summary>
+    [Benchmark]
+    public bool Budget_AdmitAndSettle_EmbeddedStore()
+    {
+        var context = NewContext(_miss);
+        var admission = _budgets.AdmitAsync(context, _candidate, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        if (admission.Ticket is not { } ticket) return admission.Refusal is null;
+        ticket.SettleAsync(0.0000702m).AsTask().GetAwaiter().GetResult();
+        return true;
+    }
+
+    /// <summary>Step 6: the upstream's answer read for usage and finish (the OpenAI provider does this on every non-streamed answer).</summary>
+    [Benchmark]
+    public int UpstreamAnswer_Inspect() => OpenAiResponseInspector.Inspect(Samples.Completion).Usage?.Total ?? 0;
+
+    /// <summary>Step 6: the x-gateway-* headers of a miss's answer, by the handler's own writer.</summary>
+    [Benchmark]
+    public int ResponseHeaders_Miss()
+    {
+        var http = new DefaultHttpContext();
+        _setRouteHeaders(http, _record);
+        return http.Response.Headers.Count;
+    }
+
+    /// <summary>Step 7: the cost from the usage.</summary>
+    [Benchmark]
+    public decimal Pricing_CostUsd() => Pricing.CostUsd(_candidate.Model, _record.Usage);
+
+    /// <summary>Step 7 whole: every observer (log line at Information, metrics, ledger, span) for one request.</summary>
+    [Benchmark]
+    public void Record_AllObservers() => _recorder.Record(CompletedRecord("req_bench_all"));
+
+    /// <summary>Step 7, the per-request log line: Serilog's JSON formatter at Information (into a discarding writer).</summary>
+    [Benchmark]
+    public void Record_LogLine() => _log.OnRequestCompleted(_record);
+
+    /// <summary>Step 7, the Prometheus instruments of one request (a listener is attached, as in production).</summary>
+    [Benchmark]
+    public void Record_Metrics() => _metrics.OnRequestCompleted(_record);
+
+    /// <summary>Step 7, the ledger entry: serialised and queued for the background writer to the embedded store.</summary>
+    [Benchmark]
+    public void Record_LedgerEnqueue() => _ledger.OnRequestCompleted(_record);
+}

@@ -27,6 +27,10 @@ internal static class Program
 
           report --results FILE --out RESULTS.md
               Turns the JSON lines that run.sh collected into the markdown report.
+
+          profile-report --speedscope FILE --cpu-us-per-request X --requests N --out FILE [--title T] [--note TEXT]...
+              Where the gateway's busy time goes in a dotnet-trace thread-time profile (speedscope JSON),
+              by part of the request path; bench/profile.sh runs it.
         """;
 
     public static async Task<int> Main(string[] argv)
@@ -45,6 +49,7 @@ internal static class Program
                 "stream-probe" => await StreamProbe.RunAsync(args).ConfigureAwait(false),
                 "slow-streams" => await SlowStreams.RunAsync(args).ConfigureAwait(false),
                 "report" => Report.Run(args),
+                "profile-report" => ProfileReport.Run(args),
                 _ => Fail($"Unknown command '{argv[0]}'.\n\n{Usage}"),
             };
         }

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Profiles the gateway's miss path end to end: builds Release, starts the zero-latency mock upstream and
+# one gateway on 127.0.0.1 (the bench's configuration: budgets, ledger, metrics on, the per-request log at
+# Information), puts a bounded wrk load on it (the chat body at temperature 0.2, every answer checked to be
+# x-gateway-cache: bypass from the openai provider, one upstream call each), and meanwhile
+#   1. measures CPU per request from /proc without any tool attached,
+#   2. collects runtime counters with dotnet-counters (GC, allocations, thread pool),
+#   3. collects a thread-time profile with dotnet-trace (EventPipe sample profiler, ~100 Hz),
+# then writes a markdown section saying where the busy time goes, by part of the request path.
+# The dotnet tools are installed from NuGet into bench/.tools on first use. Every process it starts is
+# stopped when it exits, however it exits.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+usage() {
+  cat <<'EOF'
+Usage: bench/profile.sh [options]
+
+  --label NAME         names the section and its files (default "before")
+  --out FILE           where the markdown section goes (default bench/profile/NAME.md)
+  --connections N      wrk connections (default 16)
+  --warmup S           seconds of load before anything is measured (default 20: tiered JIT and PGO settle)
+  --seconds S          seconds of each measured window: untraced, counters, traced (default 15)
+  --log-level L        the gateway's Serilog level (default Information, as issue 19 measures)
+  --quick              windows of 3 s after a 5 s warm-up: checks the script end to end, not a measurement
+  --no-build           use the Release builds already there
+  --keep               keep the temporary directory (the .nettrace, the speedscope JSON, logs)
+EOF
+}
+
+label=before out="" conns=16 warmup=20 seconds=15 level=Information build=1 keep=0 mode=full
+args_text="$*"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --label) label=$2; shift ;;
+    --out) out=$2; shift ;;
+    --connections) conns=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
+    --seconds) seconds=$2; shift ;;
+    --log-level) level=$2; shift ;;
+    --quick) mode=quick warmup=5 seconds=3 ;;
+    --no-build) build=0 ;;
+    --keep) keep=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "Unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$out" ] || out="$here/profile/$label.md"
+
+log() { printf '[profile %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v wrk >/dev/null 2>&1 || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk curl >/dev/null; }
+
+# --- The .NET diagnostic tools, pinned, from NuGet -----------------------------------------------------------
+tools="$here/.tools"
+tool_version=10.0.750501
+for t in dotnet-trace dotnet-counters; do
+  if [ ! -x "$tools/$t" ]; then
+    log "installing $t $tool_version into bench/.tools ..."
+    dotnet tool install --tool-path "$tools" "$t" --version "$tool_version" >/dev/null
+  fi
+done
+
+# --- Processes: every one is started through start_bg and stopped by the EXIT trap ------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-profile.XXXXXX")
+declare -A PID=() PORT=() ALIVE=()
+stop_pid() {
+  local pid=$1 i
+  [ -n "${ALIVE[$pid]:-}" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "ALIVE[$pid]"
+}
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done
+  if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+start_bg() {
+  local name=$1; shift
+  "$@" >>"$tmp/$name.log" 2>&1 &
+  PID[$name]=$!
+  ALIVE[$!]=1
+}
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 30000))
+    if ! ss -Hltn "sport = :$p" | grep -q .; then PORT[$1]=$p; return; fi
+  done
+}
+wait_http() {
+  local url=$1 pid=$2 deadline=$((SECONDS + ${3:-60}))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null)" = 200 ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+cpu_ticks() {
+  local line rest
+  read -r line <"/proc/$1/stat"
+  rest=${line##*) }
+  # shellcheck disable=SC2206
+  local f=($rest)
+  echo $((f[11] + f[12]))
+}
+chat_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n 's/.*"chat":\([0-9]*\).*/\1/p'; }
+
+# --- Build, start ---------------------------------------------------------------------------------------------
+if [ "$build" = 1 ]; then
+  log "building Release ..."
+  dotnet build "$root/src/LlmGateway/LlmGateway.csproj" -c Release -nologo -v q -clp:ErrorsOnly >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; die "build failed"; }
+  dotnet build "$here/LlmGateway.Bench/LlmGateway.Bench.csproj" -c Release -nologo -v q -clp:ErrorsOnly >>"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; die "build failed"; }
+fi
+gw_bin="$root/src/LlmGateway/bin/Release/net10.0/LlmGateway"
+bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
+[ -x "$gw_bin" ] && [ -x "$bench_bin" ] || die "no Release builds (run without --no-build)"
+body="$here/bodies/chat.json"
+lua="$here/wrk/chat.lua"
+
+free_port mock
+start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
+wait_http "http://127.0.0.1:${PORT[mock]}/health" "${PID[mock]}" 30 || die "the mock upstream did not start"
+
+free_port gateway
+cat >"$tmp/gateway.json" <<EOF
+{
+  "Gateway": {
+    "Providers": {
+      "openai": { "Type": "openai", "BaseUrl": "http://127.0.0.1:${PORT[mock]}/v1", "ApiKeyEnv": "BENCH_UPSTREAM_KEY", "MaxConcurrency": 4096 }
+    },
+    "Models": {
+      "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1,
+                       "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 }
+    },
+    "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } },
+    "Cache": { "Enabled": true, "OnlyDeterministic": true }
+  }
+}
+EOF
+start_bg gateway env -u OPENAI_API_KEY ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$tmp/gateway.json" \
+  BENCH_UPSTREAM_KEY=bench-dummy-upstream-key Serilog__MinimumLevel__Default="$level" \
+  "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
+wait_http "http://127.0.0.1:${PORT[gateway]}/health/ready" "${PID[gateway]}" 60 || { tail -n 20 "$tmp/gateway.log" >&2; die "the gateway did not become ready"; }
+gpid=${PID[gateway]}
+url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
+log "mock on ${PORT[mock]}, gateway (pid $gpid, logs at $level) on ${PORT[gateway]}"
+
+# One wrk run of S seconds with every answer checked; prints the BENCH_JSON line. Fails the script on a
+# wrong answer: a profile of something other than the miss path is worth nothing.
+load() {
+  local s=$1 out json mismatched
+  out=$(BENCH_BODY="$body" BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai \
+    wrk -t2 -c"$conns" -d"${s}s" --timeout 10s --latency -s "$lua" "$url" 2>&1) || die "wrk failed: $(tail -n 1 <<<"$out")"
+  json=$(sed -n 's/^BENCH_JSON //p' <<<"$out")
+  [ -n "$json" ] || die "wrk printed no result"
+  mismatched=$(sed -n 's/.*"mismatched":\([0-9]*\).*/\1/p' <<<"$json")
+  [ "$mismatched" = 0 ] || die "answers were not x-gateway-cache: bypass from openai: $(sed -n 's/.*"first_mismatch":"\([^"]*\)".*/\1/p' <<<"$json")"
+  # The log at Information writes about 1 kB per request: keep the temp dir small.
+  : >"$tmp/gateway.log"
+  echo "$json"
+}
+
+# CPU per request over a window of the running load: /proc ticks of the gateway over the mock's call count.
+window() {
+  local s=$1 t0 c0 t1 c1
+  t0=$(cpu_ticks "$gpid"); c0=$(chat_calls)
+  sleep "$s"
+  t1=$(cpu_ticks "$gpid"); c1=$(chat_calls)
+  local calls=$((c1 - c0)) ticks=$((t1 - t0))
+  [ "$calls" -gt 0 ] || die "no requests in the window"
+  echo "$calls $ticks"
+}
+
+clk=$(getconf CLK_TCK)
+# S seconds as dd:hh:mm:ss, what the dotnet tools' --duration takes.
+span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
+us_per() { awk -v t="$1" -v n="$2" -v c="$clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warm-up: ${warmup} s at $conns connections (load average $load_start)"
+load "$warmup" >/dev/null
+
+# Three windows under one continuous load, each after 2 s of it: untraced, counters, traced.
+total=$((3 * (seconds + 3) + 6))
+log "load: ${total} s at $conns connections; windows of ${seconds} s: untraced, dotnet-counters, dotnet-trace"
+load "$total" >"$tmp/wrk.json" &
+wrk_pid=$!
+ALIVE[$wrk_pid]=1
+sleep 2
+read -r calls_plain ticks_plain < <(window "$seconds")
+[ -n "${ticks_plain:-}" ] || die "the untraced window measured nothing"
+load_plain=$(cut -d' ' -f1 /proc/loadavg)
+sleep 1
+c0=$(chat_calls); t0=$(cpu_ticks "$gpid"); s0=$(date +%s%N)
+"$tools/dotnet-counters" collect -p "$gpid" --counters System.Runtime --refresh-interval 1 --format csv \
+  -o "$tmp/counters.csv" --duration "$(span "$seconds")" >"$tmp/counters.log" 2>&1 || log "dotnet-counters failed: $(tail -n 1 "$tmp/counters.log")"
+calls_counters=$(($(chat_calls) - c0)); ticks_counters=$(($(cpu_ticks "$gpid") - t0)); counters_s=$(awk -v a="$s0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+sleep 1
+c0=$(chat_calls); t0=$(cpu_ticks "$gpid")
+"$tools/dotnet-trace" collect -p "$gpid" --profile dotnet-sampled-thread-time --duration "$(span "$seconds")" \
+  -o "$tmp/trace.nettrace" >"$tmp/trace.log" 2>&1 || { cat "$tmp/trace.log" >&2; die "dotnet-trace failed"; }
+calls_trace=$(($(chat_calls) - c0)); ticks_trace=$(($(cpu_ticks "$gpid") - t0))
+load_trace=$(cut -d' ' -f1 /proc/loadavg)
+wait "$wrk_pid" || die "the load failed: $(cat "$tmp/wrk.json")"
+unset "ALIVE[$wrk_pid]"
+wrk_json=$(cat "$tmp/wrk.json")
+rps=$(sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' <<<"$wrk_json")
+checked=$(sed -n 's/.*"checked":\([0-9]*\).*/\1/p' <<<"$wrk_json")
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+log "converting the trace ..."
+"$tools/dotnet-trace" convert "$tmp/trace.nettrace" --format Speedscope -o "$tmp/trace" >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; die "dotnet-trace convert failed"; }
+
+# The counters (csv: timestamp, provider, name, type, value; rates per 1 s refresh): allocation per request is
+# the mean allocation rate over the requests per second of the same window; GCs and lock contentions summed.
+rate=$(awk -v n="$calls_counters" -v s="$counters_s" 'BEGIN { if (s > 0) printf "%.3f", n / s; else print 0 }')
+alloc_per_req=$(awk -F, -v r="$rate" '$3 ~ /^dotnet\.gc\.heap\.total_allocated/ { s += $5; k++ } END { if (k > 0 && r > 0) printf "%.0f", s / k / r; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+gcs_per_s=$(awk -F, '$3 ~ /^dotnet\.gc\.collections/ { s += $5; t[$1] = 1 } END { k = length(t); if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+gc_pause_pct=$(awk -F, '$3 ~ /^dotnet\.gc\.pause\.time/ { s += $5; k++ } END { if (k > 0) printf "%.2f", s / k * 100; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+contentions=$(awk -F, '$3 ~ /^dotnet\.monitor\.lock_contentions/ { s += $5; k++ } END { if (k > 0) printf "%.0f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+jitted=$(awk -F, '$3 ~ /^dotnet\.jit\.compiled_methods/ { s += $5; k++ } END { if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+
+cpu_plain=$(us_per "$ticks_plain" "$calls_plain")
+cpu_counters=$(us_per "$ticks_counters" "$calls_counters")
+cpu_trace=$(us_per "$ticks_trace" "$calls_trace")
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=""; [ -n "$(git -C "$root" status --porcelain -- src 2>/dev/null)" ] && dirty=" (src has uncommitted changes)"
+mkdir -p "$(dirname "$out")"
+quick_note=""; [ "$mode" = quick ] && quick_note="QUICK RUN (windows of a few seconds): checks the script, not a measurement. "
+"$bench_bin" profile-report --speedscope "$tmp/trace.speedscope.json" --cpu-us-per-request "$cpu_trace" --requests "$calls_trace" --out "$out" \
+  --title "Miss path, $label: commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC')" \
+  --note "${quick_note}Written by \`./bench/profile.sh${args_text:+ $args_text}\`. Load average $load_start at the start, $load_plain after the untraced window, $load_trace after the traced one, $load_end at the end (nproc $(nproc); near 0 is a quiet machine)." \
+  --note "Load: wrk -t2 -c$conns, POST /v1/chat/completions with bench/bodies/chat.json (temperature 0.2); ${checked:-0} answers checked, every one \`x-gateway-cache: bypass\` from provider openai (the mock's call count matched); $rps req/s over the whole load. The gateway: embedded store, budgets, ledger and metrics on, Serilog at $level." \
+  --note "CPU per request (gateway process, /proc utime+stime over the mock's call count): **$cpu_plain µs untraced** ($calls_plain requests in ${seconds} s); $cpu_counters µs with dotnet-counters attached; $cpu_trace µs while traced (the sampler suspends every thread about 100 times a second, which costs CPU of its own)." \
+  --note "dotnet-counters (System.Runtime, ${seconds} s at $rate req/s): about ${alloc_per_req} bytes allocated per request; $gcs_per_s GCs/s; ${gc_pause_pct} % of the time in GC pauses; $contentions lock contentions/s; $jitted methods JIT-compiled/s (near 0: warmed up)." >&2
+log "wrote $out"
+cat "$out"

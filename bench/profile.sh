@@ -68,58 +68,10 @@ done
 # --- Processes: every one is started through start_bg and stopped by the EXIT trap ------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-profile.XXXXXX")
 declare -A PID=() PORT=() ALIVE=()
-stop_pid() {
-  local pid=$1 i
-  [ -n "${ALIVE[$pid]:-}" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  unset "ALIVE[$pid]"
-}
-cleanup() {
-  local status=$? pid
-  trap - EXIT INT TERM
-  for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done
-  if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-start_bg() {
-  local name=$1; shift
-  "$@" >>"$tmp/$name.log" 2>&1 &
-  PID[$name]=$!
-  ALIVE[$!]=1
-}
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then PORT[$1]=$p; return; fi
-  done
-}
-wait_http() {
-  local url=$1 pid=$2 deadline=$((SECONDS + ${3:-60}))
-  while [ $SECONDS -lt $deadline ]; do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null)" = 200 ] && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-cpu_ticks() {
-  local line rest
-  read -r line <"/proc/$1/stat"
-  rest=${line##*) }
-  # shellcheck disable=SC2206
-  local f=($rest)
-  echo $((f[11] + f[12]))
-}
+declare -A PIDS_OF=()
+# shellcheck source=lib/processes.sh
+. "$here/lib/processes.sh"
+install_cleanup
 chat_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n 's/.*"chat":\([0-9]*\).*/\1/p'; }
 
 # --- Build, start ---------------------------------------------------------------------------------------------
@@ -200,6 +152,7 @@ load "$warmup" >/dev/null
 # Three windows under one continuous load, each after 2 s of it: untraced, counters, traced.
 total=$((3 * (seconds + 3) + 6))
 log "load: ${total} s at $conns connections; windows of ${seconds} s: untraced, dotnet-counters, dotnet-trace"
+calls_start=$(chat_calls)
 load "$total" >"$tmp/wrk.json" &
 wrk_pid=$!
 ALIVE[$wrk_pid]=1
@@ -223,6 +176,12 @@ unset "ALIVE[$wrk_pid]"
 wrk_json=$(cat "$tmp/wrk.json")
 rps=$(sed -n 's/.*"rps":\([0-9.]*\).*/\1/p' <<<"$wrk_json")
 checked=$(sed -n 's/.*"checked":\([0-9]*\).*/\1/p' <<<"$wrk_json")
+requests=$(sed -n 's/.*"requests":\([0-9]*\).*/\1/p' <<<"$wrk_json")
+sleep 0.2
+calls_load=$(($(chat_calls) - calls_start))
+# One upstream call per answer (a few more: requests in flight when wrk stopped), or this was not the miss path.
+[ "$calls_load" -ge "$requests" ] && [ "$calls_load" -le $((requests + conns + 2)) ] ||
+  die "$calls_load upstream calls for $requests answers: not one upstream call per answer"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log "converting the trace ..."
@@ -247,7 +206,7 @@ quick_note=""; [ "$mode" = quick ] && quick_note="QUICK RUN (windows of a few se
 "$bench_bin" profile-report --speedscope "$tmp/trace.speedscope.json" --cpu-us-per-request "$cpu_trace" --requests "$calls_trace" --out "$out" \
   --title "Miss path, $label: commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC')" \
   --note "${quick_note}Written by \`./bench/profile.sh${args_text:+ $args_text}\`. Load average $load_start at the start, $load_plain after the untraced window, $load_trace after the traced one, $load_end at the end (nproc $(nproc); near 0 is a quiet machine)." \
-  --note "Load: wrk -t2 -c$conns, POST /v1/chat/completions with bench/bodies/chat.json (temperature 0.2); ${checked:-0} answers checked, every one \`x-gateway-cache: bypass\` from provider openai (the mock's call count matched); $rps req/s over the whole load. The gateway: embedded store, budgets, ledger and metrics on, Serilog at $level." \
+  --note "Load: wrk -t2 -c$conns, POST /v1/chat/completions with bench/bodies/chat.json (temperature 0.2); ${checked:-0} answers checked, every one \`x-gateway-cache: bypass\` from provider openai, and the mock counted $calls_load calls for $requests answers; $rps req/s over the whole load. The gateway: embedded store, budgets, ledger and metrics on, Serilog at $level." \
   --note "CPU per request (gateway process, /proc utime+stime over the mock's call count): **$cpu_plain µs untraced** ($calls_plain requests in ${seconds} s); $cpu_counters µs with dotnet-counters attached; $cpu_trace µs while traced (the sampler suspends every thread about 100 times a second, which costs CPU of its own)." \
   --note "dotnet-counters (System.Runtime, ${seconds} s at $rate req/s): about ${alloc_per_req} bytes allocated per request; $gcs_per_s GCs/s; ${gc_pause_pct} % of the time in GC pauses; $contentions lock contentions/s; $jitted methods JIT-compiled/s (near 0: warmed up)." >&2
 log "wrote $out"

@@ -116,91 +116,15 @@ results="$tmp/results.jsonl"
 : >"$results"
 declare -A PID=() PORT=() PIDS_OF=() ALIVE=()
 
-stop_pid() {
-  local pid=$1
-  [ -n "${ALIVE[$pid]:-}" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for i in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  unset "ALIVE[$pid]"
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${!ALIVE[@]}"; do stop_pid "$pid"; done
-  if [ "$keep" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-start_bg() {
-  local name=$1; shift
-  # Appending, so that a log can be emptied between rounds while the process keeps writing.
-  "$@" >>"$tmp/$name.log" 2>&1 &
-  PID[$name]=$!
-  PIDS_OF[$name]=$!
-  ALIVE[$!]=1
-}
-
-stop_named() {
-  local name=$1
-  [ -n "${PID[$name]:-}" ] && stop_pid "${PID[$name]}"
-  return 0
-}
-
-used_ports=" "
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 30000))
-    case "$used_ports" in *" $p "*) continue ;; esac
-    if ! ss -Hltn "sport = :$p" | grep -q .; then
-      used_ports+="$p "
-      PORT[$1]=$p
-      return
-    fi
-  done
-}
-
-# Waits until URL answers 200, giving up when PID dies or after TIMEOUT seconds.
-wait_http() {
-  local url=$1 pid=$2 timeout=${3:-60}
-  local deadline=$((SECONDS + timeout))
-  while [ $SECONDS -lt $deadline ]; do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null)" = 200 ] && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 1
-    sleep 0.005
-  done
-  return 1
-}
+# shellcheck source=lib/processes.sh
+. "$here/lib/processes.sh"
+install_cleanup
 
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 record() { printf '%s\n' "$1" >>"$results"; }
 note() { log "note: $1"; record "{\"kind\":\"note\",\"text\":$(json_str "$1")}"; }
 skip() { log "skip $1: $3"; record "{\"kind\":\"skip\",\"name\":\"$1\",\"label\":$(json_str "$2"),\"reason\":$(json_str "$3")}"; }
 
-# utime + stime (clock ticks) summed over the given pids; fields 14 and 15 of /proc/PID/stat.
-cpu_ticks() {
-  local total=0 pid line rest
-  for pid in "$@"; do
-    read -r line <"/proc/$pid/stat" || continue
-    rest=${line##*) }
-    # shellcheck disable=SC2206
-    local f=($rest)
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
 
 # A kB field of /proc/PID/status (VmRSS, VmHWM) summed over the given pids.
 mem_kb() {

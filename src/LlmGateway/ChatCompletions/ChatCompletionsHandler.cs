@@ -32,8 +32,24 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         PipelineOutcome? outcome = null;
         try
         {
-            outcome = await RunAsync(http, parse, start, buffer => rented = buffer).ConfigureAwait(false);
+            // :: Step 1: read the body under the size limit (413 before reading more than the limit).
+            ApiError? refusal;
+            var length = 0;
+            try
+            {
+                (rented, length, refusal) = await RequestBody.ReadAsync(http, _maxRequestBytes).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                refusal = ApiError.RequestTooLarge(_maxRequestBytes);
+            }
+
+            // :: Step 2: parse, read the hints, and run the pipeline (steps 2a to 6 are its own).
+            outcome = refusal is not null
+                ? pipeline.Refuse(refusal, start)
+                : await RunAsync(http, parse, rented.AsMemory(0, length), start).ConfigureAwait(false);
             if (outcome is null) return; // the client left while the pipeline ran: recorded there
+
             var delivery = await WriteAsync(http, outcome).ConfigureAwait(false);
             await outcome.CompleteAsync(delivery).ConfigureAwait(false);
         }
@@ -50,24 +66,10 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         }
     }
 
-    /// <summary>:: Steps 1 and 2: the body under the size limit, parsed; the headers as hints; then the pipeline. Null when the client left mid-pipeline.</summary>
-    private async Task<PipelineOutcome?> RunAsync(HttpContext http, RequestParser parse, RequestStart start, Action<byte[]> rented)
+    /// <summary>The body parsed, the headers read as hints, then the pipeline; null when the client left while it ran.</summary>
+    private async Task<PipelineOutcome?> RunAsync(HttpContext http, RequestParser parse, ReadOnlyMemory<byte> body, RequestStart start)
     {
-        byte[] buffer;
-        int length;
-        ApiError? bodyError;
-        try
-        {
-            (buffer, length, bodyError) = await RequestBody.ReadAsync(http, _maxRequestBytes).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return pipeline.Refuse(ApiError.RequestTooLarge(_maxRequestBytes), start);
-        }
-        rented(buffer);
-        if (bodyError is not null) return pipeline.Refuse(bodyError, start);
-
-        var request = parse(buffer.AsMemory(0, length), out var parseError);
+        var request = parse(body, out var parseError);
         if (request is null) return pipeline.Refuse(parseError!, start);
         var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
         if (headerError is not null)
@@ -125,7 +127,10 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 case StreamEventKind.Usage when !wantsUsage:
                     continue;
             }
-            if (!await SseResponseWriter.WriteAndFlushAsync(response, ev.Data.Span, http.RequestAborted).ConfigureAwait(false))
+            // What was read before the commit (or replayed from the cache) goes out in one flush.
+            SseResponseWriter.Write(response, ev.Data.Span);
+            if (stream.HasBufferedEvents) continue;
+            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false))
             {
                 return Delivery.WriteFailed;
             }

@@ -51,6 +51,12 @@ public sealed class AnswerStream
     /// <summary>Usage so far: the provider's report when it came, else an estimate from what was streamed.</summary>
     public TokenUsage Usage => _upstream?.Usage ?? _context.Record.Usage;
 
+    /// <summary>
+    /// The next event is already in hand (read before the commit, or replayed from the cache): an ingress
+    /// may write it without flushing the one before, so those go out in one write.
+    /// </summary>
+    public bool HasBufferedEvents => _last is null && _next < _pending.Count;
+
     /// <summary>The finish reason the upstream reported, once it did.</summary>
     public string? FinishReason => _upstream?.FinishReason;
 

@@ -37,6 +37,9 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
             ["Gateway:Models:m1:CostPer1kInput"] = "1",
             ["Gateway:Models:m1:CostPer1kOutput"] = "2",
             ["Gateway:Models:m1:MaxOutputTokens"] = "100",
+            ["Gateway:Models:e1:Provider"] = "scripted",
+            ["Gateway:Models:e1:CostPer1kInput"] = "1",
+            ["Gateway:Models:e1:Capabilities:0"] = "embeddings",
             ["Gateway:Routing:Strategy"] = "priority",
             ["Gateway:Resilience:MaxRetries"] = "0",
             ["Gateway:Cache:Enabled"] = "true",
@@ -112,6 +115,24 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         Assert.Equal(RequestOutcomes.Ok, record.Outcome);
         Assert.Equal(200, record.Status);
         Assert.Equal(0.018m, record.CostUsd);
+    }
+
+    [Fact]
+    public async Task An_embeddings_request_runs_the_same_pipeline_to_a_complete_answer()
+    {
+        var pipeline = Pipeline();
+        var request = LlmGateway.Embeddings.EmbeddingsRequest.TryParse(Encoding.UTF8.GetBytes("""{"model":"e1","input":"hello"}"""), out var error);
+        Assert.Null(error);
+
+        var outcome = await pipeline.ExecuteAsync(request!, null, RequestHints.None, CancellationToken.None);
+        await outcome.CompleteAsync(Delivery.Delivered);
+
+        Assert.Equal(OutcomeKind.Answer, outcome.Kind);
+        Assert.Equal("embeddings", outcome.TaskType);
+        Assert.Equal("e1", outcome.Model);
+        Assert.Equal(0.002m, outcome.CostUsd); // 2 tokens in at $1/1k
+        var record = Assert.Single(_records.All);
+        Assert.Equal((RequestOutcomes.Ok, 200, 2), (record.Outcome, record.Status, record.Usage.Prompt));
     }
 
     [Fact]
@@ -392,6 +413,11 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref Calls);
+            if (request.Operation == RequestOperation.Embeddings)
+            {
+                var vectors = """{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"e1","usage":{"prompt_tokens":2,"total_tokens":2}}"""u8.ToArray();
+                return ProviderResponse.Completed(vectors, new TokenUsage(2, 0), null);
+            }
             LastMessageCount = request.Chat.MessageCount;
             Called.TrySetResult();
             if (Hold is not null) await Hold.Task.WaitAsync(cancellationToken);

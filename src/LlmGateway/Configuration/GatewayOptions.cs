@@ -141,6 +141,17 @@ public sealed class ResilienceOptions
     public int FirstTokenTimeoutSeconds { get; set; } = 30;
     public int StreamIdleTimeoutSeconds { get; set; } = 30;
     public int TotalTimeoutSeconds { get; set; } = 600;
+
+    /// <summary>
+    /// The longest one non-streaming call may take before it is abandoned and retried or failed over;
+    /// a hung upstream otherwise holds the client for the whole <see cref="TotalTimeoutSeconds"/>.
+    /// Streams have <see cref="FirstTokenTimeoutSeconds"/> and <see cref="StreamIdleTimeoutSeconds"/> instead.
+    /// </summary>
+    public int AttemptTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>How long a deployment cools down after an upstream 429 or 529 that says no Retry-After of its own.</summary>
+    public int CooldownSeconds { get; set; } = 5;
+
     public CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 }
 
@@ -153,6 +164,8 @@ public sealed class ResilienceOverrides
     public int? FirstTokenTimeoutSeconds { get; set; }
     public int? StreamIdleTimeoutSeconds { get; set; }
     public int? TotalTimeoutSeconds { get; set; }
+    public int? AttemptTimeoutSeconds { get; set; }
+    public int? CooldownSeconds { get; set; }
     public CircuitBreakerOptions? CircuitBreaker { get; set; }
 
     public ResilienceOptions ApplyTo(ResilienceOptions global) => new()
@@ -163,6 +176,8 @@ public sealed class ResilienceOverrides
         FirstTokenTimeoutSeconds = FirstTokenTimeoutSeconds ?? global.FirstTokenTimeoutSeconds,
         StreamIdleTimeoutSeconds = StreamIdleTimeoutSeconds ?? global.StreamIdleTimeoutSeconds,
         TotalTimeoutSeconds = TotalTimeoutSeconds ?? global.TotalTimeoutSeconds,
+        AttemptTimeoutSeconds = AttemptTimeoutSeconds ?? global.AttemptTimeoutSeconds,
+        CooldownSeconds = CooldownSeconds ?? global.CooldownSeconds,
         CircuitBreaker = CircuitBreaker ?? global.CircuitBreaker,
     };
 }
@@ -319,7 +334,13 @@ public sealed class LoggingOptions
 /// <summary>Defaults that more than one place needs.</summary>
 public static class GatewayDefaults
 {
-    public const int MaxConcurrency = 256;
+    /// <summary>
+    /// Calls in flight per provider. A stream holds its slot (and one upstream connection) for its whole
+    /// length, so the limit must cover the streams an instance serves at once; 256 turned away 744 of
+    /// 1,000 concurrent streams. Each in-flight call costs roughly one pooled connection with its socket
+    /// and read buffers (tens of KB), so 1,024 stays well under 100 MB.
+    /// </summary>
+    public const int MaxConcurrency = 1024;
     public const int ContextWindow = 128_000;
     public const int MaxOutputTokens = 4_096;
     public const string AutoModel = "auto";

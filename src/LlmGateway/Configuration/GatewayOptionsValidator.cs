@@ -213,6 +213,8 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (r.FirstTokenTimeoutSeconds <= 0) errors.Add($"{at}:FirstTokenTimeoutSeconds must be positive.");
         if (r.StreamIdleTimeoutSeconds <= 0) errors.Add($"{at}:StreamIdleTimeoutSeconds must be positive.");
         if (r.TotalTimeoutSeconds <= 0) errors.Add($"{at}:TotalTimeoutSeconds must be positive.");
+        if (r.AttemptTimeoutSeconds <= 0) errors.Add($"{at}:AttemptTimeoutSeconds must be positive.");
+        if (r.CooldownSeconds <= 0) errors.Add($"{at}:CooldownSeconds must be positive.");
         var cb = r.CircuitBreaker;
         if (cb.FailureRatio is <= 0 or > 1) errors.Add($"{at}:CircuitBreaker:FailureRatio must be in (0, 1].");
         if (cb.MinimumThroughput < 2) errors.Add($"{at}:CircuitBreaker:MinimumThroughput must be at least 2.");

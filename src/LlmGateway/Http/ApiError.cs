@@ -11,6 +11,17 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
     /// <summary>Seconds for a Retry-After header, when the client should wait before trying again.</summary>
     public int? RetryAfterSeconds { get; init; }
 
+    /// <summary>
+    /// The <c>x-should-retry</c> signal OpenAI's SDKs honour over their own status-based rule: false
+    /// where the gateway already tried (and retried) upstream, so a client does not multiply those
+    /// tries; null leaves the decision to the client (a 429 or 503 with Retry-After, say).
+    /// </summary>
+    public bool? ShouldRetry { get; init; }
+
+    /// <summary>Whole seconds for a Retry-After header: rounded up, at least 1; null when unknown.</summary>
+    public static int? Seconds(TimeSpan? wait) =>
+        wait is { } w ? (int)Math.Clamp(Math.Ceiling(w.TotalSeconds), 1, int.MaxValue) : null;
+
     public static ApiError InvalidRequest(string message, string? param = null, string? code = null) =>
         new(StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, code, message, param);
 
@@ -27,6 +38,10 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
 
     public static ApiError UpstreamTimeout(string message) =>
         new(StatusCodes.Status504GatewayTimeout, ErrorTypes.Api, ErrorCodes.UpstreamTimeout, message);
+
+    /// <summary>Every candidate is rate-limited upstream (or cooling down after a 429): OpenAI's own 429.</summary>
+    public static ApiError RateLimitExceeded(string message, TimeSpan? retryAfter) =>
+        new(StatusCodes.Status429TooManyRequests, ErrorTypes.RateLimit, ErrorCodes.RateLimitExceeded, message) { RetryAfterSeconds = Seconds(retryAfter) };
 
     public static ApiError NoHealthyProvider(string message) =>
         new(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, ErrorCodes.NoHealthyProvider, message);
@@ -81,14 +96,26 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
     {
         response.StatusCode = Status;
         response.ContentType = "application/json";
-        if (RetryAfterSeconds is { } s)
-        {
-            response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
+        WriteHeaders(response.Headers);
         var body = ToJson();
         response.ContentLength = body.Length;
         return response.Body.WriteAsync(body).AsTask();
     }
+
+    /// <summary>Retry-After and x-should-retry, for any edge that answers with this error (whatever its body's dialect).</summary>
+    public void WriteHeaders(IHeaderDictionary headers)
+    {
+        if (RetryAfterSeconds is { } s)
+        {
+            headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (ShouldRetry is { } retry)
+        {
+            headers[ShouldRetryHeader] = retry ? "true" : "false";
+        }
+    }
+
+    public const string ShouldRetryHeader = "x-should-retry";
 
     public IResult ToResult() => new ApiErrorResult(this);
 

@@ -28,8 +28,14 @@ public enum FailureCause
     /// <summary>The upstream answered something the gateway could not read, or a stream ended early.</summary>
     Protocol,
     NotConfigured,
+    /// <summary>Not tried: the provider's or the deployment's circuit is open.</summary>
     CircuitOpen,
+    /// <summary>The upstream answered 429 for this deployment, or it is still cooling down after one.</summary>
     RateLimited,
+    /// <summary>The upstream said it is overloaded (Anthropic's 529), or the deployment is still cooling down after that.</summary>
+    Overloaded,
+    /// <summary>Not tried: the provider is at the gateway's own MaxConcurrency, Rpm or Tpm for it.</summary>
+    OverLimit,
     /// <summary>Not tried: a budget (or the per-request cost limit) has no room for it. Never retried on the same candidate.</summary>
     Budget,
 }
@@ -53,6 +59,15 @@ public sealed record ProviderFailure(
 
     public bool IsTimeout => Cause == FailureCause.Timeout;
 
+    /// <summary>A 429 or 529 from the upstream: the deployment cools down instead of counting a failure.</summary>
+    public bool CoolsDown => UpstreamStatus is 429 or 529 && Cause is FailureCause.RateLimited or FailureCause.Overloaded;
+
+    /// <summary>
+    /// Evidence about the whole provider rather than one of its models: it can't be reached (refused,
+    /// DNS, TLS, a broken connection) or it refuses the gateway's key (401, 403).
+    /// </summary>
+    public bool IsProviderWide => Cause == FailureCause.Connection || (Cause == FailureCause.UpstreamStatus && UpstreamStatus is 401 or 403);
+
     /// <summary>The error body when this failure is what the client gets.</summary>
     public ApiError ToApiError()
     {
@@ -65,7 +80,8 @@ public sealed record ProviderFailure(
         return Cause switch
         {
             FailureCause.Timeout => ApiError.UpstreamTimeout(Message),
-            FailureCause.CircuitOpen or FailureCause.NotConfigured => ApiError.NoHealthyProvider(Message),
+            FailureCause.CircuitOpen or FailureCause.NotConfigured or FailureCause.Overloaded or FailureCause.OverLimit => ApiError.NoHealthyProvider(Message) with { RetryAfterSeconds = ApiError.Seconds(RetryAfter) },
+            FailureCause.RateLimited => ApiError.RateLimitExceeded(Message, RetryAfter),
             FailureCause.Budget => ErrorCode == ErrorCodes.BudgetUnavailable ? ApiError.BudgetUnavailable(Message) : ApiError.BudgetExceeded(Message),
             _ => ApiError.UpstreamError(Message),
         };

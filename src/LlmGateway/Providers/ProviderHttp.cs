@@ -143,7 +143,12 @@ public static class ProviderHttp
         var text = kind == FailureKind.FailRequest && safe.Length > 0
             ? safe
             : $"Provider '{provider}' returned {status}{(safe.Length > 0 ? ": " + safe : ".")}";
-        var cause = status == 429 ? FailureCause.RateLimited : FailureCause.UpstreamStatus;
+        var cause = status switch
+        {
+            429 when kind == FailureKind.Retryable => FailureCause.RateLimited,
+            529 => FailureCause.Overloaded,
+            _ => FailureCause.UpstreamStatus,
+        };
         return new ProviderFailure(kind, cause, provider, text, status, type, code, param) { RetryAfter = retryAfter };
     }
 

@@ -80,7 +80,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
 
             var provider = providers.Get(candidate.Provider.Name);
             state ??= new AttemptState(this, context, total);
-            state.Start(candidate, provider, previousModel);
+            state.Start(candidate, provider, provider.Deployment(candidate.UpstreamModel), previousModel, time.GetTimestamp());
 
             var pollyContext = ResilienceContextPool.Shared.Get(total.Token);
             Outcome<AttemptResult> outcome;
@@ -104,45 +104,68 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
 
             var result = outcome.Result;
             if (result.Execution is { } execution) return execution;
-            // A retry that found the circuit open or the provider at its limit says less than the
-            // call that failed before it: the client hears about that one.
-            var failure = ResilienceFailures.IsUnavailable(result.Failure!) && state.LastCallFailure is { } called ? called : result.Failure!;
+            // A retry that found the circuit open, the deployment cooling down or the provider at its
+            // limit says less than the call that failed before it: the client hears about that one.
+            var failure = ResilienceFailures.IsSkip(result.Failure!) && state.LastCallFailure is { } called ? called : result.Failure!;
             failures.Add(failure);
             previousModel = candidate.ModelName;
             switch (failure.Kind)
             {
                 case FailureKind.FailRequest:
-                    return new Execution { Candidate = candidate, Error = failure.ToApiError() };
+                    return new Execution { Candidate = candidate, Error = Settled(failure.ToApiError(), context) };
                 case FailureKind.ContextLength:
                     minContextWindow = candidate.Model.ContextWindow;
                     break;
             }
         }
 
-        return new Execution { Error = FinalError(failures) };
+        return new Execution { Error = Settled(FinalError(failures), context) };
     }
+
+    /// <summary>
+    /// Once the gateway has called upstream (and retried, and failed over), a client's own retries would
+    /// multiply those calls: x-should-retry: false says so to OpenAI's SDKs. When nothing was called
+    /// (every candidate skipped for a cooldown or a circuit), the client may retry after Retry-After.
+    /// </summary>
+    private static ApiError Settled(ApiError error, GatewayContext context) =>
+        context.Record.Attempts > 0 ? error with { ShouldRetry = false } : error;
 
     /// <summary>One try on the current candidate; Polly calls it again for each retry.</summary>
     private async ValueTask<Outcome<AttemptResult>> AttemptAsync(AttemptState state)
     {
-        var (context, candidate, provider) = (state.Context, state.Candidate!, state.Provider!);
+        var (context, candidate, provider, deployment) = (state.Context, state.Candidate!, state.Provider!, state.Deployment!);
         var record = context.Record;
         var retry = state.Tries++;
-        // The wait before a retry is the upstream's doing, not the gateway's overhead.
-        if (retry > 0) context.AddUpstreamTime(state.FailedAt);
-
-        // :: Step 1: an open circuit is skipped without a call.
-        if (!provider.Breaker.TryEnter(out var probe))
+        if (retry > 0)
         {
-            return Fail(ResilienceFailures.CircuitOpen(provider.Name, provider.Breaker.RemainingBreak));
+            // The wait before a retry is the upstream's doing, not the gateway's overhead.
+            context.AddUpstreamTime(state.FailedAt);
+            events.Retry(provider.Name, deployment.UpstreamModel);
         }
 
+        // :: Step 1: a deployment cooling down, or an open circuit (the provider's or the deployment's), is skipped without a call.
+        if (provider.TryEnter(deployment, out var entry) is { } skipped) return Fail(skipped);
+
         // :: Step 2: a provider over its own limits is skipped, not waited for.
-        var verdict = provider.Limits.TryAcquire(context.Request, out var lease);
+        var verdict = provider.Limits.TryAcquire(context.Request, out var lease, out var limitRetryAfter);
         if (verdict != LimitVerdict.Acquired)
         {
-            provider.Abandoned(probe);
-            return Fail(ResilienceFailures.OverLimit(provider.Name, verdict));
+            provider.Abandoned(entry);
+            return Fail(ResilienceFailures.OverLimit(provider.Name, verdict, limitRetryAfter));
+        }
+
+        // A stream's retries share one first-token budget, so the next candidate starts within
+        // FirstTokenTimeout of this one's first try; a non-stream call has a limit per attempt.
+        var attemptLimit = provider.AttemptTimeout;
+        if (context.Request.Stream)
+        {
+            attemptLimit = provider.FirstTokenTimeout - time.GetElapsedTime(state.CandidateStarted);
+            if (attemptLimit <= TimeSpan.Zero)
+            {
+                provider.Abandoned(entry);
+                lease?.Dispose();
+                return Fail(state.LastCallFailure ?? ProviderFailure.Timeout(provider.Name, "no first token in time"));
+            }
         }
 
         IAdmissionTicket? ticket = null;
@@ -170,7 +193,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             record.Provider = provider.Name;
             called = true;
             timer = new TimedCancellation(time, state.Total.Token);
-            timer.CancelAfter(context.Request.Stream ? provider.FirstTokenTimeout : provider.AttemptTotalTimeout);
+            timer.CancelAfter(attemptLimit);
 
             var started = time.GetTimestamp();
             using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
@@ -180,11 +203,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 Telemetry.GatewayTracing.EndAttempt(span, null, failure);
                 state.LastCallFailure = failure;
                 state.FailedAt = time.GetTimestamp();
-                provider.Failed(probe, failure, providerTimedOut: timer.TimedOut);
-                // Retry this provider only for what another try can fix, and only as long as the wait fits.
-                var delay = failure.Kind == FailureKind.Retryable && !state.Total.Token.IsCancellationRequested
-                    ? Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble())
-                    : null;
+                provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
+                var delay = RetryDelay(state, provider, failure, retry);
                 return Outcome.FromResult(new AttemptResult(null, failure, delay));
             }
 
@@ -193,12 +213,12 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             var stream = response!.Stream;
             if (stream is null || endedEarly)
             {
-                provider.Succeeded(probe, latency);
+                provider.Succeeded(entry, latency);
             }
             else
             {
-                provider.Committed(probe);
-                response = ProviderResponse.Streaming(new CommittedStream(stream, provider, timer, latency));
+                provider.Committed(entry);
+                response = ProviderResponse.Streaming(new CommittedStream(stream, provider, entry.Deployment, timer, latency));
             }
             context.Admission = ticket;
             committed = true;
@@ -218,19 +238,38 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         catch
         {
             // The client left mid-call: that tells nothing about the provider.
-            if (called) provider.Abandoned(probe);
+            if (called) provider.Abandoned(entry);
             throw;
         }
         finally
         {
             if (!committed)
             {
-                if (!called) provider.Abandoned(probe);
+                if (!called) provider.Abandoned(entry);
                 timer?.Dispose();
                 lease?.Dispose();
                 if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Whether another try on this candidate makes sense, and after how long; null moves on to the next
+    /// candidate. Only what another try can fix is retried, only while the wait fits the request's total,
+    /// a stream's first-token budget, and (after a 429 or 529) the deployment's cooldown: the upstream
+    /// named the wait, and a wait longer than MaxDelayMs is better spent on the next candidate.
+    /// </summary>
+    private TimeSpan? RetryDelay(AttemptState state, ProviderResilience provider, ProviderFailure failure, int retry)
+    {
+        if (failure.Kind != FailureKind.Retryable || state.Total.Token.IsCancellationRequested) return null;
+        TimeSpan? delay = failure.CoolsDown
+            ? (state.Deployment!.RemainingCooldown is var cooldown && cooldown <= TimeSpan.FromMilliseconds(provider.Options.MaxDelayMs) ? cooldown : null)
+            : Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble());
+        if (delay is { } wait && state.Context.Request.Stream && time.GetElapsedTime(state.CandidateStarted) + wait >= provider.FirstTokenTimeout)
+        {
+            return null;
+        }
+        return delay;
     }
 
     /// <summary>
@@ -292,8 +331,11 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private static Outcome<AttemptResult> Fail(ProviderFailure failure) => Outcome.FromResult(new AttemptResult(null, failure, null));
 
     /// <summary>
-    /// Every candidate failed: all timed out is 504; all unusable (open circuits, over their limits)
-    /// is 503, with Retry-After when the circuits say when a probe will go; anything else 502.
+    /// Every candidate failed; the status names the cause across all of them. All over budget: 429
+    /// budget_exceeded. All timed out: 504. All rate-limited upstream (or cooling down after a 429):
+    /// 429 rate_limit_exceeded with the soonest Retry-After. All unavailable (open circuits, cooldowns,
+    /// 529 overloaded, the gateway's own limits, no key): 503 with the soonest Retry-After known.
+    /// All over their context window: 400. Anything else (5xx, unreadable answers, a mix): 502.
     /// </summary>
     internal static ApiError FinalError(List<ProviderFailure> failures)
     {
@@ -306,23 +348,35 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             // No candidate fits the budgets: 429 budget_exceeded (503 when budgets could not be checked at all).
             return (failures.Find(f => f.ErrorCode == ErrorCodes.BudgetExceeded) ?? failures[0]).ToApiError();
         }
-        if (failures.All(f => f.IsTimeout))
+        if (failures.TrueForAll(f => f.IsTimeout))
         {
             return ApiError.UpstreamTimeout(Summary("timed out", failures));
         }
-        if (failures.All(ResilienceFailures.IsUnavailable))
+        if (failures.TrueForAll(f => f.Cause == FailureCause.RateLimited))
         {
-            var error = ApiError.NoHealthyProvider(Summary("is unavailable", failures));
-            return failures.All(f => f.Cause == FailureCause.CircuitOpen)
-                ? error with { RetryAfterSeconds = (int)Math.Ceiling(Math.Max(1, failures.Min(f => f.RetryAfter ?? TimeSpan.Zero).TotalSeconds)) }
-                : error;
+            return ApiError.RateLimitExceeded(Summary("is rate-limited", failures), Soonest(failures));
         }
-        if (failures.All(f => f.Kind == FailureKind.ContextLength))
+        if (failures.TrueForAll(ResilienceFailures.IsUnavailable))
+        {
+            return ApiError.NoHealthyProvider(Summary("is unavailable", failures)) with { RetryAfterSeconds = ApiError.Seconds(Soonest(failures)) };
+        }
+        if (failures.TrueForAll(f => f.Kind == FailureKind.ContextLength))
         {
             var last = failures[^1];
             return new ApiError(StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, "context_length_exceeded", last.Message, "messages");
         }
         return ApiError.UpstreamError(Summary("failed", failures));
+    }
+
+    /// <summary>The shortest wait any candidate named (a Retry-After, a cooldown, a circuit's break); null when none did.</summary>
+    private static TimeSpan? Soonest(List<ProviderFailure> failures)
+    {
+        TimeSpan? soonest = null;
+        foreach (var f in failures)
+        {
+            if (f.RetryAfter is { } wait && (soonest is null || wait < soonest)) soonest = wait;
+        }
+        return soonest;
     }
 
     private static string Summary(string verb, List<ProviderFailure> failures) => failures.Count == 1
@@ -337,6 +391,10 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         public TimedCancellation Total { get; } = total;
         public Candidate? Candidate { get; private set; }
         public ProviderResilience? Provider { get; private set; }
+        public DeploymentHealth? Deployment { get; private set; }
+
+        /// <summary>When the first try of this candidate began: its stream's first-token budget runs from here.</summary>
+        public long CandidateStarted { get; private set; }
 
         /// <summary>The model tried (or skipped) before this candidate, for the fallback event.</summary>
         public string? FallbackFrom { get; private set; }
@@ -346,10 +404,12 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         public ProviderFailure? LastCallFailure { get; set; }
         public long FailedAt { get; set; }
 
-        public void Start(Candidate candidate, ProviderResilience provider, string? fallbackFrom)
+        public void Start(Candidate candidate, ProviderResilience provider, DeploymentHealth deployment, string? fallbackFrom, long now)
         {
             Candidate = candidate;
             Provider = provider;
+            Deployment = deployment;
+            CandidateStarted = now;
             FallbackFrom = fallbackFrom;
             Tries = 0;
             LastCallFailure = null;
@@ -360,21 +420,24 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
 /// <summary>Failures the resilience layer itself decides on, before any call.</summary>
 public static class ResilienceFailures
 {
-    public static ProviderFailure CircuitOpen(string provider, TimeSpan remaining) =>
-        new(FailureKind.NextCandidate, FailureCause.CircuitOpen, provider,
-            $"Provider '{provider}' is unavailable: its circuit is open after repeated failures.") { RetryAfter = remaining };
+    public static ProviderFailure CircuitOpen(string provider, TimeSpan remaining, string? upstreamModel = null) =>
+        new(FailureKind.NextCandidate, FailureCause.CircuitOpen, provider, upstreamModel is null
+            ? $"Provider '{provider}' is unavailable: its circuit is open after repeated failures."
+            : $"Provider '{provider}' model '{upstreamModel}' is unavailable: its circuit is open after repeated failures.") { RetryAfter = remaining };
 
     /// <summary>The provider is at its own concurrency, RPM or TPM limit (no status: it was never called).</summary>
-    public static ProviderFailure OverLimit(string provider, LimitVerdict verdict) =>
-        new(FailureKind.NextCandidate, FailureCause.RateLimited, provider, verdict switch
+    public static ProviderFailure OverLimit(string provider, LimitVerdict verdict, TimeSpan retryAfter) =>
+        new(FailureKind.NextCandidate, FailureCause.OverLimit, provider, verdict switch
         {
             LimitVerdict.Concurrency => $"Provider '{provider}' is at its MaxConcurrency limit.",
             LimitVerdict.Rpm => $"Provider '{provider}' is at its Rpm limit.",
             _ => $"Provider '{provider}' is at its Tpm limit.",
-        });
+        }) { RetryAfter = retryAfter };
 
-    /// <summary>Nothing was wrong with the request; no candidate could take it right now.</summary>
+    /// <summary>Nothing was wrong with the request; no candidate could take it right now (a 503 with Retry-After).</summary>
     public static bool IsUnavailable(ProviderFailure f) =>
-        f.Cause is FailureCause.CircuitOpen or FailureCause.NotConfigured ||
-        (f.Cause == FailureCause.RateLimited && f.UpstreamStatus == 0);
+        f.Cause is FailureCause.CircuitOpen or FailureCause.NotConfigured or FailureCause.OverLimit or FailureCause.Overloaded or FailureCause.RateLimited;
+
+    /// <summary>Skipped without a call (a circuit, a cooldown, a limit): says less than a call that failed.</summary>
+    public static bool IsSkip(ProviderFailure f) => f.UpstreamStatus == 0 && IsUnavailable(f);
 }

@@ -11,14 +11,17 @@ internal sealed class CommittedStream : ChatStream
 {
     private readonly ChatStream _inner;
     private readonly ProviderResilience _provider;
+    private readonly HealthEntry _entry;
     private readonly TimedCancellation _attempt;
     private readonly TimeSpan _timeToFirstToken;
     private bool _reported;
 
-    public CommittedStream(ChatStream inner, ProviderResilience provider, TimedCancellation attempt, TimeSpan timeToFirstToken)
+    public CommittedStream(ChatStream inner, ProviderResilience provider, DeploymentHealth deployment, TimedCancellation attempt, TimeSpan timeToFirstToken)
     {
         _inner = inner;
         _provider = provider;
+        // The probes (if any) were settled at the commit: what comes later is a plain sample.
+        _entry = new HealthEntry(deployment, ProviderProbe: false, DeploymentProbe: false);
         _attempt = attempt;
         _timeToFirstToken = timeToFirstToken;
         Usage = inner.Usage;
@@ -52,8 +55,8 @@ internal sealed class CommittedStream : ChatStream
     {
         if (_reported) return;
         _reported = true;
-        if (failure is null) _provider.Succeeded(probe: false, _timeToFirstToken);
-        else _provider.Failed(probe: false, failure);
+        if (failure is null) _provider.Succeeded(_entry, _timeToFirstToken);
+        else _provider.Failed(_entry, failure);
     }
 
     public override ValueTask DisposeAsync()

@@ -11,9 +11,12 @@ public enum CircuitState
 /// <summary>What the router asks of provider health before it tries a candidate.</summary>
 public interface IProviderHealth
 {
-    /// <summary>Open only while the break lasts: once a probe call may go, the circuit reads half-open.</summary>
-    CircuitState GetCircuitState(string provider);
+    /// <summary>
+    /// The worse of the provider's circuit and the deployment's (the provider serving
+    /// <paramref name="upstreamModel"/>). Open only while the break lasts: once a probe call may go, it reads half-open.
+    /// </summary>
+    CircuitState GetCircuitState(string provider, string upstreamModel);
 
     /// <summary>How long until an open circuit lets a probe through: the Retry-After of a 503 when every circuit is open.</summary>
-    TimeSpan RemainingBreak(string provider) => TimeSpan.Zero;
+    TimeSpan RemainingBreak(string provider, string upstreamModel) => TimeSpan.Zero;
 }

@@ -12,7 +12,8 @@ namespace LlmGateway.Resilience;
 /// A provider over a limit is skipped to the next candidate at once, never queued: the candidate
 /// list exists so that one saturated provider costs nothing but a different answerer, and a wait
 /// here would add latency to every request exactly when the system is busiest. When every
-/// candidate is over its limit, the client gets a 503 and can back off itself.
+/// candidate is over its limit, the client gets a 503 with Retry-After and can back off itself: a
+/// second for a full MaxConcurrency (a slot frees when any answer ends), the window's rest for Rpm/Tpm.
 /// </remarks>
 public sealed class ProviderLimits : IDisposable
 {
@@ -56,8 +57,9 @@ public sealed class ProviderLimits : IDisposable
     /// the provider will charge against its own TPM before it answers: the prompt estimate plus the
     /// output the request allows (OpenAI's own rule).
     /// </summary>
-    public LimitVerdict TryAcquire(GatewayRequest request, out RateLimitLease? lease)
+    public LimitVerdict TryAcquire(GatewayRequest request, out RateLimitLease? lease, out TimeSpan retryAfter)
     {
+        retryAfter = ResilienceDefaults.ConcurrencyRetryAfter;
         lease = _concurrency.AttemptAcquire();
         if (!lease.IsAcquired)
         {
@@ -70,6 +72,7 @@ public sealed class ProviderLimits : IDisposable
             using var rpm = _requests.AttemptAcquire();
             if (!rpm.IsAcquired)
             {
+                retryAfter = WindowRest(rpm);
                 lease.Dispose();
                 lease = null;
                 return LimitVerdict.Rpm;
@@ -82,6 +85,7 @@ public sealed class ProviderLimits : IDisposable
             using var tpm = _tokens.AttemptAcquire((int)Math.Clamp(tokens, 1, _tpm));
             if (!tpm.IsAcquired)
             {
+                retryAfter = WindowRest(tpm);
                 lease.Dispose();
                 lease = null;
                 return LimitVerdict.Tpm;
@@ -89,6 +93,10 @@ public sealed class ProviderLimits : IDisposable
         }
         return LimitVerdict.Acquired;
     }
+
+    /// <summary>When a refused rate-limit lease says the window renews; else a whole minute.</summary>
+    private static TimeSpan WindowRest(RateLimitLease refused) =>
+        refused.TryGetMetadata(MetadataName.RetryAfter, out var wait) && wait > TimeSpan.Zero ? wait : TimeSpan.FromMinutes(1);
 
     public void Dispose()
     {

@@ -3,20 +3,30 @@ using LlmGateway.Http;
 namespace LlmGateway.Resilience;
 
 /// <summary>
-/// What an operator wants to know about a provider's recent past: the last few hundred calls and
-/// probes (outcome and latency), the last error and when. Written once per call under a short
-/// lock; read only by the admin view, which does the arithmetic.
+/// What an operator wants to know about a provider's (or one deployment's) recent past: calls and
+/// probes per second over the last few minutes, the latency of the last few hundred, the last error
+/// and when. Written once per call under a short lock; read only by the admin view, which does the
+/// arithmetic.
 /// </summary>
+/// <remarks>
+/// Counts are kept in one bucket per second, not as a list of calls, so "requests in the last five
+/// minutes" stays true under any load (a ring of the last 256 calls stopped at 256). Percentiles come
+/// from the last <see cref="LatencySamples"/> answered calls in the window: enough for p95.
+/// </remarks>
 public sealed class ProviderStats(TimeProvider time)
 {
-    private const int Capacity = 256;
+    /// <summary>One bucket per second of <see cref="ResilienceDefaults.RecentWindow"/>.</summary>
+    private static readonly int s_buckets = (int)ResilienceDefaults.RecentWindow.TotalSeconds;
+    private const int LatencySamples = 512;
 
     private readonly object _lock = new();
-    private readonly long[] _at = new long[Capacity];
-    private readonly float[] _latencyMs = new float[Capacity];
-    private readonly bool[] _failed = new bool[Capacity];
-    private int _next;
-    private int _count;
+    private readonly long[] _second = InitSeconds();
+    private readonly int[] _requests = new int[s_buckets];
+    private readonly int[] _errors = new int[s_buckets];
+    private readonly long[] _latencyAt = new long[LatencySamples];
+    private readonly float[] _latencyMs = new float[LatencySamples];
+    private int _nextLatency;
+    private int _latencyCount;
 
     private string? _lastError;
     private int _lastErrorStatus;
@@ -33,6 +43,18 @@ public sealed class ProviderStats(TimeProvider time)
         {
             Add(failed: false, latency);
             _lastSuccessAt = now;
+        }
+    }
+
+    /// <summary>
+    /// A call the provider answered with an error that is not its own fault as a whole (one model's 5xx
+    /// or 429, a client's bad parameter): it counts as a call, not as an error, and has no latency.
+    /// </summary>
+    public void RecordAnswered()
+    {
+        lock (_lock)
+        {
+            Add(failed: false, latency: null);
         }
     }
 
@@ -77,26 +99,34 @@ public sealed class ProviderStats(TimeProvider time)
     {
         lock (_lock)
         {
-            _count = 0;
-            _next = 0;
+            Array.Copy(InitSeconds(), _second, s_buckets);
+            Array.Clear(_requests);
+            Array.Clear(_errors);
+            _latencyCount = 0;
+            _nextLatency = 0;
         }
     }
 
     public StatsSnapshot Snapshot(TimeSpan window)
     {
-        var latencies = new List<float>(Capacity);
+        var latencies = new List<float>(LatencySamples);
         int requests = 0, errors = 0;
-        var sinceTicks = (long)(window.TotalSeconds * time.TimestampFrequency);
         var now = time.GetTimestamp();
+        var nowSecond = Second(now);
+        var windowSeconds = (long)Math.Ceiling(window.TotalSeconds);
+        var sinceTicks = (long)(window.TotalSeconds * time.TimestampFrequency);
         StatsSnapshot snapshot;
         lock (_lock)
         {
-            for (var i = 0; i < _count; i++)
+            for (var i = 0; i < s_buckets; i++)
             {
-                if (now - _at[i] > sinceTicks) continue;
-                requests++;
-                if (_failed[i]) errors++;
-                else latencies.Add(_latencyMs[i]);
+                if (nowSecond - _second[i] >= windowSeconds) continue;
+                requests += _requests[i];
+                errors += _errors[i];
+            }
+            for (var i = 0; i < _latencyCount; i++)
+            {
+                if (now - _latencyAt[i] <= sinceTicks) latencies.Add(_latencyMs[i]);
             }
             snapshot = new StatsSnapshot(requests, errors, 0, 0, _lastError, _lastErrorStatus, _lastErrorAt, _lastSuccessAt, _lastProbeAt, _lastProbeOk);
         }
@@ -104,13 +134,34 @@ public sealed class ProviderStats(TimeProvider time)
         return snapshot with { LatencyP50Ms = Percentile(latencies, 0.5), LatencyP95Ms = Percentile(latencies, 0.95) };
     }
 
-    private void Add(bool failed, TimeSpan latency)
+    private void Add(bool failed, TimeSpan? latency)
     {
-        _at[_next] = time.GetTimestamp();
-        _failed[_next] = failed;
-        _latencyMs[_next] = (float)latency.TotalMilliseconds;
-        _next = (_next + 1) % Capacity;
-        if (_count < Capacity) _count++;
+        var now = time.GetTimestamp();
+        var second = Second(now);
+        var i = (int)(((second % s_buckets) + s_buckets) % s_buckets);
+        if (_second[i] != second)
+        {
+            _second[i] = second;
+            _requests[i] = 0;
+            _errors[i] = 0;
+        }
+        _requests[i]++;
+        if (failed) _errors[i]++;
+        if (failed || latency is not { } answered) return;
+        _latencyAt[_nextLatency] = now;
+        _latencyMs[_nextLatency] = (float)answered.TotalMilliseconds;
+        _nextLatency = (_nextLatency + 1) % LatencySamples;
+        if (_latencyCount < LatencySamples) _latencyCount++;
+    }
+
+    private long Second(long timestamp) => timestamp / time.TimestampFrequency;
+
+    private static long[] InitSeconds()
+    {
+        // Far outside any window: an empty bucket never counts.
+        var seconds = new long[s_buckets];
+        Array.Fill(seconds, long.MinValue / 4);
+        return seconds;
     }
 
     private static double Percentile(List<float> sorted, double p) =>

@@ -10,6 +10,7 @@ public static class ResilienceEndpoints
     {
         services.AddSingleton<ProviderResilienceRegistry>();
         services.AddSingleton<IProviderHealth>(sp => sp.GetRequiredService<ProviderResilienceRegistry>());
+        services.AddSingleton<Telemetry.IProviderHealthSource>(sp => sp.GetRequiredService<ProviderResilienceRegistry>());
         services.AddSingleton<CandidateExecutor>();
         services.AddSingleton<IProviderProbe, OpenAiModelsProbe>();
         services.AddHostedService<ProviderProber>();
@@ -27,7 +28,7 @@ public static class ResilienceEndpoints
             return Results.Json(new ProviderListView("list", views), ResilienceJsonContext.Readable.ProviderListView);
         })
         .WithName("ListProviders")
-        .WithSummary("Each provider's status, circuit, last error, recent latency and error rate");
+        .WithSummary("Each provider's status, circuit, last error, recent latency and error rate, and the same per deployment (upstream model) with its cooldown");
 
         admin.MapPost("/providers/{name}/reset", (string name, ProviderResilienceRegistry providers) =>
         {
@@ -39,29 +40,11 @@ public static class ResilienceEndpoints
             return Results.Json(View(provider), ResilienceJsonContext.Readable.ProviderStatusView);
         })
         .WithName("ResetProvider")
-        .WithSummary("Close the provider's circuit and forget its recent samples");
+        .WithSummary("Close the provider's circuit and its deployments', end their cooldowns, forget recent samples");
         return app;
     }
 
-    private static ProviderStatusView View(ProviderResilience p)
-    {
-        var circuit = p.Breaker.State;
-        var recent = p.Stats.Snapshot(ResilienceDefaults.RecentWindow);
-        var remaining = p.Breaker.RemainingBreak;
-        return new ProviderStatusView(
-            p.Name,
-            p.Type,
-            ProviderStatuses.For(circuit, recent),
-            ProviderStatuses.Circuit(circuit),
-            circuit == CircuitState.Open ? Math.Round(remaining.TotalSeconds, 3) : null,
-            recent.LastError is { } message && recent.LastErrorAt is { } at
-                ? new ProviderErrorView(message, recent.LastErrorStatus > 0 ? recent.LastErrorStatus : null, at)
-                : null,
-            recent.LastSuccessAt,
-            new RecentView((int)ResilienceDefaults.RecentWindow.TotalSeconds, recent.Requests, recent.Errors, recent.ErrorRate, recent.LatencyP50Ms, recent.LatencyP95Ms),
-            new LimitsView(p.Limits.MaxConcurrency, p.Limits.InFlight, p.Limits.Rpm, p.Limits.Tpm),
-            new ProbeView((int)p.ProbeInterval.TotalSeconds, recent.LastProbeAt, recent.LastProbeOk));
-    }
+    private static ProviderStatusView View(ProviderResilience p) => ProviderViews.For(p);
 
     private static string Truncate(string s) => s.Length <= 100 ? s : s[..100] + "…";
 }

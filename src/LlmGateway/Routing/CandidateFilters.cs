@@ -127,7 +127,8 @@ public static class CandidateFilters
             // auto with no provider key at all (a zero-config start): say what to configure.
             Unusable when input.IsAuto && worst == Rank(Unusable) && AllUnusable(evaluated) =>
                 ApiError.NoHealthyProvider(text + " Set the key variable of one of these providers, or name a model (GET /v1/models); GET /admin/config shows what auto can reach."),
-            CircuitOpen or Unusable => ApiError.NoHealthyProvider(text),
+            CircuitOpen => ApiError.NoHealthyProvider(text) with { RetryAfterSeconds = ApiError.Seconds(SoonestProbe(evaluated)) },
+            Unusable => ApiError.NoHealthyProvider(text),
             // The operator's per-request limit is a budget (429 budget_exceeded, as the contract says);
             // the client's own X-Max-Cost-Usd is a constraint of the request (400).
             MaxCost when input.MaxCostSource == RoutingInput.ConfiguredMaxCostSource =>
@@ -147,6 +148,17 @@ public static class CandidateFilters
             if (c.Removed is not { Filter: Unusable }) return false;
         }
         return true;
+    }
+
+    /// <summary>The soonest an open circuit among the candidates lets a probe through.</summary>
+    private static TimeSpan? SoonestProbe(IReadOnlyList<RouteCandidate> evaluated)
+    {
+        TimeSpan? soonest = null;
+        foreach (var c in evaluated)
+        {
+            if (c.Removed?.Filter == CircuitOpen && c.CircuitRetryIn is { } wait && (soonest is null || wait < soonest)) soonest = wait;
+        }
+        return soonest;
     }
 
     private static int Rank(string filter) => filter switch

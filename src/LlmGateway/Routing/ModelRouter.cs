@@ -229,7 +229,8 @@ public sealed class ModelRouter : IModelRouter
             EstimatedCostUsd = Pricing.CostUsd(model, new TokenUsage(input.PromptTokens, expectedOutput)),
             MaxCostUsd = Pricing.MaxCostUsd(model, input.PromptTokens, input.MaxTokens),
             Latency = _latency.Get(candidate.ModelName),
-            Circuit = _health?.GetCircuitState(candidate.Provider.Name),
+            Circuit = _health?.GetCircuitState(candidate.Provider.Name, candidate.UpstreamModel),
+            CircuitRetryIn = _health?.RemainingBreak(candidate.Provider.Name, candidate.UpstreamModel),
         };
     }
 

@@ -11,6 +11,9 @@ public sealed record Candidate(string ModelName, ModelOptions Model, IChatProvid
 {
     /// <summary>The model's declared Capabilities, parsed once rather than on every request that weighs it.</summary>
     public ModelCapabilities Capabilities { get; } = CapabilityNames.Parse(Model.Capabilities);
+
+    /// <summary>The model name the upstream knows; with the provider, it names the deployment whose health is kept.</summary>
+    public string UpstreamModel => Model.UpstreamModel ?? ModelName;
 }
 
 /// <summary>A candidate a filter removed, and why: the explain endpoint and the log line show these.</summary>
@@ -200,6 +203,9 @@ public sealed class RouteCandidate(Candidate candidate, int listIndex)
     public decimal MaxCostUsd { get; set; }
     public LatencyEstimate Latency { get; set; }
     public CircuitState? Circuit { get; set; }
+
+    /// <summary>For an open circuit: how long until it lets a probe through (the Retry-After of a 503 when every circuit is open).</summary>
+    public TimeSpan? CircuitRetryIn { get; set; }
 
     /// <summary>The ordering strategy's score (its meaning depends on the strategy); null when none was applied.</summary>
     public double? Score { get; set; }

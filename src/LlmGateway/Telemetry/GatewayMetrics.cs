@@ -44,9 +44,7 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
     private readonly Counter<long> _fallbacks;
     private readonly Counter<long> _storeErrors;
     private readonly ConcurrentDictionary<string, int> _circuitStates = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _providerUp = new(StringComparer.Ordinal);
     private long _inflight;
-    private int _providersSeeded;
 
     /// <summary>
     /// Takes the service provider rather than the provider registry and the budget source: those belong to
@@ -85,8 +83,12 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         _storeErrors = meter.CreateCounter<long>(StoreErrorsInstrument, "{error}", "Failed operations on the shared store (Redis or in-memory) by operation.");
         meter.CreateObservableGauge("llm_gateway.circuit_state", ObserveCircuitStates, "{state}",
             "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.");
-        meter.CreateObservableGauge("llm_gateway.provider_up", ObserveProviderUp, null,
-            "1 when the provider is usable and healthy, 0 when it is not.");
+        meter.CreateObservableGauge("llm_gateway.provider_up", () => ObserveHealth(deployments: false, state: false), null,
+            "1 when GET /admin/providers shows the provider healthy or degraded; 0 when unavailable, or unknown (no call or probe in the last 5 minutes).");
+        meter.CreateObservableGauge("llm_gateway.deployment_up", () => ObserveHealth(deployments: true, state: false), null,
+            "Per deployment (provider and upstream model): 1 when healthy or degraded, 0 when unavailable (circuit open, cooling down) or unknown.");
+        meter.CreateObservableGauge("llm_gateway.deployment_state", () => ObserveHealth(deployments: true, state: true), "{state}",
+            "Per deployment: 0 closed, 1 half-open, 2 open, 3 cooling down after an upstream 429 or 529.");
         meter.CreateObservableGauge("llm_gateway.budget.spent", () => ObserveBudgets(spent: true), "USD",
             "Spent in the current window, per budget scope and window (daily, monthly).");
         meter.CreateObservableGauge("llm_gateway.budget.limit", () => ObserveBudgets(spent: false), "USD",
@@ -162,9 +164,9 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         _cost.Add((double)record.CostUsd, byModel);
     }
 
-    public void Retry(string provider)
+    public void Retry(string provider, string deployment)
     {
-        _retries.Add(1, new TagList { { "provider", _labels.Provider(provider) } });
+        _retries.Add(1, new TagList { { "provider", _labels.Provider(provider) }, { "deployment", _labels.Deployment(deployment) } });
         GatewayTracing.RecordRetry();
     }
 
@@ -173,26 +175,31 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 
     public void CircuitStateChanged(string provider, CircuitState state) => _circuitStates[_labels.Provider(provider)] = (int)state;
 
-    public void ProviderUp(string provider, bool up) => _providerUp[_labels.Provider(provider)] = up ? 1 : 0;
-
     public void CacheLookup(string result) => _cacheRequests.Add(1, new TagList { { "result", MetricLabels.CacheResult(result) } });
 
     public void StoreError(string operation) => _storeErrors.Add(1, new TagList { { "operation", operation } });
 
     private List<Measurement<int>> ObserveCircuitStates() => Observe(_circuitStates);
 
-    private List<Measurement<int>> ObserveProviderUp()
+    /// <summary>
+    /// Provider and deployment health, read at the scrape from the same state <c>GET /admin/providers</c>
+    /// shows, so the two agree: a provider nothing has called or probed lately is unknown there and 0 here.
+    /// </summary>
+    private List<Measurement<int>> ObserveHealth(bool deployments, bool state)
     {
-        // Until an event says otherwise, a provider is up when it has what it needs (its key), so the
-        // dashboards and the "no healthy provider" alert see each one before any traffic.
-        if (Interlocked.Exchange(ref _providersSeeded, 1) == 0)
+        if (_services.GetService<IProviderHealthSource>() is not { } source) return [];
+        var samples = source.SampleHealth();
+        var measurements = new List<Measurement<int>>(samples.Count);
+        foreach (var s in samples)
         {
-            foreach (var provider in _services.GetRequiredService<ProviderRegistry>().All)
-            {
-                _providerUp.TryAdd(_labels.Provider(provider.Name), provider.IsUsable ? 1 : 0);
-            }
+            if ((s.Deployment is not null) != deployments) continue;
+            var provider = new KeyValuePair<string, object?>("provider", _labels.Provider(s.Provider));
+            var value = state ? s.State : s.Up ? 1 : 0;
+            measurements.Add(deployments
+                ? new Measurement<int>(value, provider, new KeyValuePair<string, object?>("deployment", _labels.Deployment(s.Deployment)))
+                : new Measurement<int>(value, provider));
         }
-        return Observe(_providerUp);
+        return measurements;
     }
 
     private static List<Measurement<int>> Observe(ConcurrentDictionary<string, int> byProvider)

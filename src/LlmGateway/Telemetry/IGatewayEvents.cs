@@ -9,10 +9,10 @@ namespace LlmGateway.Telemetry;
 /// </summary>
 public interface IGatewayEvents
 {
-    void Retry(string provider);
+    /// <summary>A retry of one deployment (the provider and its upstream model).</summary>
+    void Retry(string provider, string deployment);
     void Fallback(string fromModel, string toModel);
     void CircuitStateChanged(string provider, CircuitState state);
-    void ProviderUp(string provider, bool up);
     /// <summary>hit, miss, bypass or off.</summary>
     void CacheLookup(string result);
     void StoreError(string operation);
@@ -21,10 +21,9 @@ public interface IGatewayEvents
 /// <summary>Used until a telemetry implementation is registered.</summary>
 public sealed class NullGatewayEvents : IGatewayEvents
 {
-    public void Retry(string provider) { }
+    public void Retry(string provider, string deployment) { }
     public void Fallback(string fromModel, string toModel) { }
     public void CircuitStateChanged(string provider, CircuitState state) { }
-    public void ProviderUp(string provider, bool up) { }
     public void CacheLookup(string result) { }
     public void StoreError(string operation) { }
 }

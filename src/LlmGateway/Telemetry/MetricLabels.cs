@@ -23,11 +23,13 @@ public sealed class MetricLabels
     private readonly FrozenDictionary<string, string> _models;
     private readonly FrozenDictionary<string, string> _providers;
     private readonly FrozenDictionary<string, string> _taskTypes;
+    private readonly FrozenDictionary<string, string> _deployments;
 
     public MetricLabels(GatewayOptions options)
     {
         _models = Canonical(options.Models.Keys);
         _providers = Canonical(options.Providers.Keys);
+        _deployments = Canonical(options.Models.Select(m => m.Value.UpstreamModel ?? m.Key));
         _taskTypes = Canonical([.. options.Routing.TaskTypes.Keys, options.Routing.DefaultTaskType, Routing.ModelRouter.EmbeddingsTaskType]);
     }
 
@@ -36,6 +38,9 @@ public sealed class MetricLabels
     public string Provider(string? name) => Lookup(_providers, name);
 
     public string TaskType(string? name) => Lookup(_taskTypes, name);
+
+    /// <summary>A deployment's upstream model name, as configured (with the provider label it names one deployment).</summary>
+    public string Deployment(string? upstreamModel) => Lookup(_deployments, upstreamModel);
 
     /// <summary>
     /// The HTTP status code sent to the client, as text; <c>broken</c> for a stream that failed after it

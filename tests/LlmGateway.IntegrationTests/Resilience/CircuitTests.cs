@@ -8,9 +8,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LlmGateway.IntegrationTests.Resilience;
 
 /// <summary>
-/// A provider's circuit, end to end on the manual clock: it opens on provider failures, keeps
-/// traffic away without a call while open, lets one probe through after the break, and closes when
-/// the probe succeeds.
+/// A deployment's circuit (the provider serving one upstream model), end to end on the manual clock:
+/// it opens on that model's 5xx, keeps traffic away without a call while open, lets one probe through
+/// after the break, and closes when the probe succeeds. The provider's own circuit stays closed: one
+/// model's trouble is not the provider's.
 /// </summary>
 public sealed class CircuitTests : IAsyncLifetime
 {
@@ -55,8 +56,14 @@ public sealed class CircuitTests : IAsyncLifetime
 
     private static string Header(HttpResponseMessage response, string name) => response.Headers.GetValues(name).Single();
 
-    private static IEnumerable<string> CircuitEvents(ResilienceGateway gateway) =>
-        gateway.Events.Log.Where(e => e.StartsWith("circuit ", StringComparison.Ordinal) || e.StartsWith("up p1", StringComparison.Ordinal));
+    private static async Task<string> DeploymentCircuitAsync(ResilienceGateway gateway) =>
+        (await gateway.DeploymentAsync("p1", "upstream-m1")).GetProperty("circuit").GetString()!;
+
+    private static async Task AssertProviderCircuitClosedAsync(ResilienceGateway gateway)
+    {
+        Assert.DoesNotContain(gateway.Events.Log, e => e.StartsWith("circuit p1", StringComparison.Ordinal));
+        Assert.Equal("closed", (await gateway.ProviderAsync("p1")).GetProperty("circuit").GetString());
+    }
 
     private async Task OpenCircuitAsync(ResilienceGateway gateway)
     {
@@ -67,7 +74,8 @@ public sealed class CircuitTests : IAsyncLifetime
             Assert.Equal("m2", Header(response, "x-gateway-model"));
         }
         Assert.Equal(2, _primary.Calls);
-        Assert.Equal(["circuit p1 Open", "up p1 False"], CircuitEvents(gateway));
+        Assert.Equal("open", await DeploymentCircuitAsync(gateway));
+        await AssertProviderCircuitClosedAsync(gateway);
     }
 
     [Fact]
@@ -84,10 +92,12 @@ public sealed class CircuitTests : IAsyncLifetime
             Assert.Equal("1", Header(skipped, "x-gateway-attempts"));
         }
         Assert.Equal(2, _primary.Calls);
-        var view = await gateway.ProviderAsync("p1");
+        var view = await gateway.DeploymentAsync("p1", "upstream-m1");
         Assert.Equal("open", view.GetProperty("circuit").GetString());
         Assert.Equal("unavailable", view.GetProperty("status").GetString());
         Assert.Equal(10, view.GetProperty("circuit_retry_in_seconds").GetDouble());
+        // Its only deployment known to be unavailable: so is the provider, though its own circuit is closed.
+        Assert.Equal("unavailable", (await gateway.ProviderAsync("p1")).GetProperty("status").GetString());
 
         // The provider recovers; after the break one probe goes through and closes the circuit.
         _primary.Handler = Answer;
@@ -95,7 +105,7 @@ public sealed class CircuitTests : IAsyncLifetime
         using (var stillOpen = await SendAsync(gateway)) Assert.Equal("m2", Header(stillOpen, "x-gateway-model"));
         Assert.Equal(2, _primary.Calls);
         _time.Advance(TimeSpan.FromSeconds(1));
-        Assert.Equal("half_open", (await gateway.ProviderAsync("p1")).GetProperty("circuit").GetString());
+        Assert.Equal("half_open", await DeploymentCircuitAsync(gateway));
 
         using (var probe = await SendAsync(gateway))
         {
@@ -103,8 +113,8 @@ public sealed class CircuitTests : IAsyncLifetime
             Assert.Contains("primary is back", await probe.Content.ReadAsStringAsync());
         }
         Assert.Equal(3, _primary.Calls);
-        Assert.Equal(["circuit p1 Open", "up p1 False", "circuit p1 HalfOpen", "circuit p1 Closed", "up p1 True"], CircuitEvents(gateway));
-        Assert.Equal("closed", (await gateway.ProviderAsync("p1")).GetProperty("circuit").GetString());
+        Assert.Equal("closed", await DeploymentCircuitAsync(gateway));
+        await AssertProviderCircuitClosedAsync(gateway);
 
         using (var after = await SendAsync(gateway)) Assert.Equal("m1", Header(after, "x-gateway-model"));
         Assert.Equal(4, _primary.Calls);
@@ -119,7 +129,8 @@ public sealed class CircuitTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(10));
         using (var probe = await SendAsync(gateway)) Assert.Equal("m2", Header(probe, "x-gateway-model"));
         Assert.Equal(3, _primary.Calls);
-        Assert.Equal(["circuit p1 Open", "up p1 False", "circuit p1 HalfOpen", "circuit p1 Open"], CircuitEvents(gateway));
+        Assert.Equal("open", await DeploymentCircuitAsync(gateway));
+        Assert.Equal(10, (await gateway.DeploymentAsync("p1", "upstream-m1")).GetProperty("circuit_retry_in_seconds").GetDouble());
 
         _time.Advance(TimeSpan.FromSeconds(9));
         using (var skipped = await SendAsync(gateway)) Assert.Equal("m2", Header(skipped, "x-gateway-model"));
@@ -134,16 +145,19 @@ public sealed class CircuitTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(4));
 
         // Whether the router or the executor turns it away (both consult the circuit), the client
-        // hears the same; the Retry-After the executor adds is covered by FinalErrorTests.
+        // hears the same: 503 with the time until the probe as Retry-After. Nothing was called for
+        // this request, so the gateway leaves retrying to the client (no x-should-retry).
         using var response = await SendAsync(gateway, noFallback: true);
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("6", Header(response, "Retry-After"));
+        Assert.False(response.Headers.Contains("x-should-retry"));
         var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
         Assert.Equal("no_healthy_provider", error.GetProperty("code").GetString());
         Assert.Equal("api_error", error.GetProperty("type").GetString());
         Assert.Contains("p1", error.GetProperty("message").GetString());
         Assert.Equal(2, _primary.Calls);
-        Assert.Equal(6, gateway.Services.GetRequiredService<IProviderHealth>().RemainingBreak("p1").TotalSeconds);
+        Assert.Equal(6, gateway.Services.GetRequiredService<IProviderHealth>().RemainingBreak("p1", "upstream-m1").TotalSeconds);
     }
 
     [Fact]
@@ -189,7 +203,7 @@ public sealed class CircuitTests : IAsyncLifetime
             Assert.False(sse.SawDone);
         }
 
-        Assert.Equal(["circuit p1 Open", "up p1 False"], CircuitEvents(gateway));
+        Assert.Equal("open", await DeploymentCircuitAsync(gateway));
         using var next = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
         Assert.Equal("m2", next.Headers.GetValues("x-gateway-model").Single());
         Assert.Equal(2, _primary.Calls);

@@ -54,7 +54,6 @@ public sealed class ProbeTests : IAsyncLifetime
         Assert.Equal("/v1/models", probe.Path);
         Assert.Equal($"Bearer {ProviderKey}", probe.Header("authorization"));
         await gateway.WaitForStatusAsync("p1", "healthy");
-        Assert.Contains("up p1 True", gateway.Events.Log);
         Assert.Equal("unknown", (await gateway.ProviderAsync("p2")).GetProperty("status").GetString());
 
         // The provider goes down: the next probe, one interval later, says so.
@@ -67,7 +66,6 @@ public sealed class ProbeTests : IAsyncLifetime
         Assert.False(p1.GetProperty("probe").GetProperty("ok").GetBoolean());
         Assert.Equal(30, p1.GetProperty("probe").GetProperty("interval_seconds").GetInt32());
         Assert.Equal("closed", p1.GetProperty("circuit").GetString()); // a probe informs; it never trips the circuit
-        Assert.Contains("up p1 False", gateway.Events.Log);
 
         // And back: up again, though with a failure among its recent probes it shows as degraded for a while.
         _probed.Handler = Models;
@@ -75,7 +73,6 @@ public sealed class ProbeTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(30));
         p1 = await gateway.WaitForStatusAsync("p1", "degraded");
         Assert.True(p1.GetProperty("probe").GetProperty("ok").GetBoolean());
-        Assert.Equal(["up p1 True", "up p1 False", "up p1 True"], gateway.Events.Log.Where(e => e.StartsWith("up p1", StringComparison.Ordinal)));
 
         Assert.Equal(0, _unprobed.Calls); // ProbeIntervalSeconds defaults to 0: off
     }

@@ -19,10 +19,9 @@ namespace LlmGateway.IntegrationTests.Resilience;
 public sealed class RecordingEvents : IGatewayEvents
 {
     public ConcurrentQueue<string> Log { get; } = new();
-    public void Retry(string provider) => Log.Enqueue($"retry {provider}");
+    public void Retry(string provider, string deployment) => Log.Enqueue($"retry {provider}");
     public void Fallback(string fromModel, string toModel) => Log.Enqueue($"fallback {fromModel}>{toModel}");
     public void CircuitStateChanged(string provider, CircuitState state) => Log.Enqueue($"circuit {provider} {state}");
-    public void ProviderUp(string provider, bool up) => Log.Enqueue($"up {provider} {up}");
     public void CacheLookup(string result) { }
     public void StoreError(string operation) { }
     public int Count(string entry) => Log.Count(e => e == entry);
@@ -128,6 +127,17 @@ public sealed class ResilienceGateway : IAsyncDisposable
             if (p.GetProperty("name").GetString() == name) return p;
         }
         throw new InvalidOperationException($"provider {name} not listed");
+    }
+
+    /// <summary>One deployment (the provider serving <paramref name="upstreamModel"/>) as the admin view shows it.</summary>
+    public async Task<JsonElement> DeploymentAsync(string provider, string upstreamModel)
+    {
+        var view = await ProviderAsync(provider);
+        foreach (var d in view.GetProperty("deployments").EnumerateArray())
+        {
+            if (d.GetProperty("model").GetString() == upstreamModel) return d;
+        }
+        throw new InvalidOperationException($"deployment {provider}/{upstreamModel} not listed: {view}");
     }
 
     /// <summary>Polls the admin view (real time, as a guard only) until the provider shows <paramref name="status"/>.</summary>

@@ -164,7 +164,7 @@ internal sealed class RoutingEnvironment : IAsyncDisposable
 /// <summary>Provider health as the resilience capability reports it: a boundary fake.</summary>
 internal sealed class OpenCircuits(params string[] providers) : IProviderHealth
 {
-    public CircuitState GetCircuitState(string provider) => providers.Contains(provider) ? CircuitState.Open : CircuitState.Closed;
+    public CircuitState GetCircuitState(string provider, string upstreamModel) => providers.Contains(provider) ? CircuitState.Open : CircuitState.Closed;
 }
 
 /// <summary>Budgets as the store capability reports them: a boundary fake.</summary>

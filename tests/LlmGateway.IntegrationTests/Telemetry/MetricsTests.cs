@@ -204,11 +204,10 @@ public sealed class MetricsTests : IAsyncLifetime
         var events = gateway.Services.GetRequiredService<IGatewayEvents>();
         Assert.IsType<GatewayMetrics>(events);
 
-        events.Retry("up");
-        events.Retry("up");
+        events.Retry("up", "upstream-model");
+        events.Retry("up", "upstream-model");
         events.Fallback("test-model", "second-model");
         events.CircuitStateChanged("second", CircuitState.Open);
-        events.ProviderUp("second", false);
         events.CacheLookup("hit");
         events.CacheLookup("miss");
         events.CacheLookup("miss");
@@ -216,12 +215,15 @@ public sealed class MetricsTests : IAsyncLifetime
         events.StoreError("budget_settle");
 
         var m = await MetricsText.ScrapeAsync(http);
-        Assert.Equal(2, m.Value("llm_gateway_retries_total", ("provider", "up")));
+        Assert.Equal(2, m.Value("llm_gateway_retries_total", ("provider", "up"), ("deployment", "upstream-model")));
         Assert.Equal(1, m.Value("llm_gateway_fallbacks_total", ("from_model", "test-model"), ("to_model", "second-model")));
         Assert.Equal(2, m.Value("llm_gateway_circuit_state", ("provider", "second")));
         Assert.Equal(0, m.Value("llm_gateway_circuit_state", ("provider", "up")));
+        // Neither provider has been called or probed: unknown in /admin/providers, and unknown is not up.
         Assert.Equal(0, m.Value("llm_gateway_provider_up", ("provider", "second")));
-        Assert.Equal(1, m.Value("llm_gateway_provider_up", ("provider", "up")));
+        Assert.Equal(0, m.Value("llm_gateway_provider_up", ("provider", "up")));
+        Assert.Equal(0, m.Value("llm_gateway_deployment_up", ("provider", "up"), ("deployment", "upstream-model")));
+        Assert.Equal(0, m.Value("llm_gateway_deployment_state", ("provider", "up"), ("deployment", "upstream-model")));
         Assert.Equal(1, m.Value("llm_gateway_cache_requests_total", ("result", "hit")));
         Assert.Equal(2, m.Value("llm_gateway_cache_requests_total", ("result", "miss")));
         Assert.Equal(1, m.Value("llm_gateway_cache_requests_total", ("result", "other")));

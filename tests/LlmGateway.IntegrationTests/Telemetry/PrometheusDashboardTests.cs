@@ -62,7 +62,16 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
         settings["Gateway:Auth:MetricsKeyEnv"] = MetricsKeyEnv;
 
         await using var factory = new GatewayFactory(settings);
-        var gateway = factory.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IBudgetMetricsSource>(new FixedBudgets(budgets))));
+        // Provider health is the resilience capability's: a settable source stands in, so the test can take every provider down.
+        var providerHealth = new SettableHealth
+        {
+            Rows = [new("failing", null, true, 0), new("working", null, true, 0), new("failing", "upstream-model", true, 0), new("working", "upstream-model", true, 0)],
+        };
+        var gateway = factory.WithWebHostBuilder(b => b.ConfigureServices(s =>
+        {
+            s.AddSingleton<IBudgetMetricsSource>(new FixedBudgets(budgets));
+            s.AddSingleton<IProviderHealthSource>(providerHealth);
+        }));
         gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
         gateway.StartServer();
         var address = new Uri(gateway.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -78,8 +87,7 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
         await SendWaveAsync(http, events);
         // Then trouble: an open circuit, and no provider up.
         events.CircuitStateChanged("failing", CircuitState.Open);
-        events.ProviderUp("failing", false);
-        events.ProviderUp("working", false);
+        providerHealth.Rows = [new("failing", null, false, 2), new("working", null, false, 0), new("failing", "upstream-model", false, 2), new("working", "upstream-model", false, 3)];
         await prometheus.WaitForAsync("sum(llm_gateway_requests_total)", v => v == 2 * RequestsPerWave, "the second wave to be scraped");
         await prometheus.WaitForAsync("sum(llm_gateway_provider_up)", v => v == 0, "the provider states to be scraped");
 
@@ -152,7 +160,7 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
 
         // Retries, cache lookups and store errors come from the resilience, cache and store capabilities,
         // merged separately; the gateway's own event sink is fed the way they feed it.
-        events.Retry("failing");
+        events.Retry("failing", "upstream-model");
         events.Fallback("first-model", "second-model");
         events.CacheLookup("hit");
         events.CacheLookup("hit");
@@ -226,5 +234,11 @@ public sealed class PrometheusDashboardTests : IAsyncLifetime
     private sealed class FixedBudgets(BudgetMetric[] rows) : IBudgetMetricsSource
     {
         public IReadOnlyList<BudgetMetric> GetBudgets() => rows;
+    }
+
+    private sealed class SettableHealth : IProviderHealthSource
+    {
+        public volatile ProviderHealthSample[] Rows = [];
+        public IReadOnlyList<ProviderHealthSample> SampleHealth() => Rows;
     }
 }

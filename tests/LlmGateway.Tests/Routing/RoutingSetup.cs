@@ -106,7 +106,7 @@ internal sealed class RoutingSetup
 /// <summary>Provider health as the resilience capability would report it: a boundary fake.</summary>
 internal sealed class FixedHealth(params string[] open) : IProviderHealth
 {
-    public CircuitState GetCircuitState(string provider) => open.Contains(provider, StringComparer.OrdinalIgnoreCase) ? CircuitState.Open : CircuitState.Closed;
+    public CircuitState GetCircuitState(string provider, string upstreamModel) => open.Contains(provider, StringComparer.OrdinalIgnoreCase) ? CircuitState.Open : CircuitState.Closed;
 }
 
 /// <summary>Budgets as the store capability would report them: a boundary fake.</summary>

@@ -66,7 +66,13 @@ public sealed record ProviderFailure(
     /// Evidence about the whole provider rather than one of its models: it can't be reached (refused,
     /// DNS, TLS, a broken connection) or it refuses the gateway's key (401, 403).
     /// </summary>
-    public bool IsProviderWide => Cause == FailureCause.Connection || (Cause == FailureCause.UpstreamStatus && UpstreamStatus is 401 or 403);
+    public bool IsProviderWide => Unreachable || (Cause == FailureCause.UpstreamStatus && UpstreamStatus is 401 or 403);
+
+    /// <summary>
+    /// No connection could be made at all (refused, DNS, TLS): the whole provider is out of reach. A
+    /// connection that broke in the middle of an answer is that call's (its deployment's) failure.
+    /// </summary>
+    public bool Unreachable { get; init; }
 
     /// <summary>The error body when this failure is what the client gets.</summary>
     public ApiError ToApiError()
@@ -80,8 +86,9 @@ public sealed record ProviderFailure(
         return Cause switch
         {
             FailureCause.Timeout => ApiError.UpstreamTimeout(Message),
-            FailureCause.CircuitOpen or FailureCause.NotConfigured or FailureCause.Overloaded or FailureCause.OverLimit => ApiError.NoHealthyProvider(Message) with { RetryAfterSeconds = ApiError.Seconds(RetryAfter) },
-            FailureCause.RateLimited => ApiError.RateLimitExceeded(Message, RetryAfter),
+            FailureCause.CircuitOpen or FailureCause.NotConfigured or FailureCause.OverLimit => ApiError.NoHealthyProvider(Message) with { RetryAfterSeconds = ApiError.Seconds(RetryAfter) },
+            // A 429 or 529 in the middle of a stream is the upstream's failure like any other; before the
+            // first byte, the executor's final error turns them into 429 and 503 (CandidateExecutor.FinalError).
             FailureCause.Budget => ErrorCode == ErrorCodes.BudgetUnavailable ? ApiError.BudgetUnavailable(Message) : ApiError.BudgetExceeded(Message),
             _ => ApiError.UpstreamError(Message),
         };

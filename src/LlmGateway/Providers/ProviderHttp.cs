@@ -155,7 +155,11 @@ public static class ProviderHttp
     /// <summary>Maps a transport exception to a failure; the caller's own cancellation is rethrown by the caller.</summary>
     public static ProviderFailure FromException(string provider, Exception e) => e switch
     {
-        HttpRequestException h => ProviderFailure.Connection(provider, SecretScrubber.Scrub(h.Message)),
+        HttpRequestException h => ProviderFailure.Connection(provider, SecretScrubber.Scrub(h.Message)) with
+        {
+            Unreachable = h.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+                or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError,
+        },
         IOException io => ProviderFailure.Connection(provider, "the connection broke: " + SecretScrubber.Scrub(io.Message)),
         InvalidDataException d => ProviderFailure.Protocol(provider, d.Message),
         JsonException j => ProviderFailure.Protocol(provider, "invalid JSON: " + j.Message),

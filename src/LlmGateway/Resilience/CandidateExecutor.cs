@@ -144,7 +144,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         }
 
         // :: Step 1: a deployment cooling down, or an open circuit (the provider's or the deployment's), is skipped without a call.
-        if (provider.TryEnter(deployment, out var entry) is { } skipped) return Fail(skipped);
+        var throughCooldown = state.RetryThroughCooldown;
+        state.RetryThroughCooldown = false;
+        if (provider.TryEnter(deployment, out var entry, ignoreCooldown: throughCooldown) is { } skipped) return Fail(skipped);
 
         // :: Step 2: a provider over its own limits is skipped, not waited for.
         var verdict = provider.Limits.TryAcquire(context.Request, out var lease, out var limitRetryAfter);
@@ -262,9 +264,22 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private TimeSpan? RetryDelay(AttemptState state, ProviderResilience provider, ProviderFailure failure, int retry)
     {
         if (failure.Kind != FailureKind.Retryable || state.Total.Token.IsCancellationRequested) return null;
-        TimeSpan? delay = failure.CoolsDown
-            ? (state.Deployment!.RemainingCooldown is var cooldown && cooldown <= TimeSpan.FromMilliseconds(provider.Options.MaxDelayMs) ? cooldown : null)
-            : Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble());
+        TimeSpan? delay;
+        if (failure.CoolsDown)
+        {
+            // Wait out a cooldown only when the upstream itself named a short one; without a
+            // Retry-After the configured cooldown is a guess, and the next candidate can answer now.
+            var cooldown = state.Deployment!.RemainingCooldown;
+            delay = failure.RetryAfter is { } asked && asked > TimeSpan.Zero && cooldown <= TimeSpan.FromMilliseconds(provider.Options.MaxDelayMs)
+                ? cooldown
+                : null;
+            // The retry is this request's turn after the cooldown: a timer firing a tick early must not skip it.
+            state.RetryThroughCooldown = delay is not null;
+        }
+        else
+        {
+            delay = Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble());
+        }
         if (delay is { } wait && state.Context.Request.Stream && time.GetElapsedTime(state.CandidateStarted) + wait >= provider.FirstTokenTimeout)
         {
             return null;
@@ -396,6 +411,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         /// <summary>When the first try of this candidate began: its stream's first-token budget runs from here.</summary>
         public long CandidateStarted { get; private set; }
 
+        /// <summary>The next try waited out this deployment's cooldown (the upstream's own Retry-After).</summary>
+        public bool RetryThroughCooldown { get; set; }
+
         /// <summary>The model tried (or skipped) before this candidate, for the fallback event.</summary>
         public string? FallbackFrom { get; private set; }
         public int Tries { get; set; }
@@ -410,6 +428,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             Provider = provider;
             Deployment = deployment;
             CandidateStarted = now;
+            RetryThroughCooldown = false;
             FallbackFrom = fallbackFrom;
             Tries = 0;
             LastCallFailure = null;

@@ -101,10 +101,11 @@ public sealed class ProviderResilience : IDisposable
     /// Asks to call a deployment: null with <paramref name="entry"/> set when the call may go, else
     /// the skip (cooling down, or the provider's or the deployment's circuit is open), without a call.
     /// </summary>
-    public ProviderFailure? TryEnter(DeploymentHealth deployment, out HealthEntry entry)
+    /// <param name="ignoreCooldown">This call is the retry that waited out the cooldown its own 429 started.</param>
+    public ProviderFailure? TryEnter(DeploymentHealth deployment, out HealthEntry entry, bool ignoreCooldown = false)
     {
         entry = default;
-        if (deployment.CheckCooldown() is { } cooling) return cooling;
+        if (!ignoreCooldown && deployment.CheckCooldown() is { } cooling) return cooling;
         if (!Breaker.TryEnter(out var providerProbe))
         {
             return ResilienceFailures.CircuitOpen(Name, Breaker.RemainingBreak);

@@ -333,9 +333,10 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
     [Theory]
     // A bad request is passed to the client in OpenAI's shape with Anthropic's status and words.
     [InlineData(400, "invalid_request_error", "messages.0.content: Field required", 400, "invalid_request_error", null)]
-    // Everything else fails this candidate: with no other, the client gets the gateway's 502.
-    [InlineData(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", 502, "api_error", "upstream_error")]
-    [InlineData(529, "overloaded_error", "Overloaded", 502, "api_error", "upstream_error")]
+    // Everything else fails this candidate; with no other, the status names the cause: a rate limit
+    // is OpenAI's 429, an overloaded model a 503 (the client may come back), anything else the gateway's 502.
+    [InlineData(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit", 429, "rate_limit_error", "rate_limit_exceeded")]
+    [InlineData(529, "overloaded_error", "Overloaded", 503, "api_error", "no_healthy_provider")]
     [InlineData(500, "api_error", "Internal server error", 502, "api_error", "upstream_error")]
     [InlineData(401, "authentication_error", "invalid x-api-key", 502, "api_error", "upstream_error")]
     [InlineData(403, "permission_error", "Your API key does not have permission to use the specified resource.", 502, "api_error", "upstream_error")]

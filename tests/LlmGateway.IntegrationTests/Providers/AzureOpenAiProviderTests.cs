@@ -99,7 +99,7 @@ public sealed class AzureOpenAiProviderTests : IAsyncLifetime
     [Theory]
     // Azure's content filter refusing the prompt: the request's fault, passed on in OpenAI's shape.
     [InlineData(400, """{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}""", 400, "content_filter")]
-    [InlineData(429, """{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds."}}""", 502, "upstream_error")]
+    [InlineData(429, """{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds."}}""", 429, "rate_limit_exceeded")]
     [InlineData(404, """{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."}}""", 502, "upstream_error")]
     [InlineData(401, """{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}""", 502, "upstream_error")]
     public async Task Azure_errors_become_openai_errors(int upstreamStatus, string body, int status, string code)

@@ -238,7 +238,7 @@ public sealed class GeminiProviderTests : IAsyncLifetime
 
     [Theory]
     [InlineData(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config.temperature'", 400, "invalid_request_error", "invalid_argument")]
-    [InlineData(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", 502, "api_error", "upstream_error")]
+    [InlineData(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", 429, "rate_limit_error", "rate_limit_exceeded")]
     [InlineData(503, "UNAVAILABLE", "The model is overloaded. Please try again later.", 502, "api_error", "upstream_error")]
     [InlineData(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.", 502, "api_error", "upstream_error")]
     [InlineData(500, "INTERNAL", "An internal error has occurred.", 502, "api_error", "upstream_error")]

@@ -60,17 +60,27 @@ public sealed class AdminProvidersTests : IAsyncLifetime
         var byName = list.GetProperty("data").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!);
         Assert.Equal(["p1", "p2", "p3"], byName.Keys);
 
+        // p1's one model answers 500: that is the deployment's trouble, not the provider's (it answered),
+        // yet with its only deployment failing the provider as a whole is unavailable.
         var p1 = byName["p1"];
         Assert.Equal("openai", p1.GetProperty("type").GetString());
-        Assert.Equal("unavailable", p1.GetProperty("status").GetString()); // every recent call failed
-        Assert.Equal("closed", p1.GetProperty("circuit").GetString());   // but not yet enough of them to open it
-        var lastError = p1.GetProperty("last_error");
+        Assert.Equal("unavailable", p1.GetProperty("status").GetString());
+        Assert.Equal("closed", p1.GetProperty("circuit").GetString());
+        Assert.Equal(JsonValueKind.Null, p1.GetProperty("last_error").ValueKind);
+        Assert.Equal(2, p1.GetProperty("recent").GetProperty("requests").GetInt32());
+        Assert.Equal(0, p1.GetProperty("recent").GetProperty("errors").GetInt32());
+        var m1 = Assert.Single(p1.GetProperty("deployments").EnumerateArray());
+        Assert.Equal("upstream-m1", m1.GetProperty("model").GetString());
+        Assert.Equal("unavailable", m1.GetProperty("status").GetString()); // every recent call failed
+        Assert.Equal("closed", m1.GetProperty("circuit").GetString());     // but not yet enough of them to open it
+        Assert.Equal(JsonValueKind.Null, m1.GetProperty("cooldown_until").ValueKind);
+        var lastError = m1.GetProperty("last_error");
         Assert.Equal(500, lastError.GetProperty("status").GetInt32());
         Assert.Contains("Upstream exploded", lastError.GetProperty("message").GetString());
         Assert.Contains("[redacted]", lastError.GetProperty("message").GetString());
         Assert.Equal(_time.GetUtcNow(), lastError.GetProperty("at").GetDateTimeOffset());
-        Assert.Equal(2, p1.GetProperty("recent").GetProperty("requests").GetInt32());
-        Assert.Equal(1.0, p1.GetProperty("recent").GetProperty("error_rate").GetDouble());
+        Assert.Equal(2, m1.GetProperty("recent").GetProperty("requests").GetInt32());
+        Assert.Equal(1.0, m1.GetProperty("recent").GetProperty("error_rate").GetDouble());
 
         var p2 = byName["p2"];
         Assert.Equal("healthy", p2.GetProperty("status").GetString());
@@ -102,7 +112,9 @@ public sealed class AdminProvidersTests : IAsyncLifetime
         }
         var p1 = await gateway.ProviderAsync("p1");
         Assert.Equal("degraded", p1.GetProperty("status").GetString());
-        Assert.Equal(0.25, p1.GetProperty("recent").GetProperty("error_rate").GetDouble());
+        var m1 = await gateway.DeploymentAsync("p1", "upstream-m1");
+        Assert.Equal("degraded", m1.GetProperty("status").GetString());
+        Assert.Equal(0.25, m1.GetProperty("recent").GetProperty("error_rate").GetDouble());
 
         // Recent means recent: five minutes later the old calls no longer count.
         _time.Advance(TimeSpan.FromMinutes(6));
@@ -117,7 +129,7 @@ public sealed class AdminProvidersTests : IAsyncLifetime
         {
             using var response = await gateway.PostAsync(ResilienceGateway.Body("m1")).WaitAsync(s_guard);
         }
-        Assert.Equal("open", (await gateway.ProviderAsync("p1")).GetProperty("circuit").GetString());
+        Assert.Equal("open", (await gateway.DeploymentAsync("p1", "upstream-m1")).GetProperty("circuit").GetString());
         _failing.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("fixed"));
 
         using var admin = gateway.CreateAdminClient();
@@ -126,7 +138,7 @@ public sealed class AdminProvidersTests : IAsyncLifetime
         var view = JsonDocument.Parse(await reset.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("p1", view.GetProperty("name").GetString());
         Assert.Equal("closed", view.GetProperty("circuit").GetString());
-        Assert.Contains("circuit p1 Closed", gateway.Events.Log);
+        Assert.Equal("closed", view.GetProperty("deployments")[0].GetProperty("circuit").GetString());
 
         using var after = await gateway.PostAsync(ResilienceGateway.Body("m1")).WaitAsync(s_guard);
         Assert.Equal("m1", after.Headers.GetValues("x-gateway-model").Single());

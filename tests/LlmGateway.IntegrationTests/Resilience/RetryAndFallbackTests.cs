@@ -45,7 +45,14 @@ public sealed class RetryAndFallbackTests : IAsyncLifetime
     [InlineData(429)]
     public async Task A_provider_that_fails_twice_then_answers_is_retried_and_the_client_sees_only_the_answer(int status)
     {
-        _primary.Handler = FailThenAnswer(2, status, "third time lucky");
+        // A 429 or 529 is waited out only when the upstream names a wait (here 20 ms), which ends the
+        // deployment's cooldown; without one the gateway moves on to the next candidate (CooldownTests).
+        var answer = FailThenAnswer(2, status, "third time lucky");
+        _primary.Handler = (http, received) =>
+        {
+            http.Response.Headers["retry-after-ms"] = "20";
+            return answer(http, received);
+        };
         await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary, _fallback));
 
         var result = await gateway.ChatClient("m1").CompleteChatAsync([new UserChatMessage("hello")]);

@@ -68,19 +68,19 @@ public sealed class RetryTimingTests : IAsyncLifetime
     {
         _primary.Handler = (http, _) =>
         {
-            http.Response.Headers.RetryAfter = "120";
+            http.Response.Headers.RetryAfter = "300";
             return OpenAiWire.WriteJsonAsync(http, OpenAiWire.Error("Rate limit reached.", type: "requests"), 429);
         };
         await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time);
 
-        // No time passes at all: a gateway that slept 120 s here would never answer.
+        // No time passes at all: a gateway that slept 300 s here would never answer.
         using var response = await gateway.PostAsync(ResilienceGateway.Body("m1")).WaitAsync(s_guard);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("from the fallback", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, _primary.Calls);
         Assert.Equal(1, _fallback.Calls);
-        Assert.DoesNotContain(TimeSpan.FromSeconds(120), _time.RequestedDelays);
+        Assert.DoesNotContain(TimeSpan.FromSeconds(300), _time.RequestedDelays);
         Assert.Equal("m2", response.Headers.GetValues("x-gateway-model").Single());
     }
 

@@ -110,7 +110,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         var keyLimit = KeyLimitOf(keyId, context.Caller);
         if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
 
-        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens);
+        // n answers may each use max_tokens, and a provider without n of its own is called n times, prompt included.
+        var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens) * context.Request.N;
         if (_maxPerRequest > 0 && maxCost > _maxPerRequest)
         {
             return Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,

@@ -51,6 +51,22 @@ public sealed class ProviderRequest(GatewayRequest request, string modelName, Mo
 
     /// <summary>max_tokens for providers that require one: the client's, else the model's limit.</summary>
     public int MaxOutputTokens => Request.MaxTokens ?? Model.MaxOutputTokens;
+
+    /// <summary>The answers asked for (chat's <c>n</c>); 1 for one of <c>n</c> fanned-out calls.</summary>
+    public int Choices => IsFannedOut ? 1 : Request.N;
+
+    /// <summary>This is one of the <c>n</c> calls a provider without <c>n</c> makes for one request (see <see cref="ChoiceFanOut"/>).</summary>
+    public bool IsFannedOut { get; private init; }
+
+    /// <summary>The choice index this call's answer gets in the merged answer.</summary>
+    public int ChoiceIndex { get; private init; }
+
+    /// <summary>The id every fanned-out answer shares, so the merged stream reads as one completion.</summary>
+    public string? CompletionId { get; private init; }
+
+    /// <summary>The single-choice call that produces choice <paramref name="index"/> of a fanned-out request.</summary>
+    public ProviderRequest ForChoice(int index, string completionId) =>
+        new(Request, ModelName, Model) { IsFannedOut = true, ChoiceIndex = index, CompletionId = completionId };
 }
 
 /// <summary>

@@ -63,7 +63,24 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     /// <summary>Wraps an open native stream; the stream owns <paramref name="response"/> from here on.</summary>
     protected abstract ChatStream OpenStream(ProviderRequest request, HttpResponseMessage response, Stream body);
 
-    public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Whether this provider's own API serves <c>n</c> answers for this request (Gemini's candidateCount);
+    /// when not, <c>n &gt; 1</c> fans out into <c>n</c> calls (<see cref="ChoiceFanOut"/>).
+    /// </summary>
+    protected virtual bool HasNativeChoices(ProviderRequest request) => false;
+
+    public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    {
+        if (request.Operation == ChatCompletions.RequestOperation.Chat && request.Choices > 1)
+        {
+            // Settled before any call: more than the provider can give is the request's fault (400), never a 5xx.
+            if (request.Choices > ChoiceFanOut.MaxChoices) return Task.FromResult(ProviderResponse.Failed(ChoiceFanOut.TooMany(Name, request.Choices)));
+            if (!HasNativeChoices(request)) return ChoiceFanOut.SendAsync(request, request.Choices, SendOneAsync, cancellationToken);
+        }
+        return SendOneAsync(request, cancellationToken);
+    }
+
+    private async Task<ProviderResponse> SendOneAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
         if (UnusableReason is not null) return ProviderResponse.Failed(ProviderFailure.NotConfigured(Name, UnusableReason));
 

@@ -240,15 +240,6 @@ public static class RequestTranslation
         }
         return fn;
     }
-
-    /// <summary>The only choice count a native translator can serve: more than one goes to a provider that can.</summary>
-    public static void RequireSingleChoice(JsonElement n, string providerType)
-    {
-        if (n.ValueKind == JsonValueKind.Number && n.TryGetInt32(out var count) && count > 1)
-        {
-            throw new RequestTranslationException($"'n' > 1 is not supported by {providerType} models.", "n", FailureKind.NextCandidate);
-        }
-    }
 }
 
 /// <summary>Helpers the native error translators share.</summary>

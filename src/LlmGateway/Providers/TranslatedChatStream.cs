@@ -21,6 +21,8 @@ public abstract class TranslatedChatStream : ChatStream
     private readonly long _created;
     private readonly string _fallbackModel;
     private ChunkBuilder? _chunks;
+    private readonly int _choiceIndex;
+    private readonly string? _completionId;
     private bool _finished;
 
     protected TranslatedChatStream(string provider, ProviderRequest request, HttpResponseMessage response, Stream body, TimeProvider time)
@@ -31,6 +33,8 @@ public abstract class TranslatedChatStream : ChatStream
         _estimatedPrompt = request.Chat.EstimatedPromptTokens;
         _created = time.GetUtcNow().ToUnixTimeSeconds();
         _fallbackModel = request.UpstreamModel;
+        _choiceIndex = request.ChoiceIndex;
+        _completionId = request.CompletionId;
         Usage = new TokenUsage(_estimatedPrompt, 0);
     }
 
@@ -103,7 +107,9 @@ public abstract class TranslatedChatStream : ChatStream
     protected void Start(string? id, string? model)
     {
         if (_chunks is not null) return;
-        _chunks = new ChunkBuilder(string.IsNullOrEmpty(id) ? NativeProvider.NewCompletionId() : id, _created, string.IsNullOrEmpty(model) ? _fallbackModel : model);
+        // One of n fanned-out answers carries the id all n share, and its own choice index.
+        id = _completionId ?? (string.IsNullOrEmpty(id) ? NativeProvider.NewCompletionId() : id);
+        _chunks = new ChunkBuilder(id, _created, string.IsNullOrEmpty(model) ? _fallbackModel : model, _choiceIndex);
         _queue.Enqueue(new StreamEvent(StreamEventKind.Chunk, _chunks.Role()));
     }
 

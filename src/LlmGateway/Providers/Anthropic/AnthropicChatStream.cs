@@ -16,10 +16,16 @@ public sealed class AnthropicChatStream : TranslatedChatStream
     // Anthropic block index -> OpenAI tool call index, and whether arguments came; few blocks per answer.
     private readonly List<(int Block, int Call, bool HasArguments)> _toolBlocks = [];
 
+    // response_format: the answer tool's block, whose input fragments are the content (AnthropicStructuredOutput).
+    private readonly bool _structured;
+    private int _answerBlock = -1;
+    private bool _answerHasText;
+
     public AnthropicChatStream(string provider, ProviderRequest request, HttpResponseMessage response, Stream body, TimeProvider time)
         : base(provider, request, response, body, time)
     {
         _reader = new SseReader(body);
+        _structured = AnthropicStructuredOutput.IsRequested(request);
     }
 
     protected override ValueTask<bool> ReadUpstreamAsync(CancellationToken cancellationToken) => _reader.ReadAsync(cancellationToken);
@@ -39,6 +45,12 @@ public sealed class AnthropicChatStream : TranslatedChatStream
             if (deltaType.ValueEquals("text_delta"u8))
             {
                 EmitText(delta.GetProperty("text"u8).GetString()!);
+            }
+            else if (deltaType.ValueEquals("input_json_delta"u8) && root.GetProperty("index"u8).GetInt32() == _answerBlock)
+            {
+                var fragment = delta.GetProperty("partial_json"u8).GetString()!;
+                _answerHasText |= fragment.Length > 0;
+                EmitText(fragment);
             }
             else if (deltaType.ValueEquals("input_json_delta"u8))
             {
@@ -61,6 +73,10 @@ public sealed class AnthropicChatStream : TranslatedChatStream
             {
                 EmitText(block.TryGetProperty("text"u8, out var t) ? t.GetString()! : "");
             }
+            else if (blockType.ValueEquals("tool_use"u8) && _structured && block.GetProperty("name"u8).ValueEquals(AnthropicStructuredOutput.ToolName))
+            {
+                _answerBlock = root.GetProperty("index"u8).GetInt32();
+            }
             else if (blockType.ValueEquals("tool_use"u8))
             {
                 // The input arrives as input_json_delta fragments; the {} in the start event is a placeholder.
@@ -70,7 +86,9 @@ public sealed class AnthropicChatStream : TranslatedChatStream
         }
         else if (type.ValueEquals("content_block_stop"u8))
         {
-            var slot = FindToolBlock(root.GetProperty("index"u8).GetInt32());
+            var index = root.GetProperty("index"u8).GetInt32();
+            if (index == _answerBlock && !_answerHasText) EmitText("{}");
+            var slot = FindToolBlock(index);
             if (slot >= 0 && !_toolBlocks[slot].HasArguments)
             {
                 // A call without parameters streams no fragment; OpenAI clients parse arguments as JSON.
@@ -87,7 +105,10 @@ public sealed class AnthropicChatStream : TranslatedChatStream
         {
             if (root.TryGetProperty("usage"u8, out var usage)) ReadUsage(usage, final: true);
             var stop = root.TryGetProperty("delta"u8, out var delta) ? AnthropicResponses.String(delta, "stop_reason"u8) : null;
-            EmitFinish(AnthropicResponses.FinishReason(stop));
+            var finish = AnthropicResponses.FinishReason(stop);
+            // Calling the answer tool is how the model finished its answer, not a request to run a tool.
+            if (_answerBlock >= 0 && ToolCalls == 0 && finish == "tool_calls") finish = "stop";
+            EmitFinish(finish);
         }
         else if (type.ValueEquals("message_stop"u8))
         {

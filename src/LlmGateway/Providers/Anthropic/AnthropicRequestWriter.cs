@@ -18,8 +18,8 @@ public static class AnthropicRequestWriter
     {
         var f = ChatFields.Read(request.Chat.Root);
         JsonElement messages = f.Messages, tools = f.Tools, toolChoice = f.ToolChoice, parallel = f.ParallelToolCalls, stop = f.Stop,
-            temperature = f.Temperature, topP = f.TopP, user = f.User, n = f.N;
-        RequestTranslation.RequireSingleChoice(n, "anthropic");
+            temperature = f.Temperature, topP = f.TopP, user = f.User;
+        var structured = AnthropicStructuredOutput.TryRead(f.ResponseFormat, out var schema, out var schemaDescription);
 
         w.WriteStartObject();
         w.WriteString("model"u8, request.UpstreamModel);
@@ -38,7 +38,28 @@ public static class AnthropicRequestWriter
         }
         if (RequestTranslation.HasStop(stop)) RequestTranslation.WriteStop(w, "stop_sequences"u8, stop);
         if (request.Stream) w.WriteBoolean("stream"u8, true);
-        if (tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() > 0)
+        var hasTools = tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() > 0 && RequestTranslation.ToolChoice(toolChoice).Mode != "none";
+        if (structured)
+        {
+            // The JSON answer comes as the input of a tool (AnthropicStructuredOutput): forced, unless
+            // the client's own tools are on offer too, whose tool_choice then stands.
+            w.WriteStartArray("tools"u8);
+            if (hasTools) WriteToolEntries(w, tools);
+            AnthropicStructuredOutput.WriteTool(w, schema, schemaDescription);
+            w.WriteEndArray();
+            if (hasTools)
+            {
+                WriteToolChoice(w, toolChoice, parallel);
+            }
+            else
+            {
+                w.WriteStartObject("tool_choice"u8);
+                w.WriteString("type"u8, "tool"u8);
+                w.WriteString("name"u8, AnthropicStructuredOutput.ToolName);
+                w.WriteEndObject();
+            }
+        }
+        else if (tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() > 0)
         {
             WriteTools(w, tools);
             WriteToolChoice(w, toolChoice, parallel);
@@ -262,6 +283,12 @@ public static class AnthropicRequestWriter
     private static void WriteTools(Utf8JsonWriter w, JsonElement tools)
     {
         w.WriteStartArray("tools"u8);
+        WriteToolEntries(w, tools);
+        w.WriteEndArray();
+    }
+
+    private static void WriteToolEntries(Utf8JsonWriter w, JsonElement tools)
+    {
         var i = 0;
         foreach (var tool in tools.EnumerateArray())
         {
@@ -295,7 +322,6 @@ public static class AnthropicRequestWriter
             }
             w.WriteEndObject();
         }
-        w.WriteEndArray();
     }
 
     private static void WriteToolChoice(Utf8JsonWriter w, JsonElement toolChoice, JsonElement parallel)

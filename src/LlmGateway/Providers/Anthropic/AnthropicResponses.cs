@@ -48,6 +48,8 @@ public static class AnthropicResponses
 
         string? text = null;
         StringBuilder? joined = null;
+        string? answer = null;
+        var structured = AnthropicStructuredOutput.IsRequested(request);
         var calls = new List<OpenAiToolCall>();
         if (root.TryGetProperty("content"u8, out var content) && content.ValueKind == JsonValueKind.Array)
         {
@@ -63,14 +65,24 @@ public static class AnthropicResponses
                 else if (type.ValueEquals("tool_use"u8))
                 {
                     var input = block.TryGetProperty("input"u8, out var i) && i.ValueKind == JsonValueKind.Object ? i.GetRawText() : "{}";
-                    calls.Add(new OpenAiToolCall(block.GetProperty("id"u8).GetString()!, block.GetProperty("name"u8).GetString()!, input));
+                    var name = block.GetProperty("name"u8).GetString()!;
+                    if (structured && name == AnthropicStructuredOutput.ToolName)
+                    {
+                        // The structured answer: its input is the message content (any text around it was the model thinking aloud).
+                        answer = input;
+                        continue;
+                    }
+                    calls.Add(new OpenAiToolCall(block.GetProperty("id"u8).GetString()!, name, input));
                 }
                 // thinking, redacted_thinking and server tool blocks have no place in a chat.completion.
             }
         }
         if (joined is not null) text = joined.ToString();
+        if (answer is not null) text = answer;
 
         var finish = FinishReason(String(root, "stop_reason"u8));
+        // Calling the answer tool is how the model finished its answer, not a request to run a tool.
+        if (answer is not null && calls.Count == 0 && finish == "tool_calls") finish = "stop";
         var usage = root.TryGetProperty("usage"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimator.FromText(text ?? ""));
         var id = String(root, "id"u8) ?? NativeProvider.NewCompletionId();
         var model = String(root, "model"u8) ?? request.UpstreamModel;

@@ -23,6 +23,12 @@ public sealed class GeminiProvider(string name, ProviderOptions options, HttpCli
     private static string ModelId(ProviderRequest request) =>
         request.UpstreamModel.StartsWith("models/", StringComparison.Ordinal) ? request.UpstreamModel[7..] : request.UpstreamModel;
 
+    /// <summary>
+    /// candidateCount answers n in one call, prompt billed once. A stream of several candidates
+    /// interleaves them in each event, which the stream translator does not take apart: streams fan out.
+    /// </summary>
+    protected override bool HasNativeChoices(ProviderRequest request) => !request.Stream;
+
     protected override byte[] WriteBody(ProviderRequest request) => request.Operation == RequestOperation.Embeddings
         ? GeminiEmbeddings.Write(request, "models/" + ModelId(request))
         : GeminiRequestWriter.Write(request);

@@ -18,8 +18,7 @@ public static class GeminiRequestWriter
     {
         var f = ChatFields.Read(request.Chat.Root);
         JsonElement messages = f.Messages, tools = f.Tools, toolChoice = f.ToolChoice, stop = f.Stop, temperature = f.Temperature, topP = f.TopP,
-            n = f.N, seed = f.Seed, presence = f.PresencePenalty, frequency = f.FrequencyPenalty, responseFormat = f.ResponseFormat;
-        RequestTranslation.RequireSingleChoice(n, "gemini");
+            seed = f.Seed, presence = f.PresencePenalty, frequency = f.FrequencyPenalty, responseFormat = f.ResponseFormat;
 
         w.WriteStartObject();
         WriteSystemInstruction(w, messages);
@@ -32,7 +31,7 @@ public static class GeminiRequestWriter
 
         var hasConfig = temperature.ValueKind == JsonValueKind.Number || topP.ValueKind == JsonValueKind.Number || request.Chat.MaxTokens is not null ||
             RequestTranslation.HasStop(stop) || seed.ValueKind == JsonValueKind.Number || presence.ValueKind == JsonValueKind.Number ||
-            frequency.ValueKind == JsonValueKind.Number || responseFormat.ValueKind == JsonValueKind.Object;
+            frequency.ValueKind == JsonValueKind.Number || responseFormat.ValueKind == JsonValueKind.Object || request.Choices > 1;
         if (hasConfig)
         {
             WriteGenerationConfig(w, request, temperature, topP, stop, seed, presence, frequency, responseFormat);
@@ -51,6 +50,8 @@ public static class GeminiRequestWriter
         WriteNumber(w, "seed"u8, seed);
         WriteNumber(w, "presencePenalty"u8, presence);
         WriteNumber(w, "frequencyPenalty"u8, frequency);
+        // n: Gemini's own candidateCount (GeminiProvider asks for it on non-streamed requests only).
+        if (request.Choices > 1) w.WriteNumber("candidateCount"u8, request.Choices);
         WriteResponseFormat(w, responseFormat);
         w.WriteEndObject();
     }

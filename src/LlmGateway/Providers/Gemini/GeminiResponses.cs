@@ -64,44 +64,55 @@ public static class GeminiResponses
             return ProviderResponse.Failed(ErrorFromObject(provider, 500, error, null));
         }
 
-        string? text = null;
-        StringBuilder? joined = null;
-        var calls = new List<OpenAiToolCall>();
-        string? reason = null;
+        var choices = new List<OpenAiChoice>(1);
         if (root.TryGetProperty("candidates"u8, out var candidates) && candidates.ValueKind == JsonValueKind.Array && candidates.GetArrayLength() > 0)
         {
-            var candidate = candidates[0];
-            reason = String(candidate, "finishReason"u8);
-            if (candidate.TryGetProperty("content"u8, out var content) && content.TryGetProperty("parts"u8, out var parts) && parts.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var part in parts.EnumerateArray())
-                {
-                    if (IsAnswerText(part, out var t))
-                    {
-                        var s = t.GetString()!;
-                        if (text is null) text = s;
-                        else (joined ??= new StringBuilder(text)).Append(s);
-                    }
-                    else if (ToolCall(part) is { } call)
-                    {
-                        calls.Add(call);
-                    }
-                }
-            }
+            // One candidate per choice: candidateCount (n) asks for several.
+            foreach (var candidate in candidates.EnumerateArray()) choices.Add(ReadCandidate(candidate));
         }
         else if (root.TryGetProperty("promptFeedback"u8, out var feedback) && String(feedback, "blockReason"u8) is not null)
         {
             // The prompt itself was blocked: no candidate, which OpenAI says as content_filter.
-            reason = "SAFETY";
+            choices.Add(new OpenAiChoice("", FinishReason("SAFETY", false), []));
         }
-        if (joined is not null) text = joined.ToString();
+        else
+        {
+            choices.Add(new OpenAiChoice("", FinishReason(null, false), []));
+        }
 
-        var finish = FinishReason(reason, calls.Count > 0);
-        var usage = root.TryGetProperty("usageMetadata"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimator.FromText(text ?? ""));
+        var generated = 0;
+        foreach (var c in choices) generated += TokenEstimator.FromText(c.Content ?? "");
+        var usage = root.TryGetProperty("usageMetadata"u8, out var u) ? Usage(u) : new TokenUsage(request.Chat.EstimatedPromptTokens, generated);
         var id = String(root, "responseId"u8) ?? NativeProvider.NewCompletionId();
         var model = ModelVersion(root) ?? request.UpstreamModel;
-        var json = OpenAiJson.Completion(id, created, model, text ?? (calls.Count > 0 ? null : ""), finish, usage, calls);
-        return ProviderResponse.Completed(json, usage, finish);
+        var json = OpenAiJson.Completion(id, created, model, choices, usage);
+        return ProviderResponse.Completed(json, usage, choices[0].FinishReason);
+    }
+
+    private static OpenAiChoice ReadCandidate(JsonElement candidate)
+    {
+        string? text = null;
+        StringBuilder? joined = null;
+        var calls = new List<OpenAiToolCall>();
+        var reason = String(candidate, "finishReason"u8);
+        if (candidate.TryGetProperty("content"u8, out var content) && content.TryGetProperty("parts"u8, out var parts) && parts.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var part in parts.EnumerateArray())
+            {
+                if (IsAnswerText(part, out var t))
+                {
+                    var s = t.GetString()!;
+                    if (text is null) text = s;
+                    else (joined ??= new StringBuilder(text)).Append(s);
+                }
+                else if (ToolCall(part) is { } call)
+                {
+                    calls.Add(call);
+                }
+            }
+        }
+        if (joined is not null) text = joined.ToString();
+        return new OpenAiChoice(text ?? (calls.Count > 0 ? null : ""), FinishReason(reason, calls.Count > 0), calls);
     }
 
     /// <summary>An error response: <c>{"error":{"code":…,"message":…,"status":…,"details":[…]}}</c> (an array of one such object on some endpoints).</summary>

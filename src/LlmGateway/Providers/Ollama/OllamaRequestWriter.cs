@@ -17,8 +17,7 @@ public static class OllamaRequestWriter
     {
         var f = ChatFields.Read(request.Chat.Root);
         JsonElement messages = f.Messages, tools = f.Tools, toolChoice = f.ToolChoice, stop = f.Stop, temperature = f.Temperature, topP = f.TopP,
-            n = f.N, seed = f.Seed, presence = f.PresencePenalty, frequency = f.FrequencyPenalty, responseFormat = f.ResponseFormat;
-        RequestTranslation.RequireSingleChoice(n, "ollama");
+            seed = f.Seed, presence = f.PresencePenalty, frequency = f.FrequencyPenalty, responseFormat = f.ResponseFormat;
 
         w.WriteStartObject();
         w.WriteString("model"u8, request.UpstreamModel);

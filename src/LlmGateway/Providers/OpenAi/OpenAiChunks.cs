@@ -61,7 +61,8 @@ public static class OpenAiChunks
 /// Writes the OpenAI chunks of one streamed answer (same id, created and model throughout), for
 /// providers whose wire format is not OpenAI's: the mock and the native translators.
 /// </summary>
-public sealed class ChunkBuilder(string id, long created, string model)
+/// <remarks><paramref name="choiceIndex"/> is the choice these chunks belong to: 0, or the index of one of <c>n</c> fanned-out answers.</remarks>
+public sealed class ChunkBuilder(string id, long created, string model, int choiceIndex = 0)
 {
     private readonly ArrayBufferWriter<byte> _buffer = new(512);
 
@@ -131,7 +132,7 @@ public sealed class ChunkBuilder(string id, long created, string model)
             WriteHeader(w);
             w.WriteStartArray("choices"u8);
             w.WriteStartObject();
-            w.WriteNumber("index"u8, 0);
+            w.WriteNumber("index"u8, choiceIndex);
             w.WriteStartObject("delta"u8);
             delta(w, state);
             w.WriteEndObject();
@@ -198,6 +199,41 @@ public static class OpenAiJson
         w.WriteEndArray();
     }
 
+    /// <summary>A chat.completion with several choices (Gemini's candidates for <c>n</c>), indexed in order.</summary>
+    public static byte[] Completion(string id, long created, string model, IReadOnlyList<OpenAiChoice> choices, TokenUsage usage)
+    {
+        if (choices.Count == 1) return Completion(id, created, model, choices[0].Content, choices[0].FinishReason, usage, choices[0].ToolCalls);
+        var buffer = new ArrayBufferWriter<byte>(256 * choices.Count);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("id"u8, id);
+            w.WriteString("object"u8, "chat.completion"u8);
+            w.WriteNumber("created"u8, created);
+            w.WriteString("model"u8, model);
+            w.WriteStartArray("choices"u8);
+            for (var i = 0; i < choices.Count; i++)
+            {
+                var c = choices[i];
+                w.WriteStartObject();
+                w.WriteNumber("index"u8, i);
+                w.WriteStartObject("message"u8);
+                w.WriteString("role"u8, "assistant"u8);
+                if (c.Content is null) w.WriteNull("content"u8); else w.WriteString("content"u8, c.Content);
+                w.WriteNull("refusal"u8);
+                if (c.ToolCalls.Count > 0) WriteToolCalls(w, c.ToolCalls);
+                w.WriteEndObject();
+                w.WriteNull("logprobs"u8);
+                w.WriteString("finish_reason"u8, c.FinishReason);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            WriteUsage(w, usage);
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
     /// <summary>A chat.completion with one text choice (tool calls, when any, already in OpenAI's shape).</summary>
     public static byte[] Completion(string id, long created, string model, string? content, string finishReason, TokenUsage usage, Action<Utf8JsonWriter>? writeToolCalls = null)
     {
@@ -228,6 +264,9 @@ public static class OpenAiJson
         return buffer.WrittenSpan.ToArray();
     }
 }
+
+/// <summary>One choice of a chat.completion: its text (null when it only calls tools), finish reason and tool calls.</summary>
+public readonly record struct OpenAiChoice(string? Content, string FinishReason, IReadOnlyList<OpenAiToolCall> ToolCalls);
 
 /// <summary>A tool call in OpenAI's shape: <see cref="Arguments"/> is the JSON object as a string.</summary>
 public readonly record struct OpenAiToolCall(string Id, string Name, string Arguments);

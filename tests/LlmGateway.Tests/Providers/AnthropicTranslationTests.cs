@@ -79,11 +79,60 @@ public class AnthropicTranslationTests
     }
 
     [Fact]
-    public void More_than_one_choice_is_a_reason_to_try_another_provider()
+    public void Each_of_n_fanned_out_calls_asks_anthropic_for_one_answer()
     {
         using var request = new Disposer(Request("""{"model":"m","n":2,"messages":[{"role":"user","content":"x"}]}"""));
-        var e = Assert.Throws<RequestTranslationException>(() => AnthropicRequestWriter.Write(request.Value));
-        Assert.Equal(FailureKind.NextCandidate, e.Kind);
+        var body = Parse(AnthropicRequestWriter.Write(request.Value.ForChoice(1, "chatcmpl-shared")));
+        Assert.False(body.TryGetProperty("n", out _));
+        Assert.Equal(1, request.Value.ForChoice(1, "chatcmpl-shared").Choices);
+        Assert.Equal(2, request.Value.Choices);
+    }
+
+    [Fact]
+    public void A_json_schema_becomes_a_forced_answer_tool_with_the_schema_as_its_input_schema()
+    {
+        using var request = new Disposer(Request("""
+            {"model":"m","messages":[{"role":"user","content":"x"}],
+             "response_format":{"type":"json_schema","json_schema":{"name":"city","description":"A city.","strict":true,
+               "schema":{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}}}}
+            """));
+        var body = Parse(AnthropicRequestWriter.Write(request.Value));
+
+        var tool = Assert.Single(body.GetProperty("tools").EnumerateArray());
+        Assert.Equal(AnthropicStructuredOutput.ToolName, tool.GetProperty("name").GetString());
+        Assert.Equal("A city.", tool.GetProperty("description").GetString());
+        Assert.Equal("""{"type":"object","properties":{"name":{"type":"string"}},"required":["name"],"additionalProperties":false}""", tool.GetProperty("input_schema").GetRawText());
+        Assert.Equal("""{"type":"tool","name":"json_answer"}""", body.GetProperty("tool_choice").GetRawText());
+    }
+
+    [Fact]
+    public void Json_object_is_an_answer_tool_taking_any_object()
+    {
+        using var request = new Disposer(Request("""{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"""));
+        var body = Parse(AnthropicRequestWriter.Write(request.Value));
+        Assert.Equal("""{"type":"object"}""", Assert.Single(body.GetProperty("tools").EnumerateArray()).GetProperty("input_schema").GetRawText());
+        Assert.Equal("tool", body.GetProperty("tool_choice").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public void With_the_clients_own_tools_the_answer_tool_is_offered_beside_them_and_their_choice_stands()
+    {
+        using var request = new Disposer(Request("""
+            {"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},
+             "tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}}],"tool_choice":"required"}
+            """));
+        var body = Parse(AnthropicRequestWriter.Write(request.Value));
+        Assert.Equal(["lookup", "json_answer"], body.GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+        Assert.Equal("any", body.GetProperty("tool_choice").GetProperty("type").GetString());
+    }
+
+    [Fact]
+    public void A_text_response_format_changes_nothing()
+    {
+        using var request = new Disposer(Request("""{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"""));
+        var body = Parse(AnthropicRequestWriter.Write(request.Value));
+        Assert.False(body.TryGetProperty("tools", out _));
+        Assert.False(body.TryGetProperty("tool_choice", out _));
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public static class GatewayHeaders
 
     /// <summary>
     /// x-request-id and the x-gateway-* headers of <paramref name="outcome"/> (each where it is known:
-    /// no provider before one was tried), Retry-After for an error that has one, the key's
+    /// no provider before one was tried), Retry-After and x-should-retry for an error that has them, the key's
     /// x-ratelimit-* and the conversation's state. x-gateway-overhead-ms is the gateway's time up to now.
     /// </summary>
     public static void Write(HttpResponse response, PipelineOutcome outcome)
@@ -50,6 +50,8 @@ public static class GatewayHeaders
         yield return new(OverheadMs, FormatMs(outcome.Overhead));
         if (outcome.ConversationState is { } state) yield return new(ConversationService.StateHeader, state);
         if (outcome.Error?.RetryAfterSeconds is { } retryAfter) yield return new("retry-after", retryAfter.ToString(CultureInfo.InvariantCulture));
+        // The gateway already tried upstream (and retried, and failed over): OpenAI's and Anthropic's SDKs read this before their own retry rule.
+        if (outcome.Error?.ShouldRetry is { } retry) yield return new(ApiError.ShouldRetryHeader, retry ? "true" : "false");
     }
 
     public static string FormatUsd(decimal usd) => usd.ToString("0.##########", CultureInfo.InvariantCulture);

@@ -71,7 +71,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
 
     public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
-        if (request.Operation == ChatCompletions.RequestOperation.Chat && request.Choices > 1)
+        if (request.Operation == Pipeline.RequestOperation.Chat && request.Choices > 1)
         {
             // Settled before any call: more than the provider can give is the request's fault (400), never a 5xx.
             if (request.Choices > ChoiceFanOut.MaxChoices) return Task.FromResult(ProviderResponse.Failed(ChoiceFanOut.TooMany(Name, request.Choices)));

@@ -503,6 +503,156 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
         Assert.Contains("[redacted]", text);
     }
 
+    [Fact]
+    public async Task An_overloaded_529_answers_503_with_retry_after_and_that_model_cools_down_without_more_calls()
+    {
+        _upstream.Handler = (http, _) =>
+        {
+            http.Response.Headers.RetryAfter = "12";
+            return Wire.Json(http, Wire.Error("overloaded_error", "Overloaded"), 529);
+        };
+        using var client = _gateway.CreateClient();
+
+        using var first = await client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","messages":[{"role":"user","content":"x"}]}"""));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, first.StatusCode);
+        Assert.Equal("12", first.Headers.GetValues("Retry-After").Single());
+        Assert.Equal("false", first.Headers.GetValues("x-should-retry").Single());
+        var error = JsonDocument.Parse(await first.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("no_healthy_provider", error.GetProperty("code").GetString());
+        Assert.Contains("Overloaded", error.GetProperty("message").GetString());
+
+        using var second = await client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","messages":[{"role":"user","content":"x"}]}"""));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+        Assert.True(int.Parse(second.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture) is > 0 and <= 12);
+        Assert.Single(_upstream.Requests);
+    }
+
+    [Fact]
+    public async Task Two_choices_are_two_calls_merged_into_one_answer_with_the_usage_summed()
+    {
+        var calls = 0;
+        _upstream.Handler = (http, _) =>
+        {
+            var i = Interlocked.Increment(ref calls);
+            return Wire.Json(http, Wire.Message($$"""[{"type":"text","text":"Answer {{i}}"}]""", "end_turn", input: 20, output: 3 + i));
+        };
+
+        using var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","n":2,"messages":[{"role":"user","content":"Two ideas, please."}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var raw = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var choices = raw.RootElement.GetProperty("choices");
+        Assert.Equal([0, 1], choices.EnumerateArray().Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal(["Answer 1", "Answer 2"], choices.EnumerateArray().Select(c => c.GetProperty("message").GetProperty("content").GetString()).Order());
+        var usage = raw.RootElement.GetProperty("usage");
+        Assert.Equal(40, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(9, usage.GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(2, _upstream.Requests.Count);
+        Assert.All(_upstream.Requests, r => Assert.False(r.Json.TryGetProperty("n", out _)));
+        // Both calls are paid for: (40 * 0.003 + 9 * 0.015) / 1000.
+        Assert.Equal("0.000255", response.Headers.GetValues("x-gateway-cost-usd").Single());
+    }
+
+    [Fact]
+    public async Task Two_streamed_choices_arrive_as_one_stream_with_both_indexes_and_one_summed_usage()
+    {
+        _upstream.Handler = async (http, received) =>
+        {
+            Wire.StartSse(http);
+            await Wire.Event(http, "message_start", Wire.MessageStart(input: 10, cacheRead: 0, cacheWrite: 0));
+            await Wire.Event(http, "content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}""");
+            await Wire.Event(http, "content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Idea"}}""");
+            await Wire.Event(http, "content_block_stop", """{"type":"content_block_stop","index":0}""");
+            await Wire.Event(http, "message_delta", """{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}""");
+            await Wire.Event(http, "message_stop", """{"type":"message_stop"}""");
+        };
+
+        var events = await RawStreamAsync("""{"model":"claude-test","stream":true,"n":2,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}""");
+
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events.Take(events.Count - 1).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        Assert.Single(chunks.Select(c => c.GetProperty("id").GetString()).Distinct());
+        var indexes = chunks.SelectMany(c => c.GetProperty("choices").EnumerateArray()).Select(c => c.GetProperty("index").GetInt32()).Distinct().Order();
+        Assert.Equal([0, 1], indexes);
+        var usage = Assert.Single(chunks, c => c.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object).GetProperty("usage");
+        Assert.Equal(20, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(10, usage.GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(2, _upstream.Requests.Count);
+    }
+
+    [Fact]
+    public async Task More_choices_than_a_fan_out_allows_is_a_400_on_n_before_any_call()
+    {
+        using var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"claude-test","n":9,"messages":[{"role":"user","content":"x"}]}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("n", error.GetProperty("param").GetString());
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Empty(_upstream.Requests);
+    }
+
+    private const string CitySchema = """{"type":"object","properties":{"city":{"type":"string"},"population":{"type":"integer"}},"required":["city","population"],"additionalProperties":false}""";
+
+    [Fact]
+    public async Task A_json_schema_answer_comes_back_as_the_content_through_a_forced_answer_tool()
+    {
+        _upstream.Handler = (http, _) => Wire.Json(http, Wire.Message(
+            """[{"type":"tool_use","id":"toolu_01","name":"json_answer","input":{"city":"Paris","population":2102650}}]""", "tool_use", input: 30, output: 12));
+
+        var options = new ChatCompletionOptions
+        {
+            ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("city", BinaryData.FromString(CitySchema), jsonSchemaIsStrict: true),
+        };
+        var result = await _gateway.ChatClient("claude-test").CompleteChatAsync([new UserChatMessage("The capital of France?")], options);
+
+        using var answer = JsonDocument.Parse(result.Value.Content[0].Text);
+        Assert.Equal("Paris", answer.RootElement.GetProperty("city").GetString());
+        Assert.Equal(2102650, answer.RootElement.GetProperty("population").GetInt32());
+        Assert.Equal(ChatFinishReason.Stop, result.Value.FinishReason);
+        Assert.Empty(result.Value.ToolCalls);
+
+        var sent = Assert.Single(_upstream.Requests).Json;
+        var tool = Assert.Single(sent.GetProperty("tools").EnumerateArray());
+        Assert.Equal("json_answer", tool.GetProperty("name").GetString());
+        Assert.Equal(CitySchema, tool.GetProperty("input_schema").GetRawText());
+        Assert.Equal("""{"type":"tool","name":"json_answer"}""", sent.GetProperty("tool_choice").GetRawText());
+    }
+
+    [Fact]
+    public async Task A_streamed_json_object_answer_streams_the_tools_input_as_content()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            Wire.StartSse(http);
+            await Wire.Event(http, "message_start", Wire.MessageStart(input: 15, cacheRead: 0, cacheWrite: 0));
+            await Wire.Event(http, "content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_02","name":"json_answer","input":{}}}""");
+            await Wire.Event(http, "content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"ok\": tr"}}""");
+            await Wire.Event(http, "content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"ue}"}}""");
+            await Wire.Event(http, "content_block_stop", """{"type":"content_block_stop","index":0}""");
+            await Wire.Event(http, "message_delta", """{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":6}}""");
+            await Wire.Event(http, "message_stop", """{"type":"message_stop"}""");
+        };
+
+        var text = new StringBuilder();
+        ChatFinishReason? finish = null;
+        var options = new ChatCompletionOptions { ResponseFormat = ChatResponseFormat.CreateJsonObjectFormat() };
+        await foreach (var update in _gateway.ChatClient("claude-test").CompleteChatStreamingAsync([new UserChatMessage("JSON please")], options))
+        {
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            Assert.Empty(update.ToolCallUpdates);
+            finish ??= update.FinishReason;
+        }
+
+        Assert.True(JsonDocument.Parse(text.ToString()).RootElement.GetProperty("ok").GetBoolean());
+        Assert.Equal(ChatFinishReason.Stop, finish);
+        var sent = Assert.Single(_upstream.Requests).Json;
+        Assert.Equal("""{"type":"object"}""", sent.GetProperty("tools")[0].GetProperty("input_schema").GetRawText());
+        Assert.Equal("json_answer", sent.GetProperty("tool_choice").GetProperty("name").GetString());
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     /// <summary>POSTs a streaming request and returns the data of every SSE event the gateway sent.</summary>

@@ -330,6 +330,56 @@ public sealed class GeminiProviderTests : IAsyncLifetime
         Assert.Equal(0, _upstream.Calls);
     }
 
+    [Fact]
+    public async Task Two_choices_are_geminis_candidate_count_in_one_call()
+    {
+        _upstream.Handler = (http, _) => Wire.Json(http,
+            "{\"candidates\":[" +
+            "{\"content\":{\"parts\":[{\"text\":\"First idea\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}," +
+            "{\"content\":{\"parts\":[{\"text\":\"Second idea\"}],\"role\":\"model\"},\"finishReason\":\"MAX_TOKENS\",\"index\":1}]," +
+            "\"usageMetadata\":{\"promptTokenCount\":10,\"candidatesTokenCount\":9,\"totalTokenCount\":19},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r2\"}");
+
+        using var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"gemini-test","n":2,"messages":[{"role":"user","content":"Two ideas"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var choices = body.RootElement.GetProperty("choices").EnumerateArray().ToList();
+        Assert.Equal(["First idea", "Second idea"], choices.Select(c => c.GetProperty("message").GetProperty("content").GetString()));
+        Assert.Equal([0, 1], choices.Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal(["stop", "length"], choices.Select(c => c.GetProperty("finish_reason").GetString()));
+        Assert.Equal(9, body.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        var sent = Assert.Single(_upstream.Requests).Json;
+        Assert.Equal(2, sent.GetProperty("generationConfig").GetProperty("candidateCount").GetInt32());
+    }
+
+    [Fact]
+    public async Task Two_streamed_choices_fan_out_into_two_gemini_streams_merged()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            Wire.StartSse(http);
+            await Wire.Event(http, Wire.Chunk("""[{"text":"Idea"}]""", null, prompt: 8, candidates: null));
+            await Wire.Event(http, Wire.Chunk("""[{"text":"!"}]""", "STOP", prompt: 8, candidates: 3));
+        };
+
+        using var client = _gateway.CreateClient();
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"gemini-test","n":2,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Two ideas"}]}"""),
+        }, HttpCompletionOption.ResponseHeadersRead);
+        var events = (await SseClient.ReadAllAsync(response)).Events;
+
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events.Take(events.Count - 1).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        Assert.Equal([0, 1], chunks.SelectMany(c => c.GetProperty("choices").EnumerateArray()).Select(c => c.GetProperty("index").GetInt32()).Distinct().Order());
+        var usage = Assert.Single(chunks, c => c.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object).GetProperty("usage");
+        Assert.Equal(16, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(6, usage.GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(2, _upstream.Requests.Count);
+        Assert.All(_upstream.Requests, r => Assert.False(r.Json.TryGetProperty("generationConfig", out var g) && g.TryGetProperty("candidateCount", out _)));
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     /// <summary>Gemini's REST wire format (GenerateContentResponse, google.rpc.Status errors).</summary>

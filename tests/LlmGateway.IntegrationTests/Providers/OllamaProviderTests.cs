@@ -335,6 +335,94 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         Assert.Equal(FailureKind.Retryable, down.Failure!.Kind);
     }
 
+    private const string CitySchema = """{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}""";
+
+    [Fact]
+    public async Task A_json_schema_goes_to_ollama_as_format_and_the_answer_parses()
+    {
+        _upstream.Handler = (http, _) => Wire.Json(http, Wire.Final("""{"role":"assistant","content":"{\"city\":\"Paris\"}"}""", "stop", prompt: 20, eval: 6));
+
+        var options = new ChatCompletionOptions { ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("city", BinaryData.FromString(CitySchema), jsonSchemaIsStrict: true) };
+        var result = await _gateway.ChatClient("llama-test").CompleteChatAsync([new UserChatMessage("Capital of France?")], options);
+
+        Assert.Equal("Paris", JsonDocument.Parse(result.Value.Content[0].Text).RootElement.GetProperty("city").GetString());
+        Assert.Equal(CitySchema, Assert.Single(_upstream.Requests).Json.GetProperty("format").GetRawText());
+    }
+
+    [Fact]
+    public async Task A_streamed_json_schema_answer_goes_to_ollama_as_format_too()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            Wire.StartNdjson(http);
+            await Wire.Line(http, Wire.Delta("{\"city\":"));
+            await Wire.Line(http, Wire.Delta("\"Paris\"}"));
+            await Wire.Line(http, Wire.Final("""{"role":"assistant","content":""}""", "stop", prompt: 20, eval: 6));
+        };
+
+        var options = new ChatCompletionOptions { ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("city", BinaryData.FromString(CitySchema), jsonSchemaIsStrict: true) };
+        var text = new StringBuilder();
+        await foreach (var update in _gateway.ChatClient("llama-test").CompleteChatStreamingAsync([new UserChatMessage("Capital of France?")], options))
+        {
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+        }
+
+        Assert.Equal("Paris", JsonDocument.Parse(text.ToString()).RootElement.GetProperty("city").GetString());
+        var sent = Assert.Single(_upstream.Requests).Json;
+        Assert.Equal(CitySchema, sent.GetProperty("format").GetRawText());
+        Assert.True(sent.GetProperty("stream").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Two_choices_are_two_ollama_calls_merged_with_the_usage_summed()
+    {
+        var calls = 0;
+        _upstream.Handler = (http, _) =>
+        {
+            var i = Interlocked.Increment(ref calls);
+            return Wire.Json(http, Wire.Final("{\"role\":\"assistant\",\"content\":\"Answer " + i + "\"}", "stop", prompt: 12, eval: 4));
+        };
+
+        using var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/chat/completions", Json("""{"model":"llama-test","n":2,"messages":[{"role":"user","content":"Two ideas"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var choices = body.RootElement.GetProperty("choices");
+        Assert.Equal([0, 1], choices.EnumerateArray().Select(c => c.GetProperty("index").GetInt32()));
+        Assert.Equal(["Answer 1", "Answer 2"], choices.EnumerateArray().Select(c => c.GetProperty("message").GetProperty("content").GetString()).Order());
+        Assert.Equal(24, body.RootElement.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(8, body.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(2, _upstream.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Two_streamed_choices_from_ollama_carry_both_indexes_and_end_once()
+    {
+        _upstream.Handler = async (http, _) =>
+        {
+            Wire.StartNdjson(http);
+            await Wire.Line(http, Wire.Delta("Idea"));
+            await Wire.Line(http, Wire.Final("""{"role":"assistant","content":""}""", "stop", prompt: 12, eval: 4));
+        };
+
+        using var client = _gateway.CreateClient();
+        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"llama-test","n":2,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Two ideas"}]}"""),
+        }, HttpCompletionOption.ResponseHeadersRead);
+        var events = (await SseClient.ReadAllAsync(response)).Events;
+
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Single(events, e => e == "[DONE]");
+        var chunks = events.Take(events.Count - 1).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        Assert.Equal([0, 1], chunks.SelectMany(c => c.GetProperty("choices").EnumerateArray()).Select(c => c.GetProperty("index").GetInt32()).Distinct().Order());
+        Assert.Equal(2, chunks.Count(c => c.GetProperty("choices").EnumerateArray().Any(ch => ch.GetProperty("finish_reason").ValueKind == JsonValueKind.String)));
+        var usage = Assert.Single(chunks, c => c.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object).GetProperty("usage");
+        Assert.Equal(24, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(2, _upstream.Requests.Count);
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     /// <summary>Ollama's /api/chat wire format (docs/api.md).</summary>

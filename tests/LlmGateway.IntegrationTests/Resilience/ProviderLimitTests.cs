@@ -101,6 +101,42 @@ public sealed class ProviderLimitTests : IAsyncLifetime
         var error = JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
         Assert.Equal("no_healthy_provider", error.GetProperty("code").GetString());
         Assert.Contains("Rpm", error.GetProperty("message").GetString());
+        // Until the minute's window renews.
+        Assert.InRange(int.Parse(second.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 60);
         Assert.Equal(1, _primary.Calls);
+    }
+    [Fact]
+    public async Task A_full_MaxConcurrency_everywhere_is_503_with_a_one_second_Retry_After()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _primary.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "long "));
+            await release.Task.WaitAsync(s_guard, http.RequestAborted);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(finish: "stop"));
+            await OpenAiWire.WriteEventAsync(http, "[DONE]");
+        };
+        await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary).With("Gateway:Providers:p1:MaxConcurrency", "1"));
+        using var first = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
+
+        using (var second = await gateway.PostAsync(ResilienceGateway.Body("m1")).WaitAsync(s_guard))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, second.StatusCode);
+            Assert.Contains("MaxConcurrency", await second.Content.ReadAsStringAsync());
+            // A slot frees as soon as any answer ends; nothing was called for this request, so the client decides.
+            Assert.Equal("1", second.Headers.GetValues("Retry-After").Single());
+            Assert.False(second.Headers.Contains("x-should-retry"));
+        }
+        release.SetResult();
+        Assert.True((await SseClient.ReadAllAsync(first)).SawDone);
+        Assert.Equal(1, _primary.Calls);
+    }
+
+    [Fact]
+    public void The_default_MaxConcurrency_takes_a_thousand_concurrent_streams()
+    {
+        Assert.Equal(1024, new LlmGateway.Configuration.ProviderOptions().MaxConcurrency);
     }
 }

@@ -185,4 +185,82 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.Equal("upstream_timeout", error.GetProperty("code").GetString());
         Assert.Equal("2", response.Headers.GetValues("x-gateway-attempts").Single());
     }
+
+    [Fact]
+    public async Task A_streams_retries_share_one_first_token_budget_so_the_fallback_starts_within_it()
+    {
+        // The first try fails after 3 s; the retry gets only the 2 s left of the 5 s budget, not 5 s of its own.
+        var failFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = 0;
+        _primary.Handler = async (http, _) =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                _hanging.Release();
+                await failFirst.Task.WaitAsync(s_guard, http.RequestAborted);
+                await OpenAiWire.WriteJsonAsync(http, OpenAiWire.Error("busy", type: "server_error"), 500);
+                return;
+            }
+            OpenAiWire.StartSse(http);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+            await HangAsync(http);
+        };
+        var settings = Settings(_primary, _fallback).With("Gateway:Resilience:MaxRetries", "2").With("Gateway:Resilience:BaseDelayMs", "0");
+        await using var gateway = new ResilienceGateway(settings, _time);
+
+        var pending = gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
+        await UpstreamHangsAsync();
+        await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), pending);
+        _time.Advance(TimeSpan.FromSeconds(3));
+        failFirst.SetResult();
+
+        await UpstreamHangsAsync(); // the retry: headers and a role chunk, then nothing
+        await _time.WaitForTimerAsync(TimeSpan.FromSeconds(2), pending);
+        _time.Advance(TimeSpan.FromSeconds(2));
+
+        Assert.Equal("fallback answer", await StreamTextAsync(pending));
+        // 5 s after the first try the fallback answered; the third try the retries allow was not spent on m1.
+        Assert.Equal(2, _primary.Calls);
+        Assert.Equal(1, _fallback.Calls);
+    }
+
+    [Fact]
+    public async Task A_stalled_stream_falls_back_after_one_first_token_timeout_not_one_per_retry()
+    {
+        _primary.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+            await HangAsync(http);
+        };
+        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:MaxRetries", "2"), _time);
+
+        var pending = gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
+        await UpstreamHangsAsync();
+        await _time.WaitForTimerAsync(TimeSpan.FromSeconds(5), pending);
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        Assert.Equal("fallback answer", await StreamTextAsync(pending));
+        Assert.Equal(1, _primary.Calls);
+    }
+
+    [Fact]
+    public async Task A_hung_non_streamed_call_is_abandoned_after_AttemptTimeout_and_the_fallback_answers()
+    {
+        _primary.Handler = (http, _) => HangAsync(http);
+        _fallback.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("fallback answer"));
+        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:AttemptTimeoutSeconds", "20"), _time);
+
+        var pending = gateway.PostAsync(ResilienceGateway.Body("m1"));
+        await UpstreamHangsAsync();
+        await _time.WaitForTimerAsync(TimeSpan.FromSeconds(20), pending);
+        _time.Advance(TimeSpan.FromSeconds(20));
+
+        using var response = await pending.WaitAsync(s_guard);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("fallback answer", await response.Content.ReadAsStringAsync());
+        await _primary.RequestAborted.Task.WaitAsync(s_guard);
+        var m1 = await gateway.DeploymentAsync("p1", "upstream-m1");
+        Assert.Contains("no answer in time", m1.GetProperty("last_error").GetProperty("message").GetString());
+    }
 }

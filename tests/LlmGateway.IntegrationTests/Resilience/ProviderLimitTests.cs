@@ -23,19 +23,22 @@ public sealed class ProviderLimitTests : IAsyncLifetime
         await _fallback.DisposeAsync();
     }
 
+    /// <summary>A stream that holds its provider's slot until <paramref name="release"/>.</summary>
+    private static Func<Microsoft.AspNetCore.Http.HttpContext, ReceivedRequest, Task> StreamUntil(TaskCompletionSource release) => async (http, _) =>
+    {
+        OpenAiWire.StartSse(http);
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "long "));
+        await release.Task.WaitAsync(s_guard, http.RequestAborted);
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(finish: "stop"));
+        await OpenAiWire.WriteEventAsync(http, "[DONE]");
+    };
+
     [Fact]
     public async Task A_provider_at_its_concurrency_limit_is_skipped_until_its_stream_ends()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _primary.Handler = async (http, _) =>
-        {
-            OpenAiWire.StartSse(http);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "long "));
-            await release.Task.WaitAsync(s_guard, http.RequestAborted);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(finish: "stop"));
-            await OpenAiWire.WriteEventAsync(http, "[DONE]");
-        };
+        _primary.Handler = StreamUntil(release);
         await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary, _fallback).With("Gateway:Providers:p1:MaxConcurrency", "1"));
 
         // The first request holds p1's only slot for as long as its stream runs.
@@ -109,15 +112,7 @@ public sealed class ProviderLimitTests : IAsyncLifetime
     public async Task A_full_MaxConcurrency_everywhere_is_503_with_a_one_second_Retry_After()
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _primary.Handler = async (http, _) =>
-        {
-            OpenAiWire.StartSse(http);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "long "));
-            await release.Task.WaitAsync(s_guard, http.RequestAborted);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(finish: "stop"));
-            await OpenAiWire.WriteEventAsync(http, "[DONE]");
-        };
+        _primary.Handler = StreamUntil(release);
         await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary).With("Gateway:Providers:p1:MaxConcurrency", "1"));
         using var first = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
 

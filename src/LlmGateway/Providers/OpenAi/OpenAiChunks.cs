@@ -206,26 +206,11 @@ public static class OpenAiJson
         var buffer = new ArrayBufferWriter<byte>(256 * choices.Count);
         using (var w = new Utf8JsonWriter(buffer))
         {
-            w.WriteStartObject();
-            w.WriteString("id"u8, id);
-            w.WriteString("object"u8, "chat.completion"u8);
-            w.WriteNumber("created"u8, created);
-            w.WriteString("model"u8, model);
-            w.WriteStartArray("choices"u8);
+            WriteHead(w, id, created, model);
             for (var i = 0; i < choices.Count; i++)
             {
                 var c = choices[i];
-                w.WriteStartObject();
-                w.WriteNumber("index"u8, i);
-                w.WriteStartObject("message"u8);
-                w.WriteString("role"u8, "assistant"u8);
-                if (c.Content is null) w.WriteNull("content"u8); else w.WriteString("content"u8, c.Content);
-                w.WriteNull("refusal"u8);
-                if (c.ToolCalls.Count > 0) WriteToolCalls(w, c.ToolCalls);
-                w.WriteEndObject();
-                w.WriteNull("logprobs"u8);
-                w.WriteString("finish_reason"u8, c.FinishReason);
-                w.WriteEndObject();
+                WriteChoice(w, i, c.Content, c.FinishReason, c.ToolCalls.Count > 0 ? tw => WriteToolCalls(tw, c.ToolCalls) : null);
             }
             w.WriteEndArray();
             WriteUsage(w, usage);
@@ -240,28 +225,39 @@ public static class OpenAiJson
         var buffer = new ArrayBufferWriter<byte>(256 + (content?.Length ?? 0));
         using (var w = new Utf8JsonWriter(buffer))
         {
-            w.WriteStartObject();
-            w.WriteString("id"u8, id);
-            w.WriteString("object"u8, "chat.completion"u8);
-            w.WriteNumber("created"u8, created);
-            w.WriteString("model"u8, model);
-            w.WriteStartArray("choices"u8);
-            w.WriteStartObject();
-            w.WriteNumber("index"u8, 0);
-            w.WriteStartObject("message"u8);
-            w.WriteString("role"u8, "assistant"u8);
-            if (content is null) w.WriteNull("content"u8); else w.WriteString("content"u8, content);
-            w.WriteNull("refusal"u8);
-            writeToolCalls?.Invoke(w);
-            w.WriteEndObject();
-            w.WriteNull("logprobs"u8);
-            w.WriteString("finish_reason"u8, finishReason);
-            w.WriteEndObject();
+            WriteHead(w, id, created, model);
+            WriteChoice(w, 0, content, finishReason, writeToolCalls);
             w.WriteEndArray();
             WriteUsage(w, usage);
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The object's start up to its open <c>choices</c> array.</summary>
+    private static void WriteHead(Utf8JsonWriter w, string id, long created, string model)
+    {
+        w.WriteStartObject();
+        w.WriteString("id"u8, id);
+        w.WriteString("object"u8, "chat.completion"u8);
+        w.WriteNumber("created"u8, created);
+        w.WriteString("model"u8, model);
+        w.WriteStartArray("choices"u8);
+    }
+
+    private static void WriteChoice(Utf8JsonWriter w, int index, string? content, string finishReason, Action<Utf8JsonWriter>? writeToolCalls)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("index"u8, index);
+        w.WriteStartObject("message"u8);
+        w.WriteString("role"u8, "assistant"u8);
+        if (content is null) w.WriteNull("content"u8); else w.WriteString("content"u8, content);
+        w.WriteNull("refusal"u8);
+        writeToolCalls?.Invoke(w);
+        w.WriteEndObject();
+        w.WriteNull("logprobs"u8);
+        w.WriteString("finish_reason"u8, finishReason);
+        w.WriteEndObject();
     }
 }
 

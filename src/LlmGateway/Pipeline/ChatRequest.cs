@@ -136,7 +136,7 @@ public sealed class ChatRequest : GatewayRequest
 
         if (Model.Length == 0) return ApiError.InvalidRequest("'model' is required.", "model");
         if (!hasMessages) return ApiError.InvalidRequest("'messages' is required.", "messages");
-        EstimatedPromptTokens = TokenEstimator.FromCharacters(textChars, MessageCount, HasImages ? CountImages() : 0);
+        EstimatedPromptTokens = TokenEstimator.ForChat(root, Model, textChars, MessageCount, HasImages ? CountImages() : 0);
         return null;
     }
 

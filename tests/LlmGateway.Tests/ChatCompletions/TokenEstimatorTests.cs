@@ -1,16 +1,23 @@
+using System.Text;
+using System.Text.Json;
 using LlmGateway.Pipeline;
 
 namespace LlmGateway.Tests.ChatCompletions;
 
 /// <summary>
-/// The chars/4 heuristic against real token counts. No tokenizer restores here, so the counts were
-/// taken once with the js-tiktoken npm package (the port of OpenAI's tiktoken that ships the BPE
-/// ranks) on exactly these strings, for cl100k_base (GPT-4, GPT-3.5) and o200k_base (GPT-4o, o-series).
-/// The estimate only steers routing and limits; real usage replaces it after every call, so the
-/// promise is the order of magnitude, and within a factor of two for Latin-script text.
+/// Token counts before a call. The reference counts were taken once with the js-tiktoken npm package
+/// (the port of OpenAI's tiktoken that ships the BPE ranks) on exactly these strings, for cl100k_base
+/// (GPT-4, GPT-3.5) and o200k_base (GPT-4o, o-series): Microsoft.ML.Tokenizers must give the same
+/// numbers for a known family, and the chars/4 heuristic (unknown families) must stay within an order
+/// of magnitude, and a factor of two for Latin-script text.
 /// </summary>
-public class TokenEstimatorTests
+public class TokenEstimatorTests : IAsyncLifetime
 {
+    // The tokenizers load in the background at first use; these tests want them ready.
+    public Task InitializeAsync() => TokenEstimator.WarmAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
     private const string Prose =
         "The gateway sits between your applications and the model providers. Every request is read once, routed to the model that fits the task, and sent on; " +
         "if that provider is slow or down, the next candidate takes over before the client sees a byte. Costs are estimated before the call and corrected " +
@@ -67,6 +74,91 @@ public class TokenEstimatorTests
         // bytes as counted. Editing a text without recounting fails here.
         static string Hash(string s) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(s)))[..16];
         Assert.Equal(["bd31e24e77c9cb75", "07eea4d7d3573d37", "312056e9dfb81704", "be95c9be82cf5e5f"], new[] { Hash(Prose), Hash(Code), Hash(Json), Hash(Japanese) });
+    }
+
+    [Theory]
+    [MemberData(nameof(Texts))]
+    public void The_family_tokenizers_count_exactly_what_tiktoken_counts(string name, string text, int cl100k, int o200k)
+    {
+        Assert.True(cl100k == TokenEstimator.TokenizerFor("gpt-4")!.CountTokens(text), $"{name}, cl100k_base");
+        Assert.True(o200k == TokenEstimator.TokenizerFor("gpt-4o")!.CountTokens(text), $"{name}, o200k_base");
+    }
+
+    [Theory]
+    [InlineData("gpt-4o", "o200k")]
+    [InlineData("GPT-4o-mini-2024-07-18", "o200k")]
+    [InlineData("openai/gpt-4o", "o200k")]
+    [InlineData("chatgpt-4o-latest", "o200k")]
+    [InlineData("gpt-4.1-nano", "o200k")]
+    [InlineData("gpt-5", "o200k")]
+    [InlineData("o1", "o200k")]
+    [InlineData("o3-mini", "o200k")]
+    [InlineData("o4-mini-high", "o200k")]
+    [InlineData("gpt-4", "cl100k")]
+    [InlineData("gpt-4-turbo", "cl100k")]
+    [InlineData("gpt-3.5-turbo", "cl100k")]
+    [InlineData("gpt-35-turbo", "cl100k")]
+    [InlineData("claude-3-5-sonnet", null)]
+    [InlineData("gemini-2.0-flash", null)]
+    [InlineData("llama3", null)]
+    [InlineData("omni-model", null)]
+    [InlineData("o", null)]
+    [InlineData("auto", null)]
+    [InlineData("", null)]
+    public void A_model_name_picks_its_family_tokenizer_or_none(string model, string? family)
+    {
+        var tokenizer = TokenEstimator.TokenizerFor(model);
+        Assert.Equal(family switch
+        {
+            "o200k" => TokenEstimator.TokenizerFor("gpt-4o"),
+            "cl100k" => TokenEstimator.TokenizerFor("gpt-4"),
+            _ => null,
+        }, tokenizer);
+        if (family is not null) Assert.NotSame(TokenEstimator.TokenizerFor("gpt-4o"), TokenEstimator.TokenizerFor("gpt-4"));
+    }
+
+    private static int Estimate(string model, string content)
+    {
+        var body = Encoding.UTF8.GetBytes($$"""{"model":{{JsonSerializer.Serialize(model)}},"messages":[{"role":"user","content":{{JsonSerializer.Serialize(content)}}}]}""");
+        using var request = ChatRequest.TryParse(body, out var error);
+        Assert.Null(error);
+        return request!.EstimatedPromptTokens;
+    }
+
+    [Fact]
+    public void A_chat_request_for_a_known_family_is_estimated_with_its_tokenizer_and_others_with_the_heuristic()
+    {
+        const int framing = TokenEstimator.TokensPerMessage + TokenEstimator.TokensPerReply;
+
+        Assert.Equal(36 + framing, Estimate("gpt-4o-mini", Japanese));
+        Assert.Equal(56 + framing, Estimate("gpt-3.5-turbo", Japanese));
+        Assert.Equal(TokenEstimator.FromCharacters(Japanese.Length, 1, 0), Estimate("claude-3-5-haiku", Japanese));
+        Assert.Equal(72 + framing, Estimate("gpt-4", Code));
+    }
+
+    [Fact]
+    public void Tool_calls_and_tool_schemas_count_toward_a_known_family_estimate()
+    {
+        var body = Encoding.UTF8.GetBytes("""
+            {"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+             "messages":[{"role":"user","content":"Weather in Paris?"},
+                         {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}]}
+            """);
+        using var request = ChatRequest.TryParse(body, out var error);
+        Assert.Null(error);
+        using var doc = JsonDocument.Parse(body);
+        var o200k = TokenEstimator.TokenizerFor("gpt-4o")!;
+        var root = doc.RootElement;
+        var expected = o200k.CountTokens("Weather in Paris?") + o200k.CountTokens(root.GetProperty("messages")[1].GetProperty("tool_calls").GetRawText())
+            + o200k.CountTokens(root.GetProperty("tools").GetRawText()) + 2 * TokenEstimator.TokensPerMessage + TokenEstimator.TokensPerReply;
+        Assert.Equal(expected, request!.EstimatedPromptTokens);
+    }
+
+    [Fact]
+    public void A_huge_prompt_is_estimated_with_the_heuristic_even_for_a_known_family()
+    {
+        var huge = new string('x', (int)TokenEstimator.MaxTokenizedChars + 1);
+        Assert.Equal(TokenEstimator.FromCharacters(huge.Length, 1, 0), Estimate("gpt-4o", huge));
     }
 
     [Fact]

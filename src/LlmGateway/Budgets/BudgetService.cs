@@ -18,14 +18,16 @@ namespace LlmGateway.Budgets;
 /// Before each attempt the most the attempt can cost (<see cref="Pricing.MaxCostUsd"/>) is reserved
 /// atomically on every counter it falls under, so concurrent requests can never together pass a
 /// limit: what is admitted always fits in limit - spent - reserved. When the request ends the
-/// reservation is replaced by the real cost; a failed attempt gives it back. Reservations expire on
-/// their own (after the total request timeout), so an instance that dies mid-request frees its hold.
+/// reservation is replaced by the real cost; a failed attempt gives it back. A reservation is a lease of
+/// <c>Budgets:ReservationLeaseSeconds</c> that this instance renews while the request runs, so the holds
+/// of an instance that dies mid-request (kill -9 included) are released within one lease.
 /// </para>
 /// <para>
 /// When the store can't be reached, <c>Budgets:FailMode</c> decides: closed refuses, open admits as
 /// long as what this instance knows (the last counters it read plus its own unflushed spend and
 /// holds) leaves room, and keeps the spend to add to the store when it is back: nothing spent during
-/// an outage goes uncounted.
+/// an outage goes uncounted. What it keeps is also written to a local spool (<see cref="LocalSpool"/>), so a
+/// restart or a crash before the store is back loses none of it: the next start on the host settles it.
 /// </para>
 /// </summary>
 public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudgetGate, IBudgetReport, IUnreservedSpend
@@ -46,7 +48,14 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private readonly decimal _maxPerRequest;
     private readonly double[] _thresholds;
     private readonly bool _failClosed;
-    private readonly TimeSpan _reservationTtl;
+    private readonly TimeSpan _lease;
+    private readonly StoreOptions _storeOptions;
+
+    /// <summary>Reservations this instance holds in the store, with the expiry of their lease.</summary>
+    private readonly ConcurrentDictionary<BudgetTicket, DateTimeOffset> _leases = new();
+
+    /// <summary>Settlements not yet in the store, on disk (with a remote store only; see <see cref="StartAsync"/>).</summary>
+    private LocalSpool? _spool;
     private readonly bool _hasStaticLimits;
 
     private volatile WindowSet _windows;
@@ -76,7 +85,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         _maxPerRequest = b.MaxCostPerRequestUsd;
         _thresholds = [.. b.AlertThresholds.Order()];
         _failClosed = b.FailMode == "closed";
-        _reservationTtl = TimeSpan.FromSeconds(o.Resilience.TotalTimeoutSeconds) + TimeSpan.FromMinutes(1);
+        _lease = TimeSpan.FromSeconds(b.ReservationLeaseSeconds);
+        _storeOptions = o.Store;
         _hasStaticLimits = _global is not null || _providers.Count > 0 || _maxPerRequest > 0;
         _windows = new WindowSet(time.GetUtcNow());
     }
@@ -128,10 +138,12 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         {
             try
             {
-                var result = await _store.ReserveAsync(Limits(counters), reservation.Id, amount, now + _reservationTtl, now).ConfigureAwait(false);
+                var result = await _store.ReserveAsync(Limits(counters), reservation.Id, amount, now + _lease, now).ConfigureAwait(false);
                 Remember(counters, result.States);
                 if (!result.Granted) return Refuse(candidate, counters[result.RefusedIndex]);
-                return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: true));
+                var ticket = new BudgetTicket(this, counters, reservation, inStore: true);
+                _leases[ticket] = now + _lease;
+                return new Admission(null, ticket);
             }
             catch (StoreUnavailableException)
             {
@@ -210,6 +222,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
     {
         var counters = ticket.Counters;
+        _leases.TryRemove(ticket, out _);
         var settlement = new Settlement(ticket.Reservation, spent, Held: ticket.InStore);
         if (!ticket.InStore)
         {
@@ -241,6 +254,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         lock (_localLock)
         {
             foreach (var c in counters) Local(c).Keep(settlement);
+            // Under the lock, so the spool is never emptied between the keep and this write (see FlushPendingCoreAsync).
+            _spool?.Append([SpooledSettlement.Write(counters, settlement)]);
         }
         await CheckAlertsAsync(counters).ConfigureAwait(false);
     }
@@ -422,6 +437,48 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: Background: flush spend kept during an outage, refresh the local view
 
+    /// <summary>
+    /// Opens this instance's spool (with a remote store) and takes over the spools of instances that died on this
+    /// host: their settlements are kept as this instance's own and written when the store can take them.
+    /// Settling is idempotent in the store, so one that had gone through before the crash is not counted twice.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_store.Kind != "memory" && _spool is null)
+        {
+            var directory = _storeOptions.SpoolDirectory();
+            try
+            {
+                _spool = LocalSpool.Create(directory, "budget", _storeOptions.SpoolMaxBytes, _logger);
+                var adopted = LocalSpool.AdoptOrphans(directory, "budget", _spool.Path, Adopt, _logger);
+                if (adopted > 0) _logger.LogWarning("Settling {Count} budget settlements an earlier instance kept in its spool", adopted);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Budgets still work; only spend kept during a store outage would not survive a restart.
+                _logger.LogError(e, "The budget spool in {Directory} can't be used: spend kept during a store outage is held in memory only", directory);
+            }
+        }
+        return base.StartAsync(cancellationToken);
+    }
+
+    private void Adopt(IReadOnlyList<byte[]> records)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var kept = new List<byte[]>(records.Count);
+        lock (_localLock)
+        {
+            foreach (var record in records)
+            {
+                if (SpooledSettlement.Read(record) is not { } spooled || !seen.Add(spooled.Settlement.Reservation.Id)) continue;
+                foreach (var c in spooled.Counters) Local(c).Keep(spooled.Settlement);
+                kept.Add(record);
+            }
+            // In this instance's spool before the orphan is deleted: a crash now still loses nothing.
+            _spool!.Append(kept);
+        }
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Runs even with nothing configured yet: keys with limits may be added while the gateway runs.
@@ -430,6 +487,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
+                await RenewLeasesAsync().ConfigureAwait(false);
                 await FlushPendingAsync().ConfigureAwait(false);
                 await RefreshAsync().ConfigureAwait(false);
             }
@@ -443,6 +501,32 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
         await FlushPendingAsync().ConfigureAwait(false);
+        _spool?.Dispose(); // kept on disk if it still holds anything, for the next start
+    }
+
+    /// <summary>
+    /// Renews the lease of every reservation this instance holds in the store once a third of it has passed, so a
+    /// request may run as long as it needs while a crashed instance's holds lapse within one lease.
+    /// </summary>
+    internal async Task RenewLeasesAsync()
+    {
+        if (_leases.IsEmpty || !_store.IsAvailable) return;
+        var now = _time.GetUtcNow();
+        foreach (var (ticket, expiresAt) in _leases)
+        {
+            if (expiresAt - now > _lease * 2 / 3) continue;
+            var next = now + _lease;
+            try
+            {
+                await _store.RenewReservationAsync(Refs(ticket.Counters), ticket.Reservation, next).ConfigureAwait(false);
+            }
+            catch (StoreUnavailableException)
+            {
+                // Next tick. A lease that runs out meanwhile is released; the settlement still adds the spend.
+                return;
+            }
+            _leases.TryUpdate(ticket, next, expiresAt);
+        }
     }
 
     /// <summary>Writes the settlements kept while the store was down (their spend, and the release of holds the store still has).</summary>
@@ -484,6 +568,9 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                     local.Pending.RemoveRange(0, settlements.Length);
                     local.Sent = 0;
                     if (local.Pending.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
+                    // Everything kept is in the store now: the spool can go. (A crash before this replays some of it;
+                    // the store applies each settlement once.)
+                    if (_spool is not null && _local.Values.All(static l => l.Pending.Count == 0)) _spool.Clear();
                 }
                 _known[counter.Key] = states[0];
             }
@@ -575,6 +662,69 @@ public sealed record BudgetStatus(string Scope, string Window, decimal LimitUsd,
 {
     public decimal RemainingUsd => Math.Max(0, LimitUsd - SpentUsd - ReservedUsd);
 }
+
+/// <summary>
+/// A settlement the store could not take yet, as the spool keeps it: the counters (with their limits and windows,
+/// which may have changed by the time it is replayed) and the settlement.
+/// </summary>
+internal sealed record SpooledSettlement(ScopeCounter[] Counters, Settlement Settlement)
+{
+    public static byte[] Write(ScopeCounter[] counters, Settlement settlement)
+    {
+        var dto = new SpooledSettlementJson
+        {
+            ReservationId = settlement.Reservation.Id,
+            Amount = settlement.Reservation.Amount,
+            Spent = settlement.Spent,
+            Held = settlement.Held,
+            Counters = [.. counters.Select(c => new SpooledCounterJson
+            {
+                Scope = c.Scope, Window = c.Window, LimitUsd = c.LimitUsd, WindowEnd = c.WindowEnd,
+                Key = c.Counter.Key, Limit = c.Counter.Limit, ExpiresAt = c.Counter.ExpiresAt,
+            })],
+        };
+        return System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(dto, BudgetSpoolJsonContext.Default.SpooledSettlementJson);
+    }
+
+    /// <summary>The settlement, or null for a record that is not one (cut short, or from another version).</summary>
+    public static SpooledSettlement? Read(byte[] record)
+    {
+        try
+        {
+            var dto = System.Text.Json.JsonSerializer.Deserialize(record, BudgetSpoolJsonContext.Default.SpooledSettlementJson);
+            if (dto is null || dto.ReservationId.Length == 0 || dto.Counters.Count == 0) return null;
+            var counters = dto.Counters.Select(c => new ScopeCounter(c.Scope, c.Window, c.LimitUsd, c.WindowEnd, new CounterLimit(c.Key, c.Limit, c.ExpiresAt))).ToArray();
+            return new SpooledSettlement(counters, new Settlement(new Reservation(dto.ReservationId, dto.Amount), dto.Spent, dto.Held));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+internal sealed class SpooledSettlementJson
+{
+    public string ReservationId { get; set; } = "";
+    public long Amount { get; set; }
+    public long Spent { get; set; }
+    public bool Held { get; set; }
+    public List<SpooledCounterJson> Counters { get; set; } = [];
+}
+
+internal sealed class SpooledCounterJson
+{
+    public string Scope { get; set; } = "";
+    public string Window { get; set; } = "";
+    public decimal LimitUsd { get; set; }
+    public DateTimeOffset WindowEnd { get; set; }
+    public string Key { get; set; } = "";
+    public long Limit { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(SpooledSettlementJson))]
+internal sealed partial class BudgetSpoolJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>A reservation for one attempt; settled with the real cost, or released when the attempt failed.</summary>
 internal sealed class BudgetTicket(BudgetService owner, ScopeCounter[] counters, Reservation reservation, bool inStore) : IAdmissionTicket

@@ -211,6 +211,12 @@ public sealed class BudgetOptions
     public decimal MaxCostPerRequestUsd { get; set; }
     public List<double> AlertThresholds { get; set; } = [];
     public string FailMode { get; set; } = "open";
+
+    /// <summary>
+    /// A reservation lives this long unless the instance that made it renews it (it does, every third of this,
+    /// while the request runs): the bound on how long a crashed instance's holds block budget.
+    /// </summary>
+    public int ReservationLeaseSeconds { get; set; } = 60;
 }
 
 /// <summary>
@@ -243,6 +249,24 @@ public sealed class StoreOptions
 
     /// <summary>Total size of the in-memory response cache; the oldest entries go first when it is full.</summary>
     public long MemoryCacheMaxBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
+    /// Where usage records and budget spend the store could not take yet are kept on disk (with Redis only), so a
+    /// restart or a crash during a Redis outage loses none of them: the next start on this host writes them.
+    /// Empty: <c>{temp}/llmgw-spool/{KeyPrefix}</c>. Give each deployment sharing a host its own path (a volume in a container).
+    /// </summary>
+    public string SpoolPath { get; set; } = "";
+
+    /// <summary>The most each spool file may hold; beyond it new records are dropped (and counted, and logged).</summary>
+    public long SpoolMaxBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>The spool directory this configuration uses.</summary>
+    public string SpoolDirectory()
+    {
+        if (SpoolPath.Length > 0) return SpoolPath;
+        var name = new string([.. KeyPrefix.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_')]);
+        return Path.Combine(Path.GetTempPath(), "llmgw-spool", name.Length == 0 ? "default" : name);
+    }
 }
 
 public sealed class BudgetLimit

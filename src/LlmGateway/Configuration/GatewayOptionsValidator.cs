@@ -167,6 +167,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (b.MaxCostPerRequestUsd < 0) errors.Add("Gateway:Budgets:MaxCostPerRequestUsd must not be negative.");
         if (b.AlertThresholds.Any(t => t is <= 0 or > 10)) errors.Add("Gateway:Budgets:AlertThresholds must be fractions above 0 (1.0 = 100 %).");
         if (b.FailMode is not ("open" or "closed")) errors.Add($"Gateway:Budgets:FailMode is '{b.FailMode}'; expected open or closed.");
+        if (b.ReservationLeaseSeconds is < 2 or > 3600) errors.Add("Gateway:Budgets:ReservationLeaseSeconds must be between 2 and 3600.");
 
         var a = o.Auth;
         if (a.Mode is not ("none" or "keys")) errors.Add($"Gateway:Auth:Mode is '{a.Mode}'; expected none or keys.");
@@ -200,6 +201,8 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (st.LedgerBufferMax < 1) errors.Add("Gateway:Store:LedgerBufferMax must be positive.");
         if (st.MemoryCacheMaxBytes < 1) errors.Add("Gateway:Store:MemoryCacheMaxBytes must be positive.");
         if (st.KeyPrefix.Length > 100) errors.Add("Gateway:Store:KeyPrefix must be at most 100 characters.");
+        if (st.SpoolMaxBytes < 1024) errors.Add("Gateway:Store:SpoolMaxBytes must be at least 1024.");
+        if (st.SpoolPath.Length > 0 && !Path.IsPathFullyQualified(st.SpoolPath)) errors.Add($"Gateway:Store:SpoolPath '{st.SpoolPath}' must be an absolute path.");
 
         PassThrough.PassThroughOptions.Validate(o, errors);
         return errors;

@@ -104,6 +104,9 @@ public sealed class GuardedStore : IGatewayStore, IDisposable
     public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now) =>
         Enter(StoreOperations.BudgetReserve) ? Guard(StoreOperations.BudgetReserve, _inner.ReserveAsync(counters, reservationId, amount, reservationExpiresAt, now)) : Refused<ReserveResult>(StoreOperations.BudgetReserve);
 
+    public Task RenewReservationAsync(IReadOnlyList<CounterRef> counters, Reservation reservation, DateTimeOffset expiresAt) =>
+        Enter(StoreOperations.BudgetRenew) ? Guard(StoreOperations.BudgetRenew, _inner.RenewReservationAsync(counters, reservation, expiresAt)) : Refused(StoreOperations.BudgetRenew);
+
     public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now) =>
         Enter(StoreOperations.BudgetSettle) ? Guard(StoreOperations.BudgetSettle, _inner.SettleAsync(counters, settlements, now)) : Refused<CounterState[]>(StoreOperations.BudgetSettle);
 
@@ -241,6 +244,7 @@ public static class StoreOperations
     public const string BudgetReserve = "budget_reserve";
     public const string BudgetSettle = "budget_settle";
     public const string BudgetRead = "budget_read";
+    public const string BudgetRenew = "budget_renew";
     public const string Once = "once";
     public const string LedgerAppend = "ledger_append";
     public const string LedgerRead = "ledger_read";

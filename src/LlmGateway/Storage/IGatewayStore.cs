@@ -63,6 +63,12 @@ public interface IGatewayStore
 
     Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now);
 
+    /// <summary>
+    /// Moves the expiry of a reservation still held on these counters to <paramref name="expiresAt"/> (the lease of
+    /// a request still running); one already expired or settled stays gone.
+    /// </summary>
+    Task RenewReservationAsync(IReadOnlyList<CounterRef> counters, Reservation reservation, DateTimeOffset expiresAt);
+
     /// <summary>True for the first caller (across every instance sharing the store) until <paramref name="ttl"/> passes.</summary>
     Task<bool> TryMarkOnceAsync(string key, TimeSpan ttl);
 

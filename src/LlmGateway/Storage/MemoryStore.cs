@@ -217,6 +217,22 @@ public sealed class MemoryStore : IGatewayStore
         return Task.FromResult(states);
     }
 
+    public Task RenewReservationAsync(IReadOnlyList<CounterRef> counters, Reservation reservation, DateTimeOffset expiresAt)
+    {
+        var expires = expiresAt.ToUnixTimeMilliseconds();
+        lock (_countersLock)
+        {
+            foreach (var counter in counters)
+            {
+                if (_counters.TryGetValue(counter.Key, out var c) && c.Reservations.TryGetValue(reservation.Id, out var held))
+                {
+                    c.Reservations[reservation.Id] = (held.Amount, expires);
+                }
+            }
+        }
+        return Task.CompletedTask;
+    }
+
     /// <summary>Called under the lock. Counters of windows long past are dropped when new ones appear.</summary>
     private Counter GetCounter(string key, DateTimeOffset expiresAt, long nowMs)
     {

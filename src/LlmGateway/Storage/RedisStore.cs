@@ -180,6 +180,13 @@ public sealed class RedisStore : IGatewayStore, IDisposable
         return ReadStates(result, 0, counters.Count);
     }
 
+    public async Task RenewReservationAsync(IReadOnlyList<CounterRef> counters, Reservation reservation, DateTimeOffset expiresAt)
+    {
+        var keys = new RedisKey[counters.Count];
+        for (var i = 0; i < counters.Count; i++) keys[i] = Key(counters[i].Key + ":z");
+        await Db.ScriptEvaluateAsync(Scripts.Renew, keys, [reservation.Member, expiresAt.ToUnixTimeMilliseconds()]).ConfigureAwait(false);
+    }
+
     private RedisKey[] CounterKeys(IReadOnlyList<CounterRef> counters)
     {
         var keys = new RedisKey[counters.Count * 2];
@@ -371,6 +378,14 @@ public sealed class RedisStore : IGatewayStore, IDisposable
               out[2 * i] = math.max(tonumber(v[2]) or 0, 0)
             end
             return out
+            """;
+
+        // KEYS: the reservation sets. ARGV: member, new expiry (ms). XX: a reservation already expired or settled is not brought back.
+        public const string Renew = """
+            for i = 1, #KEYS do
+              redis.call('ZADD', KEYS[i], 'XX', ARGV[2], ARGV[1])
+            end
+            return #KEYS
             """;
 
         // ARGV: now (ms), marker lifetime (ms). Returns {s1, r1, s2, r2, ...}.

@@ -10,9 +10,12 @@ namespace LlmGateway.Usage;
 /// <summary>
 /// Appends every finished request (streamed, cancelled and failed ones too) to the ledger in the
 /// store. The request path only serializes the record and queues it; a background writer appends in
-/// batches. While the store is unreachable records wait in memory (at most
-/// <see cref="StoreOptions.LedgerBufferMax"/>; beyond that the oldest are dropped, counted and
-/// logged) and are written when it is back, so a Redis restart loses no usage.
+/// batches. While the store is unreachable records go to a local spool file (<see cref="LocalSpool"/>;
+/// with the embedded store there is no outage to survive), and are written from it when the store is back;
+/// a restart, or a crash, in between loses none of them: the next start on the host takes over the spool
+/// of an instance that is gone and writes its records, each request id once. Records wait in memory only
+/// on their way to the writer (at most <see cref="StoreOptions.LedgerBufferMax"/>; beyond that, or with
+/// the spool full or unwritable, the oldest are dropped, counted and logged).
 /// </summary>
 public sealed class UsageLedger : BackgroundService, IRequestObserver
 {
@@ -33,6 +36,9 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
     private readonly SemaphoreSlim _signal = new(0);
     private readonly SemaphoreSlim _writing = new(1, 1);
     private readonly List<byte[]> _batch = new(BatchSize);
+    private readonly StoreOptions _storeOptions;
+    private LocalSpool? _spool;
+    private int _spooled;
     private int _queued;
     private int _signalled;
     private long _dropped;
@@ -42,12 +48,13 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
         _store = store;
         _events = events;
         _logger = logger;
+        _storeOptions = options.Value.Store;
         _maxBuffered = options.Value.Store.LedgerBufferMax;
         _maxScanned = options.Value.Store.LedgerMaxEntries * 2 + PageSize;
     }
 
-    /// <summary>Records not yet in the store (queued, or in a batch waiting for the store to come back).</summary>
-    public int Buffered => Volatile.Read(ref _queued) + _batch.Count;
+    /// <summary>Records not yet in the store (queued, in a batch, or in the spool waiting for the store to come back).</summary>
+    public int Buffered => Volatile.Read(ref _queued) + _batch.Count + Volatile.Read(ref _spooled);
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
@@ -64,6 +71,37 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
             }
         }
         if (Interlocked.Exchange(ref _signalled, 1) == 0) _signal.Release();
+    }
+
+    /// <summary>
+    /// Opens this instance's spool (with a remote store) and takes over the spools of instances that died on this
+    /// host, so their records are written with this instance's.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_store.Kind != "memory" && _spool is null)
+        {
+            var directory = _storeOptions.SpoolDirectory();
+            try
+            {
+                _spool = LocalSpool.Create(directory, "ledger", _storeOptions.SpoolMaxBytes, _logger);
+                var adopted = LocalSpool.AdoptOrphans(directory, "ledger", _spool.Path, records =>
+                {
+                    // In this instance's spool before the orphan is deleted: a crash now still loses nothing.
+                    if (_spool.Append(records)) Interlocked.Add(ref _spooled, records.Count);
+                }, _logger);
+                if (adopted > 0)
+                {
+                    _logger.LogWarning("Writing {Count} usage records an earlier instance kept in its spool", adopted);
+                    if (Interlocked.Exchange(ref _signalled, 1) == 0) _signal.Release();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogError(e, "The usage spool in {Directory} can't be used: usage recorded during a store outage is held in memory only", directory);
+            }
+        }
+        return base.StartAsync(cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -88,16 +126,28 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
         // Last chance for what is still queued; what can't be written now is reported, not hidden.
         if (!await FlushAsync().ConfigureAwait(false) && Buffered > 0)
         {
-            _logger.LogError("Stopping with {Buffered} usage records not written: the store is unreachable", Buffered);
+            if (_spool is not null && Buffered == Volatile.Read(ref _spooled))
+                _logger.LogWarning("Stopping with {Buffered} usage records not written (the store is unreachable); they are kept in {Spool} for the next start", Buffered, _spool.Path);
+            else
+                _logger.LogError("Stopping with {Buffered} usage records not written: the store is unreachable", Buffered);
         }
+        _spool?.Dispose();
     }
 
-    /// <summary>Writes everything queued; false when the store could not take all of it (the rest stays buffered).</summary>
+    /// <summary>
+    /// Writes what the spool holds (oldest first), then everything queued; false when the store could not take all of
+    /// it. What it could not take stays in the spool, or, without one, in memory.
+    /// </summary>
     public async Task<bool> FlushAsync()
     {
         await _writing.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (!await WriteSpooledAsync().ConfigureAwait(false))
+            {
+                SpoolQueued();
+                return false;
+            }
             while (true)
             {
                 while (_batch.Count < BatchSize && _queue.TryDequeue(out var next))
@@ -106,23 +156,97 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
                     _batch.Add(next);
                 }
                 if (_batch.Count == 0) return true;
-                if (!_store.IsAvailable) return false;
-                try
+                if (_store.IsAvailable)
                 {
-                    await _store.AppendLedgerAsync(_batch).ConfigureAwait(false);
+                    try
+                    {
+                        await _store.AppendLedgerAsync(_batch).ConfigureAwait(false);
+                        _batch.Clear();
+                        continue;
+                    }
+                    catch (StoreUnavailableException)
+                    {
+                        // Kept below, tried again later. A batch that timed out may have been written anyway:
+                        // then those records are stored twice rather than never (queries count each request once).
+                    }
                 }
-                catch (StoreUnavailableException)
-                {
-                    // Kept in the batch, tried again on the next round. A batch that timed out may have been
-                    // written anyway: then those records are stored twice rather than never (queries count them once).
-                    return false;
-                }
-                _batch.Clear();
+                SpoolQueued();
+                return false;
             }
         }
         finally
         {
             _writing.Release();
+        }
+    }
+
+    /// <summary>Called under <see cref="_writing"/>: moves the batch and the queue into the spool, off the heap.</summary>
+    private void SpoolQueued()
+    {
+        if (_spool is null) return;
+        while (true)
+        {
+            while (_batch.Count < BatchSize && _queue.TryDequeue(out var next))
+            {
+                Interlocked.Decrement(ref _queued);
+                _batch.Add(next);
+            }
+            if (_batch.Count == 0) return;
+            if (_spool.Append(_batch)) Interlocked.Add(ref _spooled, _batch.Count);
+            else RecordDropped(_batch.Count);
+            _batch.Clear();
+        }
+    }
+
+    /// <summary>Called under <see cref="_writing"/>: writes the spool's records to the store, each request id once; false when the store could not take them all.</summary>
+    private async Task<bool> WriteSpooledAsync()
+    {
+        if (_spool is null || Volatile.Read(ref _spooled) == 0) return true;
+        if (!_store.IsAvailable) return false;
+        var records = _spool.ReadAll();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var batch = new List<byte[]>(BatchSize);
+        try
+        {
+            foreach (var record in records)
+            {
+                if (RequestIdOf(record) is { } id && !seen.Add(id)) continue;
+                batch.Add(record);
+                if (batch.Count < BatchSize) continue;
+                await _store.AppendLedgerAsync(batch).ConfigureAwait(false);
+                batch.Clear();
+            }
+            if (batch.Count > 0) await _store.AppendLedgerAsync(batch).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException)
+        {
+            // The spool stays whole; what went through is written again next time and counted once by queries.
+            return false;
+        }
+        _spool.Clear();
+        Volatile.Write(ref _spooled, 0);
+        return true;
+    }
+
+    private static string? RequestIdOf(byte[] record)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(record, UsageJsonContext.Default.LedgerEntry)?.RequestId;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private void RecordDropped(int count)
+    {
+        _events.StoreError("ledger_dropped");
+        var before = Interlocked.Add(ref _dropped, count) - count;
+        if (before / 1000 != Dropped / 1000 || before == 0)
+        {
+            _logger.LogError("Usage records could not be kept for the store (spool full or unwritable): {Dropped} records dropped so far", Dropped);
         }
     }
 

@@ -212,6 +212,30 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_renewed_reservation_outlives_its_first_lease_and_a_settled_or_expired_one_is_not_brought_back()
+    {
+        CounterLimit[] counters = [Counter("budget:g:d", 100), Counter("budget:p:d", 100)];
+        CounterRef[] refs = [counters[0].Ref, counters[1].Ref];
+        var start = Now;
+        await Store.ReserveAsync(counters, "running", 40, start + TimeSpan.FromSeconds(30), start);
+        await Store.ReserveAsync(counters, "crashed", 30, start + TimeSpan.FromSeconds(30), start);
+        await Store.ReserveAsync(counters, "done", 20, start + TimeSpan.FromSeconds(30), start);
+        await Store.SettleAsync(refs, [new Settlement(new Reservation("done", 20), 5)], start);
+
+        await Store.RenewReservationAsync(refs, new Reservation("running", 40), start + TimeSpan.FromSeconds(90));
+        await Store.RenewReservationAsync(refs, new Reservation("done", 20), start + TimeSpan.FromSeconds(90));
+        var later = start + TimeSpan.FromSeconds(60);
+        var afterFirstLease = await Store.ReadCountersAsync(refs, later);
+        await Store.RenewReservationAsync(refs, new Reservation("crashed", 30), later + TimeSpan.FromSeconds(90));
+        var afterLateRenewal = await Store.ReadCountersAsync(refs, later);
+        var afterSecondLease = await Store.ReadCountersAsync(refs, start + TimeSpan.FromSeconds(91));
+
+        Assert.Equal([new CounterState(5, 40), new CounterState(5, 40)], afterFirstLease);
+        Assert.Equal([new CounterState(5, 40), new CounterState(5, 40)], afterLateRenewal);
+        Assert.Equal([new CounterState(5, 0), new CounterState(5, 0)], afterSecondLease);
+    }
+
+    [Fact]
     public async Task Concurrent_reservations_never_pass_the_limit()
     {
         CounterLimit[] counters = [Counter("budget:g:d", 10_000), Counter("budget:p:d", 1_000)];

@@ -101,6 +101,7 @@ public class GuardedStoreGraceTests
         public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now) => throw new NotSupportedException();
         public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now) => throw new NotSupportedException();
         public Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now) => throw new NotSupportedException();
+        public Task RenewReservationAsync(IReadOnlyList<CounterRef> counters, Reservation reservation, DateTimeOffset expiresAt) => throw new NotSupportedException();
         public Task<bool> TryMarkOnceAsync(string key, TimeSpan ttl) => throw new NotSupportedException();
         public Task AppendLedgerAsync(IReadOnlyList<byte[]> records) => throw new NotSupportedException();
         public Task<IReadOnlyList<LedgerRecord>> ReadLedgerAsync(long fromUnixMs, string? afterId, int count) => throw new NotSupportedException();

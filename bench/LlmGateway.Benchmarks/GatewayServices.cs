@@ -1,24 +1,8 @@
-using LlmGateway.Admin;
-using LlmGateway.Auth;
-using LlmGateway.Batches;
-using LlmGateway.Budgets;
-using LlmGateway.Caching;
-using LlmGateway.ChatCompletions;
-using LlmGateway.Configuration;
-using LlmGateway.Conversations;
-using LlmGateway.Health;
-using LlmGateway.Http;
-using LlmGateway.PassThrough;
-using LlmGateway.Providers;
-using LlmGateway.Resilience;
-using LlmGateway.Routing;
-using LlmGateway.Storage;
-using LlmGateway.Telemetry;
-using LlmGateway.Usage;
-using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Serilog;
 using Serilog.Core;
@@ -28,67 +12,41 @@ using Serilog.Formatting.Json;
 namespace LlmGateway.Benchmarks;
 
 /// <summary>
-/// The gateway's own services, registered as Program.cs registers them, with the configuration bench/run.sh
-/// gives the gateway (one OpenAI provider, the bench models, a global budget so that reserve and settle run,
-/// the cache on, the embedded store). The hosted services are started (metrics listener, ledger writer,
-/// budget refresh) but no server: each benchmark calls one step of the request path on real instances.
-/// The per-request log goes through Serilog's JSON formatter at Information, as in production, into a
-/// writer that discards: what is measured is the formatting, not a terminal.
+/// The gateway's own services, built by its own Program (through <see cref="WebApplicationFactory{TEntryPoint}"/>:
+/// no socket, every registration the shipped gateway makes), with the configuration bench/run.sh gives
+/// the gateway (one OpenAI provider, the bench models, a global budget so that reserve and settle run, the
+/// cache on, the embedded store). The hosted services run (metrics listener, ledger writer, budget
+/// refresh): each benchmark calls one step of the request path on the real instances. The per-request
+/// log goes through Serilog's JSON formatter at Information, as in production, into a buffer cleared
+/// each time: what is measured is the formatting, not a terminal.
 /// </summary>
-public sealed class GatewayServices : IAsyncDisposable
+public sealed class GatewayServices : WebApplicationFactory<global::Program>
 {
-    private readonly WebApplication _app;
-    private readonly List<IHostedService> _started = [];
+    public T Get<T>() where T : notnull => Services.GetRequiredService<T>();
 
-    private GatewayServices(WebApplication app) => _app = app;
+    public IEnumerable<T> GetAll<T>() => Services.GetServices<T>();
 
-    public IServiceProvider Services => _app.Services;
-
-    public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
-
-    public IEnumerable<T> GetAll<T>() => _app.Services.GetServices<T>();
-
-    public static async Task<GatewayServices> StartAsync()
+    public static Task<GatewayServices> StartAsync()
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
-        builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(Config);
         Environment.SetEnvironmentVariable("BENCH_UPSTREAM_KEY", "bench-dummy-upstream-key");
+        var services = new GatewayServices();
+        _ = services.Services; // builds and starts the host
+        return Task.FromResult(services);
+    }
 
-        builder.Services.AddGatewayOptions();
-        builder.Services.AddSingleton(TimeProvider.System);
-        var logger = new LoggerConfiguration()
-            .MinimumLevel.Information()
-            .WriteTo.Sink(new FormatOnlySink())
-            .CreateLogger();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSerilog(logger, dispose: true);
-        builder.Services.AddProviders();
-        builder.Services.AddModelRouting();
-        builder.Services.AddResilience();
-        builder.Services.AddChatCompletions();
-        builder.Services.AddBatches();
-        builder.Services.AddPassThrough();
-        builder.Services.AddStorage();
-        builder.Services.AddResponseCache();
-        builder.Services.AddBudgets();
-        builder.Services.AddUsageLedger();
-        builder.Services.AddConversations();
-        builder.Services.AddRequestLimits();
-        builder.Services.AddGatewayAuth();
-        builder.Services.AddTelemetry();
-        builder.Services.AddAdmin();
-        builder.Services.AddGatewayHealth();
-
-        var services = new GatewayServices(builder.Build());
-        // Everything the gateway runs in the background except the web server itself.
-        foreach (var hosted in services._app.Services.GetServices<IHostedService>())
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Production");
+        builder.ConfigureAppConfiguration((_, config) =>
         {
-            if (hosted.GetType().FullName?.StartsWith("Microsoft.AspNetCore.", StringComparison.Ordinal) == true) continue;
-            await hosted.StartAsync(CancellationToken.None).ConfigureAwait(false);
-            services._started.Add(hosted);
-        }
-        return services;
+            config.Sources.Clear();
+            config.AddInMemoryCollection(Config);
+        });
+        builder.ConfigureTestServices(services => services.AddLogging(logging =>
+        {
+            logging.ClearProviders();
+            logging.AddSerilog(new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(new FormatOnlySink()).CreateLogger(), dispose: true);
+        }));
     }
 
     /// <summary>bench/run.sh's gateway.json, flattened.</summary>
@@ -118,12 +76,6 @@ public sealed class GatewayServices : IAsyncDisposable
         ["Gateway:Cache:OnlyDeterministic"] = "true",
         ["Serilog:MinimumLevel:Default"] = "Information",
     };
-
-    public async ValueTask DisposeAsync()
-    {
-        for (var i = _started.Count - 1; i >= 0; i--) await _started[i].StopAsync(CancellationToken.None).ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false);
-    }
 }
 
 /// <summary>

@@ -1,9 +1,9 @@
-using System.Reflection;
 using BenchmarkDotNet.Attributes;
 using LlmGateway.Budgets;
 using LlmGateway.Caching;
-using LlmGateway.ChatCompletions;
 using LlmGateway.Embeddings;
+using LlmGateway.Http;
+using LlmGateway.Pipeline;
 using LlmGateway.Providers;
 using LlmGateway.Providers.OpenAi;
 using LlmGateway.Routing;
@@ -34,9 +34,9 @@ public class PipelineBenchmarks
     private ChatRequest _cacheable = null!;
     private RouteDecision _route = null!;
     private Candidate _candidate = null!;
-    private DefaultHttpContext _http = null!;
     private RequestRecord _record = null!;
-    private Action<HttpContext, RequestRecord> _setRouteHeaders = null!;
+    private PipelineOutcome _outcome = null!;
+    private static readonly RequestHints s_noStore = new() { NoStore = true };
     private long _requests;
 
     [GlobalSetup]
@@ -52,51 +52,56 @@ public class PipelineBenchmarks
         _log = _services.GetAll<IRequestObserver>().OfType<RequestLog>().Single();
         _miss = ChatRequest.TryParse(Samples.MissBody, out _) ?? throw new InvalidOperationException("the miss body does not parse");
         _cacheable = ChatRequest.TryParse(Samples.RequestBody, out _) ?? throw new InvalidOperationException("the cacheable body does not parse");
-        _http = new DefaultHttpContext();
-        _route = _router.Route(_miss, new RoutingContext(_http.Request.Headers));
+        _route = _router.Route(_miss, new RoutingContext(RequestHints.None));
         if (_route.Error is not null || _route.Candidates.Count == 0) throw new InvalidOperationException($"bench-model does not route: {_route.Summary}");
         _candidate = _route.Candidates[0];
         _record = CompletedRecord("req_bench");
-        // The handler's own header writer, private to it: found by name so that the benchmark measures
-        // the code that ships, and fails loudly (not quietly measuring a copy) when it moves.
-        var method = typeof(ChatCompletionsHandler).GetMethod("SetRouteHeaders", BindingFlags.NonPublic | BindingFlags.Static)
-            ?? throw new InvalidOperationException("ChatCompletionsHandler.SetRouteHeaders is gone: point ResponseHeaders_Miss at the code that writes the x-gateway-* headers now.");
-        _setRouteHeaders = method.CreateDelegate<Action<HttpContext, RequestRecord>>();
+        // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
+        var pipeline = _services.Get<GatewayPipeline>();
+        // Its own request: disposing the outcome at cleanup lets go of it (and records the request).
+        var run = new RequestRun(pipeline, pipeline.Start(), ChatRequest.TryParse(Samples.MissBody, out _));
+        Fill(run.Record);
+        _outcome = new PipelineOutcome(run, OutcomeKind.Answer, body: Samples.Completion, costUsd: 0.0000702m);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
+        _outcome.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _miss.Dispose();
         _cacheable.Dispose();
-        _services.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _services.Dispose();
     }
 
-    private static RequestRecord CompletedRecord(string id) => new()
+    private static RequestRecord CompletedRecord(string id)
     {
-        RequestId = id,
-        StartedAt = DateTimeOffset.UtcNow,
-        TaskType = "general",
-        RequestedModel = "bench-model",
-        Model = "bench-model",
-        Provider = "openai",
-        Status = 200,
-        Usage = new TokenUsage(236, 58),
-        CostUsd = 0.0000702m,
-        Attempts = 1,
-        CacheResult = CacheResults.Bypass,
-        Route = "bench-model: explicit",
-        Duration = TimeSpan.FromMilliseconds(1.2),
-        Overhead = TimeSpan.FromMilliseconds(0.3),
-    };
+        var record = new RequestRecord { RequestId = id, StartedAt = DateTimeOffset.UtcNow };
+        Fill(record);
+        return record;
+    }
 
-    private GatewayContext NewContext(ChatRequest request, string? cacheControl = null)
+    /// <summary>A miss answered by openai: what the bench's gateway rows record for every request.</summary>
+    private static void Fill(RequestRecord record)
     {
-        var http = new DefaultHttpContext();
-        if (cacheControl is not null) http.Request.Headers.CacheControl = cacheControl;
+        record.TaskType = "general";
+        record.RequestedModel = "bench-model";
+        record.Model = "bench-model";
+        record.Provider = "openai";
+        record.Status = 200;
+        record.Usage = new TokenUsage(236, 58);
+        record.CostUsd = 0.0000702m;
+        record.Attempts = 1;
+        record.CacheResult = CacheResults.Bypass;
+        record.Route = "bench-model: explicit";
+        record.Duration = TimeSpan.FromMilliseconds(1.2);
+        record.Overhead = TimeSpan.FromMilliseconds(0.3);
+    }
+
+    private GatewayContext NewContext(ChatRequest request, RequestHints? hints = null)
+    {
         var id = "req_bench" + (++_requests).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var record = new RequestRecord { RequestId = id, StartedAt = DateTimeOffset.UtcNow, RequestedModel = request.Model };
-        return new GatewayContext(http, request, record, TimeProvider.System.GetTimestamp(), TimeProvider.System) { Route = _route };
+        return new GatewayContext(request, record, TimeProvider.System.GetTimestamp(), TimeProvider.System, hints: hints) { Route = _route };
     }
 
     /// <summary>Step 2: the chat body (temperature 0.2, the bench's miss body) to a request.</summary>
@@ -117,7 +122,7 @@ public class PipelineBenchmarks
 
     /// <summary>Step 3: task type and the candidate chain for an explicit model, no routing headers.</summary>
     [Benchmark]
-    public int Route_ExplicitModel() => _router.Route(_miss, new RoutingContext(_http.Request.Headers)).Candidates.Count;
+    public int Route_ExplicitModel() => _router.Route(_miss, new RoutingContext(RequestHints.None)).Candidates.Count;
 
     /// <summary>Step 4, not cacheable (temperature 0.2): the decision that skips the cache.</summary>
     [Benchmark]
@@ -137,7 +142,7 @@ public class PipelineBenchmarks
     [Benchmark]
     public string CacheLookup_Miss_EmbeddedStore()
     {
-        var context = NewContext(_cacheable, "no-store");
+        var context = NewContext(_cacheable, s_noStore);
         var lookup = _cache.LookupAsync(context).AsTask().GetAwaiter().GetResult();
         lookup.DisposeAsync().AsTask().GetAwaiter().GetResult();
         return lookup.Result;
@@ -158,12 +163,12 @@ public class PipelineBenchmarks
     [Benchmark]
     public int UpstreamAnswer_Inspect() => OpenAiResponseInspector.Inspect(Samples.Completion).Usage?.Total ?? 0;
 
-    /// <summary>Step 6: the x-gateway-* headers of a miss's answer, by the handler's own writer.</summary>
+    /// <summary>Step 6: x-request-id and the x-gateway-* headers of a miss's answer, by the one writer every ingress uses.</summary>
     [Benchmark]
     public int ResponseHeaders_Miss()
     {
         var http = new DefaultHttpContext();
-        _setRouteHeaders(http, _record);
+        GatewayHeaders.Write(http.Response, _outcome);
         return http.Response.Headers.Count;
     }
 

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 using LlmGateway.Configuration;
 using LlmGateway.Providers;
 using LlmGateway.Providers.Anthropic;

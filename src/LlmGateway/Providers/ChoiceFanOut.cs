@@ -27,7 +27,7 @@ public static class ChoiceFanOut
             StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, "invalid_value", "n");
 
     /// <summary>Sends the <paramref name="n"/> calls together; any failure fails the whole (and is what retry and fallback read).</summary>
-    public static async Task<ProviderResponse> SendAsync(ProviderRequest request, int n, Func<ProviderRequest, CancellationToken, Task<ProviderResponse>> send, CancellationToken cancellationToken)
+    public static async Task<ProviderResponse> SendAsync(ProviderRequest request, int n, Func<ProviderRequest, CancellationToken, Task<ProviderResponse>> send, TimeProvider time, CancellationToken cancellationToken)
     {
         var id = NativeProvider.NewCompletionId();
         var calls = new Task<ProviderResponse>[n];
@@ -53,7 +53,7 @@ public static class ChoiceFanOut
         }
         if (request.Stream)
         {
-            return ProviderResponse.Streaming(new FanOutChatStream(id, request, [.. responses.Select(r => r.Stream!)]));
+            return ProviderResponse.Streaming(new FanOutChatStream(id, request, [.. responses.Select(r => r.Stream!)], time.GetUtcNow().ToUnixTimeSeconds()));
         }
         return Merge(id, responses);
     }
@@ -122,10 +122,10 @@ internal sealed class FanOutChatStream : ChatStream
     private int _current;
     private bool _done;
 
-    public FanOutChatStream(string id, ProviderRequest request, ChatStream[] streams)
+    public FanOutChatStream(string id, ProviderRequest request, ChatStream[] streams, long created)
     {
         _streams = streams;
-        _chunks = new ChunkBuilder(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), request.UpstreamModel);
+        _chunks = new ChunkBuilder(id, created, request.UpstreamModel);
     }
 
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)

@@ -75,7 +75,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
         {
             // Settled before any call: more than the provider can give is the request's fault (400), never a 5xx.
             if (request.Choices > ChoiceFanOut.MaxChoices) return Task.FromResult(ProviderResponse.Failed(ChoiceFanOut.TooMany(Name, request.Choices)));
-            if (!HasNativeChoices(request)) return ChoiceFanOut.SendAsync(request, request.Choices, SendOneAsync, cancellationToken);
+            if (!HasNativeChoices(request)) return ChoiceFanOut.SendAsync(request, request.Choices, SendOneAsync, Time, cancellationToken);
         }
         return SendOneAsync(request, cancellationToken);
     }

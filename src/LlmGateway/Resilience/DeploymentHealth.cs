@@ -75,8 +75,8 @@ public sealed class DeploymentHealth
         {
             if (until > _cooldownUntil)
             {
-                _cooldownUntil = until;
                 _cooldownCause = failure.Cause;
+                Volatile.Write(ref _cooldownUntil, until);
             }
         }
         return wait;
@@ -85,6 +85,8 @@ public sealed class DeploymentHealth
     /// <summary>A skip without a call while the cooldown lasts; it says what the upstream said (429 or 529) and for how much longer.</summary>
     public ProviderFailure? CheckCooldown()
     {
+        // The common case, no cooldown ever or one long over, without the lock.
+        if (Volatile.Read(ref _cooldownUntil) <= _time.GetTimestamp()) return null;
         FailureCause cause;
         TimeSpan left;
         lock (_lock)
@@ -102,7 +104,7 @@ public sealed class DeploymentHealth
 
     public void Reset()
     {
-        lock (_lock) _cooldownUntil = 0;
+        lock (_lock) Volatile.Write(ref _cooldownUntil, 0);
         Breaker.Reset();
         Stats.ClearRecent();
     }

@@ -28,8 +28,8 @@ public sealed class ProviderResilience : IDisposable
 {
     private readonly IGatewayEvents _events;
     private readonly TimeProvider _time;
-    private readonly Dictionary<string, DeploymentHealth> _deployments = new(StringComparer.Ordinal);
-    private readonly object _deploymentsLock = new();
+    // Filled at start-up with every configured deployment and read on every attempt: no lock on reads.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DeploymentHealth> _deployments = new(StringComparer.Ordinal);
 
     public ProviderResilience(string name, ProviderOptions provider, ResilienceOptions options, TimeProvider time, IGatewayEvents events)
     {
@@ -74,28 +74,15 @@ public sealed class ProviderResilience : IDisposable
     /// <summary>Retries on this provider (Polly, from the registry); set once by the registry right after construction.</summary>
     public ResiliencePipeline<AttemptResult> Pipeline { get; internal set; } = ResiliencePipeline<AttemptResult>.Empty;
 
-    /// <summary>The deployments in the order they were added (the configured ones first, at start-up).</summary>
-    public IReadOnlyList<DeploymentHealth> Deployments
-    {
-        get
-        {
-            lock (_deploymentsLock) return [.. _deployments.Values];
-        }
-    }
+    /// <summary>The deployments by upstream model name.</summary>
+    public IReadOnlyList<DeploymentHealth> Deployments =>
+        [.. _deployments.Values.OrderBy(d => d.UpstreamModel, StringComparer.Ordinal)];
 
     /// <summary>The deployment of one upstream model; the registry adds the configured ones at start-up.</summary>
-    public DeploymentHealth Deployment(string upstreamModel)
-    {
-        lock (_deploymentsLock)
-        {
-            if (!_deployments.TryGetValue(upstreamModel, out var deployment))
-            {
-                deployment = new DeploymentHealth(Name, upstreamModel, Options, _time);
-                _deployments[upstreamModel] = deployment;
-            }
-            return deployment;
-        }
-    }
+    public DeploymentHealth Deployment(string upstreamModel) =>
+        _deployments.TryGetValue(upstreamModel, out var deployment)
+            ? deployment
+            : _deployments.GetOrAdd(upstreamModel, static (model, p) => new DeploymentHealth(p.Name, model, p.Options, p._time), this);
 
     /// <summary>
     /// Asks to call a deployment: null with <paramref name="entry"/> set when the call may go, else

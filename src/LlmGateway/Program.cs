@@ -12,6 +12,7 @@ using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.PassThrough;
 using LlmGateway.Providers;
+using LlmGateway.Responses;
 using LlmGateway.Resilience;
 using LlmGateway.Routing;
 using LlmGateway.Storage;
@@ -49,6 +50,7 @@ builder.Services.AddResponseCache();
 builder.Services.AddBudgets();
 builder.Services.AddUsageLedger();
 builder.Services.AddConversations();
+builder.Services.AddResponses();
 
 // Hardening and callers: Kestrel's limits (headers, slow clients, body size), gateway keys with
 // their model allow-lists and RPM/TPM limits, and /admin/keys.
@@ -87,6 +89,7 @@ app.MapCaching();
 app.MapBudgets();
 app.MapUsage();
 app.MapConversations();
+app.MapResponses();
 app.MapPassThrough();
 app.MapOpenAiNotFound();
 

@@ -16,7 +16,7 @@ public static class PassThroughPaths
     /// and forwarding those would bypass routing, budgets and key model lists.
     /// </summary>
     private static readonly FrozenSet<string> s_owned = FrozenSet.Create(StringComparer.OrdinalIgnoreCase,
-        "chat", "models", "embeddings", "conversations", "batch");
+        "chat", "models", "embeddings", "conversations", "batch", "responses");
 
     /// <summary>
     /// OpenAI's top-level resources, each its own label. Anything else is <see cref="OtherLabel"/>:

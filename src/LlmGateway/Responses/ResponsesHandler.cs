@@ -1,0 +1,230 @@
+using System.Buffers;
+using LlmGateway.Auth;
+using LlmGateway.Configuration;
+using LlmGateway.Http;
+using LlmGateway.Pipeline;
+using LlmGateway.Providers;
+using LlmGateway.Storage;
+using LlmGateway.Streaming;
+using Microsoft.Extensions.Options;
+
+namespace LlmGateway.Responses;
+
+/// <summary>
+/// The Responses API ingress: <c>POST /v1/responses</c> is translated into a chat request and run by
+/// the one <see cref="GatewayPipeline"/> (so routing, keys, RPM/TPM, cache, budgets, retries, fallbacks,
+/// the ledger and metrics are the chat path's own), and its outcome is written back as a Response
+/// object or the Responses event stream. Errors keep OpenAI's shape and the chat path's statuses, with
+/// the gateway's headers on every answer.
+/// </summary>
+public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPipeline pipeline, ResponseStore responses, TimeProvider time)
+{
+    private readonly int _maxRequestBytes = options.Value.Limits.MaxRequestBytes;
+
+    /// <summary>What one POST holds from parsing to the end of its answer.</summary>
+    private sealed class Turn(ResponsesRequest request, CallerIdentity? caller, StoredResponse? previous, RequestStart start)
+    {
+        public ResponsesRequest Request { get; } = request;
+        public CallerIdentity? Caller { get; } = caller;
+        public StoredResponse? Previous { get; } = previous;
+        public RequestStart Start { get; } = start;
+    }
+
+    public async Task CreateAsync(HttpContext http)
+    {
+        var start = pipeline.Start();
+        // Set first, so even the error middleware's 500 names the request.
+        http.Response.Headers[GatewayHeaders.RequestId] = start.RequestId;
+        byte[]? rented = null;
+        ResponsesRequest? parsed = null;
+        PipelineOutcome? outcome = null;
+        try
+        {
+            Turn? turn;
+            (outcome, turn) = await RunAsync(http, start, buffer => rented = buffer, request => parsed = request).ConfigureAwait(false);
+            if (outcome is null) return; // the client left while the pipeline ran: recorded there
+            var delivery = await WriteAsync(http, outcome, turn).ConfigureAwait(false);
+            await outcome.CompleteAsync(delivery).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);
+            await outcome.CompleteAsync(Delivery.ClientGone).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (outcome is not null) await outcome.DisposeAsync().ConfigureAwait(false);
+            parsed?.Dispose();
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// :: Steps 1 and 2: the body under the size limit, parsed and translated (a previous response's
+    /// turns in front); the headers as hints; then the pipeline. A null outcome: the client left mid-pipeline.
+    /// </summary>
+    private async Task<(PipelineOutcome? Outcome, Turn? Turn)> RunAsync(HttpContext http, RequestStart start, Action<byte[]> rented, Action<ResponsesRequest> parsed)
+    {
+        byte[] buffer;
+        int length;
+        ApiError? bodyError;
+        try
+        {
+            (buffer, length, bodyError) = await RequestBody.ReadAsync(http, _maxRequestBytes).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (pipeline.Refuse(ApiError.RequestTooLarge(_maxRequestBytes), start), null);
+        }
+        rented(buffer);
+        if (bodyError is not null) return (pipeline.Refuse(bodyError, start), null);
+
+        var request = ResponsesRequest.Parse(buffer.AsMemory(0, length), out var parseError);
+        if (request is null) return (pipeline.Refuse(parseError!, start), null);
+        parsed(request);
+        var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
+        if (headerError is not null) return (pipeline.Refuse(headerError, start), null);
+
+        var caller = CallerIdentity.Of(http);
+        StoredResponse? previous = null;
+        if (request.PreviousResponseId is { } previousId)
+        {
+            try
+            {
+                previous = await responses.GetAsync(caller, previousId).ConfigureAwait(false);
+            }
+            catch (StoreUnavailableException)
+            {
+                return (pipeline.Refuse(StoreUnavailable(), start), null);
+            }
+            if (previous is null) return (pipeline.Refuse(PreviousNotFound(previousId), start), null);
+        }
+
+        var chat = ChatRequest.TryParse(request.ToChatBody(previous?.History.Messages() ?? []), out var chatError);
+        if (chat is null) return (pipeline.Refuse(chatError!, start), null);
+        var turn = new Turn(request, caller, previous, start);
+        try
+        {
+            return (await pipeline.ExecuteAsync(chat, caller, hints, http.RequestAborted, start).ConfigureAwait(false), turn);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            return (null, turn);
+        }
+    }
+
+    /// <summary>:: Step 6: the outcome in the Responses API's shapes; how far it got.</summary>
+    private async Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, Turn? turn)
+    {
+        var response = http.Response;
+        GatewayHeaders.Write(response, outcome);
+        if (outcome.Kind == OutcomeKind.Error || turn is null)
+        {
+            await outcome.Error!.WriteAsync(response).ConfigureAwait(false);
+            return Delivery.Delivered;
+        }
+
+        var answer = new ResponseObject(ResponseIds.NewResponseId(), turn.Start.StartedAt.ToUnixTimeSeconds(),
+            outcome.Model.Length > 0 ? outcome.Model : turn.Request.Model, ResponseEcho.From(turn.Request.Root));
+        if (outcome.Kind == OutcomeKind.Stream) return await StreamAsync(http, outcome.Stream!, answer, turn).ConfigureAwait(false);
+
+        if (!ResponseTranslator.FromChatCompletion(outcome.Body.Span, answer, time.GetUtcNow().ToUnixTimeSeconds()))
+        {
+            await ApiError.UpstreamError("The provider's answer could not be read as a chat completion.").WriteAsync(response).ConfigureAwait(false);
+            return Delivery.Delivered;
+        }
+        // Kept before the client has it, so a next turn sent as soon as it arrives finds it.
+        if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
+        var body = answer.ToJson();
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/json";
+        response.ContentLength = body.Length;
+        await response.Body.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
+        return Delivery.Delivered;
+    }
+
+    private async Task<Delivery> StreamAsync(HttpContext http, AnswerStream stream, ResponseObject answer, Turn turn)
+    {
+        var response = http.Response;
+        SseResponseWriter.Start(response);
+        var events = new ResponsesStreamTranslator(answer, response.BodyWriter, time);
+        events.Start();
+        if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Delivery.WriteFailed;
+        while (true)
+        {
+            var ev = await stream.ReadAsync().ConfigureAwait(false);
+            switch (ev.Kind)
+            {
+                case StreamEventKind.End:
+                    events.Complete();
+                    // Kept before response.completed leaves, as a non-streamed answer is kept before its body.
+                    if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
+                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Delivery.WriteFailed;
+                case StreamEventKind.Failed:
+                    // response.failed is the Responses API's own end for a broken answer: a client reads it as
+                    // a failure (never as complete), so the stream ends there, as OpenAI ends it.
+                    events.Fail(ev.Error!);
+                    await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false);
+                    return Delivery.Delivered;
+                default:
+                    events.Chunk(ev.Data.Span);
+                    break;
+            }
+            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Delivery.WriteFailed;
+        }
+    }
+
+    public async Task<IResult> GetAsync(HttpContext http, string id)
+    {
+        http.Response.Headers[GatewayHeaders.RequestId] = GatewayHeaders.NewRequestId();
+        if (!ResponseIds.IsResponseId(id)) return NotFound(id).ToResult();
+        StoredResponse? stored;
+        try
+        {
+            stored = await responses.GetAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException)
+        {
+            return StoreUnavailable().ToResult();
+        }
+        return stored is null ? NotFound(id).ToResult() : Results.Bytes(stored.Response, "application/json");
+    }
+
+    public async Task<IResult> DeleteAsync(HttpContext http, string id)
+    {
+        http.Response.Headers[GatewayHeaders.RequestId] = GatewayHeaders.NewRequestId();
+        if (!ResponseIds.IsResponseId(id)) return NotFound(id).ToResult();
+        bool deleted;
+        try
+        {
+            deleted = await responses.DeleteAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException)
+        {
+            return StoreUnavailable().ToResult();
+        }
+        if (!deleted) return NotFound(id).ToResult();
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("id"u8, id);
+            w.WriteString("object"u8, "response.deleted"u8);
+            w.WriteBoolean("deleted"u8, true);
+            w.WriteEndObject();
+        }
+        return Results.Bytes(buffer.WrittenMemory.ToArray(), "application/json");
+    }
+
+    // The same answer for an id that never existed, expired, was deleted, was not stored, or belongs to another key.
+    private static ApiError NotFound(string id) =>
+        new(StatusCodes.Status404NotFound, ErrorTypes.InvalidRequest, ErrorCodes.NotFound, $"Response with id '{Short(id)}' not found.", "response_id");
+
+    private static ApiError PreviousNotFound(string id) =>
+        new(StatusCodes.Status404NotFound, ErrorTypes.InvalidRequest, "previous_response_not_found", $"Previous response with id '{Short(id)}' not found.", "previous_response_id");
+
+    private static ApiError StoreUnavailable() =>
+        new(StatusCodes.Status503ServiceUnavailable, ErrorTypes.Api, "store_unavailable", "Stored responses can't be read right now: the gateway's store is unreachable.");
+
+    private static string Short(string s) => s.Length <= 128 ? s : s[..128] + "…";
+}

@@ -17,6 +17,9 @@ fi
 # The prometheus package starts a system service on :9090; the tests run their own on free ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 
+# The openai npm package, a real client in the Responses tests (Node 20+ is on the machine).
+[ -d tests/clients/openai/node_modules ] || (cd tests/clients/openai && npm ci --no-audit --no-fund --loglevel=error)
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -52,6 +52,9 @@ public static class ProviderFakes
         return settings;
     }
 
+    /// <summary>The get_weather result clients send back.</summary>
+    public const string ToolResult = "18C and sunny";
+
     private const string KeyEnv = "RESPONSES_TESTS_PROVIDER_KEY";
 
     /// <summary>
@@ -65,6 +68,8 @@ public static class ProviderFakes
         var body = request.Json;
         var stream = body.TryGetProperty("stream", out var s) && s.ValueKind == JsonValueKind.True;
         var now = scenario();
+        // A request that brings the tool's result gets the answer that follows it.
+        if (now == Scenario.ToolCall && System.Text.Encoding.UTF8.GetString(request.Body).Contains(ToolResult, StringComparison.Ordinal)) now = Scenario.Text;
         if (path.EndsWith("/chat/completions", StringComparison.Ordinal)) return OpenAi(http, stream, now, cut);
         if (path.EndsWith("/messages", StringComparison.Ordinal)) return Anthropic(http, stream, now, cut);
         if (path.Contains(":streamGenerateContent", StringComparison.Ordinal)) return Gemini(http, stream: true, now, cut);

@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using LlmGateway.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace LlmGateway.IntegrationTests.Responses;
+
+/// <summary>
+/// The official <c>openai</c> npm package (tests/clients/openai, installed by scripts/test.sh with
+/// <c>npm ci</c>) on Node against a real Kestrel gateway on loopback: <c>responses.create</c> plain,
+/// streamed (and the SDK's strict <c>responses.stream</c> accumulator), and function tools.
+/// </summary>
+public sealed class ResponsesNodeClientTests : IAsyncLifetime
+{
+    private static readonly TimeSpan s_nodeLimit = TimeSpan.FromSeconds(90);
+    private FakeUpstream _upstream = null!;
+    private GatewayFactory _gateway = null!;
+    private string _baseUrl = "";
+    private Scenario _scenario = Scenario.Text;
+
+    public async Task InitializeAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync(ProviderFakes.Handler(() => _scenario));
+        _gateway = new GatewayFactory(ProviderFakes.Settings(_upstream.BaseUrl));
+        _gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        _gateway.StartServer();
+        using var client = _gateway.CreateClient();
+        _baseUrl = new Uri(client.BaseAddress!, "/v1").ToString();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        await _upstream.DisposeAsync();
+    }
+
+    /// <summary>The repository's tests/clients/openai, found from the test assembly's folder.</summary>
+    private static string ClientFolder()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "LlmGateway.sln"))) return Path.Combine(dir.FullName, "tests", "clients", "openai");
+        }
+        throw new InvalidOperationException("The repository root (LlmGateway.sln) was not found above " + AppContext.BaseDirectory);
+    }
+
+    private async Task<JsonElement> RunAsync(string scenario, string model)
+    {
+        var folder = ClientFolder();
+        Assert.True(Directory.Exists(Path.Combine(folder, "node_modules", "openai")),
+            $"The openai npm package is not installed in {folder}: run 'npm ci' there (scripts/test.sh does).");
+        var start = new ProcessStartInfo("node", ["responses.mjs", scenario, _baseUrl, model])
+        {
+            WorkingDirectory = folder,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var node = Process.Start(start)!;
+        var stdout = node.StandardOutput.ReadToEndAsync();
+        var stderr = node.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(s_nodeLimit);
+        try
+        {
+            await node.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            node.Kill(entireProcessTree: true);
+            Assert.Fail($"node ran longer than {s_nodeLimit.TotalSeconds} s and was stopped. stderr: {await stderr}");
+        }
+        Assert.True(node.ExitCode == 0, $"node exited with {node.ExitCode}. stderr: {await stderr}");
+        return JsonDocument.Parse(await stdout).RootElement;
+    }
+
+    public static TheoryData<string> ProviderTypes => new(ProviderFakes.Types);
+
+    [Theory]
+    [MemberData(nameof(ProviderTypes))]
+    public async Task Responses_create_reads_a_plain_answer_and_retrieves_it(string type)
+    {
+        var result = await RunAsync("plain", $"{type}-model");
+        Assert.Equal("completed", result.GetProperty("status").GetString());
+        Assert.Equal($"Hello from {type}", result.GetProperty("text").GetString());
+        Assert.Equal($"Hello from {type}", result.GetProperty("retrieved").GetString());
+        Assert.Equal(ProviderFakes.Input, result.GetProperty("usage").GetProperty("input_tokens").GetInt32());
+        Assert.Equal(ProviderFakes.Output, result.GetProperty("usage").GetProperty("output_tokens").GetInt32());
+    }
+
+    [Theory]
+    [MemberData(nameof(ProviderTypes))]
+    public async Task Responses_create_streams_and_the_sdks_accumulator_accepts_every_event(string type)
+    {
+        var result = await RunAsync("streamed", $"{type}-model");
+        var types = result.GetProperty("types").EnumerateArray().Select(t => t.GetString()).ToList();
+        Assert.Equal("response.created", types[0]);
+        Assert.Equal("response.completed", types[^1]);
+        Assert.Contains("response.output_text.done", types);
+        Assert.Equal($"Hello from {type}", result.GetProperty("text").GetString());
+        Assert.Equal("completed", result.GetProperty("status").GetString());
+        Assert.Equal(ProviderFakes.Output, result.GetProperty("usage").GetProperty("output_tokens").GetInt32());
+        Assert.Equal($"Hello from {type}", result.GetProperty("accumulated").GetString());
+        Assert.Equal("completed", result.GetProperty("accumulatedStatus").GetString());
+    }
+
+    [Theory]
+    [MemberData(nameof(ProviderTypes))]
+    public async Task Function_tools_round_trip_plain_and_streamed(string type)
+    {
+        _scenario = Scenario.ToolCall;
+        var result = await RunAsync("tools", $"{type}-model");
+        var call = result.GetProperty("call");
+        Assert.Equal("get_weather", call.GetProperty("name").GetString());
+        Assert.Equal("Paris", JsonDocument.Parse(call.GetProperty("arguments").GetString()!).RootElement.GetProperty("city").GetString());
+        Assert.False(string.IsNullOrEmpty(call.GetProperty("call_id").GetString()));
+        Assert.Equal($"Hello from {type}", result.GetProperty("followUp").GetString());
+        var streamed = result.GetProperty("streamedCall");
+        Assert.Equal("get_weather", streamed.GetProperty("name").GetString());
+        Assert.Equal("Paris", JsonDocument.Parse(streamed.GetProperty("arguments").GetString()!).RootElement.GetProperty("city").GetString());
+        Assert.Contains(ProviderFakes.ToolResult, System.Text.Encoding.UTF8.GetString(_upstream.Requests.ToArray()[1].Body));
+    }
+
+    [Fact]
+    public async Task An_unknown_model_is_an_api_error_with_model_not_found()
+    {
+        var result = await RunAsync("errors", "openai-model");
+        Assert.True(result.GetProperty("threw").GetBoolean());
+        Assert.Equal(404, result.GetProperty("status").GetInt32());
+        Assert.Equal("model_not_found", result.GetProperty("code").GetString());
+    }
+}

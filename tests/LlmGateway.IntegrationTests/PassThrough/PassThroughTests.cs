@@ -73,6 +73,13 @@ public sealed class PassThroughTests : IAsyncLifetime
         Assert.StartsWith("application/json", received.Header("content-type"));
     }
 
+    /// <summary>
+    /// A path the gateway forwards, for answers shaped like the Responses API's. /v1/responses itself is
+    /// the gateway's own now (Responses/: translated and routed like chat); the usage scan reads any
+    /// forwarded answer the same way, whatever its path.
+    /// </summary>
+    private const string ForwardedPath = "/v1/completions";
+
     [Fact]
     public async Task A_streamed_responses_answer_reaches_the_client_event_by_event()
     {
@@ -88,7 +95,7 @@ public sealed class PassThroughTests : IAsyncLifetime
         };
         await using var gateway = new GatewayFactory(Settings());
         var client = gateway.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses")
+        using var request = new HttpRequestMessage(HttpMethod.Post, ForwardedPath)
         {
             Content = new StringContent("""{"model":"upstream-model","input":"hi","stream":true}""", Encoding.UTF8, "application/json"),
         };
@@ -249,7 +256,7 @@ public sealed class PassThroughTests : IAsyncLifetime
         await using var gateway = new GatewayFactory(Settings());
         var client = gateway.CreateClient();
 
-        using (var response = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"hi"}""", Encoding.UTF8, "application/json")))
+        using (var response = await client.PostAsync(ForwardedPath, new StringContent("""{"model":"upstream-model","input":"hi"}""", Encoding.UTF8, "application/json")))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
@@ -274,7 +281,7 @@ public sealed class PassThroughTests : IAsyncLifetime
 
         var byTask = (await client.AdminAsync(HttpMethod.Get, "/admin/usage?groupBy=task_type", _adminKey)).GetProperty("data").EnumerateArray()
             .ToDictionary(g => g.GetProperty("group").GetString()!);
-        Assert.Equal(1, byTask["passthrough:responses"].GetProperty("requests").GetInt32());
+        Assert.Equal(1, byTask["passthrough:completions"].GetProperty("requests").GetInt32());
         Assert.Equal(1, byTask["passthrough:moderations"].GetProperty("requests").GetInt32());
 
         var metrics = await MetricsText.ScrapeAsync(client);
@@ -300,9 +307,9 @@ public sealed class PassThroughTests : IAsyncLifetime
         await using var gateway = new GatewayFactory(settings);
         var client = gateway.CreateClient();
 
-        using var first = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"a"}""", Encoding.UTF8, "application/json"));
-        using var second = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"b"}""", Encoding.UTF8, "application/json"));
-        using var third = await client.PostAsync("/v1/responses", new StringContent("""{"model":"upstream-model","input":"c"}""", Encoding.UTF8, "application/json"));
+        using var first = await client.PostAsync(ForwardedPath, new StringContent("""{"model":"upstream-model","input":"a"}""", Encoding.UTF8, "application/json"));
+        using var second = await client.PostAsync(ForwardedPath, new StringContent("""{"model":"upstream-model","input":"b"}""", Encoding.UTF8, "application/json"));
+        using var third = await client.PostAsync(ForwardedPath, new StringContent("""{"model":"upstream-model","input":"c"}""", Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
@@ -347,7 +354,7 @@ public sealed class PassThroughTests : IAsyncLifetime
         settings["Gateway:Budgets:Providers:up:DailyUsd"] = "0.003";
         await using var gateway = new GatewayFactory(settings);
         var client = gateway.CreateClient();
-        HttpRequestMessage Streamed(string input) => new(HttpMethod.Post, "/v1/responses")
+        HttpRequestMessage Streamed(string input) => new(HttpMethod.Post, ForwardedPath)
         {
             Content = new StringContent("{\"model\":\"upstream-model\",\"input\":\"" + input + "\",\"stream\":true}", Encoding.UTF8, "application/json"),
         };
@@ -414,7 +421,7 @@ public sealed class PassThroughTests : IAsyncLifetime
         await using var gateway = new GatewayFactory(settings);
         var client = gateway.CreateClient();
 
-        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = new StringContent("""{"model":"upstream-model","input":"x","stream":true}""", Encoding.UTF8, "application/json") })
+        using (var request = new HttpRequestMessage(HttpMethod.Post, ForwardedPath) { Content = new StringContent("""{"model":"upstream-model","input":"x","stream":true}""", Encoding.UTF8, "application/json") })
         using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
             // Whether the first event still reaches the client depends on when the abort overtakes it; the usage event never does.

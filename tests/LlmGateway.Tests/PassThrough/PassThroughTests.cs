@@ -46,7 +46,8 @@ public class PassThroughPathsTests
     [InlineData("/batch/chat/completions", true)]
     [InlineData("/batches", false)]
     [InlineData("/completions", false)]
-    [InlineData("/responses", false)]
+    [InlineData("/responses", true)]
+    [InlineData("/responses/resp_1/input_items", true)]
     public void The_gateways_own_resources_are_never_forwarded(string remainder, bool owned) =>
         Assert.Equal(owned, PassThroughPaths.IsGatewayOwned(PassThroughPaths.FirstSegment(remainder)));
 }

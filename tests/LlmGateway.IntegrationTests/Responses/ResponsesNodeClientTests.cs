@@ -10,7 +10,8 @@ namespace LlmGateway.IntegrationTests.Responses;
 /// <summary>
 /// The official <c>openai</c> npm package (tests/clients/openai, installed by scripts/test.sh with
 /// <c>npm ci</c>) on Node against a real Kestrel gateway on loopback: <c>responses.create</c> plain,
-/// streamed (and the SDK's strict <c>responses.stream</c> accumulator), and function tools.
+/// streamed (and the SDK's strict <c>responses.stream</c> accumulator), and function tools; and the
+/// Vercel AI SDK's default <c>openai(id)</c> provider, which speaks the Responses API.
 /// </summary>
 public sealed class ResponsesNodeClientTests : IAsyncLifetime
 {
@@ -46,12 +47,14 @@ public sealed class ResponsesNodeClientTests : IAsyncLifetime
         throw new InvalidOperationException("The repository root (LlmGateway.sln) was not found above " + AppContext.BaseDirectory);
     }
 
-    private async Task<JsonElement> RunAsync(string scenario, string model)
+    private Task<JsonElement> RunAsync(string scenario, string model) => NodeAsync("responses.mjs", scenario, _baseUrl, model);
+
+    private async Task<JsonElement> NodeAsync(params string[] arguments)
     {
         var folder = ClientFolder();
         Assert.True(Directory.Exists(Path.Combine(folder, "node_modules", "openai")),
             $"The openai npm package is not installed in {folder}: run 'npm ci' there (scripts/test.sh does).");
-        var start = new ProcessStartInfo("node", ["responses.mjs", scenario, _baseUrl, model])
+        var start = new ProcessStartInfo("node", arguments)
         {
             WorkingDirectory = folder,
             RedirectStandardOutput = true,
@@ -128,5 +131,21 @@ public sealed class ResponsesNodeClientTests : IAsyncLifetime
         Assert.True(result.GetProperty("threw").GetBoolean());
         Assert.Equal(404, result.GetProperty("status").GetInt32());
         Assert.Equal("model_not_found", result.GetProperty("code").GetString());
+    }
+
+    [Theory]
+    [MemberData(nameof(ProviderTypes))]
+    public async Task The_ai_sdks_default_openai_provider_generates_and_streams(string type)
+    {
+        var result = await NodeAsync("ai-sdk.mjs", _baseUrl, $"{type}-model");
+        Assert.Equal($"Hello from {type}", result.GetProperty("text").GetString());
+        Assert.Equal("stop", result.GetProperty("finishReason").GetString());
+        Assert.Equal(ProviderFakes.Input, result.GetProperty("inputTokens").GetInt32());
+        Assert.Equal(ProviderFakes.Output, result.GetProperty("outputTokens").GetInt32());
+        Assert.Equal($"Hello from {type}", result.GetProperty("streamedText").GetString());
+        Assert.Equal(ProviderFakes.Output, result.GetProperty("streamedOutputTokens").GetInt32());
+        Assert.Equal(JsonValueKind.Null, result.GetProperty("streamError").ValueKind);
+        // Both calls went to /v1/responses and on to the provider in its own format.
+        Assert.Equal(2, _upstream.Calls);
     }
 }

@@ -15,9 +15,10 @@ public static class ResponsesEndpoints
     public static IEndpointRouteBuilder MapResponses(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/responses").WithTags("Responses");
-        // The handler reads the raw body itself (size limit, pooled buffer), like the chat endpoint.
+        // The handler reads the raw body itself (size limit, pooled buffer), like the chat endpoint. The
+        // content log reads chat bodies only, so it is not asked to log these.
         group.MapPost("", (HttpContext http, ResponsesHandler handler) => handler.CreateAsync(http))
-            .WithRequestTelemetry(logContent: true)
+            .WithRequestTelemetry(logContent: false)
             .WithName("CreateResponse")
             .WithSummary("OpenAI Responses API, streamed (SSE) or not, translated for every provider")
             .Produces(StatusCodes.Status200OK, contentType: "application/json")

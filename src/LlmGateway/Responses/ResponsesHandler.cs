@@ -133,6 +133,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
             await ApiError.UpstreamError("The provider's answer could not be read as a chat completion.").WriteAsync(response).ConfigureAwait(false);
             return Delivery.Delivered;
         }
+        answer.Usage ??= Estimated(outcome.Usage);
         // Kept before the client has it, so a next turn sent as soon as it arrives finds it.
         if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
         var body = answer.ToJson();
@@ -156,6 +157,8 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
             switch (ev.Kind)
             {
                 case StreamEventKind.End:
+                    // A provider that reported no usage still gets the pipeline's estimate, as the ledger does.
+                    answer.Usage ??= Estimated(stream.Usage);
                     events.Complete();
                     // Kept before response.completed leaves, as a non-streamed answer is kept before its body.
                     if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
@@ -173,6 +176,9 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
             if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Delivery.WriteFailed;
         }
     }
+
+    private static ResponseUsage? Estimated(TokenUsage usage) =>
+        usage.IsEmpty ? null : new ResponseUsage(usage.Prompt, usage.Completion, usage.CachedPrompt);
 
     public async Task<IResult> GetAsync(HttpContext http, string id)
     {

@@ -319,9 +319,63 @@ public sealed class ResponsesEndpointTests : IAsyncLifetime
     }
 }
 
-/// <summary>Stored responses belong to the key that made them.</summary>
-public sealed class ResponsesScopeTests
+/// <summary>Keys, limits and the cache hold for /v1/responses as for chat: it is the same pipeline. Stored responses belong to the key that made them.</summary>
+public sealed class ResponsesPipelineTests
 {
+    private static HttpRequestMessage Post(string body, string key)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return request;
+    }
+
+    [Fact]
+    public async Task A_keys_model_list_and_rpm_limit_apply_with_the_chat_paths_errors_and_headers()
+    {
+        await using var upstream = await FakeUpstream.StartAsync(ProviderFakes.Handler(() => Scenario.Text));
+        var settings = ProviderFakes.Settings(upstream.BaseUrl).WithKeys(new AuthKit.Key("narrow", "sk-narrow-0123456789", Models: ["anthropic-model"], Rpm: 1));
+        await using var gateway = new GatewayFactory(settings);
+        var client = gateway.CreateClient();
+
+        using (var refused = await client.SendAsync(Post("""{"model":"openai-model","input":"x"}""", "sk-narrow-0123456789")))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Equal("model_not_allowed", (await AuthKit.ErrorAsync(refused)).GetProperty("code").GetString());
+            Assert.StartsWith("req_", AuthKit.Header(refused, "x-request-id"));
+        }
+        using (var first = await client.SendAsync(Post("""{"model":"anthropic-model","input":"x"}""", "sk-narrow-0123456789")))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+        using var limited = await client.SendAsync(Post("""{"model":"anthropic-model","input":"y"}""", "sk-narrow-0123456789"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.Equal("rate_limit_exceeded", (await AuthKit.ErrorAsync(limited)).GetProperty("code").GetString());
+        Assert.NotNull(limited.Headers.RetryAfter);
+        Assert.Equal(1, upstream.Calls);
+    }
+
+    [Fact]
+    public async Task A_deterministic_request_is_answered_from_the_cache_the_second_time()
+    {
+        await using var upstream = await FakeUpstream.StartAsync(ProviderFakes.Handler(() => Scenario.Text));
+        await using var gateway = new GatewayFactory(ProviderFakes.Settings(upstream.BaseUrl));
+        var client = gateway.CreateClient();
+        const string body = """{"model":"gemini-model","input":"Same question","temperature":0}""";
+        string? firstId = null;
+        foreach (var expected in new[] { "miss", "hit" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(expected, AuthKit.Header(response, "x-gateway-cache"));
+            var r = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("Hello from gemini", r.GetProperty("output")[0].GetProperty("content")[0].GetProperty("text").GetString());
+            Assert.NotEqual(firstId, r.GetProperty("id").GetString()); // every answer is its own response
+            firstId = r.GetProperty("id").GetString();
+        }
+        Assert.Equal(1, upstream.Calls);
+    }
+
     [Fact]
     public async Task One_key_never_sees_or_deletes_another_keys_response()
     {

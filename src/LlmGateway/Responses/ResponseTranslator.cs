@@ -13,16 +13,7 @@ public static class ResponseTranslator
     /// </summary>
     public static bool FromChatCompletion(ReadOnlySpan<byte> completion, ResponseObject response, long now)
     {
-        JsonDocument doc;
-        try
-        {
-            var reader = new Utf8JsonReader(completion);
-            doc = JsonDocument.ParseValue(ref reader);
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
+        if (ResponsesJson.Parse(completion) is not { } doc) return false;
         using (doc)
         {
             var root = doc.RootElement;

@@ -12,6 +12,20 @@ internal static class ResponsesJson
     /// value written here is built by the gateway, and a mistake should fail a test, not a client.
     /// </summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>A chat answer or chunk from the pipeline, parsed; null when it is not JSON (never expected, never thrown).</summary>
+    public static JsonDocument? Parse(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json);
+            return JsonDocument.ParseValue(ref reader);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
 }
 
 /// <summary>

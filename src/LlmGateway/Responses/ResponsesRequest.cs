@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using LlmGateway.Http;
+using LlmGateway.Pipeline;
 
 namespace LlmGateway.Responses;
 
@@ -61,16 +62,8 @@ public sealed class ResponsesRequest : IDisposable
     /// <summary>Parses and checks a Responses body; the request or the 400 that explains what is wrong.</summary>
     public static ResponsesRequest? Parse(ReadOnlyMemory<byte> body, out ApiError? error)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException)
-        {
-            error = ApiError.InvalidRequest("The request body is not valid JSON.", code: ErrorCodes.InvalidJson);
-            return null;
-        }
+        var document = RequestJson.Parse(body, out error);
+        if (document is null) return null;
         var request = new ResponsesRequest(document);
         try
         {
@@ -80,8 +73,7 @@ public sealed class ResponsesRequest : IDisposable
         }
         catch (InvalidOperationException)
         {
-            // Strings that are not valid UTF-16 (lone surrogates as \u escapes) can't be read back.
-            error = ApiError.InvalidRequest("The request body holds text that is not valid Unicode.", code: ErrorCodes.InvalidJson);
+            error = RequestJson.NotUnicode();
         }
         if (error is null) return request;
         document.Dispose();

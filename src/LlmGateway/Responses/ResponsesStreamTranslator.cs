@@ -50,16 +50,7 @@ public sealed class ResponsesStreamTranslator(ResponseObject response, IBufferWr
     public bool Chunk(ReadOnlySpan<byte> chunk)
     {
         Start();
-        JsonDocument doc;
-        try
-        {
-            var reader = new Utf8JsonReader(chunk);
-            doc = JsonDocument.ParseValue(ref reader);
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
+        if (ResponsesJson.Parse(chunk) is not { } doc) return false;
         using (doc)
         {
             var root = doc.RootElement;

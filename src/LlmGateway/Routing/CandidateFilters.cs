@@ -117,7 +117,12 @@ public static class CandidateFilters
             if (n++ > 0) message.Append("; ");
             message.Append(r.ModelName).Append(" (").Append(r.Filter).Append("): ").Append(r.Reason);
         }
-        if (n == 0) message.Append("the model list is empty");
+        if (n == 0)
+        {
+            message.Append(input.IsAuto
+                ? "auto has no model to choose from (it never picks the built-in mock unless a task type's Models lists it; configure a real model or Gateway:Routing:TaskTypes)"
+                : "the model list is empty");
+        }
         message.Append('.');
         var text = message.ToString();
 

@@ -1,0 +1,62 @@
+using System.Text.Json;
+using LlmGateway.Auth;
+using LlmGateway.Http;
+using LlmGateway.Messages;
+using Microsoft.AspNetCore.Http;
+
+namespace LlmGateway.Tests.Messages;
+
+public class MessagesErrorsTests
+{
+    public static TheoryData<ApiError, int, string> EveryErrorTheChatPathKnows() => new()
+    {
+        { ApiError.InvalidRequest("bad"), 400, "invalid_request_error" },
+        { AuthErrors.MissingKey, 401, "authentication_error" },
+        { AuthErrors.InvalidKey, 401, "authentication_error" },
+        { AuthErrors.ModelNotAllowed("team-a", "m"), 403, "permission_error" },
+        { ApiError.ModelNotFound("nope"), 404, "not_found_error" },
+        { ApiError.RequestTooLarge(10), 413, "request_too_large" },
+        { AuthErrors.RateLimited("team-a", "requests", 5, TimeSpan.FromSeconds(3)), 429, "rate_limit_error" },
+        { ApiError.BudgetExceeded("over budget"), 429, "rate_limit_error" },
+        { ApiError.Internal(), 500, "api_error" },
+        { ApiError.UpstreamError("all failed"), 502, "api_error" },
+        { ApiError.NoHealthyProvider("all cooling down"), 503, "overloaded_error" },
+        { ApiError.BudgetUnavailable("store down"), 503, "api_error" },
+        { AuthErrors.KeyLookupUnavailable, 503, "api_error" },
+        { ApiError.UpstreamTimeout("slow"), 504, "timeout_error" },
+        { new ApiError(422, "invalid_request_error", null, "upstream said no"), 422, "invalid_request_error" },
+    };
+
+    [Theory]
+    [MemberData(nameof(EveryErrorTheChatPathKnows))]
+    public async Task Every_gateway_error_is_written_in_anthropics_shape_with_the_gateways_status(ApiError error, int status, string type)
+    {
+        var http = new DefaultHttpContext();
+        http.Response.Body = new MemoryStream();
+        http.Response.Headers["x-request-id"] = "req_abc";
+
+        await MessagesErrors.WriteAsync(http.Response, error);
+
+        Assert.Equal(status, http.Response.StatusCode);
+        Assert.Equal("application/json", http.Response.ContentType);
+        var body = JsonDocument.Parse(((MemoryStream)http.Response.Body).ToArray()).RootElement;
+        Assert.Equal("error", body.GetProperty("type").GetString());
+        Assert.Equal(type, body.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal(error.Message, body.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal("req_abc", body.GetProperty("request_id").GetString());
+        Assert.Equal(2, body.GetProperty("error").EnumerateObject().Count());
+    }
+
+    [Fact]
+    public async Task Retry_after_is_kept()
+    {
+        var http = new DefaultHttpContext();
+        http.Response.Body = new MemoryStream();
+
+        await MessagesErrors.WriteAsync(http.Response, AuthErrors.RateLimited("k", "requests", 1, TimeSpan.FromSeconds(2.2)));
+
+        Assert.Equal("3", http.Response.Headers.RetryAfter.ToString());
+        var body = JsonDocument.Parse(((MemoryStream)http.Response.Body).ToArray()).RootElement;
+        Assert.Equal(JsonValueKind.Null, body.GetProperty("request_id").ValueKind);
+    }
+}

@@ -94,6 +94,8 @@ public sealed record ApiError(int Status, string Type, string? Code, string Mess
 
     public Task WriteAsync(HttpResponse response)
     {
+        // Routed to an endpoint of another dialect: its shape, whoever found the error.
+        if (ErrorDialect.Of(response.HttpContext) is { } dialect) return dialect.WriteAsync(response, this);
         response.StatusCode = Status;
         response.ContentType = "application/json";
         WriteHeaders(response.Headers);

@@ -99,3 +99,11 @@ public static class MessagesErrors
     public static ApiError Invalid(string path, string message) =>
         ApiError.InvalidRequest(path.Length == 0 ? message : $"{path}: {message}", path.Length == 0 ? null : path);
 }
+
+/// <summary>The metadata that makes every error on a /v1/messages endpoint Anthropic-shaped, the key check's included.</summary>
+public sealed class AnthropicErrorDialect : ErrorDialect
+{
+    public static readonly AnthropicErrorDialect Instance = new();
+
+    public override Task WriteAsync(HttpResponse response, ApiError error) => MessagesErrors.WriteAsync(response, error);
+}

@@ -17,12 +17,13 @@ fi
 # The prometheus package starts a system service on :9090; the tests run their own on free ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 
-# The npm clients of the Responses tests (the openai package, the AI SDK; Node 20+ is on the machine),
-# installed exactly as locked, again whenever the lock file changed.
-clients=tests/clients/openai
-if [ ! -f "$clients/node_modules/.package-lock.json" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
-  (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# The npm clients of the Responses tests (the openai package, the AI SDK) and of the Messages tests
+# (the Anthropic SDK); Node 20+ is on the machine. Installed exactly as locked, again whenever the lock file changed.
+for clients in tests/clients/openai tests/clients/anthropic; do
+  if [ ! -f "$clients/node_modules/.package-lock.json" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
+    (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -44,6 +44,11 @@ public static class MessagesErrors
     public const string Overloaded = "overloaded_error";
     public const string Timeout = "timeout_error";
 
+    public const string RequestIdHeader = "x-request-id";
+
+    /// <summary>Anthropic's name for it; the Anthropic SDKs read it into their errors' requestID.</summary>
+    public const string AnthropicRequestIdHeader = "request-id";
+
     /// <summary>Anthropic's error type for a gateway error.</summary>
     public static string TypeOf(ApiError error) => error.Status switch
     {
@@ -89,7 +94,14 @@ public static class MessagesErrors
         {
             response.Headers.RetryAfter = s.ToString(CultureInfo.InvariantCulture);
         }
-        var requestId = response.Headers.TryGetValue("x-request-id", out var id) && id.Count == 1 ? id[0] : null;
+        // An error found before the endpoint ran (the key check) has no request id yet: every answer gets one.
+        var requestId = response.Headers.TryGetValue(RequestIdHeader, out var id) && id.Count == 1 ? id[0] : null;
+        if (requestId is null)
+        {
+            requestId = "req_" + Guid.NewGuid().ToString("N");
+            response.Headers[RequestIdHeader] = requestId;
+            response.Headers[AnthropicRequestIdHeader] = requestId;
+        }
         var body = ToJson(error, requestId);
         response.ContentLength = body.Length;
         return response.Body.WriteAsync(body).AsTask();

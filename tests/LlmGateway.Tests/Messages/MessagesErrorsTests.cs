@@ -57,6 +57,38 @@ public class MessagesErrorsTests
 
         Assert.Equal("3", http.Response.Headers.RetryAfter.ToString());
         var body = JsonDocument.Parse(((MemoryStream)http.Response.Body).ToArray()).RootElement;
-        Assert.Equal(JsonValueKind.Null, body.GetProperty("request_id").ValueKind);
+        Assert.Equal(http.Response.Headers["x-request-id"].ToString(), body.GetProperty("request_id").GetString());
+    }
+
+    [Fact]
+    public async Task An_error_any_middleware_writes_on_a_messages_endpoint_takes_anthropics_shape_and_gets_a_request_id()
+    {
+        var http = new DefaultHttpContext();
+        http.Response.Body = new MemoryStream();
+        http.SetEndpoint(new Endpoint(null, new EndpointMetadataCollection(AnthropicErrorDialect.Instance), "messages"));
+
+        // What the key check does: it knows nothing of dialects.
+        await AuthErrors.MissingKey.WriteAsync(http.Response);
+
+        Assert.Equal(401, http.Response.StatusCode);
+        var body = JsonDocument.Parse(((MemoryStream)http.Response.Body).ToArray()).RootElement;
+        Assert.Equal("authentication_error", body.GetProperty("error").GetProperty("type").GetString());
+        var id = http.Response.Headers["x-request-id"].ToString();
+        Assert.StartsWith("req_", id);
+        Assert.Equal(id, http.Response.Headers["request-id"].ToString());
+        Assert.Equal(id, body.GetProperty("request_id").GetString());
+    }
+
+    [Fact]
+    public async Task Without_the_dialect_an_error_stays_in_openais_shape()
+    {
+        var http = new DefaultHttpContext();
+        http.Response.Body = new MemoryStream();
+
+        await AuthErrors.MissingKey.WriteAsync(http.Response);
+
+        var body = JsonDocument.Parse(((MemoryStream)http.Response.Body).ToArray()).RootElement;
+        Assert.Equal("invalid_api_key", body.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(body.TryGetProperty("type", out _));
     }
 }

@@ -96,10 +96,11 @@ public static class MessagesRequestTranslator
                 case "output_config": outputConfig = p.Value; break;
                 case "top_k":
                     // Chat Completions has no top_k, so no target behind the translation can honour it.
-                    if (!IsNull(p.Value)) throw Fail("top_k", "can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no top_k. Leave it out, or use top_p.");
+                    if (!IsNull(p.Value) && !countTokens) throw Fail("top_k", "can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no top_k. Leave it out, or use top_p.");
                     break;
                 case "thinking":
-                    CheckThinking(p.Value);
+                    // Counting generates nothing, so what only generation can't honour doesn't stop a count.
+                    if (!countTokens) CheckThinking(p.Value);
                     break;
                 case "service_tier":
                 case "cache_control":
@@ -109,7 +110,7 @@ public static class MessagesRequestTranslator
                 case "mcp_servers":
                 case "context_management":
                 case "inference_geo":
-                    if (!IsNull(p.Value)) throw Fail(p.Name, "can't be honoured: it needs Anthropic's own servers, and the gateway translates this request for any provider.");
+                    if (!IsNull(p.Value) && !countTokens) throw Fail(p.Name, "can't be honoured: it needs Anthropic's own servers, and the gateway translates this request for any provider.");
                     break;
                 default:
                     throw Fail(p.Name, "Extra inputs are not permitted.");
@@ -158,7 +159,7 @@ public static class MessagesRequestTranslator
             WriteMetadata(w, metadata);
             var hasTools = WriteTools(w, tools);
             WriteToolChoice(w, toolChoice, hasTools);
-            WriteOutputConfig(w, outputConfig);
+            if (!countTokens) WriteOutputConfig(w, outputConfig);
             if (isStream)
             {
                 w.WriteBoolean("stream"u8, true);

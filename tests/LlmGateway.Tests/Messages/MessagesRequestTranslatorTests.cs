@@ -249,6 +249,19 @@ public class MessagesRequestTranslatorTests
         Assert.Equal("""{"model":"m","messages":[{"role":"user","content":"x"}]}""", Encoding.UTF8.GetString(t.ChatBody!));
     }
 
+    [Fact]
+    public void Count_tokens_counts_what_only_generation_cant_honour_but_still_refuses_blocks_it_cant_carry()
+    {
+        var t = Translate("""
+            {"model":"m","messages":[{"role":"user","content":"x"}],"thinking":{"type":"enabled","budget_tokens":1024},"top_k":5,
+             "output_config":{"effort":"high"},"context_management":{"edits":[]}}
+            """, countTokens: true);
+        Assert.Null(t.Error);
+        Assert.Equal("""{"model":"m","messages":[{"role":"user","content":"x"}]}""", Encoding.UTF8.GetString(t.ChatBody!));
+
+        Assert.Contains("document", Refused("""{"model":"m","messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}""", countTokens: true));
+    }
+
     [Theory]
     [InlineData("""{"top_k":40}""", "top_k")]
     [InlineData("""{"thinking":{"type":"enabled","budget_tokens":2048}}""", "thinking")]

@@ -8,6 +8,7 @@ using LlmGateway.Configuration;
 using LlmGateway.Conversations;
 using LlmGateway.Embeddings;
 using LlmGateway.Health;
+using LlmGateway.Messages;
 using LlmGateway.Http;
 using LlmGateway.Models;
 using LlmGateway.PassThrough;
@@ -33,12 +34,13 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.AddGatewayLogging();
 
 // The pipeline every ingress runs (and its request observers), the providers, routing and resilience it
-// uses, and the ingresses: chat completions (and embeddings), batches.
+// uses, and the ingresses: chat completions (and embeddings), the Anthropic Messages API, batches.
 builder.Services.AddGatewayPipeline();
 builder.Services.AddProviders();
 builder.Services.AddModelRouting();
 builder.Services.AddResilience();
 builder.Services.AddChatCompletions();
+builder.Services.AddMessages();
 builder.Services.AddBatches();
 
 // Pass-through: the OpenAI endpoints the gateway doesn't translate, forwarded by YARP to Gateway:PassThrough:Provider.
@@ -76,6 +78,7 @@ app.UseSwaggerUI();
 // The OpenAPI document as an endpoint, not a middleware every request passes through.
 app.MapSwagger();
 app.MapChatCompletions();
+app.MapMessages();
 app.MapEmbeddings();
 app.MapBatches();
 app.MapModels();

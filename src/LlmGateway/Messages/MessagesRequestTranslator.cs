@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Text.Json;
-using LlmGateway.ChatCompletions;
 using LlmGateway.Http;
 
 namespace LlmGateway.Messages;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using LlmGateway.ChatCompletions;
+using LlmGateway.Pipeline;
 using LlmGateway.Messages;
 
 namespace LlmGateway.Tests.Messages;

@@ -210,8 +210,11 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
             {
                 http.Response.Headers[GatewayHeaders.Model] = request.Model;
                 var caller = CallerIdentity.Of(http);
-                if (!IsKnownModel(request.Model)) error = ApiError.ModelNotFound(request.Model);
-                else if (caller is not null && !caller.MayRequest(request.Model)) error = AuthErrors.ModelNotAllowed(caller.KeyId, request.Model);
+                // Gateway:Limits, as the pipeline checks them for /v1/messages (this path doesn't run it).
+                error = request.CheckLimits(_options.Limits)
+                    ?? (!IsKnownModel(request.Model) ? ApiError.ModelNotFound(request.Model)
+                        : caller is not null && !caller.MayRequest(request.Model) ? AuthErrors.ModelNotAllowed(caller.KeyId, request.Model)
+                        : null);
             }
             http.Response.Headers[GatewayHeaders.OverheadMs] = GatewayHeaders.FormatMs(time.GetElapsedTime(started));
             if (error is not null)

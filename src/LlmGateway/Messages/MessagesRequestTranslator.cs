@@ -126,7 +126,6 @@ public static class MessagesRequestTranslator
         }
         if (messages.ValueKind != JsonValueKind.Array) throw Fail("messages", "Field required: an array of messages.");
         if (messages.GetArrayLength() == 0) throw Fail("messages", "at least one message is required.");
-        if (messages.GetArrayLength() > ChatRequest.MaxMessages) throw Fail("messages", $"at most {ChatRequest.MaxMessages} messages are accepted.");
         var isStream = false;
         if (!IsNull(stream))
         {
@@ -553,7 +552,6 @@ public static class MessagesRequestTranslator
         if (IsNull(tools)) return false;
         if (tools.ValueKind != JsonValueKind.Array) throw Fail("tools", "must be an array.");
         if (tools.GetArrayLength() == 0) return false;
-        if (tools.GetArrayLength() > ChatRequest.MaxTools) throw Fail("tools", $"at most {ChatRequest.MaxTools} tools are accepted.");
         w.WriteStartArray("tools"u8);
         var i = 0;
         foreach (var tool in tools.EnumerateArray())

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using System.Text.Json;
 using LlmGateway.Http;
 
@@ -85,15 +84,13 @@ public static class MessagesErrors
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>Writes the error as the whole response: status, Retry-After when the error has one, the body.</summary>
+    /// <summary>Writes the error as the whole response: status, Retry-After and x-should-retry when the error has them, the body.</summary>
     public static Task WriteAsync(HttpResponse response, ApiError error)
     {
         response.StatusCode = error.Status;
         response.ContentType = "application/json";
-        if (error.RetryAfterSeconds is { } s)
-        {
-            response.Headers.RetryAfter = s.ToString(CultureInfo.InvariantCulture);
-        }
+        // Retry-After and x-should-retry: the Anthropic SDKs (Stainless-built, like OpenAI's) honour both.
+        error.WriteHeaders(response.Headers);
         // An error found before the endpoint ran (the key check) has no request id yet: every answer gets one.
         var requestId = response.Headers.TryGetValue(RequestIdHeader, out var id) && id.Count == 1 ? id[0] : null;
         if (requestId is null)

@@ -48,6 +48,17 @@ public class MessagesErrorsTests
     }
 
     [Fact]
+    public async Task X_should_retry_is_kept_so_the_sdk_does_not_multiply_the_gateways_own_retries()
+    {
+        var http = new DefaultHttpContext();
+        http.Response.Body = new MemoryStream();
+
+        await MessagesErrors.WriteAsync(http.Response, ApiError.UpstreamError("all failed") with { ShouldRetry = false });
+
+        Assert.Equal("false", http.Response.Headers["x-should-retry"].ToString());
+    }
+
+    [Fact]
     public async Task Retry_after_is_kept()
     {
         var http = new DefaultHttpContext();

@@ -49,10 +49,12 @@ public readonly record struct AttemptResult(Execution? Execution, ProviderFailur
 
 /// <summary>
 /// Tries the route's candidates in order until one answers. Each candidate runs through its
-/// provider's retry pipeline; each attempt asks the circuit, the provider's limits and the budget
-/// first. Failures before the commit point (the first content chunk of a stream, or a complete
-/// body) move on invisibly; the classification of each failure decides between retrying the same
-/// provider, the next candidate, or failing the request.
+/// provider's retry pipeline; each attempt asks its deployment's cooldown, the provider's and the
+/// deployment's circuits, the provider's limits and the budget first. Failures before the commit
+/// point (the first content chunk of a stream, or a complete body) move on invisibly; the
+/// classification of each failure decides between retrying the same deployment, the next
+/// candidate, or failing the request, and, when every candidate failed, the client's status
+/// (<see cref="FinalError"/>).
 /// </summary>
 public sealed class CandidateExecutor(ProviderResilienceRegistry providers, TimeProvider time, IGatewayEvents events, IAttemptAdmission? admission = null)
 {

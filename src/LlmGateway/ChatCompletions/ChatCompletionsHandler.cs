@@ -102,7 +102,8 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 response.StatusCode = StatusCodes.Status200OK;
                 response.ContentType = "application/json";
                 response.ContentLength = outcome.Body.Length;
-                await response.Body.WriteAsync(outcome.Body, http.RequestAborted).ConfigureAwait(false);
+                // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
+                await ClientWriteTimeout.For(http).RunAsync(response.Body.WriteAsync(outcome.Body, http.RequestAborted)).ConfigureAwait(false);
                 return Delivery.Delivered;
             default:
                 return await StreamAsync(http, outcome.Stream!).ConfigureAwait(false);
@@ -120,7 +121,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             switch (ev.Kind)
             {
                 case StreamEventKind.End:
-                    return await SseResponseWriter.WriteDoneAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Delivery.WriteFailed;
+                    return await SseResponseWriter.WriteDoneAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Undelivered(http);
                 case StreamEventKind.Failed:
                     await SseResponseWriter.BreakAsync(http, ev.Error!).ConfigureAwait(false);
                     return Delivery.Delivered;
@@ -132,8 +133,15 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             if (stream.HasBufferedEvents) continue;
             if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false))
             {
-                return Delivery.WriteFailed;
+                return Undelivered(http);
             }
         }
     }
+
+    /// <summary>
+    /// A write that did not go through: the client left, or stalled past the write timeout and was cut off (both
+    /// the client's outcome, 499), or the write failed some other way.
+    /// </summary>
+    private static Delivery Undelivered(HttpContext http) =>
+        http.RequestAborted.IsCancellationRequested ? Delivery.ClientGone : Delivery.WriteFailed;
 }

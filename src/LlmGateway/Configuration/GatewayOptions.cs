@@ -317,6 +317,14 @@ public sealed class LimitsOptions
     /// <summary>How long a client may take to send its request headers (slow clients can't pin connections).</summary>
     public int RequestHeadersTimeoutSeconds { get; set; } = 10;
 
+    public const int DefaultResponseWriteTimeoutSeconds = 30;
+
+    /// <summary>
+    /// How long one write to a client may wait on it (a client that stopped reading) before the connection is cut
+    /// and the upstream call behind it cancelled; recorded as the client's outcome (499), never the provider's.
+    /// </summary>
+    public int ResponseWriteTimeoutSeconds { get; set; } = DefaultResponseWriteTimeoutSeconds;
+
     /// <summary>Chat <c>messages</c> entries: far above any real conversation, and each one is work for every translating provider.</summary>
     public int MaxMessages { get; set; } = 10_000;
 
@@ -341,6 +349,7 @@ public sealed class LimitsOptions
     {
         if (MaxRequestBytes <= 0) errors.Add("Gateway:Limits:MaxRequestBytes must be positive.");
         if (RequestHeadersTimeoutSeconds is < 1 or > 300) errors.Add("Gateway:Limits:RequestHeadersTimeoutSeconds must be between 1 and 300.");
+        if (ResponseWriteTimeoutSeconds is < 1 or > 3600) errors.Add("Gateway:Limits:ResponseWriteTimeoutSeconds must be between 1 and 3600.");
         if (MaxMessages is < 1 or > 1_000_000) errors.Add("Gateway:Limits:MaxMessages must be between 1 and 1000000.");
         if (MaxTools is < 0 or > 100_000) errors.Add("Gateway:Limits:MaxTools must be between 0 and 100000.");
         if (MaxN is < 1 or > 1024) errors.Add("Gateway:Limits:MaxN must be between 1 and 1024.");

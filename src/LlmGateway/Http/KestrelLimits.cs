@@ -62,8 +62,8 @@ public static class KestrelLimits
         l.MinRequestBodyDataRate = MinRequestBodyDataRate;
         l.KeepAliveTimeout = KeepAliveTimeout;
 
-        // MinResponseDataRate stays at Kestrel's 240 B/s after 5 s: it only counts while a write is
-        // waiting on the client, so a slow token stream is fine, and a client that stops reading a
-        // stream is cut off, which also frees the upstream call behind it.
+        // MinResponseDataRate stays at Kestrel's 240 B/s after 5 s. It does not catch a client that stops
+        // reading a fast stream (every write that reached the socket buffers earned it credit), so each
+        // write also runs under Limits:ResponseWriteTimeoutSeconds (Streaming/ClientWriteTimeout).
     }
 }

@@ -98,6 +98,9 @@ public sealed class AnswerStream
         }
         finally
         {
+            // The idle timeout is the upstream's: it runs only while the upstream is waited on. Stopped here, so
+            // time spent writing to a slow client is never taken for the provider going quiet (and held against it).
+            _cancellation.CancelAfter(Timeout.InfiniteTimeSpan);
             _context.AddUpstreamTime(readStarted);
         }
 

@@ -7,7 +7,8 @@ namespace LlmGateway.Streaming;
 
 /// <summary>
 /// Writes the client's SSE stream: one <c>data:</c> event per chunk, flushed as it is written so
-/// nothing between the upstream and the client holds a chunk back.
+/// nothing between the upstream and the client holds a chunk back. Every flush runs under the
+/// response's <see cref="ClientWriteTimeout"/>: a client that stops reading is cut off, whatever dialect.
 /// </summary>
 public static class SseResponseWriter
 {
@@ -22,6 +23,7 @@ public static class SseResponseWriter
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no"; // nginx in front must not buffer either
         response.HttpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        ClientWriteTimeout.For(response.HttpContext);
     }
 
     /// <summary>Writes one event without flushing.</summary>
@@ -39,7 +41,7 @@ public static class SseResponseWriter
     /// <summary>Flushes what was written; false when the client is gone.</summary>
     public static async ValueTask<bool> FlushAsync(HttpResponse response, CancellationToken cancellationToken)
     {
-        var result = await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
+        var result = await ClientWriteTimeout.For(response.HttpContext).RunAsync(response.BodyWriter.FlushAsync(cancellationToken)).ConfigureAwait(false);
         return !result.IsCanceled && !result.IsCompleted;
     }
 

@@ -6,9 +6,24 @@ namespace LlmGateway.Telemetry;
 public static class LoggingExtensions
 {
     /// <summary>
-    /// Serilog, as JSON lines on stdout, levels from the <c>Serilog</c> configuration section.
-    /// ASP.NET Core's own per-request logs stay at Warning: the gateway writes one line per request itself.
-    /// The logger is flushed when the host disposes it (dispose: true), so shutdown loses nothing queued.
+    /// Serilog, as JSON lines on stdout, levels from the <c>Serilog</c> configuration section, as a provider of
+    /// Microsoft.Extensions.Logging. The logger is flushed when the host disposes it (dispose: true), so
+    /// shutdown loses nothing queued.
+    /// <para>
+    /// Not Serilog.AspNetCore's <c>services.AddSerilog</c>: that replaces the logger factory, so logging's own
+    /// filter rules and every other registered <c>ILoggerProvider</c> (the tests' log captures, an operator's
+    /// extra provider) are bypassed unless routed through Serilog by hand; as a provider, Serilog takes part in
+    /// the host's logging like any other.
+    /// </para>
+    /// <para>
+    /// The line per request is not <c>UseSerilogRequestLogging</c> but the request recorder
+    /// (<see cref="Usage.RequestLog"/>), on purpose: its fields (model and provider actually used, tokens,
+    /// cost, attempts, fallbacks, cache, outcome, time to first token, overhead) exist only in the pipeline's
+    /// <c>RequestRecord</c>, which also covers requests without an HTTP exchange of their own (each item of a
+    /// batch). Serilog's middleware would log a second line per request, or need every field copied into the
+    /// diagnostic context from inside the pipeline, which would then depend on logging. ASP.NET Core's own
+    /// per-request logs stay at Warning.
+    /// </para>
     /// </summary>
     public static WebApplicationBuilder AddGatewayLogging(this WebApplicationBuilder builder)
     {

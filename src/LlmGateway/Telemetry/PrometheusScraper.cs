@@ -7,8 +7,16 @@ namespace LlmGateway.Telemetry;
 
 /// <summary>
 /// The gateway's OpenTelemetry MeterProvider with a pull reader: each <c>GET /metrics</c> collects the
-/// current cumulative values and renders them as Prometheus text. The Prometheus exporter packages don't
-/// restore here (shared DEPENDENCIES.md), so the exporter is <see cref="PrometheusText"/>.
+/// current cumulative values and renders them as Prometheus text (<see cref="PrometheusText"/>).
+/// <para>
+/// OpenTelemetry.Exporter.Prometheus.AspNetCore (1.20.1-beta.1) now restores but is not used yet; what it
+/// would have to match first: a scrape decides per request whether series naming a gateway key are shown
+/// (the package collects once for concurrent scrapes and may serve a cached response); every family is
+/// listed from the first scrape, histograms included (the package, like the SDK, writes only metrics with
+/// points); the contract's names and units, not yet checked against the package's own unit and
+/// <c>_total</c> rules (it also adds <c>otel_scope_*</c> labels and <c>target_info</c>). Rendering here is
+/// per scrape, never per request.
+/// </para>
 /// </summary>
 public sealed class PrometheusScraper : IDisposable
 {

@@ -25,6 +25,10 @@ for clients in tests/clients/openai tests/clients/anthropic; do
   fi
 done
 
+# dotnet test builds only the test projects and what they reference: the bench's projects (not tests) are
+# built here, so that a change that breaks them can't land unseen.
+dotnet build LlmGateway.sln -c Release -nologo -v q -clp:ErrorsOnly
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

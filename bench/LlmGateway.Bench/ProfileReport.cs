@@ -31,17 +31,20 @@ internal static class ProfileReport
         ("budgets", ["LlmGateway.Budgets"]),
         ("cache", ["LlmGateway.Caching"]),
         ("routing", ["LlmGateway.Routing"]),
-        ("parse (request JSON)", ["LlmGateway.ChatCompletions.ChatRequest", "LlmGateway.ChatCompletions.RequestJson", "LlmGateway.ChatCompletions.TokenEstimator", "LlmGateway.Embeddings.EmbeddingsRequest"]),
-        ("body read", ["ChatCompletionsHandler+<ReadBodyAsync>", "ChatCompletionsHandler.ReadBodyAsync"]),
-        ("response write (headers, body)", ["ChatCompletionsHandler+<CompleteAsync>", "ChatCompletionsHandler.SetRouteHeaders", "ChatCompletionsHandler+<StreamAsync>", "LlmGateway.Streaming.SseResponseWriter"]),
+        ("parse (request JSON)", ["LlmGateway.Pipeline.ChatRequest", "LlmGateway.Pipeline.RequestJson", "LlmGateway.Pipeline.JsonScanner", "LlmGateway.Pipeline.TokenEstimator",
+            "LlmGateway.ChatCompletions.ChatRequest", "LlmGateway.ChatCompletions.RequestJson", "LlmGateway.ChatCompletions.TokenEstimator", "LlmGateway.Embeddings.EmbeddingsRequest"]),
+        ("body read", ["LlmGateway.Http.RequestBody", "ChatCompletionsHandler+<ReadBodyAsync>", "ChatCompletionsHandler.ReadBodyAsync"]),
+        ("response write (headers, body)", ["LlmGateway.Http.GatewayHeaders.Write", "ChatCompletionsHandler+<WriteAsync>", "ChatCompletionsHandler.WriteAsync",
+            "ChatCompletionsHandler+<StreamAsync>", "ChatCompletionsHandler+<CompleteAsync>", "LlmGateway.Streaming.SseResponseWriter"]),
         ("provider (upstream request body, answer read)", ["LlmGateway.Providers"]),
         ("HttpClient (upstream call)", ["System.Net.Http"]),
         ("resilience (candidate executor, Polly)", ["LlmGateway.Resilience", "Polly"]),
         ("auth, keys, conversations", ["LlmGateway.Auth", "LlmGateway.Conversations"]),
-        ("handler (the rest of ChatCompletionsHandler)", ["LlmGateway.ChatCompletions", "LlmGateway.Embeddings"]),
+        ("pipeline and handler (the rest of GatewayPipeline and the chat ingress)", ["LlmGateway.Pipeline", "LlmGateway.ChatCompletions", "LlmGateway.Embeddings"]),
         ("ASP.NET Core (middleware, endpoint routing, request delegate)", ["LlmGateway.Http", "Microsoft.AspNetCore.Routing", "Microsoft.AspNetCore.Http", "Microsoft.AspNetCore.Diagnostics", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Builder"]),
         ("Kestrel (connection, HTTP/1.1 parsing, socket I/O)", ["Microsoft.AspNetCore.Server.Kestrel"]),
     ];
+
 
     /// <summary>Busy samples with none of the parts' frames: the runtime's own work, by innermost frame.</summary>
     private static readonly (string Part, string[] Patterns)[] s_runtimeParts =

@@ -54,24 +54,15 @@ public sealed class StalledReaderTests : IAsyncLifetime
     [Fact]
     public async Task Ten_clients_that_stop_reading_are_cut_off_as_499s_and_never_move_the_providers_circuit_or_health()
     {
+        // A write blocked on the client waits up to 6 s, twice the provider's idle timeout: time spent waiting on
+        // the client must never count as the provider going quiet.
+        var environment = Environment(writeTimeoutSeconds: 6, idleTimeoutSeconds: 3);
+        environment["Gateway__Auth__AdminKeyEnv"] = "STALLED_TESTS_ADMIN_KEY";
+        environment["STALLED_TESTS_ADMIN_KEY"] = AdminKey;
+        environment["Gateway__Resilience__CircuitBreaker__MinimumThroughput"] = "2";
+        environment["Gateway__Resilience__CircuitBreaker__FailureRatio"] = "0.1";
         var url = $"http://127.0.0.1:{RepoFiles.FreePort()}";
-        await using var gateway = GatewayProcess.Start(new Dictionary<string, string?>
-        {
-            ["Gateway__Auth__AdminKeyEnv"] = "STALLED_TESTS_ADMIN_KEY",
-            ["STALLED_TESTS_ADMIN_KEY"] = AdminKey,
-            // A write blocked on the client waits up to 6 s, twice the provider's idle timeout: time spent waiting on
-            // the client must never count as the provider going quiet.
-            ["Gateway__Limits__ResponseWriteTimeoutSeconds"] = "6",
-            ["Gateway__Resilience__StreamIdleTimeoutSeconds"] = "3",
-            ["Gateway__Resilience__MaxRetries"] = "0",
-            ["Gateway__Resilience__CircuitBreaker__MinimumThroughput"] = "2",
-            ["Gateway__Resilience__CircuitBreaker__FailureRatio"] = "0.1",
-            ["Gateway__Providers__up__Type"] = "openai",
-            ["Gateway__Providers__up__BaseUrl"] = _upstream.BaseUrl + "/v1",
-            ["Gateway__Models__test-model__Provider"] = "up",
-            ["Gateway__Models__test-model__UpstreamModel"] = "upstream-model",
-            ["Serilog__MinimumLevel__Default"] = "Warning",
-        }, "--urls", url);
+        await using var gateway = GatewayProcess.Start(environment, "--urls", url);
         await gateway.WaitLiveAsync(url);
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
         var port = new Uri(url).Port;
@@ -120,18 +111,8 @@ public sealed class StalledReaderTests : IAsyncLifetime
             await OpenAiWire.WriteEventAsync(http, "[DONE]");
         };
         var url = $"http://127.0.0.1:{RepoFiles.FreePort()}";
-        await using var gateway = GatewayProcess.Start(new Dictionary<string, string?>
-        {
-            // The pause (4 s) is longer than the provider's idle timeout (2 s) and shorter than the write timeout.
-            ["Gateway__Limits__ResponseWriteTimeoutSeconds"] = "30",
-            ["Gateway__Resilience__StreamIdleTimeoutSeconds"] = "2",
-            ["Gateway__Resilience__MaxRetries"] = "0",
-            ["Gateway__Providers__up__Type"] = "openai",
-            ["Gateway__Providers__up__BaseUrl"] = _upstream.BaseUrl + "/v1",
-            ["Gateway__Models__test-model__Provider"] = "up",
-            ["Gateway__Models__test-model__UpstreamModel"] = "upstream-model",
-            ["Serilog__MinimumLevel__Default"] = "Warning",
-        }, "--urls", url);
+        // The pause (4 s) is longer than the provider's idle timeout (2 s) and shorter than the write timeout.
+        await using var gateway = GatewayProcess.Start(Environment(writeTimeoutSeconds: 30, idleTimeoutSeconds: 2), "--urls", url);
         await gateway.WaitLiveAsync(url);
         var port = new Uri(url).Port;
 
@@ -166,6 +147,19 @@ public sealed class StalledReaderTests : IAsyncLifetime
         Assert.Equal(1, metrics.Find("llm_gateway_requests_total").Sum(s => s.Value));
         Assert.Equal(0, metrics.Value("llm_gateway_circuit_state", ("provider", "up")));
     }
+
+    /// <summary>The fake as provider "up" serving "test-model", with the two timeouts these tests set against each other.</summary>
+    private Dictionary<string, string?> Environment(int writeTimeoutSeconds, int idleTimeoutSeconds) => new()
+    {
+        ["Gateway__Limits__ResponseWriteTimeoutSeconds"] = writeTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Gateway__Resilience__StreamIdleTimeoutSeconds"] = idleTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Gateway__Resilience__MaxRetries"] = "0",
+        ["Gateway__Providers__up__Type"] = "openai",
+        ["Gateway__Providers__up__BaseUrl"] = _upstream.BaseUrl + "/v1",
+        ["Gateway__Models__test-model__Provider"] = "up",
+        ["Gateway__Models__test-model__UpstreamModel"] = "upstream-model",
+        ["Serilog__MinimumLevel__Default"] = "Warning",
+    };
 
     private static string RequestHead(int port)
     {

@@ -121,7 +121,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             switch (ev.Kind)
             {
                 case StreamEventKind.End:
-                    return await SseResponseWriter.WriteDoneAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Undelivered(http);
+                    return await SseResponseWriter.WriteDoneAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     await SseResponseWriter.BreakAsync(http, ev.Error!).ConfigureAwait(false);
                     return Delivery.Delivered;
@@ -133,15 +133,8 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             if (stream.HasBufferedEvents) continue;
             if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false))
             {
-                return Undelivered(http);
+                return Deliveries.Undelivered(http);
             }
         }
     }
-
-    /// <summary>
-    /// A write that did not go through: the client left, or stalled past the write timeout and was cut off (both
-    /// the client's outcome, 499), or the write failed some other way.
-    /// </summary>
-    private static Delivery Undelivered(HttpContext http) =>
-        http.RequestAborted.IsCancellationRequested ? Delivery.ClientGone : Delivery.WriteFailed;
 }

@@ -166,7 +166,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
                 case StreamEventKind.End:
                     translator.End(events);
                     return await WriteEventsAsync(response, events.WrittenSpan, http.RequestAborted).ConfigureAwait(false)
-                        ? Delivery.Delivered : Delivery.WriteFailed;
+                        ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     translator.Fail(ev.Error!, outcome.RequestId, events);
                     await SseResponseWriter.AbortAfterAsync(http, static (http, bytes) => WriteEventsAsync(http.Response, bytes.Span, http.RequestAborted), events.WrittenMemory).ConfigureAwait(false);
@@ -178,7 +178,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
             }
             if (events.WrittenCount > 0 && !await WriteEventsAsync(response, events.WrittenSpan, http.RequestAborted).ConfigureAwait(false))
             {
-                return Delivery.WriteFailed;
+                return Deliveries.Undelivered(http);
             }
         }
     }

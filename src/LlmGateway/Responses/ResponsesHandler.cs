@@ -150,7 +150,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
         SseResponseWriter.Start(response);
         var events = new ResponsesStreamTranslator(answer, response.BodyWriter, time);
         events.Start();
-        if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Delivery.WriteFailed;
+        if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
         while (true)
         {
             var ev = await stream.ReadAsync().ConfigureAwait(false);
@@ -162,7 +162,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
                     events.Complete();
                     // Kept before response.completed leaves, as a non-streamed answer is kept before its body.
                     if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
-                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Delivery.WriteFailed;
+                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     // response.failed is the Responses API's own end for a broken answer: a client reads it as
                     // a failure (never as complete), so the stream ends there, as OpenAI ends it.
@@ -173,7 +173,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
                     events.Chunk(ev.Data.Span);
                     break;
             }
-            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Delivery.WriteFailed;
+            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
         }
     }
 

@@ -51,8 +51,17 @@ public sealed class StalledReaderTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _upstream.DisposeAsync();
 
-    [Fact]
-    public async Task Ten_clients_that_stop_reading_are_cut_off_as_499s_and_never_move_the_providers_circuit_or_health()
+    /// <summary>Every dialect's streaming ingress: a cut-off client is the client's outcome in each.</summary>
+    public static TheoryData<string, string> StreamingRequests => new()
+    {
+        { "/v1/chat/completions", """{"model":"test-model","stream":true,"messages":[{"role":"user","content":"tell me everything"}]}""" },
+        { "/v1/responses", """{"model":"test-model","stream":true,"input":"tell me everything"}""" },
+        { "/v1/messages", """{"model":"test-model","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"tell me everything"}]}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(StreamingRequests))]
+    public async Task Ten_clients_that_stop_reading_are_cut_off_as_499s_and_never_move_the_providers_circuit_or_health(string path, string body)
     {
         // A write blocked on the client waits up to 6 s, twice the provider's idle timeout: time spent waiting on
         // the client must never count as the provider going quiet.
@@ -67,7 +76,7 @@ public sealed class StalledReaderTests : IAsyncLifetime
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
         var port = new Uri(url).Port;
 
-        var stalled = await Task.WhenAll(Enumerable.Range(0, Clients).Select(_ => StallAsync(port)));
+        var stalled = await Task.WhenAll(Enumerable.Range(0, Clients).Select(_ => StallAsync(port, path, body)));
 
         // Every stalled client was disconnected by the gateway (not by the test), and every upstream call behind one cancelled.
         Assert.All(stalled, closedByGateway => Assert.True(closedByGateway, "a stalled client was still connected after 30 s"));
@@ -120,7 +129,7 @@ public sealed class StalledReaderTests : IAsyncLifetime
         client.ReceiveBufferSize = 4096;
         await client.ConnectAsync(IPAddress.Loopback, port);
         var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.UTF8.GetBytes(RequestHead(port)));
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(RequestHead(port, "/v1/chat/completions", ChatStream)));
         var buffer = new byte[64 * 1024];
         var read = await stream.ReadAsync(buffer);
         Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(buffer, 0, read));
@@ -161,23 +170,24 @@ public sealed class StalledReaderTests : IAsyncLifetime
         ["Serilog__MinimumLevel__Default"] = "Warning",
     };
 
-    private static string RequestHead(int port)
+    private const string ChatStream = """{"model":"test-model","stream":true,"messages":[{"role":"user","content":"tell me everything"}]}""";
+
+    private static string RequestHead(int port, string path, string body)
     {
-        var body = """{"model":"test-model","stream":true,"messages":[{"role":"user","content":"tell me everything"}]}""";
-        return $"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n\r\n{body}";
+        return $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n\r\n{body}";
     }
 
     private static double Count(MetricsText metrics, string status) =>
         metrics.Find("llm_gateway_requests_total").Where(s => s.Labels.GetValueOrDefault("status") == status).Sum(s => s.Value);
 
     /// <summary>Sends a streaming request on a raw socket, reads its first bytes, then stops reading; true when the gateway closed the connection.</summary>
-    private static async Task<bool> StallAsync(int port)
+    private static async Task<bool> StallAsync(int port, string path, string body)
     {
         using var client = new TcpClient();
         client.ReceiveBufferSize = 4096; // a small window, so the stall reaches the gateway quickly
         await client.ConnectAsync(IPAddress.Loopback, port);
         var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.UTF8.GetBytes(RequestHead(port)));
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(RequestHead(port, path, body)));
         var first = new byte[64];
         var read = await stream.ReadAsync(first);
         Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(first, 0, read));

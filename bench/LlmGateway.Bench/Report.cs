@@ -47,7 +47,7 @@ internal static class Report
         }
         md.AppendLine();
         md.AppendLine("| | |").AppendLine("| --- | --- |");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start, {r.End.Str("loadavg")} at the end ({r.End.Str("date")}); a quiet machine is near 0, and each table has the highest 1-minute load seen at the start of its rounds |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| machine | {meta.Str("cpu")}, nproc {meta.Str("nproc")}, {meta.Str("mem_mb")} MB memory, Linux {meta.Str("kernel")}; load average {meta.Str("loadavg")} at the start, {r.End.Str("loadavg")} at the end ({r.End.Str("date")}); a quiet machine is near 0 before the bench starts; while it runs, its own processes make 3 to 6, and each table has the highest 1-minute load seen at the start of its rounds |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting {(r.TargetsOf(Chat).Count > 0 ? $"a {meta.Str("body_bytes")}-byte chat body" : "each endpoint's body (sizes in its section)")}; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
@@ -186,7 +186,7 @@ internal static class Report
         md.AppendLine("- **peak RSS**: VmHWM from `/proc/<pid>/status` after the load rounds (the cache-hit rows share their gateway's process).");
         md.AppendLine("- **x-gateway-cache**: what every answer of the row had to say (and did, or the row is marked failed); `bypass` is the gateway's word for a request it may not cache (temperature above 0), so it neither looks the cache up nor stores: the miss path.");
         md.AppendLine("- **answers checked**: answers the wrk script checked over the reported rounds; **upstream calls / answer**: calls the mock counted over those rounds divided by the answers (1 for a miss: wrk may leave a few requests in flight at the end of a round, so it can be a hair above 1; 0 for a cache hit).");
-        md.AppendLine("- **load (1 min, max)**: the highest 1-minute load average read at the start of the row's rounds. Numbers taken with a load well above 0 on this 2-core machine are disturbed by other work.");
+        md.AppendLine("- **load (1 min, max)**: the highest 1-minute load average read at the start of the row's rounds. It counts the bench's own processes too (wrk, the mock, nginx, the gateways: about 3 to 6 while rounds run on a machine that does nothing else); the load at the start, before anything was started, says whether other work was running.");
         md.AppendLine("- **Embeddings, Pass-through**: the same measurements on another path; each kind's targets run back to back in every round, and its added latency is over its own direct row.");
         return md.ToString();
     }

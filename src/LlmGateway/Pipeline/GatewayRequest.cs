@@ -84,22 +84,7 @@ public abstract class GatewayRequest : IDisposable
     protected static T? TryParse<T>(ReadOnlyMemory<byte> body, Func<JsonDocument, ReadOnlyMemory<byte>, T> create, out ApiError? error)
         where T : GatewayRequest
     {
-        var document = RequestJson.Parse(body, out error);
-        if (document is null) return null;
-        var request = create(document, body);
-        try
-        {
-            error = request.Root.ValueKind == JsonValueKind.Object
-                ? request.Read()
-                : ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
-        }
-        catch (InvalidOperationException)
-        {
-            error = RequestJson.NotUnicode();
-        }
-        if (error is null) return request;
-        request.Dispose();
-        return null;
+        return RequestJson.ParseObject(body, document => create(document, body), static request => request.Read(), out error);
     }
 
     public void Dispose()

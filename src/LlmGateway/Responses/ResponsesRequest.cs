@@ -60,25 +60,8 @@ public sealed class ResponsesRequest : IDisposable
     private readonly List<(string Name, byte[] Json)> _chatFields = [];
 
     /// <summary>Parses and checks a Responses body; the request or the 400 that explains what is wrong.</summary>
-    public static ResponsesRequest? Parse(ReadOnlyMemory<byte> body, out ApiError? error)
-    {
-        var document = RequestJson.Parse(body, out error);
-        if (document is null) return null;
-        var request = new ResponsesRequest(document);
-        try
-        {
-            error = request.Root.ValueKind == JsonValueKind.Object
-                ? request.Read()
-                : ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
-        }
-        catch (InvalidOperationException)
-        {
-            error = RequestJson.NotUnicode();
-        }
-        if (error is null) return request;
-        document.Dispose();
-        return null;
-    }
+    public static ResponsesRequest? Parse(ReadOnlyMemory<byte> body, out ApiError? error) =>
+        RequestJson.ParseObject(body, static document => new ResponsesRequest(document), static request => request.Read(), out error);
 
     private ApiError? Read()
     {

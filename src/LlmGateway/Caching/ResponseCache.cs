@@ -71,6 +71,10 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
     {
         if (!_options.Enabled) return CacheLookup.Off;
         var request = context.Request;
+        // A request a candidate may take in the client's own dialect is answered in that dialect, which the
+        // cache (chat answers, replayed to any dialect) doesn't hold; and fields only that dialect knows
+        // (top_k, thinking…) aren't in the key. Such requests neither read nor write it.
+        if (request.Native is { } native && TakesNatively(context, native.Dialect)) return CacheLookup.Bypass;
         if (_options.OnlyDeterministic && !request.IsReproducible) return CacheLookup.Bypass;
         var (noCache, noStore) = (context.Hints.NoCache, context.Hints.NoStore);
         if (noCache && noStore) return CacheLookup.Bypass;
@@ -127,6 +131,15 @@ public sealed class ResponseCache(IOptions<GatewayOptions> options, IGatewayStor
             if (leading is not null) Finish(key, leading, null);
             throw;
         }
+    }
+
+    private static bool TakesNatively(GatewayContext context, string dialect)
+    {
+        foreach (var c in context.Route!.Candidates)
+        {
+            if (c.Provider.NativeDialect == dialect) return true;
+        }
+        return false;
     }
 
     private async ValueTask<CachedAnswer?> ReadAsync(string key)

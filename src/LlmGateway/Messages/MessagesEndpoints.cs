@@ -3,6 +3,7 @@ using System.Globalization;
 using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
+using LlmGateway.Pipeline;
 using LlmGateway.Providers;
 using LlmGateway.Streaming;
 using LlmGateway.Telemetry;
@@ -47,10 +48,12 @@ public static class MessagesEndpoints
 
 /// <summary>
 /// The Anthropic ingress: reads a Messages request, translates it to the gateway's chat request
-/// (<see cref="MessagesRequestTranslator"/>), runs the <see cref="GatewayPipeline"/> like any chat
-/// request (routing, keys, limits, cache, budgets, retries, fallbacks, the ledger), and writes the
-/// outcome as Anthropic does: a Message, Anthropic's SSE events, or an error in Anthropic's shape,
-/// with the gateway's headers on every answer.
+/// (<see cref="MessagesRequestTranslator"/>) with the client's own body beside it (<see cref="NativeBody"/>),
+/// runs the <see cref="GatewayPipeline"/> like any chat request (routing, keys, limits, cache, budgets,
+/// retries, fallbacks, the ledger), and writes the outcome as Anthropic does: a Message, Anthropic's SSE
+/// events, or an error in Anthropic's shape, with the gateway's headers on every answer. An
+/// anthropic-type provider answers natively, and that answer passes unchanged; any other provider's
+/// chat answer is translated.
 /// </summary>
 public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPipeline pipeline, TimeProvider time)
 {
@@ -86,16 +89,22 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
 
     private async Task<(PipelineOutcome? Outcome, string Model)> RunAsync(HttpContext http, RequestStart start, Action<byte[]> rented)
     {
-        var (translation, bodyError) = await ReadAsync(http, countTokens: false, rented).ConfigureAwait(false);
+        var (translation, body, bodyError) = await ReadAsync(http, countTokens: false, rented).ConfigureAwait(false);
         if (bodyError is not null) return (pipeline.Refuse(bodyError, start), "");
         var request = ChatRequest.TryParse(translation!.ChatBody, out var parseError);
         if (request is null) return (pipeline.Refuse(parseError!, start), translation.Model);
         var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
+        // A conversation's history is spliced into the chat request, so the request is translated for every
+        // provider: what the translation can't carry is refused, as when no provider takes Messages natively.
+        headerError ??= hints.ConversationId is not null ? translation.Untranslatable : null;
+        var forwarded = ForwardedHeaders(http.Request.Headers, ref headerError);
         if (headerError is not null)
         {
             request.Dispose();
             return (pipeline.Refuse(headerError, start), translation.Model);
         }
+        // The client's own body rides along: an anthropic-type provider sends it as it is (AnthropicNative).
+        request.Native = new NativeBody(NativeDialects.AnthropicMessages, body, forwarded, translation.Untranslatable);
         try
         {
             return (await pipeline.ExecuteAsync(request, CallerIdentity.Of(http), hints, http.RequestAborted, start).ConfigureAwait(false), translation.Model);
@@ -106,8 +115,39 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         }
     }
 
+    /// <summary>
+    /// The headers of Anthropic's API an upstream Anthropic must see to read the client's body as the client
+    /// meant it: the API version and the betas it opted into. Never its key (x-api-key, Authorization: the
+    /// gateway's key), nor anything else.
+    /// </summary>
+    private static List<KeyValuePair<string, string>> ForwardedHeaders(IHeaderDictionary headers, ref ApiError? error)
+    {
+        var forwarded = new List<KeyValuePair<string, string>>(2);
+        foreach (var name in s_forwardedHeaders)
+        {
+            var values = headers[name];
+            // A handful of short tokens ("2023-06-01", beta names): anything else is the client's mistake (400), not the upstream's.
+            if (values.Count > MaxForwardedValues) error ??= ApiError.InvalidRequest($"At most {MaxForwardedValues} '{name}' headers are accepted.", name);
+            foreach (var value in values)
+            {
+                if (string.IsNullOrEmpty(value)) continue;
+                if (!HeaderValues.IsSafe(value, MaxForwardedLength))
+                {
+                    error ??= ApiError.InvalidRequest($"The '{name}' header must be 1 to {MaxForwardedLength} printable ASCII characters.", name);
+                    continue;
+                }
+                forwarded.Add(new(name, value));
+            }
+        }
+        return forwarded;
+    }
+
+    private static readonly string[] s_forwardedHeaders = ["anthropic-version", "anthropic-beta"];
+    private const int MaxForwardedValues = 16;
+    private const int MaxForwardedLength = 1024;
+
     /// <summary>The body read under the size limit and translated; or the 400/413 that says why not.</summary>
-    private async Task<(MessagesTranslation? Translation, ApiError? Error)> ReadAsync(HttpContext http, bool countTokens, Action<byte[]> rented)
+    private async Task<(MessagesTranslation? Translation, ReadOnlyMemory<byte> Body, ApiError? Error)> ReadAsync(HttpContext http, bool countTokens, Action<byte[]> rented)
     {
         var max = _options.Limits.MaxRequestBytes;
         byte[] buffer;
@@ -119,12 +159,13 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return (null, ApiError.RequestTooLarge(max));
+            return (null, default, ApiError.RequestTooLarge(max));
         }
         rented(buffer);
-        if (bodyError is not null) return (null, bodyError);
-        var translation = MessagesRequestTranslator.Translate(buffer.AsMemory(0, length), countTokens);
-        return translation.Error is null ? (translation, null) : (null, translation.Error);
+        if (bodyError is not null) return (null, default, bodyError);
+        var body = buffer.AsMemory(0, length);
+        var translation = MessagesRequestTranslator.Translate(body, countTokens, native: !countTokens);
+        return translation.Error is null ? (translation, body, null) : (null, default, translation.Error);
     }
 
     private static async Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, string model)
@@ -138,14 +179,17 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
                 await MessagesErrors.WriteAsync(response, outcome.Error!).ConfigureAwait(false);
                 return Delivery.Delivered;
             case OutcomeKind.Answer:
-                var body = MessageResponseTranslator.Translate(outcome.Body.Span, model);
+                // Anthropic's own Message passes as it came; a chat answer (any other provider) is translated.
+                var body = outcome.Dialect == NativeDialects.AnthropicMessages ? outcome.Body : MessageResponseTranslator.Translate(outcome.Body.Span, model);
                 response.StatusCode = StatusCodes.Status200OK;
                 response.ContentType = "application/json";
                 response.ContentLength = body.Length;
                 await response.Body.WriteAsync(body, http.RequestAborted).ConfigureAwait(false);
                 return Delivery.Delivered;
             default:
-                return await StreamAsync(http, outcome, model).ConfigureAwait(false);
+                return outcome.Dialect == NativeDialects.AnthropicMessages
+                    ? await StreamNativeAsync(http, outcome).ConfigureAwait(false)
+                    : await StreamAsync(http, outcome, model).ConfigureAwait(false);
         }
     }
 
@@ -183,6 +227,36 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         }
     }
 
+    /// <summary>
+    /// Anthropic's own events as they came, each flushed (those read before the commit go out in one write);
+    /// a failure after the start is one <c>event: error</c>, then the connection is cut, never a message_stop.
+    /// </summary>
+    private static async Task<Delivery> StreamNativeAsync(HttpContext http, PipelineOutcome outcome)
+    {
+        var response = http.Response;
+        var stream = outcome.Stream!;
+        SseResponseWriter.Start(response);
+        while (true)
+        {
+            var ev = await stream.ReadAsync().ConfigureAwait(false);
+            switch (ev.Kind)
+            {
+                case StreamEventKind.End:
+                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)
+                        ? Delivery.Delivered : Deliveries.Undelivered(http);
+                case StreamEventKind.Failed:
+                    var error = MessagesStreamTranslator.ErrorEvent(ev.Error!, outcome.RequestId);
+                    await SseResponseWriter.AbortAfterAsync(http, static (http, bytes) => WriteEventsAsync(http.Response, bytes.Span, http.RequestAborted), (ReadOnlyMemory<byte>)error).ConfigureAwait(false);
+                    return Delivery.Delivered;
+            }
+            response.BodyWriter.Write(ev.Data.Span);
+            if (!stream.HasBufferedEvents)
+            {
+                if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
+            }
+        }
+    }
+
     /// <summary>Whole events (<c>event:</c> and <c>data:</c> lines, already framed), flushed; false when the client is gone.</summary>
     private static ValueTask<bool> WriteEventsAsync(HttpResponse response, ReadOnlySpan<byte> events, CancellationToken cancellationToken)
     {
@@ -204,7 +278,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         byte[]? rented = null;
         try
         {
-            var (translation, error) = await ReadAsync(http, countTokens: true, buffer => rented = buffer).ConfigureAwait(false);
+            var (translation, _, error) = await ReadAsync(http, countTokens: true, buffer => rented = buffer).ConfigureAwait(false);
             using var request = error is null ? ChatRequest.TryParse(translation!.ChatBody, out error) : null;
             if (request is not null)
             {

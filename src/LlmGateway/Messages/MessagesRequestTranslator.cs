@@ -1,11 +1,16 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using LlmGateway.Http;
 
 namespace LlmGateway.Messages;
 
 /// <summary>An Anthropic Messages request as the gateway's Chat Completions request, or the 400 that says why not.</summary>
-public sealed record MessagesTranslation(byte[]? ChatBody, string Model, bool Stream, ApiError? Error)
+/// <param name="Untranslatable">
+/// With <c>native</c> translation: the first part of the request the chat format can't carry (it is left
+/// out of <paramref name="ChatBody"/>), so that only a provider taking the Messages body as it is may serve it.
+/// </param>
+public sealed record MessagesTranslation(byte[]? ChatBody, string Model, bool Stream, ApiError? Error, ApiError? Untranslatable = null)
 {
     public static MessagesTranslation Failed(ApiError error) => new(null, "", false, error);
 }
@@ -29,7 +34,8 @@ public sealed record MessagesTranslation(byte[]? ChatBody, string Model, bool St
 /// <c>metadata.task_type</c> kept; <c>output_config.format</c> (json_schema) → <c>response_format</c>;
 /// <c>stream</c> → <c>stream</c> with usage.</item>
 /// </list>
-/// What a chat target can't honour is refused with a 400 that names it, never dropped: <c>top_k</c>,
+/// What a chat target can't honour is refused with a 400 that names it, never dropped (unless an
+/// <c>anthropic</c>-type provider takes the request natively, see <see cref="Translate"/>): <c>top_k</c>,
 /// <c>thinking</c> other than disabled, <c>output_config.effort</c>, document / search_result /
 /// container_upload / server-tool blocks, file image sources, built-in tool types (bash, text editor,
 /// web search, computer use…), <c>mcp_servers</c>, <c>container</c>, <c>context_management</c>,
@@ -43,22 +49,39 @@ public static class MessagesRequestTranslator
     /// <summary>The name of the schema a chat target's <c>response_format</c> requires; Anthropic's format has none.</summary>
     public const string OutputSchemaName = "output";
 
-    private sealed class Refusal(ApiError error) : Exception(error.Message)
+    /// <param name="Removable">
+    /// Set when the request is valid Messages but the chat format can't carry this part: the path (dot-separated,
+    /// array indexes as numbers) of what to leave out of the translation so that the rest can still be read.
+    /// </param>
+    private sealed class Refusal(ApiError error, string? removable = null) : Exception(error.Message)
     {
         public ApiError Error { get; } = error;
+        public string? Removable { get; } = removable;
     }
+
+    /// <summary>How many untranslatable parts a native translation leaves out before it gives up (with the first one's 400).</summary>
+    public const int MaxUntranslatable = 64;
 
     /// <summary>
     /// Translates a <c>/v1/messages</c> body (<paramref name="countTokens"/> false) or a
     /// <c>/v1/messages/count_tokens</c> body (true: <c>max_tokens</c> is not required, nothing streams).
+    /// With <paramref name="native"/>, a part the chat format can't carry (a field only Anthropic knows,
+    /// <c>top_k</c>, <c>thinking</c>, a server-tool block…) is left out of the chat body and reported in
+    /// <see cref="MessagesTranslation.Untranslatable"/> instead of refusing the request: the chat body then
+    /// serves routing and estimates, and only an <c>anthropic</c>-type provider, which gets the client's
+    /// own body, may answer.
     /// </summary>
-    public static MessagesTranslation Translate(ReadOnlyMemory<byte> body, bool countTokens)
+    public static MessagesTranslation Translate(ReadOnlyMemory<byte> body, bool countTokens, bool native = false)
     {
         using var document = RequestJson.Parse(body, out var parseError);
         if (document is null) return MessagesTranslation.Failed(parseError!);
         try
         {
             return Translate(document.RootElement, countTokens, body.Length);
+        }
+        catch (Refusal r) when (native && r.Removable is not null)
+        {
+            return TranslateWithout(document.RootElement, r, countTokens, body.Length);
         }
         catch (Refusal r)
         {
@@ -68,6 +91,69 @@ public static class MessagesRequestTranslator
         {
             // A string with an escaped unpaired surrogate is valid JSON syntax but no text.
             return MessagesTranslation.Failed(RequestJson.NotUnicode());
+        }
+    }
+
+    /// <summary>
+    /// The translation of the request without the parts the chat format can't carry: each refusal names
+    /// what to leave out, and the rest is translated again (a copy of the request, only on this path).
+    /// </summary>
+    private static MessagesTranslation TranslateWithout(JsonElement root, Refusal first, bool countTokens, int sizeHint)
+    {
+        var node = JsonNode.Parse(root.GetRawText(), documentOptions: new JsonDocumentOptions { MaxDepth = 64 })!;
+        var refusal = first;
+        for (var i = 0; i < MaxUntranslatable; i++)
+        {
+            if (!Remove(node, refusal.Removable!)) break;
+            var stripped = new ArrayBufferWriter<byte>(sizeHint);
+            using (var w = new Utf8JsonWriter(stripped, s_writerOptions)) node.WriteTo(w);
+            using var document = JsonDocument.Parse(stripped.WrittenMemory, new JsonDocumentOptions { MaxDepth = 64 });
+            try
+            {
+                return Translate(document.RootElement, countTokens, sizeHint) with { Untranslatable = first.Error };
+            }
+            catch (Refusal next) when (next.Removable is not null)
+            {
+                refusal = next;
+            }
+            catch (Refusal next)
+            {
+                return MessagesTranslation.Failed(next.Error);
+            }
+            catch (InvalidOperationException)
+            {
+                return MessagesTranslation.Failed(RequestJson.NotUnicode());
+            }
+        }
+        return MessagesTranslation.Failed(first.Error);
+    }
+
+    /// <summary>Removes the property or array item at <paramref name="path"/>; false when there is none.</summary>
+    private static bool Remove(JsonNode root, string path)
+    {
+        // A top-level field is named whole: its name may hold a dot.
+        if (root is JsonObject top && top.ContainsKey(path)) return top.Remove(path);
+        var segments = path.Split('.');
+        JsonNode? parent = root;
+        for (var i = 0; i < segments.Length - 1 && parent is not null; i++)
+        {
+            parent = parent switch
+            {
+                JsonObject o => o[segments[i]],
+                JsonArray a when int.TryParse(segments[i], out var index) && index >= 0 && index < a.Count => a[index],
+                _ => null,
+            };
+        }
+        var last = segments[^1];
+        switch (parent)
+        {
+            case JsonObject o:
+                return o.Remove(last);
+            case JsonArray a when int.TryParse(last, out var index) && index >= 0 && index < a.Count:
+                a.RemoveAt(index);
+                return true;
+            default:
+                return false;
         }
     }
 
@@ -95,7 +181,7 @@ public static class MessagesRequestTranslator
                 case "output_config": outputConfig = p.Value; break;
                 case "top_k":
                     // Chat Completions has no top_k, so no target behind the translation can honour it.
-                    if (!IsNull(p.Value) && !countTokens) throw Fail("top_k", "can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no top_k. Leave it out, or use top_p.");
+                    if (!IsNull(p.Value) && !countTokens) throw Untranslatable("top_k", "top_k", "can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no top_k. Leave it out, or use top_p.");
                     break;
                 case "thinking":
                     // Counting generates nothing, so what only generation can't honour doesn't stop a count.
@@ -109,10 +195,10 @@ public static class MessagesRequestTranslator
                 case "mcp_servers":
                 case "context_management":
                 case "inference_geo":
-                    if (!IsNull(p.Value) && !countTokens) throw Fail(p.Name, "can't be honoured: it needs Anthropic's own servers, and the gateway translates this request for any provider.");
+                    if (!IsNull(p.Value) && !countTokens) throw Untranslatable(p.Name, p.Name, "can't be honoured: it needs Anthropic's own servers, and the gateway translates this request for any provider.");
                     break;
                 default:
-                    throw Fail(p.Name, "Extra inputs are not permitted.");
+                    throw Untranslatable(p.Name, p.Name, "Extra inputs are not permitted.");
             }
         }
 
@@ -183,7 +269,7 @@ public static class MessagesRequestTranslator
         if (thinking.ValueKind != JsonValueKind.Object || !thinking.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String)
             throw Fail("thinking", "must be an object with a string 'type'.");
         if (type.ValueEquals("disabled"u8)) return;
-        throw Fail("thinking", "extended thinking can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no thinking blocks. Leave 'thinking' out or set {\"type\":\"disabled\"}.");
+        throw Untranslatable("thinking", "thinking", "extended thinking can't be honoured: the gateway translates to the OpenAI Chat Completions format, which has no thinking blocks. Leave 'thinking' out or set {\"type\":\"disabled\"}.");
     }
 
     private static void WriteSystem(Utf8JsonWriter w, JsonElement system)
@@ -486,7 +572,7 @@ public static class MessagesRequestTranslator
                 throw Fail($"{path}.source.url", "must be an http(s) URL.");
             return url.GetString()!;
         }
-        if (type.ValueEquals("file"u8)) throw Fail($"{path}.source", "file sources (Anthropic's Files API) can't be honoured by the gateway; send the image as base64 or a URL.");
+        if (type.ValueEquals("file"u8)) throw Untranslatable($"{path}.source", path, "file sources (Anthropic's Files API) can't be honoured by the gateway; send the image as base64 or a URL.");
         throw Fail($"{path}.source.type", "must be 'base64' or 'url'.");
     }
 
@@ -536,7 +622,7 @@ public static class MessagesRequestTranslator
                     taskType = p.Value;
                     break;
                 default:
-                    throw Fail($"metadata.{p.Name}", "Extra inputs are not permitted (metadata takes user_id, and the gateway's task_type).");
+                    throw Untranslatable($"metadata.{p.Name}", $"metadata.{p.Name}", "Extra inputs are not permitted (metadata takes user_id, and the gateway's task_type).");
             }
         }
         if (taskType.ValueKind == JsonValueKind.Undefined) return;
@@ -560,12 +646,12 @@ public static class MessagesRequestTranslator
             if (tool.ValueKind != JsonValueKind.Object) throw Fail(path, "must be an object.");
             if (tool.TryGetProperty("type"u8, out var type) && !IsNull(type) && !type.ValueEquals("custom"u8))
             {
-                throw Fail($"{path}.type", $"the built-in tool {type.GetRawText()} can't be honoured: only Anthropic defines and runs it. Declare a custom tool with a name and an input_schema instead.");
+                throw Untranslatable($"{path}.type", path, $"the built-in tool {type.GetRawText()} can't be honoured: only Anthropic defines and runs it. Declare a custom tool with a name and an input_schema instead.");
             }
             foreach (var field in (ReadOnlySpan<string>)["defer_loading", "allowed_callers", "input_examples"])
             {
                 if (tool.TryGetProperty(field, out var v) && !IsNull(v) && v.ValueKind != JsonValueKind.False)
-                    throw Fail($"{path}.{field}", "can't be honoured: it needs Anthropic's tool-search and code-execution servers.");
+                    throw Untranslatable($"{path}.{field}", $"{path}.{field}", "can't be honoured: it needs Anthropic's tool-search and code-execution servers.");
             }
             if (!tool.TryGetProperty("name"u8, out var name) || name.ValueKind != JsonValueKind.String || name.ValueEquals(""u8))
                 throw Fail($"{path}.name", "Field required: a non-empty string.");
@@ -662,9 +748,9 @@ public static class MessagesRequestTranslator
                     w.WriteEndObject();
                     break;
                 case "effort":
-                    throw Fail("output_config.effort", "can't be honoured: effort steers Claude's thinking, which the Chat Completions translation has no place for. Leave it out.");
+                    throw Untranslatable("output_config.effort", "output_config.effort", "can't be honoured: effort steers Claude's thinking, which the Chat Completions translation has no place for. Leave it out.");
                 default:
-                    throw Fail($"output_config.{p.Name}", "Extra inputs are not permitted.");
+                    throw Untranslatable($"output_config.{p.Name}", $"output_config.{p.Name}", "Extra inputs are not permitted.");
             }
         }
     }
@@ -687,12 +773,15 @@ public static class MessagesRequestTranslator
     private static Refusal Unhonourable(string path, string type) => type switch
     {
         "document" or "search_result" or "container_upload" =>
-            Fail(path, $"'{type}' blocks can't be honoured: the gateway translates to the OpenAI Chat Completions format, which carries text and images only. Send the content as text."),
+            Untranslatable(path, path, $"'{type}' blocks can't be honoured: the gateway translates to the OpenAI Chat Completions format, which carries text and images only. Send the content as text."),
         "server_tool_use" or "web_search_tool_result" or "web_fetch_tool_result" or "code_execution_tool_result" or "bash_code_execution_tool_result"
             or "text_editor_code_execution_tool_result" or "tool_search_tool_result" or "mcp_tool_use" or "mcp_tool_result" or "tool_reference" =>
-            Fail(path, $"'{type}' blocks can't be honoured: they belong to tools only Anthropic's servers run."),
-        _ => Fail($"{path}.type", $"'{Truncate(type, 64)}' is not a content block type the gateway can translate (text, image, tool_use, tool_result)."),
+            Untranslatable(path, path, $"'{type}' blocks can't be honoured: they belong to tools only Anthropic's servers run."),
+        _ => Untranslatable($"{path}.type", path, $"'{Truncate(type, 64)}' is not a content block type the gateway can translate (text, image, tool_use, tool_result)."),
     };
+
+    /// <summary>Valid Messages the chat format can't carry: <paramref name="remove"/> is what a native translation leaves out.</summary>
+    private static Refusal Untranslatable(string path, string remove, string message) => new(MessagesErrors.Invalid(path, message), remove);
 
     private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max] + "…";
 

@@ -96,10 +96,18 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
     public void Fail(ApiError error, string? requestId, IBufferWriter<byte> output)
     {
         if (_ended) return;
-        WriteRaw(output, "event: error\ndata: "u8);
-        output.Write(MessagesErrors.ToJson(error, requestId));
-        WriteRaw(output, "\n\n"u8);
+        output.Write(ErrorEvent(error, requestId));
         _ended = true;
+    }
+
+    /// <summary>The <c>event: error</c> that ends a stream which failed after it started, framed.</summary>
+    public static byte[] ErrorEvent(ApiError error, string? requestId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Write("event: error\ndata: "u8);
+        buffer.Write(MessagesErrors.ToJson(error, requestId));
+        buffer.Write("\n\n"u8);
+        return buffer.WrittenSpan.ToArray();
     }
 
     private void Start(IBufferWriter<byte> output, string? chatId, string? model)

@@ -45,6 +45,9 @@ public sealed class AnswerStream
         _broken = static (_, _) => { };
     }
 
+    /// <summary>Null for chat chunks; the client dialect whose own framed SSE events the upstream's events are (<see cref="ChatStream.Dialect"/>).</summary>
+    public string? Dialect => _upstream?.Dialect;
+
     /// <summary>What the client asked to get usage in: chat's <c>stream_options.include_usage</c>. Other dialects decide for themselves.</summary>
     public bool ClientWantsUsage => _context.Request is ChatRequest { ClientWantsUsage: true };
 

@@ -127,7 +127,7 @@ public sealed class GatewayPipeline(
             if (run.Turn is not null) await conversations.AppendAsync(run.Turn, execution.Response.Body).ConfigureAwait(false);
             record.Usage = execution.Response.Usage;
             var cost = Pricing.CostUsd(execution.Candidate!.Model, execution.Response.Usage);
-            return new PipelineOutcome(run, OutcomeKind.Answer, body: execution.Response.Body, costUsd: cost);
+            return new PipelineOutcome(run, OutcomeKind.Answer, body: execution.Response.Body, costUsd: cost, dialect: execution.Response.Dialect);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

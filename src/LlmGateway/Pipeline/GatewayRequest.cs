@@ -46,6 +46,12 @@ public abstract class GatewayRequest : IDisposable
     /// <summary>The tokens that must fit one context window with the output (chat: the whole prompt).</summary>
     public virtual int ContextTokens => EstimatedPromptTokens;
 
+    /// <summary>
+    /// The client's request in its own dialect when it came in one a provider may take natively (see
+    /// <see cref="NativeBody"/>); null for chat, and for a request rebuilt on its way (a conversation's history spliced in).
+    /// </summary>
+    public NativeBody? Native { get; internal set; }
+
     /// <summary>The gateway's own <c>metadata.task_type</c>, when the body carries one.</summary>
     public string? MetadataTaskType { get; protected set; }
 

@@ -57,9 +57,10 @@ public sealed class PipelineOutcome : IAsyncDisposable
 {
     private readonly RequestRun _run;
 
-    internal PipelineOutcome(RequestRun run, OutcomeKind kind, ApiError? error = null, ReadOnlyMemory<byte> body = default, decimal? costUsd = null, AnswerStream? stream = null)
+    internal PipelineOutcome(RequestRun run, OutcomeKind kind, ApiError? error = null, ReadOnlyMemory<byte> body = default, decimal? costUsd = null, AnswerStream? stream = null, string? dialect = null)
     {
         _run = run;
+        Dialect = dialect ?? stream?.Dialect;
         Kind = kind;
         Error = error;
         Body = body;
@@ -68,6 +69,13 @@ public sealed class PipelineOutcome : IAsyncDisposable
     }
 
     public OutcomeKind Kind { get; }
+
+    /// <summary>
+    /// Null: <see cref="Body"/> and the stream's events are chat format, for the ingress to translate. Otherwise
+    /// the client dialect (<see cref="NativeDialects"/>) a provider answered the request's <see cref="GatewayRequest.Native"/>
+    /// body in: the ingress passes the body, or each event's data, to its client as it is.
+    /// </summary>
+    public string? Dialect { get; }
 
     public string RequestId => _run.Record.RequestId;
 

@@ -37,6 +37,12 @@ public abstract class ChatStream : IAsyncDisposable
 
     public string? FinishReason { get; protected set; }
 
+    /// <summary>
+    /// Null: events are OpenAI chat.completion.chunks. Otherwise the client dialect (<see cref="Pipeline.NativeDialects"/>)
+    /// whose own SSE events each <see cref="StreamEvent.Data"/> is, framed and ready to write.
+    /// </summary>
+    public virtual string? Dialect => null;
+
     /// <summary>Reads the next event. Cancelling the token aborts the upstream request.</summary>
     public abstract ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken);
 

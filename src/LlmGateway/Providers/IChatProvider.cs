@@ -18,6 +18,13 @@ public interface IChatProvider
     bool IsUsable { get; }
     string? UnusableReason { get; }
 
+    /// <summary>
+    /// The client dialect (<see cref="Pipeline.NativeDialects"/>) this provider's upstream speaks, so a
+    /// request that came in it is sent as the client wrote it (<see cref="Pipeline.GatewayRequest.Native"/>)
+    /// and answered in it; null when every request goes through the chat format.
+    /// </summary>
+    string? NativeDialect => null;
+
     /// <summary>Sends the request; for a stream, returns once headers arrived (the body is read through <see cref="ProviderResponse.Stream"/>).</summary>
     Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken);
 }
@@ -84,6 +91,12 @@ public sealed class ProviderResponse : IAsyncDisposable
     public TokenUsage Usage { get; private init; }
     public string? FinishReason { get; private init; }
 
+    /// <summary>
+    /// Null: <see cref="Body"/> and the stream's events are OpenAI chat format. Otherwise the dialect
+    /// (<see cref="Pipeline.NativeDialects"/>) the upstream answered a native request in, passed to the client as it is.
+    /// </summary>
+    public string? Dialect { get; private init; }
+
     /// <summary>Streaming: the open stream, owned by this response.</summary>
     public ChatStream? Stream { get; private init; }
 
@@ -94,7 +107,11 @@ public sealed class ProviderResponse : IAsyncDisposable
     public static ProviderResponse Completed(ReadOnlyMemory<byte> body, TokenUsage usage, string? finishReason) =>
         new() { Body = body, Usage = usage, FinishReason = finishReason };
 
-    public static ProviderResponse Streaming(ChatStream stream) => new() { Stream = stream };
+    public static ProviderResponse Streaming(ChatStream stream) => new() { Stream = stream, Dialect = stream.Dialect };
+
+    /// <summary>A complete answer in the client's own dialect, with the usage read from it.</summary>
+    public static ProviderResponse CompletedNative(ReadOnlyMemory<byte> body, TokenUsage usage, string? finishReason, string dialect) =>
+        new() { Body = body, Usage = usage, FinishReason = finishReason, Dialect = dialect };
 
     public ValueTask DisposeAsync() => Stream?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

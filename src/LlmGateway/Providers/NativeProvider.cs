@@ -40,6 +40,9 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     public bool IsUsable => UnusableReason is null;
     public string? UnusableReason { get; }
 
+    /// <inheritdoc/>
+    public virtual string? NativeDialect => null;
+
     protected string? ApiKey { get; }
     protected string BaseUrl { get; }
     protected TimeProvider Time { get; }
@@ -52,7 +55,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     protected abstract byte[] WriteBody(ProviderRequest request);
 
     /// <summary>Adds the key (and any version header) to an upstream request.</summary>
-    protected abstract void AddHeaders(HttpRequestMessage message);
+    protected abstract void AddHeaders(HttpRequestMessage message, ProviderRequest request);
 
     /// <summary>Classifies a non-2xx answer from its status and the provider's own error body.</summary>
     protected abstract ProviderFailure ReadError(int status, ReadOnlySpan<byte> body, TimeSpan? retryAfter);
@@ -104,7 +107,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
         var content = new ByteArrayContent(body);
         content.Headers.ContentType = s_json;
         message.Content = content;
-        AddHeaders(message);
+        AddHeaders(message, request);
 
         var (response, failure) = await ProviderHttp.SendAsync(_client, message, Name, _readError, Time, cancellationToken).ConfigureAwait(false);
         if (response is null) return ProviderResponse.Failed(failure!);

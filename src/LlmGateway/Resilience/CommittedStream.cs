@@ -28,6 +28,8 @@ internal sealed class CommittedStream : ChatStream
         FinishReason = inner.FinishReason;
     }
 
+    public override string? Dialect => _inner.Dialect;
+
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
         StreamEvent ev;

@@ -16,6 +16,7 @@ public static class CandidateFilters
     public const string LocalOnly = "local-only";
     public const string Unusable = "unusable";
     public const string Capabilities = "capabilities";
+    public const string Native = "native-only";
     public const string ContextWindow = "context-window";
     public const string MaxCost = "max-cost";
     public const string Budget = "budget";
@@ -54,6 +55,16 @@ public static class CandidateFilters
         var missing = input.Required & ~c.Capabilities;
         return missing == ModelCapabilities.None ? null : $"the request needs {CapabilityNames.Describe(missing)}, which it does not list in its Capabilities";
     }
+
+    /// <summary>
+    /// A request with a field the translation to the chat format can't carry (Anthropic's <c>thinking</c>,
+    /// <c>top_k</c>, a beta field) goes only to providers that take its dialect as it is; the others would
+    /// have to drop the field, and the gateway never drops silently what changes the answer.
+    /// </summary>
+    public static string? CheckNative(RouteCandidate c, RoutingInput input) =>
+        input.NativeOnly is { Untranslatable: { } why } native && c.Candidate.Provider.NativeDialect != native.Dialect
+            ? $"provider '{c.Candidate.Provider.Name}' ({c.Candidate.Provider.Options.Type}) gets this request translated, and {why.Message}"
+            : null;
 
     /// <summary>
     /// The estimated prompt and the output the request may produce must fit the context window. The
@@ -142,6 +153,8 @@ public static class CandidateFilters
             LocalOnly => new ApiError(StatusCodes.Status403Forbidden, ErrorTypes.Permission, ErrorCodes.ModelNotAllowed, text),
             ContextWindow => ApiError.InvalidRequest(text, input.Embeddings ? "input" : "messages", "context_length_exceeded"),
             Capabilities => ApiError.InvalidRequest(text, CapabilityParam(input, first), RoutingErrorCodes.UnsupportedCapability),
+            // The translation's own 400, naming the field, as when no provider could take the dialect natively.
+            Native => input.NativeOnly!.Untranslatable!,
             _ => ApiError.NoHealthyProvider(text),
         };
     }
@@ -174,6 +187,7 @@ public static class CandidateFilters
         MaxCost => 5,
         LocalOnly => 4,
         Capabilities => 3,
+        Native => 3,
         ContextWindow => 2,
         _ => 1,
     };

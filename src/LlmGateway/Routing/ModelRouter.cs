@@ -242,6 +242,7 @@ public sealed class ModelRouter : IModelRouter
         if ((reason = CandidateFilters.CheckLocalOnly(c, input)) is not null) { filter = CandidateFilters.LocalOnly; return reason; }
         if ((reason = CandidateFilters.CheckUsable(c)) is not null) { filter = CandidateFilters.Unusable; return reason; }
         if ((reason = CandidateFilters.CheckCapabilities(c, input)) is not null) { filter = CandidateFilters.Capabilities; return reason; }
+        if ((reason = CandidateFilters.CheckNative(c, input)) is not null) { filter = CandidateFilters.Native; return reason; }
         if ((reason = CandidateFilters.CheckContextWindow(c, input)) is not null) { filter = CandidateFilters.ContextWindow; return reason; }
         if ((reason = CandidateFilters.CheckMaxCost(c, input)) is not null) { filter = CandidateFilters.MaxCost; return reason; }
         if ((reason = CandidateFilters.CheckBudget(c, _budgets)) is not null) { filter = CandidateFilters.Budget; return reason; }
@@ -292,6 +293,7 @@ public sealed class ModelRouter : IModelRouter
             IsAuto = isAuto,
             Stream = request.Stream,
             NoFallback = hints.NoFallback,
+            NativeOnly = request.Native is { Untranslatable: not null } native ? native : null,
             LocalOnlySource = localOnly,
             Required = required,
             PromptTokens = request.EstimatedPromptTokens,

@@ -153,6 +153,12 @@ public sealed class RoutingInput
     public bool Stream { get; init; }
     public bool NoFallback { get; init; }
 
+    /// <summary>
+    /// The client's own request when the translation can't carry all of it (a field only its dialect
+    /// knows): only providers that take that dialect natively may serve it. Null otherwise.
+    /// </summary>
+    public Pipeline.NativeBody? NativeOnly { get; init; }
+
     /// <summary>Why only local providers may be used (the global setting, the header, the caller's key), or null.</summary>
     public string? LocalOnlySource { get; init; }
     public ModelCapabilities Required { get; init; }

@@ -149,8 +149,11 @@ public sealed class AnthropicSdkTests : IAsyncLifetime
         Assert.Equal("authentication_error", result.GetProperty("type").GetString());
     }
 
-    /// <summary>Runs tests/clients/anthropic/client.mjs with node against the gateway; its one line of JSON output.</summary>
-    private async Task<JsonElement> RunAsync(string scenario, string model, string key = Secret)
+    /// <summary>The SDK against this class's gateway.</summary>
+    private Task<JsonElement> RunAsync(string scenario, string model, string key = Secret) => RunNodeAsync(_base, scenario, model, key);
+
+    /// <summary>Runs tests/clients/anthropic/client.mjs with node against the gateway at <paramref name="gateway"/>; its one line of JSON output.</summary>
+    internal static async Task<JsonElement> RunNodeAsync(Uri gateway, string scenario, string model, string key)
     {
         var dir = ClientDirectory();
         Assert.True(Directory.Exists(Path.Combine(dir, "node_modules", "@anthropic-ai", "sdk")),
@@ -165,7 +168,7 @@ public sealed class AnthropicSdkTests : IAsyncLifetime
         start.ArgumentList.Add("client.mjs");
         start.ArgumentList.Add(scenario);
         start.ArgumentList.Add(model);
-        start.Environment["GATEWAY_BASE_URL"] = _base.ToString().TrimEnd('/');
+        start.Environment["GATEWAY_BASE_URL"] = gateway.ToString().TrimEnd('/');
         start.Environment["GATEWAY_KEY"] = key;
         // The SDK must not pick up a developer's real key or proxy.
         start.Environment.Remove("ANTHROPIC_API_KEY");

@@ -386,3 +386,58 @@ public class MessagesRequestTranslatorTests
         Assert.Equal(5, chat.MessageCount);
     }
 }
+
+/// <summary>
+/// The native translation (/v1/messages, which an anthropic-type provider takes as it is): what the chat
+/// format can't carry is left out of the chat body and reported, never a reason to refuse; what is invalid still is.
+/// </summary>
+public class MessagesNativeTranslationTests
+{
+    private static MessagesTranslation Native(string json) =>
+        MessagesRequestTranslator.Translate(Encoding.UTF8.GetBytes(json), countTokens: false, native: true);
+
+    [Fact]
+    public void Untranslatable_parts_are_left_out_of_the_chat_body_and_the_first_is_reported()
+    {
+        var t = Native("""
+            {"model":"m","max_tokens":10,"top_k":3,"thinking":{"type":"enabled","budget_tokens":1024},"future":{"a":1},
+             "tools":[{"type":"web_search_20250305","name":"web_search"},{"name":"get","input_schema":{"type":"object"},"defer_loading":true}],
+             "output_config":{"effort":"high"},"metadata":{"user_id":"u","trace":"x"},
+             "messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"}},{"type":"text","text":"hi"},
+               {"type":"image","source":{"type":"file","file_id":"f1"}}]},
+               {"role":"assistant","content":[{"type":"server_tool_use","id":"s","name":"web_search","input":{}},{"type":"text","text":"ok"}]}]}
+            """);
+
+        Assert.Null(t.Error);
+        Assert.Contains("top_k", t.Untranslatable!.Message);
+        var chat = JsonDocument.Parse(t.ChatBody!).RootElement;
+        var raw = chat.GetRawText();
+        foreach (var gone in new[] { "top_k", "thinking", "future", "web_search", "defer_loading", "effort", "trace", "document", "file" })
+        {
+            Assert.DoesNotContain(gone, raw);
+        }
+        Assert.Equal("get", Assert.Single(chat.GetProperty("tools").EnumerateArray()).GetProperty("function").GetProperty("name").GetString());
+        Assert.Equal("u", chat.GetProperty("user").GetString());
+        Assert.Equal("hi", chat.GetProperty("messages")[0].GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal("ok", chat.GetProperty("messages")[1].GetProperty("content").GetString());
+    }
+
+    [Fact]
+    public void A_translatable_request_reports_nothing_untranslatable()
+    {
+        var t = Native("""{"model":"m","max_tokens":10,"service_tier":"auto","messages":[{"role":"user","content":"hi"}]}""");
+        Assert.Null(t.Error);
+        Assert.Null(t.Untranslatable);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","top_k":3,"messages":[{"role":"user","content":"hi"}]}""", "max_tokens")]
+    [InlineData("""{"model":"m","max_tokens":10,"top_k":3,"messages":[{"role":"robot","content":"hi"}]}""", "role")]
+    [InlineData("""{"model":"m","max_tokens":10,"thinking":"on","messages":[{"role":"user","content":"hi"}]}""", "thinking")]
+    public void What_is_invalid_is_refused_even_beside_an_untranslatable_field(string json, string mentioned)
+    {
+        var t = Native(json);
+        Assert.NotNull(t.Error);
+        Assert.Contains(mentioned, t.Error!.Message);
+    }
+}

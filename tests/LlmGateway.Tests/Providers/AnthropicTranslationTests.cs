@@ -224,3 +224,15 @@ internal readonly struct Disposer(ProviderRequest value) : IDisposable
     public ProviderRequest Value { get; } = value;
     public void Dispose() => Value.Chat.Dispose();
 }
+
+public class AnthropicNativeBodyTests
+{
+    [Theory]
+    [InlineData("""{"model":"client-name","max_tokens":5}""", """{"model":"claude-up","max_tokens":5}""")]
+    [InlineData("""{ "top_k":1,  "model" : "a\"b" ,"x":{"model":"inner"}}""", """{ "top_k":1,  "model" : "claude-up" ,"x":{"model":"inner"}}""")]
+    public void Only_the_top_level_model_value_is_replaced(string body, string expected)
+    {
+        var written = LlmGateway.Providers.Anthropic.AnthropicNative.WithModel(System.Text.Encoding.UTF8.GetBytes(body), "claude-up");
+        Assert.Equal(expected, System.Text.Encoding.UTF8.GetString(written));
+    }
+}

@@ -55,6 +55,24 @@ async function run() {
       const message = await stream.finalMessage();
       return { events, final: summary(message) };
     }
+    case 'create-native': {
+      // Fields only Anthropic's own API takes (extended thinking, top_k): the gateway passes them to an anthropic-type provider.
+      const message = await client.messages.create({
+        model, max_tokens: 2048, top_k: 5, thinking: { type: 'enabled', budget_tokens: 1024 },
+        messages: [{ role: 'user', content: 'Think, then say hello.' }],
+      });
+      return summary(message);
+    }
+    case 'stream-native': {
+      const stream = client.messages.stream({
+        model, max_tokens: 2048, top_k: 5, thinking: { type: 'enabled', budget_tokens: 1024 },
+        messages: [{ role: 'user', content: 'Think, then say hello.' }],
+      });
+      const thinking = [];
+      stream.on('thinking', (delta) => thinking.push(delta));
+      const message = await stream.finalMessage();
+      return { thinking, final: summary(message) };
+    }
     case 'count':
       return await client.messages.countTokens({ model, messages: [{ role: 'user', content: 'How many tokens is this?' }], tools: [weather] });
     default:

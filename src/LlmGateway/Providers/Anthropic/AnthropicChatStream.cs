@@ -13,6 +13,7 @@ namespace LlmGateway.Providers.Anthropic;
 public sealed class AnthropicChatStream : TranslatedChatStream
 {
     private readonly SseReader _reader;
+    private readonly AnthropicStreamUsage _usage = new();
     // Anthropic block index -> OpenAI tool call index, and whether arguments came; few blocks per answer.
     private readonly List<(int Block, int Call, bool HasArguments)> _toolBlocks = [];
 
@@ -121,26 +122,13 @@ public sealed class AnthropicChatStream : TranslatedChatStream
         // ping, and event types added later, are skipped: Anthropic asks clients to ignore unknown events.
     }
 
-    /// <summary>
-    /// message_start reports the prompt (and a placeholder output count); message_delta reports the
-    /// output, and on newer API versions the prompt figures again, cumulatively.
-    /// </summary>
     private void ReadUsage(JsonElement usage, bool final)
     {
-        if (usage.TryGetProperty("input_tokens"u8, out _) || usage.TryGetProperty("cache_read_input_tokens"u8, out _))
-        {
-            var u = AnthropicResponses.Usage(usage);
-            if (!final || u.Prompt > 0)
-            {
-                ReportedPrompt = u.Prompt;
-                CachedPrompt = u.CachedPrompt;
-                CacheWrite = u.CacheWrite;
-            }
-        }
-        if (final && usage.TryGetProperty("output_tokens"u8, out _))
-        {
-            ReportedCompletion = AnthropicResponses.Int(usage, "output_tokens"u8);
-        }
+        _usage.Read(usage, final);
+        ReportedPrompt = _usage.Prompt;
+        CachedPrompt = _usage.Cached;
+        CacheWrite = _usage.CacheWrite;
+        ReportedCompletion = _usage.Completion;
     }
 
     private int FindToolBlock(int block)

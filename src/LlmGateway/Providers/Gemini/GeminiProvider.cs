@@ -33,7 +33,7 @@ public sealed class GeminiProvider(string name, ProviderOptions options, HttpCli
         ? GeminiEmbeddings.Write(request, "models/" + ModelId(request))
         : GeminiRequestWriter.Write(request);
 
-    protected override void AddHeaders(HttpRequestMessage message)
+    protected override void AddHeaders(HttpRequestMessage message, ProviderRequest request)
     {
         // The header, never the ?key= query parameter: URLs end up in logs and proxies.
         if (ApiKey is { Length: > 0 }) message.Headers.TryAddWithoutValidation("x-goog-api-key", ApiKey);

@@ -22,7 +22,9 @@ public sealed class OllamaProvider(string name, ProviderOptions options, HttpCli
         ? OllamaEmbeddings.Write(request)
         : OllamaRequestWriter.Write(request);
 
-    protected override void AddHeaders(HttpRequestMessage message)
+    protected override void AddHeaders(HttpRequestMessage message, ProviderRequest request) => AddKey(message);
+
+    private void AddKey(HttpRequestMessage message)
     {
         if (ApiKey is { Length: > 0 }) message.Headers.Authorization = new("Bearer", ApiKey);
     }
@@ -45,7 +47,7 @@ public sealed class OllamaProvider(string name, ProviderOptions options, HttpCli
     public async Task<OllamaModelList> ListModelsAsync(CancellationToken cancellationToken)
     {
         using var message = new HttpRequestMessage(HttpMethod.Get, _tagsUri);
-        AddHeaders(message);
+        AddKey(message);
         try
         {
             using var response = await Client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);

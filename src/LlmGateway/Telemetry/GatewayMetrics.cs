@@ -19,6 +19,9 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 {
     public const string MeterName = "LlmGateway";
 
+    /// <summary>The budget scope of a gateway key: <c>key:&lt;id&gt;</c>.</summary>
+    private const string KeyScopePrefix = "key:";
+
     /// <summary>The instrument behind <c>llm_gateway_store_errors_total</c>.</summary>
     public const string StoreErrorsInstrument = "llm_gateway.store.errors";
 
@@ -76,7 +79,8 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OverheadBuckets });
         _tokens = meter.CreateCounter<long>("llm_gateway.tokens", "{token}",
             "Tokens by model, provider and direction (input, output, cached: the part of input served from the provider's prompt cache).");
-        _cost = meter.CreateCounter<double>("llm_gateway.cost", "USD", "Cost in US dollars by model and provider, at the configured prices.");
+        // The exporter appends a unit as it is spelled (there is no UCUM currency to map): usd, as the contract's names end.
+        _cost = meter.CreateCounter<double>("llm_gateway.cost", "usd", "Cost in US dollars by model and provider, at the configured prices.");
         _cacheRequests = meter.CreateCounter<long>("llm_gateway.cache.requests", "{request}", "Response cache lookups by result: hit, miss, bypass, off.");
         _retries = meter.CreateCounter<long>("llm_gateway.retries", "{retry}", "Retries of a call to the same provider.");
         _fallbacks = meter.CreateCounter<long>("llm_gateway.fallbacks", "{fallback}", "Moves from a failed model to the next candidate.");
@@ -89,10 +93,16 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
             "Per deployment (provider and upstream model): 1 when healthy or degraded, 0 when unavailable (circuit open, cooling down) or unknown.");
         meter.CreateObservableGauge("llm_gateway.deployment_state", () => ObserveHealth(deployments: true, state: true), "{state}",
             "Per deployment: 0 closed, 1 half-open, 2 open, 3 cooling down after an upstream 429 or 529.");
-        meter.CreateObservableGauge("llm_gateway.budget.spent", () => ObserveBudgets(spent: true), "USD",
-            "Spent in the current window, per budget scope and window (daily, monthly).");
-        meter.CreateObservableGauge("llm_gateway.budget.limit", () => ObserveBudgets(spent: false), "USD",
-            "Limit of the current window, per budget scope and window; 0 is no limit.");
+        // Budget scopes name gateway keys (key:<id>), which only an authenticated scrape shows: one instrument
+        // per kind of scrape, each exported by its own meter provider (MetricsExposure), same family.
+        foreach (var (scrape, keys) in (ReadOnlySpan<(KeyValuePair<string, object?>, bool)>)[(MetricsExposure.PublicScrape, false), (MetricsExposure.AuthenticatedScrape, true)])
+        {
+            KeyValuePair<string, object?>[] tags = [scrape];
+            meter.CreateObservableGauge("llm_gateway.budget.spent", () => ObserveBudgets(spent: true, keys), "usd",
+                "Spent in the current window, per budget scope and window (daily, monthly).", tags);
+            meter.CreateObservableGauge("llm_gateway.budget.limit", () => ObserveBudgets(spent: false, keys), "usd",
+                "Limit of the current window, per budget scope and window; 0 is no limit.", tags);
+        }
         meter.CreateObservableGauge("llm_gateway.inflight_requests", () => Volatile.Read(ref _inflight), "{request}",
             "Chat completion requests being handled right now.");
 
@@ -212,13 +222,15 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         return measurements;
     }
 
-    private List<Measurement<double>> ObserveBudgets(bool spent)
+    /// <summary>The budgets' gauges; scopes that name a gateway key only with <paramref name="keys"/>.</summary>
+    private List<Measurement<double>> ObserveBudgets(bool spent, bool keys)
     {
         if (_services.GetService<IBudgetMetricsSource>() is not { } source) return [];
         var budgets = source.GetBudgets();
         var measurements = new List<Measurement<double>>(budgets.Count);
         foreach (var b in budgets)
         {
+            if (!keys && b.Scope.StartsWith(KeyScopePrefix, StringComparison.Ordinal)) continue;
             measurements.Add(new Measurement<double>(spent ? b.SpentUsd : b.LimitUsd,
                 new KeyValuePair<string, object?>("scope", b.Scope), new KeyValuePair<string, object?>("window", b.Window)));
         }

@@ -43,6 +43,9 @@ public sealed class MetricsAccess
         _hashes = [.. hashes];
     }
 
+    /// <summary>Whether any scrape can be <see cref="MetricsAccessLevel.Full"/>: a metrics or admin key is set.</summary>
+    public bool AcceptsKeys => _hashes.Length > 0;
+
     public MetricsAccessLevel Decide(HttpRequest request)
     {
         var header = request.Headers.Authorization.ToString();

@@ -11,14 +11,14 @@ public static class TelemetryExtensions
     /// </summary>
     public static IServiceCollection AddTelemetry(this IServiceCollection services)
     {
-        services.AddSingleton<PrometheusScraper>();
+        services.AddSingleton<MetricsExposure>();
         services.AddSingleton<MetricsAccess>();
         services.AddSingleton<TracingSetup>();
-        // The scraper's meter provider first: the counters' zeros recorded in GatewayMetrics' constructor
+        // The meter providers first: the counters' zeros recorded in GatewayMetrics' constructor
         // (every family from the first scrape) would be lost to a provider not yet listening.
         services.AddSingleton(sp =>
         {
-            sp.GetRequiredService<PrometheusScraper>();
+            sp.GetRequiredService<MetricsExposure>();
             return ActivatorUtilities.CreateInstance<GatewayMetrics>(sp);
         });
         services.AddSingleton<ContentLog>();
@@ -34,22 +34,12 @@ public static class TelemetryExtensions
 
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/metrics", (HttpRequest request, PrometheusScraper scraper, MetricsAccess access) =>
-            {
-                var level = access.Decide(request);
-                if (level == MetricsAccessLevel.Refused)
-                {
-                    return Results.Text("The key presented for /metrics is neither the metrics key nor the admin key.\n", "text/plain", statusCode: StatusCodes.Status401Unauthorized);
-                }
-                var text = scraper.Scrape(keySeries: level == MetricsAccessLevel.Full);
-                return text is null
-                    ? Results.Text("Collecting metrics failed or timed out.\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable)
-                    : Results.Bytes(text, PrometheusText.ContentType);
-            })
+        var exposure = app.ServiceProvider.GetRequiredService<MetricsExposure>();
+        app.MapGet("/metrics", exposure.ScrapeAsync)
             .WithName("GetMetrics")
             .WithTags("Telemetry")
-            .WithSummary("Prometheus metrics (text exposition format 0.0.4); per-key series only with the metrics or admin key as a bearer token")
-            .Produces(StatusCodes.Status200OK, contentType: "text/plain");
+            .WithSummary("Prometheus metrics (text format 0.0.4, or OpenMetrics when the Accept header asks for it); per-key series only with the metrics or admin key as a bearer token")
+            .WithMetadata(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, null, ["text/plain", "application/openmetrics-text"]));
         return app;
     }
 }
@@ -66,11 +56,11 @@ public sealed class RequestSpanObserver : IRequestObserver
 /// graceful stop, once the server has drained its requests, it sends the last spans while the process
 /// still has its network and its time.
 /// </summary>
-internal sealed class TelemetryStartup(PrometheusScraper scraper, GatewayMetrics metrics, TracingSetup tracing) : IHostedLifecycleService
+internal sealed class TelemetryStartup(MetricsExposure exposure, GatewayMetrics metrics, TracingSetup tracing) : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
     {
-        GC.KeepAlive(scraper);
+        GC.KeepAlive(exposure);
         GC.KeepAlive(metrics);
         GC.KeepAlive(tracing);
         return Task.CompletedTask;

@@ -12,8 +12,6 @@ namespace LlmGateway.Telemetry;
 /// </summary>
 public sealed class TracingSetup : IDisposable
 {
-    public const string DefaultServiceName = "llm-gateway";
-
     private readonly TracerProvider? _provider;
 
     public TracingSetup(IConfiguration configuration)
@@ -24,14 +22,15 @@ public sealed class TracingSetup : IDisposable
             return;
         }
 
-        var serviceName = configuration["OTEL_SERVICE_NAME"] is { Length: > 0 } name ? name : DefaultServiceName;
         _provider = Sdk.CreateTracerProviderBuilder()
             // The SDK reads OTEL_* from its own IConfiguration (process environment only); hand it the app's,
             // which has the environment too and lets a config file or a test set them.
             .ConfigureServices(services => services.AddSingleton(configuration))
-            .ConfigureResource(resource => resource.AddService(serviceName, serviceVersion: typeof(TracingSetup).Assembly.GetName().Version?.ToString()))
+            .ConfigureResource(resource => GatewayResource.Configure(resource, configuration))
             // The server span from ASP.NET Core, ours under it, and the HTTP calls to providers under the attempts.
-            .AddSource(GatewayTracing.SourceName, "Microsoft.AspNetCore", "System.Net.Http")
+            .AddSource(GatewayTracing.SourceName)
+            .AddAspNetCoreInstrumentation()
+            .AddHttpClientInstrumentation()
             .AddOtlpExporter()
             .Build();
     }

@@ -195,9 +195,9 @@ public sealed class EmbeddingsTests : IAsyncLifetime
         Assert.Equal(0, group.GetProperty("completion_tokens").GetInt32());
         Assert.Equal(0.00028m, group.GetProperty("cost_usd").GetDecimal());
 
-        var metrics = await client.GetStringAsync("/metrics");
-        Assert.Contains("llm_gateway_tokens_total{direction=\"input\",model=\"te3\",provider=\"oa\"} 14", metrics);
-        Assert.Contains("llm_gateway_requests_total{model=\"te3\",provider=\"oa\",status=\"200\",task_type=\"embeddings\"} 1", metrics);
+        var metrics = LlmGateway.IntegrationTests.Telemetry.MetricsText.Parse(await client.GetStringAsync("/metrics"));
+        Assert.Equal(14, metrics.Value("llm_gateway_tokens_total", ("direction", "input"), ("model", "te3"), ("provider", "oa")));
+        Assert.Equal(1, metrics.Value("llm_gateway_requests_total", ("model", "te3"), ("provider", "oa"), ("status", "200"), ("task_type", "embeddings")));
     }
 
     [Fact]

@@ -245,8 +245,8 @@ public sealed class DeploymentTests
                 Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
                 Assert.Contains("from the published app", await chat.Content.ReadAsStringAsync(), StringComparison.Ordinal);
             }
-            var metrics = await http.GetStringAsync("/metrics");
-            Assert.Contains("llm_gateway_requests_total{model=\"mock-echo\",provider=\"mock\",status=\"200\",task_type=\"general\"} 1", metrics, StringComparison.Ordinal);
+            var metrics = MetricsText.Parse(await http.GetStringAsync("/metrics"));
+            Assert.Equal(1, metrics.Value("llm_gateway_requests_total", ("model", "mock-echo"), ("provider", "mock"), ("status", "200"), ("task_type", "general")));
 
             // The image's HEALTHCHECK, run as Docker would run it (the script the image copies), following the port
             // of each of the variables the image honours, and failing when nothing answers.

@@ -4,6 +4,8 @@ using LlmGateway.IntegrationTests.Infrastructure;
 using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace LlmGateway.IntegrationTests.Telemetry;
@@ -88,6 +90,34 @@ public sealed class MetricsExposureTests : IAsyncLifetime
 
         var (exit, output) = await Promtool.RunAsync(m.Text, "check", "metrics");
         Assert.True(exit == 0, $"promtool check metrics failed ({exit}):\n{output}");
+    }
+
+    [Fact]
+    public async Task A_real_prometheus_accepts_the_first_scrape_with_the_families_that_have_no_series_yet()
+    {
+        await using var factory = new GatewayFactory(Settings());
+        await using var gateway = factory.WithWebHostBuilder(_ => { });
+        gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        gateway.StartServer();
+        var address = new Uri(gateway.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        using var http = new HttpClient { BaseAddress = address };
+
+        // What Prometheus asks for (OpenMetrics first), and what it gets before any request: the text format,
+        // the histograms listed with no series.
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        request.Headers.TryAddWithoutValidation("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1");
+        using var response = await http.SendAsync(request);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Contains("# TYPE llm_gateway_request_duration_seconds histogram\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("llm_gateway_request_duration_seconds_bucket", text, StringComparison.Ordinal);
+
+        // Prometheus rejects a whole scrape it cannot parse (up is then 0).
+        await using var prometheus = await PrometheusServer.StartAsync($"{address.Host}:{address.Port}", RepoFiles.Path("deploy/prometheus/alerts.yml"));
+        await prometheus.WaitForAsync("up{job=\"llm-gateway\"}", v => v == 1, "a successful scrape of the fresh gateway");
+        await prometheus.WaitForAsync("count(llm_gateway_cache_requests_total == 0)", v => v == 4, "the cache counters at 0");
+        // No OpenMetrics _created series, which Prometheus 2.x would store beside every counter and histogram.
+        Assert.Empty(await prometheus.QueryAsync("{__name__=~\".+_created\"}"));
     }
 
     [Fact]

@@ -109,7 +109,7 @@ public sealed class TracingTests : IAsyncLifetime
         Assert.All(exports, r => Assert.Equal("application/x-protobuf", r.Header("content-type")));
         // Protobuf keeps strings as UTF-8, so span names and attribute keys and values are findable.
         var body = Encoding.UTF8.GetString(exports.SelectMany(r => r.Body).ToArray());
-        Assert.Contains(TracingSetup.DefaultServiceName, body, StringComparison.Ordinal);
+        Assert.Contains(GatewayResource.DefaultServiceName, body, StringComparison.Ordinal);
         Assert.Contains("chat second-model", body, StringComparison.Ordinal);
         Assert.Contains("chat upstream-first", body, StringComparison.Ordinal);
         Assert.Contains("gen_ai.request.model", body, StringComparison.Ordinal);

@@ -5,6 +5,7 @@ using LlmGateway.Providers;
 using LlmGateway.Providers.Mock;
 using LlmGateway.Telemetry;
 using LlmGateway.Usage;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -13,7 +14,7 @@ namespace LlmGateway.Tests.Telemetry;
 public sealed class GatewayMetricsTests : IDisposable
 {
     private readonly ServiceProvider _services;
-    private readonly PrometheusScraper _scraper;
+    private readonly MetricsExposure _exposure;
     private readonly GatewayMetrics _metrics;
 
     public GatewayMetricsTests()
@@ -29,17 +30,18 @@ public sealed class GatewayMetricsTests : IDisposable
             .AddSingleton<ProviderRegistry>()
             .BuildServiceProvider();
         var meterFactory = _services.GetRequiredService<IMeterFactory>();
-        _scraper = new PrometheusScraper(meterFactory);
+        _exposure = new MetricsExposure(meterFactory, new MetricsAccess(Options.Create(options)), new ConfigurationBuilder().Build(), _services);
         _metrics = new GatewayMetrics(meterFactory, Options.Create(options), _services, []);
     }
 
     public void Dispose()
     {
-        _scraper.Dispose();
+        _exposure.Dispose();
         _services.Dispose();
     }
 
-    private static RequestRecord Record(string model = "echo", int status = 200) => new()
+    /// <summary>A finished request that reached a model: every request instrument gets a measurement.</summary>
+    internal static RequestRecord Record(string model = "echo", int status = 200) => new()
     {
         RequestId = "req_1",
         StartedAt = DateTimeOffset.UnixEpoch,
@@ -55,7 +57,7 @@ public sealed class GatewayMetricsTests : IDisposable
     };
 
     [Fact]
-    public void Recording_a_finished_request_allocates_nothing_once_its_series_exist()
+    public async Task Recording_a_finished_request_allocates_nothing_once_its_series_exist()
     {
         var record = Record();
         // Warm up past tiered compilation, whose one-off allocations are the runtime's, not ours.
@@ -71,7 +73,7 @@ public sealed class GatewayMetricsTests : IDisposable
         }
 
         Assert.Equal(0, least);
-        Assert.Contains("llm_gateway_requests_total{model=\"Echo\",provider=\"Mock\",status=\"200\",task_type=\"Coding\"} 13000", Scrape(), StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"Echo\",provider=\"Mock\",status=\"200\",task_type=\"Coding\"} 13000", await MetricsScrape.TextAsync(_exposure), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -113,6 +115,4 @@ public sealed class GatewayMetricsTests : IDisposable
         Assert.Equal("bypass", MetricLabels.CacheResult("bypass"));
         Assert.Equal("other", MetricLabels.CacheResult("HIT!"));
     }
-
-    private string Scrape() => Encoding.UTF8.GetString(_scraper.Scrape()!);
 }

@@ -7,6 +7,11 @@
 #   2. collects runtime counters with dotnet-counters (GC, allocations, thread pool),
 #   3. collects a thread-time profile with dotnet-trace (EventPipe sample profiler, ~100 Hz),
 # then writes a markdown section saying where the busy time goes, by part of the request path.
+# With --stream it profiles streams instead of wrk's answers: stream-probe drives chat streams through the
+# gateway (the mock paced as bench/run.sh's stream phase: the first content chunk at once, then 20 chunks with
+# a 5 ms timer before each), every stream checked complete, x-gateway-cache: bypass, from provider openai;
+# rounds alternate direct-to-the-mock and through-the-gateway probes, so the added time to first token and
+# the gateway's CPU per stream come from the same minute.
 # The dotnet tools are installed from NuGet into bench/.tools on first use. Every process it starts is
 # stopped when it exits, however it exits.
 set -euo pipefail
@@ -25,12 +30,21 @@ Usage: bench/profile.sh [options]
   --seconds S          seconds of each measured window: untraced, counters, traced (default 15)
   --log-level L        the gateway's Serilog level (default Information, as issue 19 measures)
   --quick              windows of 3 s after a 5 s warm-up: checks the script end to end, not a measurement
+  --stream             streams instead of wrk (see above); the default label becomes "streams-before"
+  --streams N          streams per untraced probe, per round (--stream; default 400)
+  --rounds R           untraced rounds, each a direct and a gateway probe (--stream; default 3)
+  --concurrency C      streams at a time (--stream; default 8, as bench/run.sh)
+  --untraced-only      the untraced rounds only, no counters or trace (--stream: quick comparisons)
+  --gateway-env N=V    an environment variable for the gateway process (repeatable): measures a runtime
+                       knob (e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0) without changing the project
   --no-build           use the Release builds already there
   --keep               keep the temporary directory (the .nettrace, the speedscope JSON, logs)
 EOF
 }
 
-label=before out="" conns=16 warmup=20 seconds=15 level=Information build=1 keep=0 mode=full
+label="" out="" conns=16 warmup=20 seconds=15 level=Information build=1 keep=0 mode=full
+gateway_env=() untraced_only=0
+stream=0 streams=400 rounds=3 stream_c=8 stream_chunks=20 stream_delay_ms=5
 args_text="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,7 +54,13 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --log-level) level=$2; shift ;;
-    --quick) mode=quick warmup=5 seconds=3 ;;
+    --quick) mode=quick warmup=5 seconds=3 streams=40 rounds=1 ;;
+    --stream) stream=1 ;;
+    --untraced-only) untraced_only=1 ;;
+    --gateway-env) gateway_env+=("$2"); shift ;;
+    --streams) streams=$2; shift ;;
+    --rounds) rounds=$2; shift ;;
+    --concurrency) stream_c=$2; shift ;;
     --no-build) build=0 ;;
     --keep) keep=1 ;;
     -h|--help) usage; exit 0 ;;
@@ -48,6 +68,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[ -n "$label" ] || { label=before; [ "$stream" = 1 ] && label=streams-before; }
 [ -n "$out" ] || out="$here/profile/$label.md"
 
 log() { printf '[profile %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -99,6 +120,8 @@ cat >"$tmp/gateway.json" <<EOF
     },
     "Models": {
       "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1,
+                       "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
+      "bench-stream": { "Provider": "openai", "UpstreamModel": "bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}", "Priority": 1,
                        "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 }
     },
     "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } },
@@ -107,12 +130,14 @@ cat >"$tmp/gateway.json" <<EOF
 }
 EOF
 start_bg gateway env -u OPENAI_API_KEY ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$tmp/gateway.json" \
-  BENCH_UPSTREAM_KEY=bench-dummy-upstream-key Serilog__MinimumLevel__Default="$level" \
+  BENCH_UPSTREAM_KEY=bench-dummy-upstream-key Serilog__MinimumLevel__Default="$level" ${gateway_env[@]+"${gateway_env[@]}"} \
   "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
 wait_http "http://127.0.0.1:${PORT[gateway]}/health/ready" "${PID[gateway]}" 60 || { tail -n 20 "$tmp/gateway.log" >&2; die "the gateway did not become ready"; }
 gpid=${PID[gateway]}
 url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
 log "mock on ${PORT[mock]}, gateway (pid $gpid, logs at $level) on ${PORT[gateway]}"
+
+[ "$stream" = 1 ] && { . "$here/lib/profile-streams.sh"; exit 0; }
 
 # One wrk run of S seconds with every answer checked; prints the BENCH_JSON line. Fails the script on a
 # wrong answer: a profile of something other than the miss path is worth nothing.

@@ -75,6 +75,8 @@ internal static class ProfileReport
         var cpuUs = double.Parse(args.Require("cpu-us-per-request"), s_inv);
         var requests = long.Parse(args.Require("requests"), s_inv);
         var title = args.Get("title") ?? "Profile";
+        // What the CPU is counted per: "request" (wrk's answers) or "stream" (stream-probe's streams).
+        var unit = args.Get("unit") ?? "request";
         var notes = args.All("note");
 
         var result = Analyze(path);
@@ -83,8 +85,8 @@ internal static class ProfileReport
         foreach (var n in notes) md.AppendLine(s_inv, $"- {n}");
         if (notes.Count > 0) md.AppendLine();
         md.AppendLine(s_inv, $"Thread-time samples: {F1(result.TotalMs / 1000)} s over {result.Threads} threads; busy {F1(result.BusyMs / 1000)} s (managed code running {F1(result.ManagedMs / 1000)} s, native code not waiting {F1(result.NativeBusyMs / 1000)} s); waiting {F1(result.WaitMs / 1000)} s, left out.");
-        md.AppendLine(s_inv, $"CPU per request in the traced window (from /proc, all threads): {F1(cpuUs)} µs over {requests.ToString("#,0", s_inv)} requests; \"µs/request\" below is that times each part's share of busy samples.").AppendLine();
-        md.AppendLine("| part of the request path | share of busy samples | ≈ µs/request | of which in native code |");
+        md.AppendLine(s_inv, $"CPU per {unit} in the traced window (from /proc, all threads): {F1(cpuUs)} µs over {requests.ToString("#,0", s_inv)} {unit}s; \"µs/{unit}\" below is that times each part's share of busy samples.").AppendLine();
+        md.AppendLine(s_inv, $"| part of the request path | share of busy samples | ≈ µs/{unit} | of which in native code |");
         md.AppendLine("| --- | ---: | ---: | ---: |");
         foreach (var (part, ms, native) in result.Parts.OrderByDescending(p => p.Ms))
         {

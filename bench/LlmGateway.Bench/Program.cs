@@ -28,7 +28,7 @@ internal static class Program
           report --results FILE --out RESULTS.md
               Turns the JSON lines that run.sh collected into the markdown report.
 
-          profile-report --speedscope FILE --cpu-us-per-request X --requests N --out FILE [--title T] [--note TEXT]...
+          profile-report --speedscope FILE --cpu-us-per-request X --requests N --out FILE [--unit request|stream] [--title T] [--note TEXT]...
               Where the gateway's busy time goes in a dotnet-trace thread-time profile (speedscope JSON),
               by part of the request path; bench/profile.sh runs it.
         """;

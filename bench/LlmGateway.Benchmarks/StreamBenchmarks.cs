@@ -7,6 +7,7 @@ using LlmGateway.Providers.OpenAi;
 using LlmGateway.Streaming;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LlmGateway.Benchmarks;
 
@@ -23,8 +24,9 @@ public class StreamBenchmarks
     public void Setup()
     {
         // A real HttpResponse whose body is a pipe over a stream that discards: what is measured is
-        // the framing and the flush calls, not a socket.
-        var context = new DefaultHttpContext();
+        // the framing and the flush calls (each under the response's write timeout, which reads its limit
+        // from the request's services), not a socket.
+        var context = new DefaultHttpContext { RequestServices = new ServiceCollection().BuildServiceProvider() };
         context.Features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(Stream.Null));
         _response = context.Response;
         _chunks = new ChunkBuilder("chatcmpl-bench", 1730000000, "claude-3-5-haiku");

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.Providers;
@@ -46,6 +47,7 @@ internal sealed class CapturingStream : ChatStream
 
     public bool Overflowed { get; private set; }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
         var ev = await _inner.ReadAsync(cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
@@ -67,6 +68,7 @@ public sealed class AnswerStream
     /// The next event. After <see cref="StreamEventKind.End"/> or <see cref="StreamEventKind.Failed"/>,
     /// the same event again.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<AnswerEvent> ReadAsync()
     {
         if (_last is { } last) return last;

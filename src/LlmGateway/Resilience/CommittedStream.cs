@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlmGateway.Providers;
 
 namespace LlmGateway.Resilience;
@@ -30,6 +31,7 @@ internal sealed class CommittedStream : ChatStream
 
     public override string? Dialect => _inner.Dialect;
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
         StreamEvent ev;

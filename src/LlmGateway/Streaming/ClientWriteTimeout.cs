@@ -39,8 +39,17 @@ public sealed class ClientWriteTimeout : IDisposable
     /// <summary>True once a write waited too long and the connection was aborted.</summary>
     public bool Fired => _timer.IsCancellationRequested;
 
-    /// <summary>Runs one write or flush under the timeout. The time between writes is the upstream's, not the client's.</summary>
-    public async ValueTask<T> RunAsync<T>(ValueTask<T> write)
+    /// <summary>
+    /// Runs one write or flush under the timeout. The time between writes is the upstream's, not the client's.
+    /// A write that completed at once (a stream's flush usually lands in the socket buffers) never waited on the
+    /// client: it arms no timer, so the common case of a stream costs no timer change per chunk.
+    /// </summary>
+    public ValueTask<T> RunAsync<T>(ValueTask<T> write) => write.IsCompleted ? write : WaitAsync(write);
+
+    /// <inheritdoc cref="RunAsync{T}(ValueTask{T})"/>
+    public ValueTask RunAsync(ValueTask write) => write.IsCompleted ? write : WaitAsync(write);
+
+    private async ValueTask<T> WaitAsync<T>(ValueTask<T> write)
     {
         if (!_timer.IsCancellationRequested) _timer.CancelAfter(_timeout);
         try
@@ -53,7 +62,7 @@ public sealed class ClientWriteTimeout : IDisposable
         }
     }
 
-    public async Task RunAsync(ValueTask write)
+    private async ValueTask WaitAsync(ValueTask write)
     {
         if (!_timer.IsCancellationRequested) _timer.CancelAfter(_timeout);
         try

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace LlmGateway.Streaming;
 
@@ -16,6 +17,7 @@ public sealed class LineReader(Stream stream, int maxLineBytes = LineReader.Defa
     private bool _eof;
 
     /// <summary>The next line without its terminator, or null at the end of the body.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReadOnlyMemory<byte>?> ReadLineAsync(CancellationToken cancellationToken)
     {
         var scanFrom = _start;

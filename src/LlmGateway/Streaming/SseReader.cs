@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace LlmGateway.Streaming;
 
@@ -20,6 +21,7 @@ public sealed class SseReader(Stream stream) : IDisposable
     public ReadOnlySpan<byte> EventType => _eventType.WrittenSpan;
 
     /// <summary>Moves to the next event; false at the end of the body.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ReadAsync(CancellationToken cancellationToken)
     {
         _data.ResetWrittenCount();

@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
@@ -220,6 +221,7 @@ public sealed class OpenAiChatStream : ChatStream
         Usage = new TokenUsage(estimatedPromptTokens, 0);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
         if (_ended) return StreamEvent.EndOfStream;

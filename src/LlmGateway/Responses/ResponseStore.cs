@@ -9,8 +9,12 @@ using Microsoft.Extensions.Options;
 
 namespace LlmGateway.Responses;
 
-/// <summary>A stored response: the Response object as it was answered, and the conversation up to and including it.</summary>
-public sealed record StoredResponse(byte[] Response, ConversationHistory History);
+/// <summary>
+/// A stored response: the Response object as it was answered, the conversation up to and including it,
+/// and its request's input items as <c>input_items</c> lists them (a JSON array; empty for a response
+/// stored before the gateway kept them).
+/// </summary>
+public sealed record StoredResponse(byte[] Response, ConversationHistory History, byte[] InputItems);
 
 /// <summary>
 /// Responses kept for <c>GET /v1/responses/{id}</c> and <c>previous_response_id</c> (<c>store</c>,
@@ -54,7 +58,7 @@ public sealed class ResponseStore(IOptions<GatewayOptions> options, IGatewayStor
     /// or null) plus this turn's input and output, trimmed to the limits. Never throws for the store: the
     /// client has a good answer either way, so a failed write is a warning.
     /// </summary>
-    public async Task SaveAsync(CallerIdentity? caller, ResponseObject response, ConversationHistory? previous, List<byte[]> input)
+    public async Task SaveAsync(CallerIdentity? caller, ResponseObject response, ConversationHistory? previous, List<byte[]> input, byte[] inputItems)
     {
         var now = time.GetUtcNow().ToUnixTimeSeconds();
         var history = new ConversationHistory { CreatedAt = previous?.CreatedAt ?? now, UpdatedAt = now };
@@ -66,7 +70,7 @@ public sealed class ResponseStore(IOptions<GatewayOptions> options, IGatewayStor
         history.Trim(_options.MaxHistoryTokens, _options.MaxTurns);
         try
         {
-            await store.SetAsync(StoreKey(caller, response.Id), Encode(response.ToJson(), history), Ttl).ConfigureAwait(false);
+            await store.SetAsync(StoreKey(caller, response.Id), Encode(response.ToJson(), history, inputItems), Ttl).ConfigureAwait(false);
         }
         catch (StoreUnavailableException e)
         {
@@ -84,8 +88,8 @@ public sealed class ResponseStore(IOptions<GatewayOptions> options, IGatewayStor
         return existed;
     }
 
-    /// <summary><c>{"v":1,"response":{…},"history":{…}}</c>, the history in the conversations' own encoding.</summary>
-    internal static byte[] Encode(byte[] response, ConversationHistory history)
+    /// <summary><c>{"v":1,"response":{…},"history":{…},"input_items":[…]}</c>, the history in the conversations' own encoding.</summary>
+    internal static byte[] Encode(byte[] response, ConversationHistory history, byte[] inputItems)
     {
         var buffer = new ArrayBufferWriter<byte>(response.Length + 1024);
         using (var w = new Utf8JsonWriter(buffer))
@@ -96,6 +100,8 @@ public sealed class ResponseStore(IOptions<GatewayOptions> options, IGatewayStor
             w.WriteRawValue(response, skipInputValidation: true);
             w.WritePropertyName("history"u8);
             w.WriteRawValue(history.Encode(), skipInputValidation: true);
+            w.WritePropertyName("input_items"u8);
+            w.WriteRawValue(inputItems, skipInputValidation: true);
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
@@ -112,7 +118,9 @@ public sealed class ResponseStore(IOptions<GatewayOptions> options, IGatewayStor
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("v"u8, out var v) || !v.TryGetInt32(out var version) || version != Version) return null;
             if (!root.TryGetProperty("response"u8, out var response) || response.ValueKind != JsonValueKind.Object) return null;
             if (!root.TryGetProperty("history"u8, out var h) || ConversationHistory.Decode(JsonMarshal.GetRawUtf8Value(h).ToArray()) is not { } history) return null;
-            return new StoredResponse(JsonMarshal.GetRawUtf8Value(response).ToArray(), history);
+            // Added to version 1 later: a response stored before has no items to list.
+            var items = root.TryGetProperty("input_items"u8, out var i) && i.ValueKind == JsonValueKind.Array ? JsonMarshal.GetRawUtf8Value(i).ToArray() : "[]"u8.ToArray();
+            return new StoredResponse(JsonMarshal.GetRawUtf8Value(response).ToArray(), history, items);
         }
         catch (JsonException)
         {

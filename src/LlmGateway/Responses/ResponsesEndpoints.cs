@@ -2,7 +2,10 @@ using LlmGateway.Telemetry;
 
 namespace LlmGateway.Responses;
 
-/// <summary><c>POST /v1/responses</c>, <c>GET</c> and <c>DELETE /v1/responses/{id}</c>: OpenAI's Responses API, to every provider type.</summary>
+/// <summary>
+/// <c>POST /v1/responses</c>, <c>GET</c> and <c>DELETE /v1/responses/{id}</c>, <c>GET /v1/responses/{id}/input_items</c>:
+/// OpenAI's Responses API, to every provider type.
+/// </summary>
 public static class ResponsesEndpoints
 {
     public static IServiceCollection AddResponses(this IServiceCollection services)
@@ -29,6 +32,9 @@ public static class ResponsesEndpoints
         group.MapGet("/{id}", (string id, HttpContext http, ResponsesHandler handler) => handler.GetAsync(http, id))
             .WithName("GetResponse")
             .WithSummary("A stored response of the calling key");
+        group.MapGet("/{id}/input_items", (string id, HttpContext http, ResponsesHandler handler) => handler.ListInputItemsAsync(http, id))
+            .WithName("ListResponseInputItems")
+            .WithSummary("The input items of a stored response of the calling key, a page at a time");
         group.MapDelete("/{id}", (string id, HttpContext http, ResponsesHandler handler) => handler.DeleteAsync(http, id))
             .WithName("DeleteResponse")
             .WithSummary("Delete a stored response of the calling key");

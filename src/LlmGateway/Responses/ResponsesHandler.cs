@@ -135,7 +135,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
         }
         answer.Usage ??= Estimated(outcome.Usage);
         // Kept before the client has it, so a next turn sent as soon as it arrives finds it.
-        if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
+        if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages, InputItems(turn, answer)).ConfigureAwait(false);
         var body = answer.ToJson();
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json";
@@ -161,7 +161,7 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
                     answer.Usage ??= Estimated(stream.Usage);
                     events.Complete();
                     // Kept before response.completed leaves, as a non-streamed answer is kept before its body.
-                    if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages).ConfigureAwait(false);
+                    if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages, InputItems(turn, answer)).ConfigureAwait(false);
                     return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     // response.failed is the Responses API's own end for a broken answer: a client reads it as
@@ -183,17 +183,40 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
     public async Task<IResult> GetAsync(HttpContext http, string id)
     {
         http.Response.Headers[GatewayHeaders.RequestId] = GatewayHeaders.NewRequestId();
-        if (!ResponseIds.IsResponseId(id)) return NotFound(id).ToResult();
-        StoredResponse? stored;
+        var (stored, error) = await FindAsync(http, id).ConfigureAwait(false);
+        return stored is null ? error!.ToResult() : Results.Bytes(stored.Response, "application/json");
+    }
+
+    /// <summary>The caller's stored response, or the 404 (unknown, foreign, malformed id) or 503 (store down).</summary>
+    private async Task<(StoredResponse? Stored, ApiError? Error)> FindAsync(HttpContext http, string id)
+    {
+        if (!ResponseIds.IsResponseId(id)) return (null, NotFound(id));
         try
         {
-            stored = await responses.GetAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
+            var stored = await responses.GetAsync(CallerIdentity.Of(http), id).ConfigureAwait(false);
+            return stored is null ? (null, NotFound(id)) : (stored, null);
         }
         catch (StoreUnavailableException)
         {
-            return StoreUnavailable().ToResult();
+            return (null, StoreUnavailable());
         }
-        return stored is null ? NotFound(id).ToResult() : Results.Bytes(stored.Response, "application/json");
+    }
+
+    private static byte[] InputItems(Turn turn, ResponseObject answer) =>
+        ResponseInputItems.Write(turn.Request.Root.TryGetProperty("input"u8, out var input) ? input : default, answer.Id);
+
+    /// <summary>
+    /// GET /v1/responses/{id}/input_items: the stored response's input items, a page at a time, in OpenAI's
+    /// list shape; the same scope as GET /v1/responses/{id} (another key's response is simply not found).
+    /// </summary>
+    public async Task<IResult> ListInputItemsAsync(HttpContext http, string id)
+    {
+        http.Response.Headers[GatewayHeaders.RequestId] = GatewayHeaders.NewRequestId();
+        if (ResponseInputItems.ReadQuery(http.Request.Query, out var query) is { } queryError) return queryError.ToResult();
+        var (stored, error) = await FindAsync(http, id).ConfigureAwait(false);
+        if (stored is null) return error!.ToResult();
+        var page = ResponseInputItems.Page(stored.InputItems, query, out var pageError);
+        return page is null ? pageError!.ToResult() : Results.Bytes(page, "application/json");
     }
 
     public async Task<IResult> DeleteAsync(HttpContext http, string id)

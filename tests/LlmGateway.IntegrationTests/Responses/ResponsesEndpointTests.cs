@@ -400,10 +400,155 @@ public sealed class ResponsesPipelineTests
         }
 
         Assert.Equal(HttpStatusCode.NotFound, await SendAsync(HttpMethod.Get, $"/v1/responses/{id}", "sk-team-b-0123456789"));
+        Assert.Equal(HttpStatusCode.NotFound, await SendAsync(HttpMethod.Get, $"/v1/responses/{id}/input_items", "sk-team-b-0123456789"));
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(HttpMethod.Get, $"/v1/responses/{id}/input_items", "sk-team-a-0123456789"));
         Assert.Equal(HttpStatusCode.NotFound, await SendAsync(HttpMethod.Delete, $"/v1/responses/{id}", "sk-team-b-0123456789"));
         Assert.Equal(HttpStatusCode.NotFound, await SendAsync(HttpMethod.Post, "/v1/responses", "sk-team-b-0123456789", $$"""{"model":"openai-model","input":"x","previous_response_id":"{{id}}"}"""));
         Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(HttpMethod.Get, $"/v1/responses/{id}", "sk-wrong"));
         Assert.Equal(HttpStatusCode.OK, await SendAsync(HttpMethod.Get, $"/v1/responses/{id}", "sk-team-a-0123456789"));
         Assert.Equal(1, upstream.Calls);
+    }
+}
+
+/// <summary>GET /v1/responses/{id}/input_items: the request's own input items in OpenAI's list shape, paged, with every query parameter checked.</summary>
+public sealed class ResponseInputItemsTests : IAsyncLifetime
+{
+    private FakeUpstream _upstream = null!;
+    private GatewayFactory _gateway = null!;
+
+    public async Task InitializeAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync(ProviderFakes.Handler(() => Scenario.Text));
+        _gateway = new GatewayFactory(ProviderFakes.Settings(_upstream.BaseUrl));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        await _upstream.DisposeAsync();
+    }
+
+    private async Task<string> CreateAsync(HttpClient client, string body)
+    {
+        using var response = await client.PostAsync("/v1/responses", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+    }
+
+    private static async Task<JsonElement> ListAsync(HttpClient client, string path, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        using var response = await client.GetAsync(path);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{path}: {(int)response.StatusCode} {text}");
+        Assert.StartsWith("req_", response.Headers.GetValues("x-request-id").Single());
+        return JsonDocument.Parse(text).RootElement;
+    }
+
+    private const string FiveItems = """
+        {"model":"openai-model","input":[
+          {"role":"user","content":[{"type":"input_text","text":"Weather in Paris?"}]},
+          {"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+          {"type":"function_call_output","call_id":"call_1","output":"18C"},
+          {"type":"message","role":"assistant","content":"It is 18C.","id":"msg_client_given"},
+          {"role":"user","content":"Thanks."}]}
+        """;
+
+    [Fact]
+    public async Task The_items_come_newest_first_by_default_with_ids_types_and_status()
+    {
+        var client = _gateway.CreateClient();
+        var id = await CreateAsync(client, FiveItems);
+
+        var list = await ListAsync(client, $"/v1/responses/{id}/input_items");
+        Assert.Equal("list", list.GetProperty("object").GetString());
+        Assert.False(list.GetProperty("has_more").GetBoolean());
+        var data = list.GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(["message", "message", "function_call_output", "function_call", "message"], data.Select(i => i.GetProperty("type").GetString()));
+        Assert.Equal(data[0].GetProperty("id").GetString(), list.GetProperty("first_id").GetString());
+        Assert.Equal(data[^1].GetProperty("id").GetString(), list.GetProperty("last_id").GetString());
+        Assert.Equal("msg_client_given", data[1].GetProperty("id").GetString());
+        Assert.Equal("""[{"type":"output_text","text":"It is 18C."}]""", data[1].GetProperty("content").GetRawText());
+        Assert.Equal("call_1", data[3].GetProperty("call_id").GetString());
+        Assert.Equal("""{"city":"Paris"}""", data[3].GetProperty("arguments").GetString());
+        Assert.Equal("18C", data[2].GetProperty("output").GetString());
+        Assert.All(data, i => Assert.Equal("completed", i.GetProperty("status").GetString()));
+        Assert.Equal(5, data.Select(i => i.GetProperty("id").GetString()).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Pages_follow_after_in_either_order_until_has_more_is_false()
+    {
+        var client = _gateway.CreateClient();
+        var id = await CreateAsync(client, FiveItems);
+        var all = (await ListAsync(client, $"/v1/responses/{id}/input_items?order=asc")).GetProperty("data").EnumerateArray().Select(i => i.GetProperty("id").GetString()!).ToList();
+        Assert.Equal(5, all.Count);
+
+        foreach (var order in new[] { "asc", "desc" })
+        {
+            var expected = order == "asc" ? all : Enumerable.Reverse(all).ToList();
+            var seen = new List<string>();
+            string? after = null;
+            for (var page = 0; page < 3; page++)
+            {
+                var list = await ListAsync(client, $"/v1/responses/{id}/input_items?order={order}&limit=2" + (after is null ? "" : "&after=" + after));
+                var ids = list.GetProperty("data").EnumerateArray().Select(i => i.GetProperty("id").GetString()!).ToList();
+                seen.AddRange(ids);
+                after = list.GetProperty("last_id").GetString();
+                Assert.Equal(page < 2, list.GetProperty("has_more").GetBoolean());
+            }
+            Assert.Equal(expected, seen);
+        }
+
+        // After the last item: an empty page.
+        var empty = await ListAsync(client, $"/v1/responses/{id}/input_items?order=asc&after={all[^1]}");
+        Assert.Equal(0, empty.GetProperty("data").GetArrayLength());
+        Assert.Equal(JsonValueKind.Null, empty.GetProperty("first_id").ValueKind);
+        Assert.False(empty.GetProperty("has_more").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_string_input_streamed_is_one_user_message()
+    {
+        var client = _gateway.CreateClient();
+        using var response = await client.PostAsync("/v1/responses", new StringContent("""{"model":"openai-model","input":"Say hello.","stream":true}""", Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        var id = System.Text.RegularExpressions.Regex.Match(text, "\"id\":\"(resp_[0-9a-f]+)\"").Groups[1].Value;
+        Assert.StartsWith("resp_", id);
+
+        var item = Assert.Single((await ListAsync(client, $"/v1/responses/{id}/input_items")).GetProperty("data").EnumerateArray());
+        Assert.Equal("user", item.GetProperty("role").GetString());
+        Assert.Equal("""[{"type":"input_text","text":"Say hello."}]""", item.GetProperty("content").GetRawText());
+    }
+
+    [Theory]
+    [InlineData("limit=0", "limit")]
+    [InlineData("limit=101", "limit")]
+    [InlineData("limit=ten", "limit")]
+    [InlineData("limit=-1", "limit")]
+    [InlineData("order=up", "order")]
+    [InlineData("after=msg_not_an_item", "after")]
+    [InlineData("before=msg_x", "before")]
+    public async Task A_bad_query_is_a_400_naming_the_parameter(string query, string param)
+    {
+        var client = _gateway.CreateClient();
+        var id = await CreateAsync(client, FiveItems);
+
+        var error = (await ListAsync(client, $"/v1/responses/{id}/input_items?{query}", HttpStatusCode.BadRequest)).GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task Unknown_unstored_and_deleted_responses_are_404()
+    {
+        var client = _gateway.CreateClient();
+        await ListAsync(client, "/v1/responses/resp_0123456789abcdef/input_items", HttpStatusCode.NotFound);
+        await ListAsync(client, "/v1/responses/not-a-response-id/input_items", HttpStatusCode.NotFound);
+        var unstored = await CreateAsync(client, """{"model":"openai-model","input":"x","store":false}""");
+        await ListAsync(client, $"/v1/responses/{unstored}/input_items", HttpStatusCode.NotFound);
+        var id = await CreateAsync(client, """{"model":"openai-model","input":"x"}""");
+        using (await client.DeleteAsync($"/v1/responses/{id}")) { }
+        var error = (await ListAsync(client, $"/v1/responses/{id}/input_items", HttpStatusCode.NotFound)).GetProperty("error");
+        Assert.Equal("not_found", error.GetProperty("code").GetString());
     }
 }

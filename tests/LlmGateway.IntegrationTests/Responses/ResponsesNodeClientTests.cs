@@ -133,6 +133,29 @@ public sealed class ResponsesNodeClientTests : IAsyncLifetime
         Assert.Equal("model_not_found", result.GetProperty("code").GetString());
     }
 
+    [Fact]
+    public async Task Input_items_list_in_pages_the_sdk_reads_and_follows_to_the_end()
+    {
+        var result = await RunAsync("input-items", "openai-model");
+
+        // The default order is newest first; three of four, so there is more.
+        var page = result.GetProperty("page");
+        var ids = page.GetProperty("ids").EnumerateArray().Select(i => i.GetString()!).ToList();
+        Assert.Equal(3, ids.Count);
+        Assert.True(page.GetProperty("hasMore").GetBoolean());
+
+        // The SDK's auto-paging (limit 1, after=last_id) walks every item, oldest first, and stops at has_more: false.
+        var all = result.GetProperty("all").EnumerateArray().ToList();
+        Assert.Equal(["developer", "user", "assistant", "user"], all.Select(i => i.GetProperty("role").GetString()));
+        Assert.All(all, i => Assert.Equal("message", i.GetProperty("type").GetString()));
+        Assert.Equal(all.Select(i => i.GetProperty("id").GetString()).Reverse().Take(3), ids);
+        Assert.Equal(4, all.Select(i => i.GetProperty("id").GetString()).Distinct().Count());
+        Assert.Equal("""[{"type":"input_text","text":"Answer in French."}]""", all[0].GetProperty("content").GetRawText());
+        Assert.Equal("""[{"type":"input_text","text":"Hello."}]""", all[1].GetProperty("content").GetRawText());
+        Assert.Equal("""[{"type":"output_text","text":"Bonjour."}]""", all[2].GetProperty("content").GetRawText());
+        Assert.Equal("And goodbye?", all[3].GetProperty("content")[0].GetProperty("text").GetString());
+    }
+
     [Theory]
     [MemberData(nameof(ProviderTypes))]
     public async Task The_ai_sdks_default_openai_provider_generates_and_streams(string type)

@@ -123,6 +123,21 @@ public sealed class ResponsesSdkTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_sdk_lists_a_stored_responses_input_items()
+    {
+        var client = Client();
+        var created = (await client.CreateResponseAsync("openai-model", "Say hello.")).Value;
+
+        var items = new List<ResponseItem>();
+        await foreach (var item in client.GetResponseInputItemsAsync(created.Id)) items.Add(item);
+
+        var message = Assert.IsAssignableFrom<MessageResponseItem>(Assert.Single(items));
+        Assert.Equal(MessageRole.User, message.Role);
+        Assert.Equal("Say hello.", Assert.Single(message.Content).Text);
+        Assert.False(string.IsNullOrEmpty(message.Id));
+    }
+
+    [Fact]
     public async Task The_sdk_sees_an_unknown_model_as_a_404()
     {
         var error = await Assert.ThrowsAsync<ClientResultException>(() => Client().CreateResponseAsync("no-such-model", "hi"));

@@ -75,6 +75,25 @@ async function errors() {
   }
 }
 
-const scenarios = { plain, streamed, tools, errors };
+async function inputItems() {
+  const input = [
+    { role: 'developer', content: 'Answer in French.' },
+    { role: 'user', content: [{ type: 'input_text', text: 'Hello.' }] },
+    { role: 'assistant', content: 'Bonjour.' },
+    { role: 'user', content: 'And goodbye?' },
+  ];
+  const response = await client.responses.create({ model, input });
+  // One page in the default order (newest first), then every item through the SDK's own paging (after=…).
+  const page = await client.responses.inputItems.list(response.id, { limit: 3 });
+  const all = [];
+  for await (const item of client.responses.inputItems.list(response.id, { order: 'asc', limit: 1 })) all.push(item);
+  return {
+    // (The SDK's CursorPage keeps data and has_more; first_id and last_id are checked over plain HTTP.)
+    page: { ids: page.data.map((i) => i.id), hasMore: page.has_more },
+    all: all.map((i) => ({ id: i.id, type: i.type, role: i.role, content: i.content })),
+  };
+}
+
+const scenarios = { plain, streamed, tools, errors, 'input-items': inputItems };
 const result = await scenarios[scenario]();
 process.stdout.write(JSON.stringify(result) + '\n');

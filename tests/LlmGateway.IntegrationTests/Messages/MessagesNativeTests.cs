@@ -301,4 +301,65 @@ public sealed class MessagesNativeTests : IAsyncLifetime
         Assert.Equal(0, _openai.Calls);
         Assert.Equal(0, _anthropic.Calls);
     }
+
+    [Fact]
+    public async Task Auto_routed_to_an_anthropic_model_goes_natively()
+    {
+        AnswerNatively();
+        var settings = ProviderFakes.Settings("anthropic", _anthropic.BaseUrl);
+        settings["Gateway:Routing:DefaultTaskType"] = "general";
+        settings["Gateway:Routing:TaskTypes:general:Models:0"] = "target-model";
+        await using var gateway = new GatewayFactory(settings);
+        using var client = gateway.CreateClient();
+
+        using var request = Post("""{"model":"auto","max_tokens":100,"top_k":5,"messages":[{"role":"user","content":"hi"}]}""");
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("target-model", response.Headers.GetValues("x-gateway-model").Single());
+        Assert.Equal(NativeAnswer, await response.Content.ReadAsStringAsync());
+        Assert.Equal("""{"model":"upstream-x","max_tokens":100,"top_k":5,"messages":[{"role":"user","content":"hi"}]}""", Encoding.UTF8.GetString(Assert.Single(_anthropic.Requests).Body));
+    }
+
+    [Fact]
+    public async Task Anthropics_own_400_reaches_the_client_in_anthropics_shape()
+    {
+        _anthropic.Handler = (http, _) => ProviderFakes.Json(http, """{"type":"error","error":{"type":"invalid_request_error","message":"thinking.budget_tokens: must be less than max_tokens"}}""", 400);
+        await using var gateway = Gateway(fallback: true);
+        using var client = gateway.CreateClient();
+
+        using var request = NativePost(stream: false);
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains("budget_tokens", error.GetProperty("message").GetString());
+        Assert.Equal(0, _openai.Calls);
+    }
+
+    [Fact]
+    public async Task With_a_conversation_id_the_request_is_translated_even_for_anthropic()
+    {
+        AnswerNatively();
+        await using var gateway = Gateway();
+        using var client = gateway.CreateClient();
+
+        using var request = Post("""{"model":"target-model","max_tokens":100,"system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}""");
+        request.Headers.Add("X-Conversation-Id", "conv-native-1");
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("""[{"type":"text","text":"Hello!"}]""", message.GetProperty("content").GetRawText());
+        Assert.DoesNotContain("cache_control", Encoding.UTF8.GetString(Assert.Single(_anthropic.Requests).Body));
+
+        // What only Anthropic could honour can't go through the translation the history needs: the 400, no call.
+        using var native = Post("""{"model":"target-model","max_tokens":100,"top_k":5,"messages":[{"role":"user","content":"hi"}]}""");
+        native.Headers.Add("X-Conversation-Id", "conv-native-1");
+        using var refused = await client.SendAsync(native);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("top_k", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(1, _anthropic.Calls);
+    }
 }

@@ -30,10 +30,10 @@ public static class LoggingExtensions
         var logger = new LoggerConfiguration()
             .ReadFrom.Configuration(builder.Configuration)
             .Enrich.FromLogContext()
-            // Console writes are synchronous and serialized; a background writer keeps them off the
-            // request path. Under overload it drops lines rather than slowing requests down (the
-            // usage ledger, not the log, is the record of what was spent).
-            .WriteTo.Async(a => a.Console(new JsonFormatter(renderMessage: true)), bufferSize: 50_000, blockWhenFull: false)
+            // A request only enqueues its event; one background thread writes the lines in batches (see
+            // BatchedJsonLinesSink for why not WriteTo.Async(Console)). Under overload it drops lines rather
+            // than slowing requests down (the usage ledger, not the log, is the record of what was spent).
+            .WriteTo.Sink(new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), Console.OpenStandardOutput()))
             .CreateLogger();
         builder.Logging.ClearProviders();
         builder.Logging.AddSerilog(logger, dispose: true);

@@ -1,0 +1,87 @@
+using System.Text;
+using LlmGateway.Telemetry;
+using Serilog.Events;
+using Serilog.Formatting.Json;
+using Serilog.Parsing;
+
+namespace LlmGateway.Tests.Telemetry;
+
+public class BatchedJsonLinesSinkTests
+{
+    private static LogEvent Event(int i) => new(DateTimeOffset.UtcNow, LogEventLevel.Information, null,
+        new MessageTemplateParser().Parse("line {N}"), [new LogEventProperty("N", new ScalarValue(i))]);
+
+    /// <summary>A stream that records how many writes it got; the sink must write batches, not one call per line.</summary>
+    private sealed class CountingStream : MemoryStream
+    {
+        public int Writes { get; private set; }
+        public override void Write(byte[] buffer, int offset, int count) { Writes++; base.Write(buffer, offset, count); }
+    }
+
+    [Fact]
+    public void Every_event_queued_before_dispose_is_written_as_a_whole_JSON_line_in_few_writes()
+    {
+        var output = new CountingStream();
+        // An interval far beyond the test: everything is written by the drain at dispose, in one go.
+        var sink = new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), output, capacity: 1000, interval: TimeSpan.FromHours(1));
+        for (var i = 0; i < 500; i++) sink.Emit(Event(i));
+        Assert.Equal(0, output.Writes);
+        sink.Dispose();
+
+        var lines = Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(500, lines.Length);
+        for (var i = 0; i < 500; i++)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(lines[i]);
+            Assert.Equal(i, json.RootElement.GetProperty("Properties").GetProperty("N").GetInt32());
+        }
+        // ~45 KB of lines: written out at the 32 K threshold and at the end, not 500 times.
+        Assert.InRange(output.Writes, 1, 3);
+        Assert.Equal(0, sink.Dropped);
+    }
+
+    [Fact]
+    public void Beyond_capacity_events_are_dropped_counted_and_reported_in_a_warning_line()
+    {
+        var output = new MemoryStream();
+        var sink = new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), output, capacity: 10, interval: TimeSpan.FromHours(1));
+        for (var i = 0; i < 15; i++) sink.Emit(Event(i));
+        Assert.Equal(5, sink.Dropped);
+        sink.Dispose();
+
+        var lines = Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(11, lines.Length);
+        using var warning = System.Text.Json.JsonDocument.Parse(lines[^1]);
+        Assert.Equal("Warning", warning.RootElement.GetProperty("Level").GetString());
+        Assert.Equal(5, warning.RootElement.GetProperty("Properties").GetProperty("DroppedLogEvents").GetInt64());
+    }
+
+    [Fact]
+    public void The_writer_drains_on_its_interval_without_being_signalled()
+    {
+        var output = new MemoryStream();
+        using var sink = new BatchedJsonLinesSink(new JsonFormatter(), output, interval: TimeSpan.FromMilliseconds(5));
+        sink.Emit(Event(1));
+        // Bounded wait for the background thread; failing, not returning quietly, at the deadline.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Volatile.Read(ref output) is { Length: 0 })
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the writer never wrote the queued event");
+            Thread.Sleep(5);
+        }
+    }
+
+    private sealed class BrokenStream : MemoryStream
+    {
+        public override void Write(byte[] buffer, int offset, int count) => throw new IOException("stdout closed");
+    }
+
+    [Fact]
+    public void A_broken_stdout_throws_neither_into_the_logger_nor_at_shutdown()
+    {
+        var sink = new BatchedJsonLinesSink(new JsonFormatter(), new BrokenStream(), capacity: 10, interval: TimeSpan.FromHours(1));
+        for (var i = 0; i < 10; i++) sink.Emit(Event(i));
+        sink.Dispose(); // drains into the broken stream: swallowed
+        Assert.Equal(0, sink.Dropped);
+    }
+}

@@ -28,7 +28,8 @@ Usage: bench/run.sh [options]
   --connections "L"    wrk connection counts (default "1 16 64")
   --threads N          wrk threads (default 2)
   --slow-count N       concurrent open streams for the memory phase (default 1000)
-  --no-info-logs       skip the extra gateway that logs every request at Information
+  --no-warn-logs       skip the extra gateway that logs at Warning (every other gateway logs each request at
+                       Information, the shipped default)
   --micro              also run the BenchmarkDotNet micro-benchmarks (--job short) into the report
   --no-build           use the Release builds already there
   --out FILE           where the report goes (default bench/RESULTS.md)
@@ -42,7 +43,7 @@ mode=full rounds=3 duration=10 warmup=10 connections="1 16 64" threads=2
 stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
 slow_count=1000 slow_hold=15 slow_delay_ms=1000
 soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
-info_logs=1 micro=0 build=1 keep=0
+warn_logs=1 micro=0 build=1 keep=0
 only="chat embeddings passthrough"
 out="$here/RESULTS.md"
 args_text="$*"
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
     --connections) connections=$2; shift ;;
     --threads) threads=$2; shift ;;
     --slow-count) slow_count=$2; shift ;;
-    --no-info-logs) info_logs=0 ;;
+    --no-warn-logs) warn_logs=0 ;;
     --micro) micro=1 ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
@@ -279,27 +280,27 @@ start_gateway() {
 }
 
 if [ "$run_chat" = 1 ] || [ "$run_embeddings" = 1 ]; then
-  start_gateway gateway Warning "" || { tail_log gateway; die "the gateway did not become ready"; }
+  start_gateway gateway Information "" || { tail_log gateway; die "the gateway did not become ready"; }
 fi
-if [ "$run_chat" = 1 ] && [ "$info_logs" = 1 ]; then
-  start_gateway gateway-info Information "" || { tail_log gateway-info; die "the gateway (Information logs) did not become ready"; }
+if [ "$run_chat" = 1 ] && [ "$warn_logs" = 1 ]; then
+  start_gateway gateway-warn Warning "" || { tail_log gateway-warn; die "the gateway (Warning logs) did not become ready"; }
 fi
 redis_reason=""
-if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Warning "127.0.0.1:${PORT[redis]}"; then
+if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Information "127.0.0.1:${PORT[redis]}"; then
   redis_reason="the gateway did not become ready with ConnectionStrings:Redis set ($(tail -n 1 "$tmp/gateway-redis.log" 2>/dev/null | cut -c1-200))"
   stop_named gateway-redis
 fi
 if [ "$run_passthrough" = 1 ]; then
-  start_gateway gateway-pt Warning "" "$tmp/gateway-passthrough.json" || { tail_log gateway-pt; die "the pass-through gateway did not become ready"; }
+  start_gateway gateway-pt Information "" "$tmp/gateway-passthrough.json" || { tail_log gateway-pt; die "the pass-through gateway did not become ready"; }
 fi
 # The cache-hit targets run on processes of their own: what they store can never answer a miss row.
 hit_reason=""
-if [ "$run_chat" = 1 ] && ! start_gateway gateway-hit Warning ""; then
+if [ "$run_chat" = 1 ] && ! start_gateway gateway-hit Information ""; then
   hit_reason="the cache-hit gateway did not become ready ($(tail -n 1 "$tmp/gateway-hit.log" 2>/dev/null | cut -c1-200))"
   stop_named gateway-hit
 fi
 hit_redis_reason=""
-if [ "$run_chat" = 1 ] && [ -z "$redis_reason" ] && ! start_gateway gateway-hit-redis Warning "127.0.0.1:${PORT[redis]}"; then
+if [ "$run_chat" = 1 ] && [ -z "$redis_reason" ] && ! start_gateway gateway-hit-redis Information "127.0.0.1:${PORT[redis]}"; then
   hit_redis_reason="the cache-hit gateway on Redis did not become ready ($(tail -n 1 "$tmp/gateway-hit-redis.log" 2>/dev/null | cut -c1-200))"
   stop_named gateway-hit-redis
 fi
@@ -330,7 +331,7 @@ if [ "$run_chat" = 1 ]; then
   add_target direct "direct to the mock" mock "" chat "" - - mock one
   add_target nginx "nginx (plain proxy)" nginx "" chat "" - - mock one
   add_target gateway "gateway (embedded store), miss" gateway "" chat "" bypass openai "" one
-  [ "$info_logs" = 1 ] && add_target gateway-info "gateway, Information logs, miss" gateway-info "" chat "" bypass openai "" one
+  [ "$warn_logs" = 1 ] && add_target gateway-warn "gateway, logs at Warning (no line per request), miss" gateway-warn "" chat "" bypass openai "" one
   [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store), miss" gateway-redis "" chat "" bypass openai "" one
   [ -n "${PID[gateway-hit]:-}" ] && add_target hit-memory "gateway, cache hit (memory)" gateway-hit "" chat "$hit_body" hit cache "" none
   [ -n "${PID[gateway-hit-redis]:-}" ] && add_target hit-redis "gateway, cache hit (Redis)" gateway-hit-redis "" chat "$hit_body" hit cache "" none
@@ -481,7 +482,7 @@ run_wrk() {
     return 0
   fi
   # A gateway logging every request writes about 1 kB per request: keep the temp dir small.
-  [ "${T_PROC[$t]}" = gateway-info ] && : >"$tmp/gateway-info.log"
+  case "${T_PROC[$t]}" in gateway*) : >"$tmp/${T_PROC[$t]}.log" ;; esac
   # The warm-up (round 0) is recorded too: its numbers are not reported, but its answers are checked.
   # shellcheck disable=SC2086
   record "{\"kind\":\"wrk\",\"target\":\"$t\",\"conns\":$c,\"round\":$round,\"cpu_ticks\":$((after - before)),\"rss_kb\":$(mem_kb VmRSS $pids),\"upstream_calls\":$((calls_after - calls_before)),\"loadavg\":$load,\"wrk\":$json}"
@@ -516,7 +517,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-for proc in mock nginx gateway gateway-info gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
+for proc in mock nginx gateway gateway-warn gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
@@ -555,9 +556,9 @@ if [ "$run_chat" = 1 ]; then
   done
 
   # --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
-  stop_named gateway-info
+  stop_named gateway-warn
   log "open streams: $slow_count at once on a fresh gateway"
-  if start_gateway gateway-streams Warning ""; then
+  if start_gateway gateway-streams Information ""; then
     if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \
         --model bench-slow --hold-seconds "$slow_hold" --pid "${PID[gateway-streams]}" \
         --expect-cache bypass --expect-provider openai 2>"$tmp/slow.err"); then

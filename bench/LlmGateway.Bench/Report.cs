@@ -277,7 +277,7 @@ internal static class Report
             names.Select(n => level?.GetValueOrDefault(n)).FirstOrDefault(row => row?.Failure is not null) is { } failed ? "row failed its check" : null;
 
         md.AppendLine("## Targets from issue 19 (the miss path against nginx)").AppendLine();
-        md.AppendLine("Every gateway row here is a miss (the chat body is at temperature 0.2: `x-gateway-cache: bypass`, one upstream call per answer, checked on every answer) with budgets, ledger and metrics on.").AppendLine();
+        md.AppendLine("Every gateway row here is a miss (the chat body is at temperature 0.2: `x-gateway-cache: bypass`, one upstream call per answer, checked on every answer) with budgets, ledger, metrics and the per-request log line at Information (the shipped default) on.").AppendLine();
         md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
         var c16 = tables.GetValueOrDefault(16);
         var c64 = tables.GetValueOrDefault(64);

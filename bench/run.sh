@@ -30,6 +30,7 @@ Usage: bench/run.sh [options]
   --slow-count N       concurrent open streams for the memory phase (default 1000)
   --no-warn-logs       skip the extra gateway that logs at Warning (every other gateway logs each request at
                        Information, the shipped default)
+  --no-inline-row      skip the extra gateway run with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
   --micro              also run the BenchmarkDotNet micro-benchmarks (--job short) into the report
   --no-build           use the Release builds already there
   --out FILE           where the report goes (default bench/RESULTS.md)
@@ -43,7 +44,7 @@ mode=full rounds=3 duration=10 warmup=10 connections="1 16 64" threads=2
 stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
 slow_count=1000 slow_hold=15 slow_delay_ms=1000
 soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
-warn_logs=1 micro=0 build=1 keep=0
+warn_logs=1 inline_row=1 micro=0 build=1 keep=0
 only="chat embeddings passthrough"
 out="$here/RESULTS.md"
 args_text="$*"
@@ -62,6 +63,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift ;;
     --slow-count) slow_count=$2; shift ;;
     --no-warn-logs) warn_logs=0 ;;
+    --no-inline-row) inline_row=0 ;;
     --micro) micro=1 ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
@@ -263,14 +265,14 @@ write_gateway_config "$tmp/gateway-passthrough.json" '
 # Starts a gateway and records the time from launch to the first 200 from /health/ready. Each gateway on
 # Redis gets a key prefix of its own, so that a cache-hit process never fills a miss process's cache.
 start_gateway() {
-  local name=$1 level=$2 redis=$3 config=${4:-$tmp/gateway.json}
+  local name=$1 level=$2 redis=$3 config=${4:-$tmp/gateway.json} extra_env=${5:-}
   free_port "$name"
   local t0 t1
   t0=$(date +%s%N)
   start_bg "$name" env -u OPENAI_API_KEY \
     ASPNETCORE_ENVIRONMENT=Production GATEWAY_CONFIG="$config" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key \
     Serilog__MinimumLevel__Default="$level" ConnectionStrings__Redis="$redis" Gateway__Store__KeyPrefix="bench-$name:" \
-    "$gw_bin" --urls "http://127.0.0.1:${PORT[$name]}"
+    $extra_env "$gw_bin" --urls "http://127.0.0.1:${PORT[$name]}"
   if ! wait_http "http://127.0.0.1:${PORT[$name]}/health/ready" "${PID[$name]}" 60; then
     return 1
   fi
@@ -284,6 +286,11 @@ if [ "$run_chat" = 1 ] || [ "$run_embeddings" = 1 ]; then
 fi
 if [ "$run_chat" = 1 ] && [ "$warn_logs" = 1 ]; then
   start_gateway gateway-warn Warning "" || { tail_log gateway-warn; die "the gateway (Warning logs) did not become ready"; }
+fi
+# The same gateway with the runtime's socket continuations run inline on the epoll thread (an operator's
+# choice, off by default: see README "Performance"), to show what that trade buys on this machine.
+if [ "$run_chat" = 1 ] && [ "$inline_row" = 1 ]; then
+  start_gateway gateway-inline Information "" "" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 || { tail_log gateway-inline; die "the gateway (inline completions) did not become ready"; }
 fi
 redis_reason=""
 if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Information "127.0.0.1:${PORT[redis]}"; then
@@ -331,6 +338,7 @@ if [ "$run_chat" = 1 ]; then
   add_target direct "direct to the mock" mock "" chat "" - - mock one
   add_target nginx "nginx (plain proxy)" nginx "" chat "" - - mock one
   add_target gateway "gateway (embedded store), miss" gateway "" chat "" bypass openai "" one
+  [ "$inline_row" = 1 ] && add_target gateway-inline "gateway, inline socket completions, miss" gateway-inline "" chat "" bypass openai "" one
   [ "$warn_logs" = 1 ] && add_target gateway-warn "gateway, logs at Warning (no line per request), miss" gateway-warn "" chat "" bypass openai "" one
   [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store), miss" gateway-redis "" chat "" bypass openai "" one
   [ -n "${PID[gateway-hit]:-}" ] && add_target hit-memory "gateway, cache hit (memory)" gateway-hit "" chat "$hit_body" hit cache "" none
@@ -517,7 +525,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-for proc in mock nginx gateway gateway-warn gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
+for proc in mock nginx gateway gateway-warn gateway-inline gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
@@ -557,6 +565,7 @@ if [ "$run_chat" = 1 ]; then
 
   # --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
   stop_named gateway-warn
+  stop_named gateway-inline
   log "open streams: $slow_count at once on a fresh gateway"
   if start_gateway gateway-streams Information ""; then
     if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \

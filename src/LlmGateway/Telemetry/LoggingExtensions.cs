@@ -22,7 +22,10 @@ public static class LoggingExtensions
     /// <c>RequestRecord</c>, which also covers requests without an HTTP exchange of their own (each item of a
     /// batch). Serilog's middleware would log a second line per request, or need every field copied into the
     /// diagnostic context from inside the pipeline, which would then depend on logging. ASP.NET Core's own
-    /// per-request logs stay at Warning.
+    /// per-request logs stay at Warning. Measured (bench/LlmGateway.Benchmarks, <c>RequestLogBenchmarks</c>,
+    /// the same fields and JSON formatter both ways, 2026-12-02): the recorder's line 2.7 µs and 3.7 KB
+    /// allocated per request; Serilog.AspNetCore's <c>RequestLoggingMiddleware</c> with the fields set in its
+    /// diagnostic context 5.0 µs and 6.9 KB, so about twice the cost for the same line.
     /// </para>
     /// </summary>
     public static WebApplicationBuilder AddGatewayLogging(this WebApplicationBuilder builder)

@@ -148,6 +148,9 @@ public sealed class AuthModeTests : IAsyncLifetime
         using var response = await client.SendChatAsync(AuthKit.ValidBody, bearer: TeamKey);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
+        // The request is recorded (step 7) once the answer has gone out, so the line may come just after the client has it.
+        await LlmGateway.IntegrationTests.Storage.StoreTestKit.EventuallyAsync(
+            () => Task.FromResult((logs.Lines.Any(l => l.Contains("KeyId=", StringComparison.Ordinal)), logs.Lines.Count)), "the request's log line");
         var line = Assert.Single(logs.Lines, l => l.Contains("KeyId=", StringComparison.Ordinal));
         Assert.Contains("KeyId=team-a", line);
         Assert.DoesNotContain(logs.Lines, l => l.Contains(TeamKey, StringComparison.Ordinal));

@@ -9,6 +9,13 @@ public static class Deliveries
     /// The client left, or stalled past the write timeout and was cut off (both the client's outcome, 499,
     /// never the provider's), or the write failed some other way.
     /// </summary>
+    /// <remarks>
+    /// The write timeout's own flag counts too: it aborts the connection, but Kestrel signals
+    /// <c>RequestAborted</c> from a thread-pool item, so the failed write can be seen before the token is
+    /// cancelled, and a stalled client would then be recorded as a failed write under the 200 already sent.
+    /// </remarks>
     public static Delivery Undelivered(HttpContext http) =>
-        http.RequestAborted.IsCancellationRequested ? Delivery.ClientGone : Delivery.WriteFailed;
+        http.RequestAborted.IsCancellationRequested || http.Features.Get<Streaming.ClientWriteTimeout>() is { Fired: true }
+            ? Delivery.ClientGone
+            : Delivery.WriteFailed;
 }

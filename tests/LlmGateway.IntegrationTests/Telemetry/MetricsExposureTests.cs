@@ -150,6 +150,25 @@ public sealed class MetricsExposureTests : IAsyncLifetime
         Assert.DoesNotContain("team-secretive", openAgain.Text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Concurrent_public_and_authenticated_scrapes_each_see_only_what_their_key_allows()
+    {
+        BudgetMetric[] rows = [new("global", "daily", 1.5, 10), new("key:team-secretive", "daily", 2.25, 5)];
+        await using var gateway = new GatewayFactory(Settings());
+        await using var app = gateway.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<IBudgetMetricsSource>(new Budgets(rows))));
+        using var http = app.CreateClient();
+
+        // Interleaved and at once: a scrape never gets another scrape's collection or a cached answer.
+        var scrapes = await Task.WhenAll(Enumerable.Range(0, 24).Select(async i =>
+            (Authenticated: i % 2 == 1, Metrics: i % 2 == 1 ? await ScrapeWithAsync(http, _metricsKey) : await MetricsText.ScrapeAsync(http))));
+
+        foreach (var (authenticated, m) in scrapes)
+        {
+            Assert.Equal(1.5, m.Value("llm_gateway_budget_spent_usd", ("scope", "global"), ("window", "daily")));
+            Assert.Equal(authenticated, m.Text.Contains("team-secretive", StringComparison.Ordinal));
+        }
+    }
+
     private static async Task<HttpResponseMessage> SendWithAsync(HttpClient http, string key)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");

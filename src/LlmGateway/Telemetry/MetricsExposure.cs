@@ -29,6 +29,19 @@ public sealed class MetricsExposure : IDisposable
     /// <summary>On a public scrape only: the same family as an <see cref="AuthenticatedScrape"/> instrument, with the key series left out.</summary>
     public static readonly KeyValuePair<string, object?> PublicScrape = new(ScrapeTag, "public");
 
+    /// <summary>
+    /// Built-in instruments the AspNetCore instrumentation enables that would add a measurement to every request
+    /// (routing's match attempts, which http_server_request_duration_seconds already tells by route and status)
+    /// or to every buffer Kestrel rents and returns (the memory pool's rented and pooled bytes; its allocated
+    /// and evicted bytes, which move only when the pool grows or shrinks, stay).
+    /// </summary>
+    private static readonly HashSet<(string Meter, string Instrument)> s_perRequestBuiltIns =
+    [
+        ("Microsoft.AspNetCore.Routing", "aspnetcore.routing.match_attempts"),
+        ("Microsoft.AspNetCore.MemoryPool", "aspnetcore.memory_pool.rented"),
+        ("Microsoft.AspNetCore.MemoryPool", "aspnetcore.memory_pool.pooled"),
+    ];
+
     private readonly MetricsAccess _access;
     private readonly FirstScrapeFamilies _families;
     private readonly RequestDelegate _publicScrape;
@@ -99,9 +112,7 @@ public sealed class MetricsExposure : IDisposable
                 // where many gateways run side by side) are not this gateway's: their series stay out.
                 if (instrument.Meter.Scope is IMeterFactory owner && !ReferenceEquals(owner, meterFactory)) return MetricStreamConfiguration.Drop;
                 if (ScrapeOf(instrument) is { } scrape && Equals(scrape, excluded)) return MetricStreamConfiguration.Drop;
-                // One more measurement on every request (the instrumentation enables Microsoft.AspNetCore.Routing),
-                // for what http_server_request_duration_seconds already says by http_route and status.
-                if (instrument.Meter.Name == "Microsoft.AspNetCore.Routing" && instrument.Name == "aspnetcore.routing.match_attempts") return MetricStreamConfiguration.Drop;
+                if (s_perRequestBuiltIns.Contains((instrument.Meter.Name, instrument.Name))) return MetricStreamConfiguration.Drop;
                 // _count, _sum and _bucket belong to histograms: a gauge named so (the runtime's dotnet.assembly.count,
                 // dotnet.timer.count, dotnet.process.cpu.count) reads as part of one, and promtool rejects it.
                 // The package keeps such names; they get _value, as /metrics has always shown them.

@@ -1,4 +1,3 @@
-using System.Buffers;
 using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
@@ -19,73 +18,40 @@ public delegate GatewayRequest? RequestParser(ReadOnlyMemory<byte> body, out Api
 /// </summary>
 public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, GatewayPipeline pipeline)
 {
-    private readonly int _maxRequestBytes = options.Value.Limits.MaxRequestBytes;
+    private readonly OpenAiIngress _chat = new(pipeline, options.Value.Limits.MaxRequestBytes, ChatRequest.TryParse);
+    private OpenAiIngress? _other;
 
-    public Task HandleAsync(HttpContext http) => HandleAsync(http, ChatRequest.TryParse);
+    public Task HandleAsync(HttpContext http) => _chat.RunAsync(http);
 
-    public async Task HandleAsync(HttpContext http, RequestParser parse)
+    public Task HandleAsync(HttpContext http, RequestParser parse)
     {
-        var start = pipeline.Start();
-        // Set first, so even the error middleware's 500 names the request.
-        http.Response.Headers[GatewayHeaders.RequestId] = start.RequestId;
-        byte[]? rented = null;
-        PipelineOutcome? outcome = null;
-        try
-        {
-            // :: Step 1: read the body under the size limit (413 before reading more than the limit).
-            ApiError? refusal;
-            var length = 0;
-            try
-            {
-                (rented, length, refusal) = await RequestBody.ReadAsync(http, _maxRequestBytes).ConfigureAwait(false);
-            }
-            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            {
-                refusal = ApiError.RequestTooLarge(_maxRequestBytes);
-            }
-
-            // :: Step 2: parse, read the hints, and run the pipeline (steps 2a to 6 are its own).
-            outcome = refusal is not null
-                ? pipeline.Refuse(refusal, start)
-                : await RunAsync(http, parse, rented.AsMemory(0, length), start).ConfigureAwait(false);
-            if (outcome is null) return; // the client left while the pipeline ran: recorded there
-
-            var delivery = await WriteAsync(http, outcome).ConfigureAwait(false);
-            await outcome.CompleteAsync(delivery).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            // Nobody to answer. The pipeline recorded it if it ran; otherwise it is recorded here.
-            outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);
-            await outcome.CompleteAsync(Delivery.ClientGone).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (outcome is not null) await outcome.DisposeAsync().ConfigureAwait(false);
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-        }
+        // One ingress per parser, made on its first request: /v1/embeddings passes the same cached delegate every time.
+        var ingress = _other;
+        if (ingress is null || ingress.Parser != parse) _other = ingress = new(pipeline, options.Value.Limits.MaxRequestBytes, parse);
+        return ingress.RunAsync(http);
     }
 
-    /// <summary>The body parsed, the headers read as hints, then the pipeline; null when the client left while it ran.</summary>
-    private async Task<PipelineOutcome?> RunAsync(HttpContext http, RequestParser parse, ReadOnlyMemory<byte> body, RequestStart start)
+    /// <summary>The OpenAI dialect of the shared ingress skeleton: its parser, its headers as hints, its shapes.</summary>
+    private sealed class OpenAiIngress(GatewayPipeline pipeline, int maxRequestBytes, RequestParser parse)
+        : IngressRunner<object>(pipeline, maxRequestBytes)
     {
-        var request = parse(body, out var parseError);
-        if (request is null) return pipeline.Refuse(parseError!, start);
-        var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
-        if (headerError is not null)
+        public RequestParser Parser => parse;
+
+        protected override ValueTask<IngressRequest<object>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start)
         {
-            request.Dispose();
-            return pipeline.Refuse(headerError, start);
+            var request = parse(body, out var parseError);
+            if (request is null) return new(IngressRequest<object>.Refuse(parseError!));
+            var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
+            if (headerError is not null)
+            {
+                request.Dispose();
+                return new(IngressRequest<object>.Refuse(headerError));
+            }
+            return new(IngressRequest<object>.Run(request, CallerIdentity.Of(http), hints));
         }
 
-        try
-        {
-            return await pipeline.ExecuteAsync(request, CallerIdentity.Of(http), hints, http.RequestAborted, start).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            return null;
-        }
+        protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, object? turn) =>
+            ChatCompletionsHandler.WriteAsync(http, outcome);
     }
 
     /// <summary>:: Step 6: the outcome in OpenAI's shapes; how far it got.</summary>

@@ -7,6 +7,22 @@ namespace LlmGateway.Http;
 public static class RequestBody
 {
     /// <summary>
+    /// <see cref="ReadAsync"/> with Kestrel's own 413 (its limit is set to <paramref name="max"/>) as the
+    /// same refusal as a Content-Length over the limit, so every ingress answers it alike.
+    /// </summary>
+    public static async Task<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
+    {
+        try
+        {
+            return await ReadAsync(http, max).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return ([], 0, ApiError.RequestTooLarge(max)); // ReadAsync gave its buffer back before throwing
+        }
+    }
+
+    /// <summary>
     /// The body in a buffer rented from <see cref="ArrayPool{T}.Shared"/> (the caller returns it, even
     /// with an error), or the error: 413 for anything over <paramref name="max"/> bytes (known from
     /// Content-Length before a byte is read), 400 for an empty body. Kestrel's own limit is set to

@@ -59,40 +59,31 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
 {
     private readonly GatewayOptions _options = options.Value;
 
-    public async Task HandleAsync(HttpContext http)
+    private MessagesIngress? _ingress;
+
+    // Made on the first request: a field initializer can't pass the handler itself.
+    public Task HandleAsync(HttpContext http) => (_ingress ??= new(this, pipeline, _options.Limits.MaxRequestBytes)).RunAsync(http);
+
+    /// <summary>The Anthropic dialect of the shared ingress skeleton; the turn is the model the client named.</summary>
+    private sealed class MessagesIngress(MessagesHandler handler, GatewayPipeline pipeline, int maxRequestBytes) : IngressRunner<string>(pipeline, maxRequestBytes)
     {
-        var start = pipeline.Start();
-        SetRequestId(http.Response, start.RequestId);
-        byte[]? rented = null;
-        PipelineOutcome? outcome = null;
-        string model = "";
-        try
-        {
-            // :: Steps 1 and 2: the body under the size limit, translated from Anthropic's dialect, parsed; the headers as hints.
-            (outcome, model) = await RunAsync(http, start, buffer => rented = buffer).ConfigureAwait(false);
-            if (outcome is null) return; // the client left while the pipeline ran: recorded there
-            // :: Step 6: the outcome in Anthropic's shapes.
-            var delivery = await WriteAsync(http, outcome, model).ConfigureAwait(false);
-            await outcome.CompleteAsync(delivery).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);
-            await outcome.CompleteAsync(Delivery.ClientGone).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (outcome is not null) await outcome.DisposeAsync().ConfigureAwait(false);
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-        }
+        protected override void SetRequestId(HttpResponse response, string requestId) => MessagesHandler.SetRequestId(response, requestId);
+
+        protected override ValueTask<IngressRequest<string>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start) =>
+            new(handler.Prepare(http, body));
+
+        // :: Step 6: the outcome in Anthropic's shapes.
+        protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, string? model) =>
+            MessagesHandler.WriteAsync(http, outcome, model ?? "");
     }
 
-    private async Task<(PipelineOutcome? Outcome, string Model)> RunAsync(HttpContext http, RequestStart start, Action<byte[]> rented)
+    /// <summary>:: Step 2: the body translated from Anthropic's dialect, parsed; the headers as hints.</summary>
+    private IngressRequest<string> Prepare(HttpContext http, ReadOnlyMemory<byte> body)
     {
-        var (translation, body, bodyError) = await ReadAsync(http, countTokens: false, rented).ConfigureAwait(false);
-        if (bodyError is not null) return (pipeline.Refuse(bodyError, start), "");
-        var request = ChatRequest.TryParse(translation!.ChatBody, out var parseError);
-        if (request is null) return (pipeline.Refuse(parseError!, start), translation.Model);
+        var translation = Translate(body, countTokens: false);
+        if (translation.Error is not null) return IngressRequest<string>.Refuse(translation.Error, "");
+        var request = ChatRequest.TryParse(translation.ChatBody, out var parseError);
+        if (request is null) return IngressRequest<string>.Refuse(parseError!, translation.Model);
         var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
         // A conversation's history is spliced into the chat request, so the request is translated for every
         // provider: what the translation can't carry is refused, as when no provider takes Messages natively.
@@ -101,18 +92,11 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         if (headerError is not null)
         {
             request.Dispose();
-            return (pipeline.Refuse(headerError, start), translation.Model);
+            return IngressRequest<string>.Refuse(headerError, translation.Model);
         }
         // The client's own body rides along: an anthropic-type provider sends it as it is (AnthropicNative).
         request.Native = new NativeBody(NativeDialects.AnthropicMessages, body, forwarded, translation.Untranslatable);
-        try
-        {
-            return (await pipeline.ExecuteAsync(request, CallerIdentity.Of(http), hints, http.RequestAborted, start).ConfigureAwait(false), translation.Model);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            return (null, translation.Model);
-        }
+        return IngressRequest<string>.Run(request, CallerIdentity.Of(http), hints, translation.Model);
     }
 
     /// <summary>
@@ -146,27 +130,9 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
     private const int MaxForwardedValues = 16;
     private const int MaxForwardedLength = 1024;
 
-    /// <summary>The body read under the size limit and translated; or the 400/413 that says why not.</summary>
-    private async Task<(MessagesTranslation? Translation, ReadOnlyMemory<byte> Body, ApiError? Error)> ReadAsync(HttpContext http, bool countTokens, Action<byte[]> rented)
-    {
-        var max = _options.Limits.MaxRequestBytes;
-        byte[] buffer;
-        int length;
-        ApiError? bodyError;
-        try
-        {
-            (buffer, length, bodyError) = await RequestBody.ReadAsync(http, max).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (null, default, ApiError.RequestTooLarge(max));
-        }
-        rented(buffer);
-        if (bodyError is not null) return (null, default, bodyError);
-        var body = buffer.AsMemory(0, length);
-        var translation = MessagesRequestTranslator.Translate(body, countTokens, native: !countTokens);
-        return translation.Error is null ? (translation, body, null) : (null, default, translation.Error);
-    }
+    /// <summary>The body translated to the gateway's chat request; its error when it can't be (400).</summary>
+    private static MessagesTranslation Translate(ReadOnlyMemory<byte> body, bool countTokens) =>
+        MessagesRequestTranslator.Translate(body, countTokens, native: !countTokens);
 
     private static async Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, string model)
     {
@@ -278,7 +244,9 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
         byte[]? rented = null;
         try
         {
-            var (translation, _, error) = await ReadAsync(http, countTokens: true, buffer => rented = buffer).ConfigureAwait(false);
+            (rented, var length, var error) = await RequestBody.ReadOrRefuseAsync(http, _options.Limits.MaxRequestBytes).ConfigureAwait(false);
+            var translation = error is null ? Translate(rented.AsMemory(0, length), countTokens: true) : null;
+            error ??= translation!.Error;
             using var request = error is null ? ChatRequest.TryParse(translation!.ChatBody, out error) : null;
             if (request is not null)
             {

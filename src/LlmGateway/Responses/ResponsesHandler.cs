@@ -19,7 +19,7 @@ namespace LlmGateway.Responses;
 /// </summary>
 public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPipeline pipeline, ResponseStore responses, TimeProvider time)
 {
-    private readonly int _maxRequestBytes = options.Value.Limits.MaxRequestBytes;
+    private CreateIngress? _create;
 
     /// <summary>What one POST holds from parsing to the end of its answer.</summary>
     private sealed class Turn(ResponsesRequest request, CallerIdentity? caller, StoredResponse? previous, RequestStart start)
@@ -30,87 +30,63 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
         public RequestStart Start { get; } = start;
     }
 
-    public async Task CreateAsync(HttpContext http)
+    // Made on the first request: a field initializer can't pass the handler itself.
+    public Task CreateAsync(HttpContext http) => (_create ??= new(this, pipeline, options.Value.Limits.MaxRequestBytes)).RunAsync(http);
+
+    /// <summary>The Responses dialect of the shared ingress skeleton: the handler's own steps 2 and 6.</summary>
+    private sealed class CreateIngress(ResponsesHandler handler, GatewayPipeline pipeline, int maxRequestBytes) : IngressRunner<Turn>(pipeline, maxRequestBytes)
     {
-        var start = pipeline.Start();
-        // Set first, so even the error middleware's 500 names the request.
-        http.Response.Headers[GatewayHeaders.RequestId] = start.RequestId;
-        byte[]? rented = null;
-        ResponsesRequest? parsed = null;
-        PipelineOutcome? outcome = null;
-        try
-        {
-            Turn? turn;
-            (outcome, turn) = await RunAsync(http, start, buffer => rented = buffer, request => parsed = request).ConfigureAwait(false);
-            if (outcome is null) return; // the client left while the pipeline ran: recorded there
-            var delivery = await WriteAsync(http, outcome, turn).ConfigureAwait(false);
-            await outcome.CompleteAsync(delivery).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);
-            await outcome.CompleteAsync(Delivery.ClientGone).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (outcome is not null) await outcome.DisposeAsync().ConfigureAwait(false);
-            parsed?.Dispose();
-            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-        }
+        protected override ValueTask<IngressRequest<Turn>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start) =>
+            handler.PrepareAsync(http, body, start);
+
+        protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, Turn? turn) =>
+            handler.WriteAsync(http, outcome, turn);
+
+        protected override void Release(Turn? turn) => turn?.Request.Dispose();
     }
 
     /// <summary>
-    /// :: Steps 1 and 2: the body under the size limit, parsed and translated (a previous response's
-    /// turns in front); the headers as hints; then the pipeline. A null outcome: the client left mid-pipeline.
+    /// :: Step 2: the body parsed and translated (a previous response's turns in front); the headers as hints.
     /// </summary>
-    private async Task<(PipelineOutcome? Outcome, Turn? Turn)> RunAsync(HttpContext http, RequestStart start, Action<byte[]> rented, Action<ResponsesRequest> parsed)
+    private async ValueTask<IngressRequest<Turn>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start)
     {
-        byte[] buffer;
-        int length;
-        ApiError? bodyError;
+        var request = ResponsesRequest.Parse(body, out var parseError);
+        if (request is null) return IngressRequest<Turn>.Refuse(parseError!);
         try
         {
-            (buffer, length, bodyError) = await RequestBody.ReadAsync(http, _maxRequestBytes).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return (pipeline.Refuse(ApiError.RequestTooLarge(_maxRequestBytes), start), null);
-        }
-        rented(buffer);
-        if (bodyError is not null) return (pipeline.Refuse(bodyError, start), null);
+            var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
+            if (headerError is not null) return Refused(request, headerError);
 
-        var request = ResponsesRequest.Parse(buffer.AsMemory(0, length), out var parseError);
-        if (request is null) return (pipeline.Refuse(parseError!, start), null);
-        parsed(request);
-        var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
-        if (headerError is not null) return (pipeline.Refuse(headerError, start), null);
-
-        var caller = CallerIdentity.Of(http);
-        StoredResponse? previous = null;
-        if (request.PreviousResponseId is { } previousId)
-        {
-            try
+            var caller = CallerIdentity.Of(http);
+            StoredResponse? previous = null;
+            if (request.PreviousResponseId is { } previousId)
             {
-                previous = await responses.GetAsync(caller, previousId).ConfigureAwait(false);
+                try
+                {
+                    previous = await responses.GetAsync(caller, previousId).ConfigureAwait(false);
+                }
+                catch (StoreUnavailableException)
+                {
+                    return Refused(request, StoreUnavailable());
+                }
+                if (previous is null) return Refused(request, PreviousNotFound(previousId));
             }
-            catch (StoreUnavailableException)
-            {
-                return (pipeline.Refuse(StoreUnavailable(), start), null);
-            }
-            if (previous is null) return (pipeline.Refuse(PreviousNotFound(previousId), start), null);
-        }
 
-        var chat = ChatRequest.TryParse(request.ToChatBody(previous?.History.Messages() ?? []), out var chatError);
-        if (chat is null) return (pipeline.Refuse(chatError!, start), null);
-        var turn = new Turn(request, caller, previous, start);
-        try
-        {
-            return (await pipeline.ExecuteAsync(chat, caller, hints, http.RequestAborted, start).ConfigureAwait(false), turn);
+            var chat = ChatRequest.TryParse(request.ToChatBody(previous?.History.Messages() ?? []), out var chatError);
+            if (chat is null) return Refused(request, chatError!);
+            return IngressRequest<Turn>.Run(chat, caller, hints, new Turn(request, caller, previous, start));
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch
         {
-            return (null, turn);
+            request.Dispose();
+            throw;
         }
+    }
+
+    private static IngressRequest<Turn> Refused(ResponsesRequest request, ApiError error)
+    {
+        request.Dispose();
+        return IngressRequest<Turn>.Refuse(error);
     }
 
     /// <summary>:: Step 6: the outcome in the Responses API's shapes; how far it got.</summary>

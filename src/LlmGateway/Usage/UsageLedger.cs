@@ -43,6 +43,9 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
     private int _signalled;
     private long _dropped;
 
+    /// <summary>How long the writer lets records gather after the first one arrives; what a crash can lose on top of the queue.</summary>
+    internal static readonly TimeSpan BatchWindow = TimeSpan.FromMilliseconds(20);
+
     public UsageLedger(IGatewayStore store, IOptions<GatewayOptions> options, IGatewayEvents events, ILogger<UsageLedger> logger)
     {
         _store = store;
@@ -111,6 +114,10 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
             while (!stoppingToken.IsCancellationRequested)
             {
                 await _signal.WaitAsync(s_retryInterval, stoppingToken).ConfigureAwait(false);
+                // Requests keep queueing (and do not signal again) while this waits: one wake-up and one store
+                // write per window, instead of a thread-pool wake-up for nearly every request when they come one
+                // at a time (issue 19's one-connection case).
+                await Task.Delay(BatchWindow, stoppingToken).ConfigureAwait(false);
                 Volatile.Write(ref _signalled, 0);
                 await FlushAsync().ConfigureAwait(false);
             }

@@ -18,10 +18,10 @@ public static class ResponsesEndpoints
     public static IEndpointRouteBuilder MapResponses(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/responses").WithTags("Responses");
-        // The handler reads the raw body itself (size limit, pooled buffer), like the chat endpoint. The
-        // content log reads chat bodies only, so it is not asked to log these.
+        // The handler reads the raw body itself (size limit, pooled buffer), like the chat endpoint; the
+        // content log (when on) reads the Responses API's input and output text as well as chat's.
         group.MapPost("", (HttpContext http, ResponsesHandler handler) => handler.CreateAsync(http))
-            .WithRequestTelemetry(logContent: false)
+            .WithRequestTelemetry(logContent: true)
             .WithName("CreateResponse")
             .WithSummary("OpenAI Responses API, streamed (SSE) or not, translated for every provider")
             .Produces(StatusCodes.Status200OK, contentType: "application/json")

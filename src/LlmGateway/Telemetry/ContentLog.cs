@@ -6,9 +6,9 @@ using LlmGateway.Http;
 namespace LlmGateway.Telemetry;
 
 /// <summary>
-/// The opt-in content log (Gateway:Logging:IncludeContent = true): after a chat request answered 200,
-/// one line with its request id, the prompt (the request's <c>messages</c> as JSON) and the completion
-/// text, each cut at <see cref="MaxChars"/> and scrubbed of key-shaped strings. It watches the request
+/// The opt-in content log (Gateway:Logging:IncludeContent = true): after a model request answered 200
+/// (chat completions, Responses, Messages), one line with its request id, the prompt (the request's
+/// <c>messages</c>, or the Responses API's <c>input</c>, as JSON) and the completion text, each cut at <see cref="MaxChars"/> and scrubbed of key-shaped strings. It watches the request
 /// from outside the pipeline (a buffered request body, a copy of what the response wrote), so with the
 /// flag off nothing of this runs, and the request log line never carries content.
 /// </summary>
@@ -47,7 +47,11 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
         {
             request.Body.Position = 0;
             using var doc = await JsonDocument.ParseAsync(request.Body).ConfigureAwait(false);
-            return doc.RootElement.TryGetProperty("messages"u8, out var messages) ? messages.GetRawText() : "";
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return "";
+            return root.TryGetProperty("messages"u8, out var messages) ? messages.GetRawText()
+                : root.TryGetProperty("input"u8, out var input) ? input.GetRawText()
+                : "";
         }
         catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
         {
@@ -55,7 +59,7 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
         }
     }
 
-    /// <summary>The text of every choice's message in a chat.completion.</summary>
+    /// <summary>The text of a chat.completion's choices, a Message's text blocks, or a Response's output text.</summary>
     internal static string CompletionFromBody(ReadOnlySpan<byte> body)
     {
         var text = new StringBuilder();
@@ -63,6 +67,11 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
         {
             using var doc = JsonDocument.Parse(body.ToArray());
             AppendChoices(doc.RootElement, "message"u8, text);
+            AppendTextBlocks(doc.RootElement, text);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("output"u8, out var output) && output.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in output.EnumerateArray()) AppendTextBlocks(item, text);
+            }
         }
         catch (JsonException)
         {
@@ -71,7 +80,7 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
         return text.ToString();
     }
 
-    /// <summary>The text of the content deltas of an SSE stream of chat.completion.chunk events.</summary>
+    /// <summary>The text deltas of an SSE stream: chat.completion.chunk, Anthropic's text_delta, the Responses API's output_text.delta.</summary>
     internal static string CompletionFromStream(ReadOnlySpan<byte> sse)
     {
         var text = new StringBuilder();
@@ -81,7 +90,13 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
             try
             {
                 using var doc = JsonDocument.Parse(line["data: ".Length..]);
-                AppendChoices(doc.RootElement, "delta"u8, text);
+                var root = doc.RootElement;
+                AppendChoices(root, "delta"u8, text);
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("delta"u8, out var delta))
+                {
+                    if (delta.ValueKind == JsonValueKind.String && IsType(root, "response.output_text.delta"u8)) text.Append(delta.GetString());
+                    else if (delta.ValueKind == JsonValueKind.Object && IsType(delta, "text_delta"u8) && delta.TryGetProperty("text"u8, out var t) && t.ValueKind == JsonValueKind.String) text.Append(t.GetString());
+                }
             }
             catch (JsonException)
             {
@@ -102,6 +117,23 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
             }
         }
     }
+
+    /// <summary>The text of a <c>content</c> array's text parts: a Message's text blocks, a Response message's output_text.</summary>
+    private static void AppendTextBlocks(JsonElement root, StringBuilder text)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("content"u8, out var content) || content.ValueKind != JsonValueKind.Array) return;
+        foreach (var block in content.EnumerateArray())
+        {
+            if (block.ValueKind == JsonValueKind.Object && (IsType(block, "text"u8) || IsType(block, "output_text"u8)) &&
+                block.TryGetProperty("text"u8, out var t) && t.ValueKind == JsonValueKind.String)
+            {
+                text.Append(t.GetString());
+            }
+        }
+    }
+
+    private static bool IsType(JsonElement element, ReadOnlySpan<byte> type) =>
+        element.TryGetProperty("type"u8, out var t) && t.ValueKind == JsonValueKind.String && t.ValueEquals(type);
 
     private static string Cut(string text) => text.Length <= MaxChars ? text : text[..MaxChars] + "…";
 

@@ -7,7 +7,7 @@ namespace LlmGateway.Telemetry;
 /// <summary>
 /// Marks an endpoint whose requests are model calls: they count in the in-flight gauge and get the
 /// request span. <see cref="LogContent"/>: the prompt and completion log line applies (only when
-/// Gateway:Logging:IncludeContent is on; chat only: a log of embedding vectors or uploads would be noise).
+/// Gateway:Logging:IncludeContent is on; chat, Responses and Messages only: a log of embedding vectors or uploads would be noise).
 /// </summary>
 public sealed record RequestTelemetry(bool LogContent)
 {

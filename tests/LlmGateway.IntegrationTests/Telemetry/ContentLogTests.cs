@@ -84,6 +84,49 @@ public sealed class ContentLogTests : IAsyncLifetime
         Assert.DoesNotContain(lines, l => l.Contains("Atlantis", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task With_include_content_responses_and_messages_requests_are_logged_in_their_own_shapes()
+    {
+        var settings = GatewayFactory.OpenAiSettings(_upstream.BaseUrl);
+        settings["Serilog:MinimumLevel:Default"] = "Information";
+        settings["Gateway:Logging:IncludeContent"] = "true";
+        var logs = new CapturingLoggerProvider();
+        await using var gateway = new GatewayFactory(settings);
+        await using var logged = gateway.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddSingleton<ILoggerProvider>(logs)));
+        using var http = logged.CreateClient();
+        string[] bodies =
+        [
+            $$"""{"model":"test-model","input":"{{Prompt}} zebra1plain"}""",
+            $$"""{"model":"test-model","input":"{{Prompt}} zebra2streamed","stream":true}""",
+            $$"""{"model":"test-model","max_tokens":64,"messages":[{"role":"user","content":"{{Prompt}} okapi1plain"}]}""",
+            $$"""{"model":"test-model","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"{{Prompt}} okapi2streamed"}]}""",
+        ];
+        for (var i = 0; i < bodies.Length; i++)
+        {
+            using var response = await http.PostAsync(i < 2 ? "/v1/responses" : "/v1/messages", new StringContent(bodies[i], System.Text.Encoding.UTF8, "application/json"));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, text);
+            Assert.Contains("Poseidonia", text, StringComparison.Ordinal);
+        }
+
+        // (Markers no test's registered secret has a piece of: the scrubber is process-wide.)
+        // The middleware writes the content line after the client has its answer: wait (failing at the deadline) until all four are.
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        List<string> content;
+        while ((content = [.. logs.Lines.Where(l => l.StartsWith("RequestContent|", StringComparison.Ordinal))]).Count < bodies.Length)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"{content.Count} of {bodies.Length} content lines after 10 s");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(bodies.Length, content.Count);
+        Assert.True(content.Any(l => l.Contains("zebra1plain", StringComparison.Ordinal) && l.Contains("Poseidonia, completion-marker", StringComparison.Ordinal)), string.Join("\n", content));
+        Assert.True(content.Any(l => l.Contains("zebra2streamed", StringComparison.Ordinal) && l.Contains("Poseidonia, streamed-completion-marker", StringComparison.Ordinal)), string.Join("\n", content));
+        Assert.True(content.Any(l => l.Contains("okapi1plain", StringComparison.Ordinal) && l.Contains("Poseidonia, completion-marker", StringComparison.Ordinal)), string.Join("\n", content));
+        Assert.True(content.Any(l => l.Contains("okapi2streamed", StringComparison.Ordinal) && l.Contains("Poseidonia, streamed-completion-marker", StringComparison.Ordinal)), string.Join("\n", content));
+        Assert.DoesNotContain(logs.Lines, l => l.Contains("sk-abcdefghijklmnop1234", StringComparison.Ordinal));
+    }
+
     /// <summary>The SDK client on a factory derived with WithWebHostBuilder (GatewayFactory.ChatClient needs the GatewayFactory itself).</summary>
     private sealed class ChatClientFor(Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactory<Program> factory)
     {

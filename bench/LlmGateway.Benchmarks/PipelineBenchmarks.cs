@@ -73,7 +73,7 @@ public class PipelineBenchmarks
         _services.Dispose();
     }
 
-    private static RequestRecord CompletedRecord(string id)
+    internal static RequestRecord CompletedRecord(string id)
     {
         var record = new RequestRecord { RequestId = id, StartedAt = DateTimeOffset.UtcNow };
         Fill(record);

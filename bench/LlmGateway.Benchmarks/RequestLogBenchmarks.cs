@@ -38,19 +38,7 @@ public class RequestLogBenchmarks
         _serilog = new LoggerConfiguration().MinimumLevel.Information().Enrich.FromLogContext().WriteTo.Sink(new FormatOnlySink()).CreateLogger();
         var factory = new SerilogLoggerFactory(_serilog);
         _recorderLine = new RequestLog(new Microsoft.Extensions.Logging.Logger<RequestLog>(factory));
-        _record = new RequestRecord { RequestId = "req_bench", StartedAt = DateTimeOffset.UtcNow };
-        _record.TaskType = "general";
-        _record.RequestedModel = "bench-model";
-        _record.Model = "bench-model";
-        _record.Provider = "openai";
-        _record.Status = 200;
-        _record.Usage = new TokenUsage(236, 58);
-        _record.CostUsd = 0.0000702m;
-        _record.Attempts = 1;
-        _record.CacheResult = CacheResults.Bypass;
-        _record.Route = "bench-model: explicit";
-        _record.Duration = TimeSpan.FromMilliseconds(1.2);
-        _record.Overhead = TimeSpan.FromMilliseconds(0.3);
+        _record = PipelineBenchmarks.CompletedRecord("req_bench"); // the record the pipeline benchmarks log
 
         _services = new ServiceCollection().AddSerilog(_serilog).BuildServiceProvider();
         var diagnostics = _services.GetRequiredService<IDiagnosticContext>();

@@ -64,6 +64,13 @@ internal static class ProfileReport
         "Console", "WaitForPendingFinalizers", "Interop+Sys.Read(", "Interop+Sys.Poll",
     ];
 
+    /// <summary>
+    /// The finalizer thread blocked between batches shows as this managed frame with nothing below it, sampled as
+    /// CPU time: under a 16-connection load the profile gave it 16.5 % of busy samples while /proc said the
+    /// ".NET Finalizer" thread used 0 ticks in 6 s. A real finalizer at work has its Finalize frame below it.
+    /// </summary>
+    private const string FinalizerWait = "System.GC.RunFinalizers";
+
     private const string CpuTime = "CPU_TIME";
     private const string UnmanagedTime = "UNMANAGED_CODE_TIME";
     private const string Unresolved = "unresolved (native frames only, or a stack the sampler could not walk)";
@@ -173,7 +180,8 @@ internal static class ProfileReport
                     break;
                 }
             }
-            if (native && (inner < 0 || s_waits.Any(w => frames[inner].Contains(w, StringComparison.Ordinal))))
+            if (native && (inner < 0 || s_waits.Any(w => frames[inner].Contains(w, StringComparison.Ordinal)))
+                || inner >= 0 && frames[inner].Contains(FinalizerWait, StringComparison.Ordinal))
             {
                 wait += dt;
                 return;

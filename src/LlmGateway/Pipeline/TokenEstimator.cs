@@ -39,6 +39,9 @@ public static class TokenEstimator
     private static readonly FamilyTokenizer s_o200k = new("o200k_base");
     private static readonly FamilyTokenizer s_cl100k = new("cl100k_base");
 
+    /// <summary>The count the o200k_base cache holds for <paramref name="text"/>, if any (tests).</summary>
+    internal static int? CachedO200kCount(string text) => s_o200k.Cached(text);
+
     /// <summary>Loads both tokenizers now (tests; a host that wants exact estimates from its first request).</summary>
     public static Task WarmAsync() => Task.WhenAll(s_o200k.LoadAsync(), s_cl100k.LoadAsync());
 
@@ -63,9 +66,42 @@ public static class TokenEstimator
         return null;
     }
 
-    /// <summary>One tiktoken encoding, loaded once, off the request path.</summary>
+    /// <summary>
+    /// Texts shorter than this are counted every time: hashing them for a lookup would cost about as much.
+    /// </summary>
+    internal const int MinCachedChars = 128;
+
+    /// <summary>The counts kept per encoding, in characters of their texts; past it the cache starts over.</summary>
+    internal const int MaxCachedChars = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// One tiktoken encoding, loaded once, off the request path, with the counts of texts it has seen: a system
+    /// prompt or a tool schema sent with every request is counted once, not per request (counting costs about
+    /// 15 µs per KB of text; a lookup, one hash of the text). Bounded by <see cref="MaxCachedChars"/>: when
+    /// full it is cleared, so a stream of unique prompts costs a count each, as without it.
+    /// </summary>
     private sealed class FamilyTokenizer(string encoding)
     {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
+        private long _cachedChars;
+
+        public int Count(Tokenizer tokenizer, string text)
+        {
+            if (text.Length < MinCachedChars) return tokenizer.CountTokens(text);
+            if (_counts.TryGetValue(text, out var known)) return known;
+            var count = tokenizer.CountTokens(text);
+            if (Interlocked.Add(ref _cachedChars, text.Length) > MaxCachedChars)
+            {
+                _counts.Clear();
+                Interlocked.Exchange(ref _cachedChars, text.Length);
+            }
+            _counts.TryAdd(text, count);
+            return count;
+        }
+
+        /// <summary>The count kept for <paramref name="text"/>, if any (tests).</summary>
+        public int? Cached(string text) => _counts.TryGetValue(text, out var count) ? count : null;
+
         private readonly Lazy<Task<Tokenizer?>> _load = new(() => Task.Run(() =>
         {
             try
@@ -105,7 +141,7 @@ public static class TokenEstimator
     /// </summary>
     public static int ForChat(JsonElement root, string model, long textChars, int messages, int images)
     {
-        if (textChars > MaxTokenizedChars || TokenizerFor(model) is not { } tokenizer) return FromCharacters(textChars, messages, images);
+        if (textChars > MaxTokenizedChars || FamilyOf(model) is not { Loaded: { } tokenizer } family) return FromCharacters(textChars, messages, images);
         long tokens = 0;
         if (root.TryGetProperty("messages"u8, out var list) && list.ValueKind == JsonValueKind.Array)
         {
@@ -114,20 +150,20 @@ public static class TokenEstimator
                 if (m.ValueKind != JsonValueKind.Object) continue;
                 if (m.TryGetProperty("content"u8, out var content))
                 {
-                    if (content.ValueKind == JsonValueKind.String) tokens += tokenizer.CountTokens(content.GetString()!);
+                    if (content.ValueKind == JsonValueKind.String) tokens += family.Count(tokenizer, content.GetString()!);
                     else if (content.ValueKind == JsonValueKind.Array)
                     {
                         foreach (var part in content.EnumerateArray())
                         {
                             if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text"u8, out var text) && text.ValueKind == JsonValueKind.String)
-                                tokens += tokenizer.CountTokens(text.GetString()!);
+                                tokens += family.Count(tokenizer, text.GetString()!);
                         }
                     }
                 }
-                if (m.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array) tokens += tokenizer.CountTokens(calls.GetRawText());
+                if (m.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array) tokens += family.Count(tokenizer, calls.GetRawText());
             }
         }
-        if (root.TryGetProperty("tools"u8, out var tools) && tools.ValueKind == JsonValueKind.Array) tokens += tokenizer.CountTokens(tools.GetRawText());
+        if (root.TryGetProperty("tools"u8, out var tools) && tools.ValueKind == JsonValueKind.Array) tokens += family.Count(tokenizer, tools.GetRawText());
         tokens += (long)messages * TokensPerMessage + (long)images * TokensPerImage + TokensPerReply;
         return tokens > int.MaxValue ? int.MaxValue : (int)tokens;
     }

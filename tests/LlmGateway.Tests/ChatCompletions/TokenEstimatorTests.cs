@@ -137,6 +137,25 @@ public class TokenEstimatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public void A_text_seen_before_is_counted_from_the_cache_with_the_same_count()
+    {
+        // A text of its own, so no other test has put it in the shared cache.
+        var text = Prose + " " + Guid.NewGuid().ToString("N");
+        Assert.Null(TokenEstimator.CachedO200kCount(text));
+
+        var first = Estimate("gpt-4o-mini", text);
+        var exact = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding("o200k_base").CountTokens(text);
+        Assert.Equal(exact, TokenEstimator.CachedO200kCount(text));
+        Assert.Equal(first, Estimate("gpt-4o-mini", text));
+
+        // Short texts are counted each time: hashing them would cost as much as counting.
+        var shortText = "hi " + Guid.NewGuid().ToString("N");
+        Assert.True(shortText.Length < TokenEstimator.MinCachedChars);
+        Estimate("gpt-4o-mini", shortText);
+        Assert.Null(TokenEstimator.CachedO200kCount(shortText));
+    }
+
+    [Fact]
     public void Tool_calls_and_tool_schemas_count_toward_a_known_family_estimate()
     {
         var body = Encoding.UTF8.GetBytes("""

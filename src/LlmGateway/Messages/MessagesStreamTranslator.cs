@@ -77,7 +77,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
         if (!_started) Start(output, null, null);
         CloseBlock(output);
         var w = Event(output, "message_delta"u8);
-        w.WriteString("type"u8, "message_delta"u8);
         w.WriteStartObject("delta"u8);
         w.WriteString("stop_reason"u8, _stopReason ?? "end_turn");
         w.WriteNull("stop_sequence"u8);
@@ -87,7 +86,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
         EndEvent(output);
 
         w = Event(output, "message_stop"u8);
-        w.WriteString("type"u8, "message_stop"u8);
         EndEvent(output);
         _ended = true;
     }
@@ -114,7 +112,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
     {
         _started = true;
         var w = Event(output, "message_start"u8);
-        w.WriteString("type"u8, "message_start"u8);
         w.WriteStartObject("message"u8);
         w.WriteString("id"u8, MessageResponseTranslator.MessageId(chatId));
         w.WriteString("type"u8, "message"u8);
@@ -130,7 +127,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
         EndEvent(output);
 
         w = Event(output, "ping"u8);
-        w.WriteString("type"u8, "ping"u8);
         EndEvent(output);
     }
 
@@ -142,7 +138,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
             _openBlock = _nextBlock++;
             _openIsText = true;
             var s = Event(output, "content_block_start"u8);
-            s.WriteString("type"u8, "content_block_start"u8);
             s.WriteNumber("index"u8, _openBlock);
             s.WriteStartObject("content_block"u8);
             s.WriteString("type"u8, "text"u8);
@@ -151,7 +146,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
             EndEvent(output);
         }
         var w = Event(output, "content_block_delta"u8);
-        w.WriteString("type"u8, "content_block_delta"u8);
         w.WriteNumber("index"u8, _openBlock);
         w.WriteStartObject("delta"u8);
         w.WriteString("type"u8, "text_delta"u8);
@@ -179,7 +173,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
             _openIsText = false;
             _openToolCall = index;
             var s = Event(output, "content_block_start"u8);
-            s.WriteString("type"u8, "content_block_start"u8);
             s.WriteNumber("index"u8, block);
             s.WriteStartObject("content_block"u8);
             s.WriteString("type"u8, "tool_use"u8);
@@ -195,7 +188,6 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
         // A fragment for a call whose block already closed (parallel calls interleaved by a provider)
         // still names its own block, which is how the SDKs accumulate input.
         var w = Event(output, "content_block_delta"u8);
-        w.WriteString("type"u8, "content_block_delta"u8);
         w.WriteNumber("index"u8, block);
         w.WriteStartObject("delta"u8);
         w.WriteString("type"u8, "input_json_delta"u8);
@@ -208,14 +200,16 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
     {
         if (_openBlock < 0) return;
         var w = Event(output, "content_block_stop"u8);
-        w.WriteString("type"u8, "content_block_stop"u8);
         w.WriteNumber("index"u8, _openBlock);
         EndEvent(output);
         _openBlock = -1;
         _openToolCall = -1;
     }
 
-    /// <summary>Writes <c>event: name\ndata: </c> and opens the data object; <see cref="EndEvent"/> closes it.</summary>
+    /// <summary>
+    /// Writes <c>event: name\ndata: </c>, opens the data object and writes its <c>type</c>, which in Anthropic's
+    /// events is always the event's name; <see cref="EndEvent"/> closes it.
+    /// </summary>
     private Utf8JsonWriter Event(IBufferWriter<byte> output, ReadOnlySpan<byte> name)
     {
         WriteRaw(output, "event: "u8);
@@ -224,6 +218,7 @@ public sealed class MessagesStreamTranslator(string requestedModel, int estimate
         if (_writer is null) _writer = new Utf8JsonWriter(output, s_options);
         else _writer.Reset(output);
         _writer.WriteStartObject();
+        _writer.WriteString("type"u8, name);
         return _writer;
     }
 

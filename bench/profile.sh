@@ -137,6 +137,49 @@ gpid=${PID[gateway]}
 url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
 log "mock on ${PORT[mock]}, gateway (pid $gpid, logs at $level) on ${PORT[gateway]}"
 
+clk=$(getconf CLK_TCK)
+# S seconds as dd:hh:mm:ss, what the dotnet tools' --duration takes.
+span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
+us_per() { awk -v t="$1" -v n="$2" -v c="$clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
+
+# While a checked load runs (wrk, or the stream probe): dotnet-counters over a window of S seconds, then
+# dotnet-trace over another, each with the gateway's CPU ticks and the mock's call count around it. Sets
+# calls_counters, ticks_counters, counters_s, calls_trace, ticks_trace and load_trace.
+collect_tool_windows() {
+  local s=$1 c0 t0 s0
+  c0=$(chat_calls); t0=$(cpu_ticks "$gpid"); s0=$(date +%s%N)
+  "$tools/dotnet-counters" collect -p "$gpid" --counters System.Runtime --refresh-interval 1 --format csv \
+    -o "$tmp/counters.csv" --duration "$(span "$s")" >"$tmp/counters.log" 2>&1 || log "dotnet-counters failed: $(tail -n 1 "$tmp/counters.log")"
+  calls_counters=$(($(chat_calls) - c0)); ticks_counters=$(($(cpu_ticks "$gpid") - t0)); counters_s=$(awk -v a="$s0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  sleep 1
+  c0=$(chat_calls); t0=$(cpu_ticks "$gpid")
+  "$tools/dotnet-trace" collect -p "$gpid" --profile dotnet-sampled-thread-time --duration "$(span "$s")" \
+    -o "$tmp/trace.nettrace" >"$tmp/trace.log" 2>&1 || { cat "$tmp/trace.log" >&2; die "dotnet-trace failed"; }
+  calls_trace=$(($(chat_calls) - c0)); ticks_trace=$(($(cpu_ticks "$gpid") - t0))
+  load_trace=$(cut -d' ' -f1 /proc/loadavg)
+}
+
+# The trace as speedscope JSON, what profile-report reads.
+convert_trace() {
+  log "converting the trace ..."
+  "$tools/dotnet-trace" convert "$tmp/trace.nettrace" --format Speedscope -o "$tmp/trace" >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; die "dotnet-trace convert failed"; }
+}
+
+# The counters (csv: timestamp, provider, name, type, value; rates per 1 s refresh): allocation per request (or
+# stream) is the mean allocation rate over the requests per second of the same window; GCs summed per
+# refresh over the generations; the others mean rates. Sets rate, alloc_per, gcs_per_s, gc_pause_pct,
+# contentions, jitted and workitems ("?" where the counter was missing).
+counter_mean() { awk -F, -v m="$1" -v f="$2" -v x="${3:-1}" '$3 ~ m { s += $5; k++ } END { if (k > 0) printf f, s / k * x; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?"; }
+summarise_counters() {
+  rate=$(awk -v n="$calls_counters" -v s="$counters_s" 'BEGIN { if (s > 0) printf "%.3f", n / s; else print 0 }')
+  alloc_per=$(awk -F, -v r="$rate" '$3 ~ /^dotnet\.gc\.heap\.total_allocated/ { s += $5; k++ } END { if (k > 0 && r > 0) printf "%.0f", s / k / r; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+  gcs_per_s=$(awk -F, '$3 ~ /^dotnet\.gc\.collections/ { s += $5; t[$1] = 1 } END { k = length(t); if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+  gc_pause_pct=$(counter_mean '^dotnet\.gc\.pause\.time' '%.2f' 100)
+  contentions=$(counter_mean '^dotnet\.monitor\.lock_contentions' '%.0f')
+  jitted=$(counter_mean '^dotnet\.jit\.compiled_methods' '%.1f')
+  workitems=$(counter_mean '^dotnet\.thread_pool\.work_item\.count' '%.0f')
+}
+
 [ "$stream" = 1 ] && { . "$here/lib/profile-streams.sh"; exit 0; }
 
 # One wrk run of S seconds with every answer checked; prints the BENCH_JSON line. Fails the script on a
@@ -165,11 +208,6 @@ window() {
   echo "$calls $ticks"
 }
 
-clk=$(getconf CLK_TCK)
-# S seconds as dd:hh:mm:ss, what the dotnet tools' --duration takes.
-span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
-us_per() { awk -v t="$1" -v n="$2" -v c="$clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
-
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warm-up: ${warmup} s at $conns connections (load average $load_start)"
 load "$warmup" >/dev/null
@@ -186,16 +224,7 @@ read -r calls_plain ticks_plain < <(window "$seconds")
 [ -n "${ticks_plain:-}" ] || die "the untraced window measured nothing"
 load_plain=$(cut -d' ' -f1 /proc/loadavg)
 sleep 1
-c0=$(chat_calls); t0=$(cpu_ticks "$gpid"); s0=$(date +%s%N)
-"$tools/dotnet-counters" collect -p "$gpid" --counters System.Runtime --refresh-interval 1 --format csv \
-  -o "$tmp/counters.csv" --duration "$(span "$seconds")" >"$tmp/counters.log" 2>&1 || log "dotnet-counters failed: $(tail -n 1 "$tmp/counters.log")"
-calls_counters=$(($(chat_calls) - c0)); ticks_counters=$(($(cpu_ticks "$gpid") - t0)); counters_s=$(awk -v a="$s0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-sleep 1
-c0=$(chat_calls); t0=$(cpu_ticks "$gpid")
-"$tools/dotnet-trace" collect -p "$gpid" --profile dotnet-sampled-thread-time --duration "$(span "$seconds")" \
-  -o "$tmp/trace.nettrace" >"$tmp/trace.log" 2>&1 || { cat "$tmp/trace.log" >&2; die "dotnet-trace failed"; }
-calls_trace=$(($(chat_calls) - c0)); ticks_trace=$(($(cpu_ticks "$gpid") - t0))
-load_trace=$(cut -d' ' -f1 /proc/loadavg)
+collect_tool_windows "$seconds"
 wait "$wrk_pid" || die "the load failed: $(cat "$tmp/wrk.json")"
 unset "ALIVE[$wrk_pid]"
 wrk_json=$(cat "$tmp/wrk.json")
@@ -209,17 +238,8 @@ calls_load=$(($(chat_calls) - calls_start))
   die "$calls_load upstream calls for $requests answers: not one upstream call per answer"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-log "converting the trace ..."
-"$tools/dotnet-trace" convert "$tmp/trace.nettrace" --format Speedscope -o "$tmp/trace" >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; die "dotnet-trace convert failed"; }
-
-# The counters (csv: timestamp, provider, name, type, value; rates per 1 s refresh): allocation per request is
-# the mean allocation rate over the requests per second of the same window; GCs and lock contentions summed.
-rate=$(awk -v n="$calls_counters" -v s="$counters_s" 'BEGIN { if (s > 0) printf "%.3f", n / s; else print 0 }')
-alloc_per_req=$(awk -F, -v r="$rate" '$3 ~ /^dotnet\.gc\.heap\.total_allocated/ { s += $5; k++ } END { if (k > 0 && r > 0) printf "%.0f", s / k / r; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-gcs_per_s=$(awk -F, '$3 ~ /^dotnet\.gc\.collections/ { s += $5; t[$1] = 1 } END { k = length(t); if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-gc_pause_pct=$(awk -F, '$3 ~ /^dotnet\.gc\.pause\.time/ { s += $5; k++ } END { if (k > 0) printf "%.2f", s / k * 100; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-contentions=$(awk -F, '$3 ~ /^dotnet\.monitor\.lock_contentions/ { s += $5; k++ } END { if (k > 0) printf "%.0f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-jitted=$(awk -F, '$3 ~ /^dotnet\.jit\.compiled_methods/ { s += $5; k++ } END { if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+convert_trace
+summarise_counters
 
 cpu_plain=$(us_per "$ticks_plain" "$calls_plain")
 cpu_counters=$(us_per "$ticks_counters" "$calls_counters")
@@ -233,6 +253,6 @@ quick_note=""; [ "$mode" = quick ] && quick_note="QUICK RUN (windows of a few se
   --note "${quick_note}Written by \`./bench/profile.sh${args_text:+ $args_text}\`. Load average $load_start at the start, $load_plain after the untraced window, $load_trace after the traced one, $load_end at the end (nproc $(nproc)). Before the start, near 0 is a quiet machine; during the windows the profile's own wrk, mock and gateway make 3 to 6." \
   --note "Load: wrk -t2 -c$conns, POST /v1/chat/completions with bench/bodies/chat.json (temperature 0.2); ${checked:-0} answers checked, every one \`x-gateway-cache: bypass\` from provider openai, and the mock counted $calls_load calls for $requests answers; $rps req/s over the whole load. The gateway: embedded store, budgets, ledger and metrics on, Serilog at $level." \
   --note "CPU per request (gateway process, /proc utime+stime over the mock's call count): **$cpu_plain µs untraced** ($calls_plain requests in ${seconds} s); $cpu_counters µs with dotnet-counters attached; $cpu_trace µs while traced (the sampler suspends every thread about 100 times a second, which costs CPU of its own)." \
-  --note "dotnet-counters (System.Runtime, ${seconds} s at $rate req/s): about ${alloc_per_req} bytes allocated per request; $gcs_per_s GCs/s; ${gc_pause_pct} % of the time in GC pauses; $contentions lock contentions/s; $jitted methods JIT-compiled/s (near 0: warmed up)." >&2
+  --note "dotnet-counters (System.Runtime, ${seconds} s at $rate req/s): about ${alloc_per} bytes allocated per request; $gcs_per_s GCs/s; ${gc_pause_pct} % of the time in GC pauses; $contentions lock contentions/s; $jitted methods JIT-compiled/s (near 0: warmed up)." >&2
 log "wrote $out"
 cat "$out"

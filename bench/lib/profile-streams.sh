@@ -8,11 +8,8 @@
 #      to first token minus the direct one's is the added time to first token (each round on its own);
 #   2. dotnet-counters and 3. dotnet-trace, each over a window of a background probe through the gateway.
 # Uses from profile.sh: here, tmp, tools, bench_bin, body, gpid, PORT, ALIVE, seconds, warmup, mode, label,
-# out, args_text, level, streams, rounds, stream_c, stream_chunks, stream_delay_ms, log, die, cpu_ticks, chat_calls.
+# out, args_text, level, streams, rounds, stream_c, stream_chunks, stream_delay_ms, log, die, cpu_ticks, chat_calls, us_per, collect_tool_windows, convert_trace, summarise_counters.
 
-s_clk=$(getconf CLK_TCK)
-s_span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
-s_us_per() { awk -v t="$1" -v n="$2" -v c="$s_clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
 s_field() { sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" <<<"$2" | head -n 1; }
 s_p50() { sed -n "s/.*\"$1\":{\"p50\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
 s_p99() { sed -n "s/.*\"$1\":{\"p50\":[-0-9.]*,\"p90\":[-0-9.]*,\"p99\":\([-0-9.]*\).*/\1/p" <<<"$2"; }
@@ -55,13 +52,13 @@ for r in $(seq 1 "$rounds"); do
   l0=$(cut -d' ' -f1 /proc/loadavg)
   m0=$(cpu_ticks "${PID[mock]}")
   direct_json=$(probe direct "$streams")
-  mock_cpu=$(s_us_per $(($(cpu_ticks "${PID[mock]}") - m0)) "$streams")
+  mock_cpu=$(us_per $(($(cpu_ticks "${PID[mock]}") - m0)) "$streams")
   c0=$(chat_calls); t0=$(cpu_ticks "$gpid"); x0=$(s_switches "$gpid")
   gw_json=$(probe gateway "$streams")
   t1=$(cpu_ticks "$gpid"); c1=$(chat_calls); x1=$(s_switches "$gpid")
   l1=$(cut -d' ' -f1 /proc/loadavg)
   [ $((c1 - c0)) = "$streams" ] || die "$((c1 - c0)) upstream calls for $streams streams: not one upstream call per stream"
-  cpu=$(s_us_per $((t1 - t0)) "$streams")
+  cpu=$(us_per $((t1 - t0)) "$streams")
   sw=$(awk -v x="$((x1 - x0))" -v n="$streams" 'BEGIN { printf "%.1f", x / n }')
   d50=$(s_p50 ttft_ms "$direct_json"); g50=$(s_p50 ttft_ms "$gw_json"); d99=$(s_p99 ttft_ms "$direct_json"); g99=$(s_p99 ttft_ms "$gw_json")
   a50=$(awk -v g="$g50" -v d="$d50" 'BEGIN { printf "%.3f", g - d }'); a99=$(awk -v g="$g99" -v d="$d99" 'BEGIN { printf "%.3f", g - d }')
@@ -104,32 +101,17 @@ probe gateway "$bg_n" >"$tmp/bg.json" &
 bg_pid=$!
 ALIVE[$bg_pid]=1
 sleep 2
-c0=$(chat_calls); t0=$(cpu_ticks "$gpid"); s0=$(date +%s%N)
-"$tools/dotnet-counters" collect -p "$gpid" --counters System.Runtime --refresh-interval 1 --format csv \
-  -o "$tmp/counters.csv" --duration "$(s_span "$seconds")" >"$tmp/counters.log" 2>&1 || log "dotnet-counters failed: $(tail -n 1 "$tmp/counters.log")"
-calls_counters=$(($(chat_calls) - c0)); ticks_counters=$(($(cpu_ticks "$gpid") - t0)); counters_s=$(awk -v a="$s0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-sleep 1
-c0=$(chat_calls); t0=$(cpu_ticks "$gpid")
-"$tools/dotnet-trace" collect -p "$gpid" --profile dotnet-sampled-thread-time --duration "$(s_span "$seconds")" \
-  -o "$tmp/trace.nettrace" >"$tmp/trace.log" 2>&1 || { cat "$tmp/trace.log" >&2; die "dotnet-trace failed"; }
-calls_trace=$(($(chat_calls) - c0)); ticks_trace=$(($(cpu_ticks "$gpid") - t0))
-load_trace=$(cut -d' ' -f1 /proc/loadavg)
+collect_tool_windows "$seconds"
 wait "$bg_pid" || die "the background probe failed: $(cat "$tmp/bg.json")"
 unset "ALIVE[$bg_pid]"
 [ "$calls_counters" -gt 0 ] && [ "$calls_trace" -gt 0 ] || die "no streams in a window (the background probe ended too soon)"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-log "converting the trace ..."
-"$tools/dotnet-trace" convert "$tmp/trace.nettrace" --format Speedscope -o "$tmp/trace" >"$tmp/convert.log" 2>&1 || { cat "$tmp/convert.log" >&2; die "dotnet-trace convert failed"; }
-
-rate=$(awk -v n="$calls_counters" -v s="$counters_s" 'BEGIN { if (s > 0) printf "%.3f", n / s; else print 0 }')
-alloc_per=$(awk -F, -v r="$rate" '$3 ~ /^dotnet\.gc\.heap\.total_allocated/ { s += $5; k++ } END { if (k > 0 && r > 0) printf "%.0f", s / k / r; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-gcs_per_s=$(awk -F, '$3 ~ /^dotnet\.gc\.collections/ { s += $5; t[$1] = 1 } END { k = length(t); if (k > 0) printf "%.1f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-contentions=$(awk -F, '$3 ~ /^dotnet\.monitor\.lock_contentions/ { s += $5; k++ } END { if (k > 0) printf "%.0f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
-workitems=$(awk -F, '$3 ~ /^dotnet\.thread_pool\.work_item\.count/ { s += $5; k++ } END { if (k > 0) printf "%.0f", s / k; else print "?" }' "$tmp/counters.csv" 2>/dev/null || echo "?")
+convert_trace
+summarise_counters
 items_per=$(awk -v w="$workitems" -v r="$rate" 'BEGIN { if (w != "?" && r > 0) printf "%.0f", w / r; else print "?" }')
-cpu_counters=$(s_us_per "$ticks_counters" "$calls_counters")
-cpu_trace=$(s_us_per "$ticks_trace" "$calls_trace")
+cpu_counters=$(us_per "$ticks_counters" "$calls_counters")
+cpu_trace=$(us_per "$ticks_trace" "$calls_trace")
 
 "$bench_bin" profile-report --unit stream --speedscope "$tmp/trace.speedscope.json" --cpu-us-per-request "$cpu_trace" --requests "$calls_trace" --out "$out" \
   --title "Streams, $label: commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC')" \

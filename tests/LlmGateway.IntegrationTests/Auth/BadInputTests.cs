@@ -24,11 +24,7 @@ public sealed class BadInputTests : IAsyncLifetime
         settings["Gateway:Limits:MaxRequestBytes"] = MaxRequestBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
         settings["Gateway:Limits:RequestHeadersTimeoutSeconds"] = "1";
         _gateway = new GatewayFactory(settings);
-        _gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _gateway.StartServer();
-        using var client = _gateway.CreateClient();
-        _base = client.BaseAddress!;
-        Assert.Equal("127.0.0.1", _base.Host);
+        _base = _gateway.StartOnLoopback();
         return Task.CompletedTask;
     }
 

@@ -45,6 +45,20 @@ public sealed class GatewayFactory : WebApplicationFactory<Program>
     }
 
     /// <summary>The official OpenAI .NET SDK, pointed at this gateway, with its own retries off so tests see every answer.</summary>
+    /// <summary>
+    /// Starts the gateway on a real Kestrel socket on 127.0.0.1 (for clients outside the process: the npm SDKs,
+    /// raw sockets) and returns its base address.
+    /// </summary>
+    public Uri StartOnLoopback()
+    {
+        UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        StartServer();
+        using var client = CreateClient();
+        var address = client.BaseAddress!;
+        Xunit.Assert.Equal("127.0.0.1", address.Host);
+        return address;
+    }
+
     public ChatClient ChatClient(string model, string apiKey = "test-client-key")
     {
         var http = CreateClient();

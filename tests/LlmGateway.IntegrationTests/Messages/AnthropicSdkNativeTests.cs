@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Auth;
 using LlmGateway.IntegrationTests.Infrastructure;
@@ -53,11 +52,7 @@ public sealed class AnthropicSdkNativeTests : IAsyncLifetime
             }
         });
         _gateway = new GatewayFactory(ProviderFakes.Settings("anthropic", _upstream.BaseUrl).WithKeys(new AuthKit.Key("sdk", Secret)));
-        _gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _gateway.StartServer();
-        using var client = _gateway.CreateClient();
-        _base = client.BaseAddress!;
-        Assert.Equal("127.0.0.1", _base.Host);
+        _base = _gateway.StartOnLoopback();
     }
 
     public async Task DisposeAsync()

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Auth;
 using LlmGateway.IntegrationTests.Infrastructure;
@@ -25,11 +24,7 @@ public sealed class AnthropicSdkTests : IAsyncLifetime
         _upstream = await FakeUpstream.StartAsync();
         var settings = ProviderFakes.Settings("openai", _upstream.BaseUrl).WithKeys(new AuthKit.Key("sdk", Secret));
         _gateway = new GatewayFactory(settings);
-        _gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _gateway.StartServer();
-        using var client = _gateway.CreateClient();
-        _base = client.BaseAddress!;
-        Assert.Equal("127.0.0.1", _base.Host);
+        _base = _gateway.StartOnLoopback();
     }
 
     public async Task DisposeAsync()

@@ -123,10 +123,8 @@ public sealed class PassThroughTests : IAsyncLifetime
         // Chat bodies stay limited to 4 MB (Kestrel's limit is twice that); the upload is over both.
         settings["Gateway:Limits:MaxRequestBytes"] = (4 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture);
         await using var gateway = new GatewayFactory(settings);
-        gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        gateway.StartServer();
+        gateway.StartOnLoopback();
         using var client = gateway.CreateClient();
-        Assert.Equal("127.0.0.1", client.BaseAddress!.Host);
 
         var file = new byte[8 * 1024 * 1024];
         new Random(20250310).NextBytes(file);

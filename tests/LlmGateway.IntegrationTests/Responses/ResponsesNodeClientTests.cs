@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
@@ -25,10 +24,7 @@ public sealed class ResponsesNodeClientTests : IAsyncLifetime
     {
         _upstream = await FakeUpstream.StartAsync(ProviderFakes.Handler(() => _scenario));
         _gateway = new GatewayFactory(ProviderFakes.Settings(_upstream.BaseUrl));
-        _gateway.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _gateway.StartServer();
-        using var client = _gateway.CreateClient();
-        _baseUrl = new Uri(client.BaseAddress!, "/v1").ToString();
+        _baseUrl = new Uri(_gateway.StartOnLoopback(), "/v1").ToString();
     }
 
     public async Task DisposeAsync()

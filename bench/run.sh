@@ -30,7 +30,7 @@ Usage: bench/run.sh [options]
   --slow-count N       concurrent open streams for the memory phase (default 1000)
   --no-warn-logs       skip the extra gateway that logs at Warning (every other gateway logs each request at
                        Information, the shipped default)
-  --no-inline-row      skip the extra gateway run with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+  --no-thread-pool-row skip the extra gateway run with Gateway:Server:IoScheduling=thread-pool (.NET's default scheduling)
   --micro              also run the BenchmarkDotNet micro-benchmarks (--job short) into the report
   --no-build           use the Release builds already there
   --out FILE           where the report goes (default bench/RESULTS.md)
@@ -44,7 +44,7 @@ mode=full rounds=3 duration=10 warmup=10 connections="1 16 64" threads=2
 stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
 slow_count=1000 slow_hold=15 slow_delay_ms=1000
 soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
-warn_logs=1 inline_row=1 micro=0 build=1 keep=0
+warn_logs=1 threadpool_row=1 micro=0 build=1 keep=0
 only="chat embeddings passthrough"
 out="$here/RESULTS.md"
 args_text="$*"
@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift ;;
     --slow-count) slow_count=$2; shift ;;
     --no-warn-logs) warn_logs=0 ;;
-    --no-inline-row) inline_row=0 ;;
+    --no-thread-pool-row) threadpool_row=0 ;;
     --micro) micro=1 ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
@@ -287,10 +287,11 @@ fi
 if [ "$run_chat" = 1 ] && [ "$warn_logs" = 1 ]; then
   start_gateway gateway-warn Warning "" || { tail_log gateway-warn; die "the gateway (Warning logs) did not become ready"; }
 fi
-# The same gateway with the runtime's socket continuations run inline on the epoll thread (an operator's
-# choice, off by default: see README "Performance"), to show what that trade buys on this machine.
-if [ "$run_chat" = 1 ] && [ "$inline_row" = 1 ]; then
-  start_gateway gateway-inline Information "" "" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 || { tail_log gateway-inline; die "the gateway (inline completions) did not become ready"; }
+# The same gateway with .NET's default I/O scheduling (every socket completion handed to a thread-pool worker)
+# instead of the shipped inline scheduling (Gateway:Server:IoScheduling, see README "Performance"), to show
+# what the default buys on this machine.
+if [ "$run_chat" = 1 ] && [ "$threadpool_row" = 1 ]; then
+  start_gateway gateway-threadpool Information "" "" Gateway__Server__IoScheduling=thread-pool || { tail_log gateway-threadpool; die "the gateway (thread-pool scheduling) did not become ready"; }
 fi
 redis_reason=""
 if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Information "127.0.0.1:${PORT[redis]}"; then
@@ -338,7 +339,7 @@ if [ "$run_chat" = 1 ]; then
   add_target direct "direct to the mock" mock "" chat "" - - mock one
   add_target nginx "nginx (plain proxy)" nginx "" chat "" - - mock one
   add_target gateway "gateway (embedded store), miss" gateway "" chat "" bypass openai "" one
-  [ "$inline_row" = 1 ] && add_target gateway-inline "gateway, inline socket completions, miss" gateway-inline "" chat "" bypass openai "" one
+  [ "$threadpool_row" = 1 ] && add_target gateway-threadpool "gateway, thread-pool I/O scheduling, miss" gateway-threadpool "" chat "" bypass openai "" one
   [ "$warn_logs" = 1 ] && add_target gateway-warn "gateway, logs at Warning (no line per request), miss" gateway-warn "" chat "" bypass openai "" one
   [ -n "${PID[gateway-redis]:-}" ] && [ -z "$redis_reason" ] && add_target gateway-redis "gateway (Redis store), miss" gateway-redis "" chat "" bypass openai "" one
   [ -n "${PID[gateway-hit]:-}" ] && add_target hit-memory "gateway, cache hit (memory)" gateway-hit "" chat "$hit_body" hit cache "" none
@@ -525,7 +526,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-for proc in mock nginx gateway gateway-warn gateway-inline gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
+for proc in mock nginx gateway gateway-warn gateway-threadpool gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"
@@ -565,7 +566,7 @@ if [ "$run_chat" = 1 ]; then
 
   # --- Open streams: memory of a fresh gateway holding many slow streams at once ---------------------------
   stop_named gateway-warn
-  stop_named gateway-inline
+  stop_named gateway-threadpool
   log "open streams: $slow_count at once on a fresh gateway"
   if start_gateway gateway-streams Information ""; then
     if json=$("$bench_bin" slow-streams --url "http://127.0.0.1:${PORT[gateway-streams]}$chat" --count "$slow_count" --body "$body" \

@@ -28,6 +28,8 @@ builder.Configuration.AddGatewayConfigFile();
 builder.Services.AddGatewayOptions();
 // Listen address: --urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS or Kestrel:Endpoints; http://localhost:8080 when none is given.
 builder.UseDefaultListenAddressWhenNoneGiven();
+// Network I/O: requests run on the socket event threads (Gateway:Server:IoScheduling, see IoScheduling for why).
+builder.UseIoScheduling();
 builder.Services.AddSingleton(TimeProvider.System);
 
 // Logs: Serilog JSON lines; one line per request comes from the request recorder.

@@ -28,6 +28,7 @@ public sealed class GatewayOptions
     public Batches.BatchOptions Batches { get; set; } = new();
     public PassThrough.PassThroughOptions PassThrough { get; set; } = new();
     public Conversations.ConversationOptions Conversations { get; set; } = new();
+    public Http.ServerOptions Server { get; set; } = new();
 }
 
 public static class ProviderTypes

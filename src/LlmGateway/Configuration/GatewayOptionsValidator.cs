@@ -190,6 +190,7 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         }
 
         o.Limits.Validate(errors);
+        Http.ServerOptions.Validate(o.Server, errors);
         Batches.BatchOptions.Validate(o.Batches, errors);
 
         var st = o.Store;

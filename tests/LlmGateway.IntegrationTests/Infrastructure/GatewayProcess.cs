@@ -28,6 +28,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process id, for what only /proc shows (its threads).</summary>
+    public int Id => _process.Id;
+
     /// <summary>The Release or Debug build beside the test binaries' own configuration.</summary>
     public static string AppPath
     {
@@ -61,6 +64,8 @@ public sealed class GatewayProcess : IAsyncDisposable
             "URLS", "ASPNETCORE_URLS", "DOTNET_URLS", "ASPNETCORE_HTTP_PORTS", "DOTNET_HTTP_PORTS", "HTTP_PORTS",
             "ASPNETCORE_HTTPS_PORTS", "DOTNET_HTTPS_PORTS", "HTTPS_PORTS", "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT",
             "GATEWAY_CONFIG", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "AZURE_OPENAI_API_KEY", "GATEWAY_ADMIN_KEY",
+            // Set in this process by every in-process gateway (Http/IoScheduling): a child must make its own choice.
+            "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS",
         })
         {
             start.Environment.Remove(name);

@@ -22,6 +22,7 @@ public class ConfigurationTests
             Routing = new RoutingOptions { Strategy = "fastest", TaskTypes = { ["code"] = new TaskTypeOptions { Patterns = ["(unclosed"] } } },
             Budgets = new BudgetOptions { FailMode = "maybe" },
             Auth = new AuthOptions { Mode = "sometimes", Keys = [new KeyOptions { Id = "k", Sha256 = "abc" }] },
+            Server = new LlmGateway.Http.ServerOptions { IoScheduling = "threads" },
         };
 
         var errors = GatewayOptionsValidator.Validate(options);
@@ -31,7 +32,7 @@ public class ConfigurationTests
             "Gateway:Providers:p1:Type", "Gateway:Providers:p1:BaseUrl", "Gateway:Providers:az:ApiVersion", "Gateway:Providers:az:ApiKeyEnv",
             "Gateway:Models:m1:Provider", "Gateway:Models:m1:Fallbacks", "Gateway:Models:m1:Quality",
             "Gateway:Routing:Strategy", "Gateway:Routing:DefaultTaskType", "Gateway:Routing:TaskTypes:code:Patterns:0",
-            "Gateway:Budgets:FailMode", "Gateway:Auth:Mode", "Gateway:Auth:Keys:0:Sha256",
+            "Gateway:Budgets:FailMode", "Gateway:Auth:Mode", "Gateway:Auth:Keys:0:Sha256", "Gateway:Server:IoScheduling",
         ];
         foreach (var key in expected)
         {

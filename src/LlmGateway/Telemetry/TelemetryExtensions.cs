@@ -1,5 +1,6 @@
 using LlmGateway.Usage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace LlmGateway.Telemetry;
 
@@ -14,6 +15,9 @@ public static class TelemetryExtensions
         services.AddSingleton<MetricsExposure>();
         services.AddSingleton<MetricsAccess>();
         services.AddSingleton<TracingSetup>();
+        // No Activity per request for logging's sake: see HostingLogGate.
+        services.AddSingleton<HostingLogGate>();
+        services.AddSingleton<IPostConfigureOptions<LoggerFilterOptions>, HostingLogGate.Rules>();
         // The meter providers first: the counters' zeros recorded in GatewayMetrics' constructor
         // (every family from the first scrape) would be lost to a provider not yet listening.
         services.AddSingleton(sp =>
@@ -52,11 +56,12 @@ public sealed class RequestSpanObserver : IRequestObserver
 
 /// <summary>
 /// Builds the meter provider, the gateway's instruments and the tracer provider when the host starts,
-/// before the first request, so no measurement is lost to a provider that doesn't exist yet. On a
+/// before the first request, so no measurement is lost to a provider that doesn't exist yet. Once every
+/// hosted service has started (the server too), closes the <see cref="HostingLogGate"/>. On a
 /// graceful stop, once the server has drained its requests, it sends the last spans while the process
 /// still has its network and its time.
 /// </summary>
-internal sealed class TelemetryStartup(MetricsExposure exposure, GatewayMetrics metrics, TracingSetup tracing) : IHostedLifecycleService
+internal sealed class TelemetryStartup(MetricsExposure exposure, GatewayMetrics metrics, TracingSetup tracing, HostingLogGate hostingLog, ILoggerFactory loggers) : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
     {
@@ -67,7 +72,12 @@ internal sealed class TelemetryStartup(MetricsExposure exposure, GatewayMetrics 
     }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        hostingLog.CloseUnlessWanted(loggers);
+        return Task.CompletedTask;
+    }
+
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

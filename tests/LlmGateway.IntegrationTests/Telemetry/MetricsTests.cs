@@ -287,6 +287,26 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.True(exit == 0, $"promtool check metrics failed ({exit}):\n{output}");
     }
 
+    [Fact]
+    public async Task Built_in_instruments_measured_on_every_request_that_nothing_reads_are_left_out_and_the_dashboards_stay()
+    {
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("ok"));
+        await using var gateway = new GatewayFactory(Settings());
+        await gateway.ChatClient("test-model").CompleteChatAsync([new UserChatMessage("x")]);
+        using var http = gateway.CreateClient();
+
+        var m = await MetricsText.ScrapeAsync(http);
+        // Two measurements per request each (+1, -1), read by no panel or alert; llm_gateway_inflight_requests stays.
+        Assert.DoesNotContain("http_server_active_requests", m.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("http_client_active_requests", m.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("aspnetcore_routing_match_attempts", m.Text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE llm_gateway_inflight_requests gauge", m.Text, StringComparison.Ordinal);
+        // What deploy/grafana's ASP.NET Core and HttpClient panels read.
+        Assert.NotEmpty(m.Find("http_server_request_duration_seconds_count"));
+        Assert.NotEmpty(m.Find("http_client_request_duration_seconds_bucket"));
+        Assert.NotEmpty(m.Find("http_client_open_connections"));
+    }
+
     /// <summary>Scrapes until <paramref name="condition"/> holds; at the deadline the test fails with the last scrape.</summary>
     private static async Task<MetricsText> WaitForAsync(HttpClient http, Func<MetricsText, bool> condition)
     {

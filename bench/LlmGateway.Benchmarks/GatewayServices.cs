@@ -7,7 +7,6 @@ using Microsoft.Extensions.Logging;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
-using Serilog.Formatting.Json;
 
 namespace LlmGateway.Benchmarks;
 
@@ -17,7 +16,7 @@ namespace LlmGateway.Benchmarks;
 /// the gateway (one OpenAI provider, the bench models, a global budget so that reserve and settle run, the
 /// cache on, the embedded store). The hosted services run (metrics listener, ledger writer, budget
 /// refresh): each benchmark calls one step of the request path on the real instances. The per-request
-/// log goes through Serilog's JSON formatter at Information, as in production, into a buffer cleared
+/// log goes through the production JSON formatter at Information, as in production, into a buffer cleared
 /// each time: what is measured is the formatting, not a terminal.
 /// </summary>
 public sealed class GatewayServices : WebApplicationFactory<global::Program>
@@ -79,19 +78,20 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
 }
 
 /// <summary>
-/// The production log line's formatting (Serilog's JSON formatter, message rendered) into a buffer that
-/// is cleared each time: the CPU of the line without a terminal or a background writer.
+/// The production log line's formatting (<see cref="LlmGateway.Telemetry.JsonLogLineFormatter"/>: Serilog's JSON,
+/// message rendered, as UTF-8) into a buffer that is cleared each time: the CPU of the line without a terminal or
+/// a background writer.
 /// </summary>
 internal sealed class FormatOnlySink : ILogEventSink
 {
-    private readonly JsonFormatter _formatter = new(renderMessage: true);
-    private readonly StringWriter _buffer = new(System.Globalization.CultureInfo.InvariantCulture);
+    private readonly LlmGateway.Telemetry.JsonLogLineFormatter _formatter = new();
+    private readonly LlmGateway.Telemetry.LogLineBuffer _buffer = new(16 * 1024);
 
     public void Emit(LogEvent logEvent)
     {
         lock (_buffer)
         {
-            _buffer.GetStringBuilder().Clear();
+            _buffer.Clear();
             _formatter.Format(logEvent, _buffer);
         }
     }

@@ -1,4 +1,8 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using LlmGateway.Caching;
 using LlmGateway.Providers;
 using LlmGateway.Pipeline;
@@ -6,8 +10,13 @@ using LlmGateway.Usage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Http;
+using LlmGateway.Telemetry;
+using Microsoft.Extensions.Logging;
 using Serilog;
+using Serilog.Core;
+using Serilog.Events;
 using Serilog.Extensions.Logging;
+using Serilog.Formatting.Json;
 
 namespace LlmGateway.Benchmarks;
 
@@ -21,8 +30,19 @@ namespace LlmGateway.Benchmarks;
 /// <item><c>SerilogRequestLogging</c>: Serilog.AspNetCore's <c>RequestLoggingMiddleware</c> around an endpoint
 /// that copies the same twenty fields into the <c>IDiagnosticContext</c>, as the pipeline would have to.</item>
 /// </list>
+/// The line's two halves, each measured alone on a production-shaped event (the host's activity tracking, an
+/// Activity, the hosting and connection scopes, Serilog as a Microsoft.Extensions.Logging provider):
+/// <list type="bullet">
+/// <item><c>RequestThread</c>: what the request pays, <see cref="RequestLog"/> to the queued Serilog event (the sink
+/// only counts it).</item>
+/// <item><c>Writer</c>: what the log-writer thread pays per line, the event to UTF-8 bytes: Serilog's
+/// <c>JsonFormatter</c> into a <c>StringWriter</c> then encoded (what the sink did before) against
+/// <see cref="JsonLogLineFormatter"/> (what it does now), the same bytes.</item>
+/// </list>
 /// </summary>
 [MemoryDiagnoser]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+[CategoriesColumn, MinColumn, MedianColumn]
 public class RequestLogBenchmarks
 {
     private RequestLog _recorderLine = null!;
@@ -32,7 +52,7 @@ public class RequestLogBenchmarks
     private DefaultHttpContext _http = null!;
     private Serilog.Core.Logger _serilog = null!;
 
-    [GlobalSetup]
+    [GlobalSetup(Targets = [nameof(Recorder_LogLine), nameof(SerilogRequestLogging)])]
     public void Setup()
     {
         _serilog = new LoggerConfiguration().MinimumLevel.Information().Enrich.FromLogContext().WriteTo.Sink(new FormatOnlySink()).CreateLogger();
@@ -80,13 +100,120 @@ public class RequestLogBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        _services.Dispose();
-        _serilog.Dispose();
+        _scopes?.Dispose();
+        _activity?.Dispose();
+        _factory?.Dispose();
+        _services?.Dispose();
+        _serilog?.Dispose();
+        _requestThreadSerilog?.Dispose();
     }
 
-    [Benchmark(Baseline = true)]
+    [Benchmark(Baseline = true), BenchmarkCategory("Line")]
     public void Recorder_LogLine() => _recorderLine.OnRequestCompleted(_record);
 
-    [Benchmark]
+    [Benchmark, BenchmarkCategory("Line")]
     public Task SerilogRequestLogging() => _middleware(_http);
+
+    // ---- the request thread's half, on a production-shaped logger ----
+
+    private Serilog.Core.Logger? _requestThreadSerilog;
+    private ILoggerFactory? _factory;
+    private Activity? _activity;
+    private IDisposable? _scopes;
+    private RequestLog _productionShaped = null!;
+    private readonly CountingSink _counting = new();
+
+    // ---- the writer thread's half ----
+
+    private LogEvent _line = null!;
+    private readonly JsonFormatter _serilogJson = new(renderMessage: true);
+    private readonly StringWriter _text = new(new StringBuilder(64 * 1024), CultureInfo.InvariantCulture);
+    private readonly byte[] _encoded = new byte[256 * 1024];
+    private readonly JsonLogLineFormatter _utf8 = new();
+    private readonly LogLineBuffer _lines = new(64 * 1024);
+
+    [GlobalSetup(Targets = [nameof(RequestThread_Event), nameof(Writer_SerilogJsonFormatter), nameof(Writer_JsonLogLineFormatter)])]
+    public void SetupHalves()
+    {
+        _record = PipelineBenchmarks.CompletedRecord("req_bench");
+        _requestThreadSerilog = new LoggerConfiguration().MinimumLevel.Information().Enrich.FromLogContext().WriteTo.Sink(_counting).CreateLogger();
+        _factory = LoggerFactory.Create(logging =>
+        {
+            // What the web host sets: each event carries the activity's ids as a scope.
+            logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.SpanId | ActivityTrackingOptions.TraceId | ActivityTrackingOptions.ParentId);
+            logging.AddSerilog(_requestThreadSerilog);
+        });
+        _productionShaped = new RequestLog(_factory.CreateLogger<RequestLog>());
+        _activity = new Activity("bench").SetIdFormat(ActivityIdFormat.W3C).Start();
+        var scopes = _factory.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics");
+        var connection = scopes.BeginScope(new List<KeyValuePair<string, object>> { new("ConnectionId", "0HNQG9MFP5M20") });
+        var request = scopes.BeginScope(new List<KeyValuePair<string, object>> { new("RequestId", "0HNQG9MFP5M20:00000001"), new("RequestPath", "/v1/chat/completions") });
+        _scopes = new Scopes(connection, request);
+
+        // The event the writer formats: the one this logger builds, checked to be production-shaped.
+        _counting.Keep = true;
+        _productionShaped.OnRequestCompleted(_record);
+        _counting.Keep = false;
+        _line = _counting.Kept ?? throw new InvalidOperationException("no event logged");
+        if (_line.TraceId is null || !_line.Properties.ContainsKey("ConnectionId") || !_line.Properties.ContainsKey("RequestPath"))
+            throw new InvalidOperationException("the benchmark's event lacks the activity or the scopes a request's event has");
+        _lines.Clear();
+        _utf8.Format(_line, _lines);
+        if (!Encoding.UTF8.GetBytes(_serilogJson.Format(_line)).AsSpan().SequenceEqual(_lines.WrittenSpan) || _utf8.Fallbacks != 0)
+            throw new InvalidOperationException("the formatters disagree on the benchmark's line, or the line fell back to Serilog");
+    }
+
+    [Benchmark(Baseline = true), BenchmarkCategory("RequestThread")]
+    public void RequestThread_Event() => _productionShaped.OnRequestCompleted(_record);
+
+    [Benchmark(Baseline = true), BenchmarkCategory("Writer")]
+    public int Writer_SerilogJsonFormatter()
+    {
+        var sb = _text.GetStringBuilder();
+        sb.Clear();
+        _serilogJson.Format(_line, _text);
+        var n = 0;
+        foreach (var chunk in sb.GetChunks()) n += Encoding.UTF8.GetBytes(chunk.Span, _encoded.AsSpan(n));
+        return n;
+    }
+
+    [Benchmark, BenchmarkCategory("Writer")]
+    public int Writer_JsonLogLineFormatter()
+    {
+        _lines.Clear();
+        _utf8.Format(_line, _lines);
+        return _lines.Length;
+    }
+
+    private sealed class CountingSink : ILogEventSink
+    {
+        public long Count;
+        public bool Keep;
+        public LogEvent? Kept;
+
+        public void Emit(LogEvent logEvent)
+        {
+            Count++;
+            if (Keep) Kept = logEvent;
+        }
+    }
+
+    private sealed class Scopes(IDisposable? outer, IDisposable? inner) : IDisposable
+    {
+        public void Dispose()
+        {
+            inner?.Dispose();
+            outer?.Dispose();
+        }
+    }
+}
+
+internal static class JsonFormatterExtensions
+{
+    public static string Format(this JsonFormatter formatter, LogEvent e)
+    {
+        var text = new StringWriter(CultureInfo.InvariantCulture);
+        formatter.Format(e, text);
+        return text.ToString();
+    }
 }

@@ -1,9 +1,6 @@
-using System.Buffers;
 using System.Collections.Concurrent;
-using System.Text;
 using Serilog.Core;
 using Serilog.Events;
-using Serilog.Formatting;
 
 namespace LlmGateway.Telemetry;
 
@@ -24,27 +21,32 @@ namespace LlmGateway.Telemetry;
 /// the record of what was spent. Dispose drains what is queued, so a normal shutdown loses nothing; a
 /// crash loses at most one interval of lines.
 /// </para>
+/// <para>
+/// The lines are formatted as UTF-8 straight into one long-lived byte buffer by <see cref="JsonLogLineFormatter"/>
+/// (Serilog's JSON, byte for byte), not into a <c>StringWriter</c> that is then encoded a second time: see
+/// <c>LoggingExtensions</c> for what that saves.
+/// </para>
 /// </summary>
 public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
 {
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromMilliseconds(25);
 
-    /// <summary>Text is written out once the buffer holds this much, and at the end of every batch.</summary>
-    private const int WriteThresholdChars = 32 * 1024;
+    /// <summary>Lines are written out once the buffer holds this much, and at the end of every batch.</summary>
+    private const int WriteThresholdBytes = 32 * 1024;
 
     private readonly ConcurrentQueue<LogEvent> _queue = new();
-    private readonly ITextFormatter _formatter;
+    private readonly JsonLogLineFormatter _formatter;
     private readonly Stream _output;
     private readonly int _capacity;
     private readonly TimeSpan _interval;
     private readonly ManualResetEventSlim _stopping = new();
     private readonly Thread _writer;
-    private readonly StringWriter _text = new(new StringBuilder(WriteThresholdChars * 2), System.Globalization.CultureInfo.InvariantCulture);
+    private readonly LogLineBuffer _lines = new(WriteThresholdBytes * 2);
     private int _queued;
     private long _dropped;
     private int _disposed;
 
-    public BatchedJsonLinesSink(ITextFormatter formatter, Stream output, int capacity = 50_000, TimeSpan? interval = null)
+    public BatchedJsonLinesSink(JsonLogLineFormatter formatter, Stream output, int capacity = 50_000, TimeSpan? interval = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _formatter = formatter;
@@ -87,15 +89,15 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
             while (_queue.TryDequeue(out var e))
             {
                 Interlocked.Decrement(ref _queued);
-                _formatter.Format(e, _text);
-                if (_text.GetStringBuilder().Length >= WriteThresholdChars) WriteOut();
+                _formatter.Format(e, _lines);
+                if (_lines.Length >= WriteThresholdBytes) WriteOut();
             }
             var dropped = Dropped;
             if (dropped != reportedDrops)
             {
                 _formatter.Format(new LogEvent(DateTimeOffset.UtcNow, LogEventLevel.Warning, null,
                     new Serilog.Parsing.MessageTemplateParser().Parse("{DroppedLogEvents} log events dropped: stdout is not keeping up"),
-                    [new LogEventProperty("DroppedLogEvents", new ScalarValue(dropped - reportedDrops))]), _text);
+                    [new LogEventProperty("DroppedLogEvents", new ScalarValue(dropped - reportedDrops))]), _lines);
                 reportedDrops = dropped;
             }
             WriteOut();
@@ -104,30 +106,22 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
         {
             // stdout closed or broken (the reader went away): nothing to report it to; keep draining so the
             // queue stays bounded.
-            _text.GetStringBuilder().Clear();
+            _lines.Clear();
         }
         return reportedDrops;
     }
 
     private void WriteOut()
     {
-        var sb = _text.GetStringBuilder();
-        if (sb.Length == 0) return;
-        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(sb.Length));
+        if (_lines.Length == 0) return;
         try
         {
-            var n = 0;
-            foreach (var chunk in sb.GetChunks())
-            {
-                n += Encoding.UTF8.GetBytes(chunk.Span, bytes.AsSpan(n));
-            }
-            _output.Write(bytes, 0, n);
+            _output.Write(_lines.WrittenArray, 0, _lines.Length);
             _output.Flush();
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(bytes);
-            sb.Clear();
+            _lines.Clear();
         }
     }
 

@@ -1,5 +1,4 @@
 using Serilog;
-using Serilog.Formatting.Json;
 
 namespace LlmGateway.Telemetry;
 
@@ -36,7 +35,14 @@ public static class LoggingExtensions
             // A request only enqueues its event; one background thread writes the lines in batches (see
             // BatchedJsonLinesSink for why not WriteTo.Async(Console)). Under overload it drops lines rather
             // than slowing requests down (the usage ledger, not the log, is the record of what was spent).
-            .WriteTo.Sink(new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), Console.OpenStandardOutput()))
+            // The lines are Serilog's JsonFormatter(renderMessage: true) layout, byte for byte, but written as
+            // UTF-8 by JsonLogLineFormatter straight into the writer's buffer (anything it does not render
+            // itself goes to Serilog's formatter). Measured (RequestLogBenchmarks, Writer category, the
+            // production-shaped request line of ~1.1 KB, 2026-12-02, machine load 7-19 so means are loose, min
+            // and ratio steadier): Serilog's formatter into a StringWriter then encoded 1.45-2.9 us min and 704 B
+            // per line, JsonLogLineFormatter 1.0-1.3 us min (ratio 0.57-0.93 over runs; CPU time of 1M lines in a
+            // loop ~1.6 -> ~1.0 us) and 0 B. perf of that loop: a quarter fewer samples for the same lines.
+            .WriteTo.Sink(new BatchedJsonLinesSink(new JsonLogLineFormatter(), Console.OpenStandardOutput()))
             .CreateLogger();
         builder.Logging.ClearProviders();
         builder.Logging.AddSerilog(logger, dispose: true);

@@ -1,7 +1,6 @@
 using System.Text;
 using LlmGateway.Telemetry;
 using Serilog.Events;
-using Serilog.Formatting.Json;
 using Serilog.Parsing;
 
 namespace LlmGateway.Tests.Telemetry;
@@ -23,7 +22,7 @@ public class BatchedJsonLinesSinkTests
     {
         var output = new CountingStream();
         // An interval far beyond the test: everything is written by the drain at dispose, in one go.
-        var sink = new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), output, capacity: 1000, interval: TimeSpan.FromHours(1));
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, capacity: 1000, interval: TimeSpan.FromHours(1));
         for (var i = 0; i < 500; i++) sink.Emit(Event(i));
         Assert.Equal(0, output.Writes);
         sink.Dispose();
@@ -44,7 +43,7 @@ public class BatchedJsonLinesSinkTests
     public void Beyond_capacity_events_are_dropped_counted_and_reported_in_a_warning_line()
     {
         var output = new MemoryStream();
-        var sink = new BatchedJsonLinesSink(new JsonFormatter(renderMessage: true), output, capacity: 10, interval: TimeSpan.FromHours(1));
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, capacity: 10, interval: TimeSpan.FromHours(1));
         for (var i = 0; i < 15; i++) sink.Emit(Event(i));
         Assert.Equal(5, sink.Dropped);
         sink.Dispose();
@@ -60,7 +59,7 @@ public class BatchedJsonLinesSinkTests
     public void The_writer_drains_on_its_interval_without_being_signalled()
     {
         var output = new MemoryStream();
-        using var sink = new BatchedJsonLinesSink(new JsonFormatter(), output, interval: TimeSpan.FromMilliseconds(5));
+        using var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, interval: TimeSpan.FromMilliseconds(5));
         sink.Emit(Event(1));
         // Bounded wait for the background thread; failing, not returning quietly, at the deadline.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -79,7 +78,7 @@ public class BatchedJsonLinesSinkTests
     [Fact]
     public void A_broken_stdout_throws_neither_into_the_logger_nor_at_shutdown()
     {
-        var sink = new BatchedJsonLinesSink(new JsonFormatter(), new BrokenStream(), capacity: 10, interval: TimeSpan.FromHours(1));
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), new BrokenStream(), capacity: 10, interval: TimeSpan.FromHours(1));
         for (var i = 0; i < 10; i++) sink.Emit(Event(i));
         sink.Dispose(); // drains into the broken stream: swallowed
         Assert.Equal(0, sink.Dropped);

@@ -1,0 +1,419 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Serilog.Events;
+using Serilog.Formatting.Json;
+using Serilog.Parsing;
+
+namespace LlmGateway.Telemetry;
+
+/// <summary>
+/// Writes a Serilog event as the JSON line Serilog's <c>JsonFormatter(renderMessage: true)</c> writes, byte for
+/// byte, but as UTF-8 straight into the log writer's <see cref="LogLineBuffer"/>: no <c>StringWriter</c>, no
+/// second pass to encode the text, no <c>TextWriter</c> call per token. Operators parse these lines, so the
+/// output is Serilog's: same keys in the same order (Timestamp, Level, MessageTemplate, RenderedMessage,
+/// TraceId, SpanId, Exception, Properties), same escaping (only <c>"</c>, <c>\</c> and control characters;
+/// everything else raw), numbers in the invariant culture, doubles round-trip (<c>"R"</c>), NaN and infinities
+/// as strings, date and time values in ISO 8601, structures with their <c>_typeTag</c>, dictionaries with
+/// stringified keys.
+/// <para>
+/// What it does not render itself it hands, whole, to Serilog's formatter (<see cref="Fallbacks"/> counts
+/// those): a message template with a format or an alignment (<c>{X:0.00}</c>, <c>{X,5}</c>; those also add
+/// <c>Renderings</c>), a value of a type outside the list in <see cref="TryWriteScalar"/>, a property value of
+/// a kind Serilog may add later. So a line only ever comes out as Serilog would write it; the gateway's own
+/// events (the request line, start-up and batch lines, warnings with exceptions) all take the fast path.
+/// <c>JsonLogLineFormatterTests</c> formats a wide set of events both ways and compares the bytes.
+/// </para>
+/// <para>
+/// Measured (bench/LlmGateway.Benchmarks, <c>RequestLogBenchmarks</c>, the request line with the gateway's
+/// properties, 2026-12-02): see <c>LoggingExtensions</c> for the numbers.
+/// </para>
+/// One instance per writer thread: it reuses its buffers, so it is not thread-safe.
+/// </summary>
+public sealed class JsonLogLineFormatter
+{
+    private static readonly SearchValues<char> s_mustEscape = SearchValues.Create(
+        string.Create(34, 0, static (chars, _) =>
+        {
+            for (var i = 0; i < 32; i++) chars[i] = (char)i;
+            chars[32] = '\\';
+            chars[33] = '"';
+        }));
+
+    // Serilog writes the level with TextWriter.Write(object): the enum's name.
+    private static readonly byte[][] s_levels =
+        [.. Enum.GetValues<LogEventLevel>().OrderBy(l => (int)l).Select(l => Encoding.UTF8.GetBytes(l.ToString()))];
+
+    private static readonly byte[] s_newLine = Encoding.UTF8.GetBytes(Environment.NewLine);
+
+    private readonly JsonFormatter _serilog = new(renderMessage: true);
+    private readonly StringWriter _fallbackText = new(CultureInfo.InvariantCulture);
+    private char[] _message = new char[512];
+    private int _messageLength;
+
+    /// <summary>Events handed to Serilog's formatter because this one does not render them itself.</summary>
+    public long Fallbacks { get; private set; }
+
+    /// <summary>Appends the event's line (newline included) to <paramref name="output"/>.</summary>
+    public void Format(LogEvent logEvent, LogLineBuffer output)
+    {
+        ArgumentNullException.ThrowIfNull(logEvent);
+        var start = output.Length;
+        if (TryWrite(logEvent, output)) return;
+
+        output.Truncate(start);
+        Fallbacks++;
+        var text = _fallbackText.GetStringBuilder().Clear();
+        _serilog.Format(logEvent, _fallbackText);
+        // One string, encoded at once, so a surrogate pair never straddles two encoder calls. Rare: the
+        // allocation does not matter.
+        var line = text.ToString();
+        text.Clear();
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(line.Length));
+        output.Advance(Encoding.UTF8.GetBytes(line, span));
+    }
+
+    private bool TryWrite(LogEvent e, LogLineBuffer o)
+    {
+        if ((uint)e.Level >= (uint)s_levels.Length) return false;
+        // Rendered first: a template this formatter cannot render sends the event to Serilog before any
+        // byte is written.
+        if (!TryRenderMessage(e)) return false;
+
+        o.Write("{\"Timestamp\":\""u8);
+        o.Advance(Format(e.Timestamp, o.GetSpan(64)));
+        o.Write("\",\"Level\":\""u8);
+        o.Write(s_levels[(int)e.Level]);
+        o.Write("\",\"MessageTemplate\":"u8);
+        WriteQuoted(e.MessageTemplate.Text, o);
+        o.Write(",\"RenderedMessage\":"u8);
+        WriteQuoted(_message.AsSpan(0, _messageLength), o);
+
+        if (e.TraceId is { } traceId)
+        {
+            o.Write(",\"TraceId\":\""u8);
+            WriteAscii(traceId.ToHexString(), o);
+            o.Write((byte)'"');
+        }
+        if (e.SpanId is { } spanId)
+        {
+            o.Write(",\"SpanId\":\""u8);
+            WriteAscii(spanId.ToHexString(), o);
+            o.Write((byte)'"');
+        }
+        if (e.Exception is { } exception)
+        {
+            o.Write(",\"Exception\":"u8);
+            WriteQuoted(exception.ToString(), o);
+        }
+
+        if (e.Properties.Count != 0)
+        {
+            o.Write(",\"Properties\":{"u8);
+            var first = true;
+            // The dictionary's own order, as Serilog enumerates it; the struct enumerator when it is one.
+            if (e.Properties is Dictionary<string, LogEventPropertyValue> dictionary)
+            {
+                foreach (var (name, value) in dictionary)
+                {
+                    if (!TryWriteProperty(name, value, ref first, o)) return false;
+                }
+            }
+            else
+            {
+                foreach (var (name, value) in e.Properties)
+                {
+                    if (!TryWriteProperty(name, value, ref first, o)) return false;
+                }
+            }
+            o.Write((byte)'}');
+        }
+
+        o.Write((byte)'}');
+        o.Write(s_newLine);
+        return true;
+    }
+
+    private static int Format(DateTimeOffset timestamp, Span<byte> destination)
+    {
+        timestamp.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture);
+        return written;
+    }
+
+    private bool TryWriteProperty(string name, LogEventPropertyValue value, ref bool first, LogLineBuffer o)
+    {
+        if (!first) o.Write((byte)',');
+        first = false;
+        WriteQuoted(name, o);
+        o.Write((byte)':');
+        return TryWriteValue(value, o);
+    }
+
+    /// <summary>Serilog's <c>JsonValueFormatter</c> (type tag <c>_typeTag</c>), value by value.</summary>
+    private bool TryWriteValue(LogEventPropertyValue value, LogLineBuffer o)
+    {
+        switch (value)
+        {
+            case ScalarValue scalar:
+                return TryWriteScalar(scalar.Value, o);
+
+            case SequenceValue sequence:
+                o.Write((byte)'[');
+                var elements = sequence.Elements;
+                for (var i = 0; i < elements.Count; i++)
+                {
+                    if (i != 0) o.Write((byte)',');
+                    if (!TryWriteValue(elements[i], o)) return false;
+                }
+                o.Write((byte)']');
+                return true;
+
+            case StructureValue structure:
+                o.Write((byte)'{');
+                var properties = structure.Properties;
+                for (var i = 0; i < properties.Count; i++)
+                {
+                    if (i != 0) o.Write((byte)',');
+                    WriteQuoted(properties[i].Name, o);
+                    o.Write((byte)':');
+                    if (!TryWriteValue(properties[i].Value, o)) return false;
+                }
+                if (structure.TypeTag is { } typeTag)
+                {
+                    // Serilog writes its (nullable) delimiter here: nothing when the structure has no properties.
+                    if (properties.Count != 0) o.Write((byte)',');
+                    o.Write("\"_typeTag\":"u8);
+                    WriteQuoted(typeTag, o);
+                }
+                o.Write((byte)'}');
+                return true;
+
+            case DictionaryValue dictionary:
+                o.Write((byte)'{');
+                var firstElement = true;
+                foreach (var (key, element) in dictionary.Elements)
+                {
+                    if (!firstElement) o.Write((byte)',');
+                    firstElement = false;
+                    WriteQuoted((key.Value ?? "null").ToString()!, o);
+                    o.Write((byte)':');
+                    if (!TryWriteValue(element, o)) return false;
+                }
+                o.Write((byte)'}');
+                return true;
+
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// The scalar types Serilog's <c>JsonValueFormatter.FormatLiteralValue</c> knows, written the same way; enums
+    /// and Guids as their <c>ToString()</c> in quotes, as Serilog writes any other object. Anything else (DateOnly,
+    /// TimeOnly, Uri, a type a later Serilog may special-case) goes to Serilog.
+    /// </summary>
+    private static bool TryWriteScalar(object? value, LogLineBuffer o)
+    {
+        switch (value)
+        {
+            case null: o.Write("null"u8); return true;
+            case string s: WriteQuoted(s, o); return true;
+            case int v: o.Advance(Invariant(v, o)); return true;
+            case uint v: o.Advance(Invariant(v, o)); return true;
+            case long v: o.Advance(Invariant(v, o)); return true;
+            case ulong v: o.Advance(Invariant(v, o)); return true;
+            case decimal v: o.Advance(Invariant(v, o)); return true;
+            case byte v: o.Advance(Invariant(v, o)); return true;
+            case sbyte v: o.Advance(Invariant(v, o)); return true;
+            case short v: o.Advance(Invariant(v, o)); return true;
+            case ushort v: o.Advance(Invariant(v, o)); return true;
+            case double v when double.IsFinite(v): o.Advance(RoundTrip(v, o)); return true;
+            case double v: WriteQuoted(v.ToString(CultureInfo.InvariantCulture), o); return true;
+            case float v when float.IsFinite(v): o.Advance(RoundTrip(v, o)); return true;
+            case float v: WriteQuoted(v.ToString(CultureInfo.InvariantCulture), o); return true;
+            case bool v: o.Write(v ? "true"u8 : "false"u8); return true;
+            case char v: WriteQuoted(v.ToString(), o); return true;
+            case DateTime v: o.Write((byte)'"'); o.Advance(Iso(v, o)); o.Write((byte)'"'); return true;
+            case DateTimeOffset v: o.Write((byte)'"'); o.Advance(Iso(v, o)); o.Write((byte)'"'); return true;
+            case TimeSpan v: o.Write((byte)'"'); o.Advance(Constant(v, o)); o.Write((byte)'"'); return true;
+            case Enum or Guid: WriteQuoted(value.ToString() ?? "", o); return true;
+            default: return false;
+        }
+    }
+
+    private static int Invariant<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable
+    {
+        value.TryFormat(o.GetSpan(64), out var written, default, CultureInfo.InvariantCulture);
+        return written;
+    }
+
+    private static int RoundTrip<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable
+    {
+        value.TryFormat(o.GetSpan(64), out var written, "R", CultureInfo.InvariantCulture);
+        return written;
+    }
+
+    private static int Iso<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable
+    {
+        value.TryFormat(o.GetSpan(64), out var written, "O", null);
+        return written;
+    }
+
+    private static int Constant(TimeSpan value, LogLineBuffer o)
+    {
+        value.TryFormat(o.GetSpan(64), out var written, default, null);
+        return written;
+    }
+
+    /// <summary>
+    /// <c>MessageTemplate.Render(properties)</c> into <see cref="_message"/>, for templates whose properties carry
+    /// neither a format nor an alignment and whose values are scalars of the types below; false otherwise.
+    /// </summary>
+    private bool TryRenderMessage(LogEvent e)
+    {
+        _messageLength = 0;
+        // Tokens is the template's own array behind IEnumerable: indexed, no enumerator per event.
+        var tokens = e.MessageTemplate.Tokens as MessageTemplateToken[] ?? [.. e.MessageTemplate.Tokens];
+        for (var t = 0; t < tokens.Length; t++)
+        {
+            var token = tokens[t];
+            if (token is TextToken text)
+            {
+                Append(text.Text);
+                continue;
+            }
+            if (token is not PropertyToken property || property.Format is not null || property.Alignment.HasValue) return false;
+            if (!e.Properties.TryGetValue(property.PropertyName, out var value))
+            {
+                Append(property.ToString()); // the raw token, braces and all
+                continue;
+            }
+            if (value is not ScalarValue scalar || !TryRenderScalar(scalar.Value)) return false;
+        }
+        return true;
+    }
+
+    /// <summary><c>ScalarValue.Render</c> without a format or format provider.</summary>
+    private bool TryRenderScalar(object? value)
+    {
+        switch (value)
+        {
+            case null: Append("null"); return true;
+            case string s: AppendQuoted(s); return true;
+            case bool v: Append(v ? "True" : "False"); return true;
+            case int v: AppendInvariant(v); return true;
+            case long v: AppendInvariant(v); return true;
+            case double v: AppendInvariant(v); return true;
+            case decimal v: AppendInvariant(v); return true;
+            case uint v: AppendInvariant(v); return true;
+            case ulong v: AppendInvariant(v); return true;
+            case short v: AppendInvariant(v); return true;
+            case ushort v: AppendInvariant(v); return true;
+            case byte v: AppendInvariant(v); return true;
+            case sbyte v: AppendInvariant(v); return true;
+            case float v: AppendInvariant(v); return true;
+            default: return false;
+        }
+    }
+
+    private void AppendInvariant<T>(T value) where T : ISpanFormattable
+    {
+        EnsureMessage(64);
+        value.TryFormat(_message.AsSpan(_messageLength), out var written, default, CultureInfo.InvariantCulture);
+        _messageLength += written;
+    }
+
+    private void Append(ReadOnlySpan<char> text)
+    {
+        EnsureMessage(text.Length);
+        text.CopyTo(_message.AsSpan(_messageLength));
+        _messageLength += text.Length;
+    }
+
+    /// <summary>A string in a rendered message: in quotes, its quotes (only those) backslashed.</summary>
+    private void AppendQuoted(ReadOnlySpan<char> s)
+    {
+        Append("\"");
+        while (true)
+        {
+            var quote = s.IndexOf('"');
+            if (quote < 0) break;
+            Append(s[..quote]);
+            Append("\\\"");
+            s = s[(quote + 1)..];
+        }
+        Append(s);
+        Append("\"");
+    }
+
+    private void EnsureMessage(int more)
+    {
+        if (_message.Length - _messageLength >= more) return;
+        var bigger = new char[Math.Max(_message.Length * 2, _messageLength + more)];
+        _message.AsSpan(0, _messageLength).CopyTo(bigger);
+        _message = bigger;
+    }
+
+    /// <summary>Serilog's <c>JsonValueFormatter.WriteQuotedJsonString</c>, encoded as UTF-8 as it goes.</summary>
+    private static void WriteQuoted(ReadOnlySpan<char> s, LogLineBuffer o)
+    {
+        // Most strings are printable ASCII without a quote or backslash: narrowed in one vectorized pass and
+        // checked in another, written with no escaping.
+        var room = o.GetSpan(s.Length + 2);
+        var plain = true;
+        for (var i = 0; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (c - 0x20u >= 0x5Fu || c == '"' || c == '\\')
+            {
+                plain = false;
+                break;
+            }
+            room[i + 1] = (byte)c;
+        }
+        if (plain)
+        {
+            room[0] = (byte)'"';
+            room[s.Length + 1] = (byte)'"';
+            o.Advance(s.Length + 2);
+            return;
+        }
+
+        o.Write((byte)'"');
+        while (true)
+        {
+            var i = s.IndexOfAny(s_mustEscape);
+            var clean = i < 0 ? s : s[..i];
+            if (!clean.IsEmpty)
+            {
+                // Cut only at an ASCII character, so a surrogate pair is never split between two calls.
+                o.Advance(Encoding.UTF8.GetBytes(clean, o.GetSpan(Encoding.UTF8.GetMaxByteCount(clean.Length))));
+            }
+            if (i < 0) break;
+            WriteEscaped(s[i], o);
+            s = s[(i + 1)..];
+        }
+        o.Write((byte)'"');
+    }
+
+    private static void WriteEscaped(char c, LogLineBuffer o)
+    {
+        switch (c)
+        {
+            case '"': o.Write("\\\""u8); break;
+            case '\\': o.Write("\\\\"u8); break;
+            case '\n': o.Write("\\n"u8); break;
+            case '\r': o.Write("\\r"u8); break;
+            case '\f': o.Write("\\f"u8); break;
+            case '\t': o.Write("\\t"u8); break;
+            default:
+                o.Write("\\u"u8);
+                ((int)c).TryFormat(o.GetSpan(4), out var written, "X4", CultureInfo.InvariantCulture);
+                o.Advance(written);
+                break;
+        }
+    }
+
+    private static void WriteAscii(string ascii, LogLineBuffer o) =>
+        o.Advance(Encoding.UTF8.GetBytes(ascii, o.GetSpan(ascii.Length)));
+}

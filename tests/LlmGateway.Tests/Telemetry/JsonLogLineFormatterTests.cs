@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using LlmGateway.Pipeline;
+using LlmGateway.Providers;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting.Json;
+using Serilog.Parsing;
+
+namespace LlmGateway.Tests.Telemetry;
+
+/// <summary>
+/// The gateway's log lines are parsed by operators: <see cref="JsonLogLineFormatter"/> must write exactly the bytes
+/// Serilog's <c>JsonFormatter(renderMessage: true)</c> writes (encoded as UTF-8), for every event. Each test formats
+/// events both ways and compares the bytes, and checks which path the formatter took, so that a formatter that
+/// handed everything to Serilog would fail the tests that expect its own path.
+/// </summary>
+public class JsonLogLineFormatterTests
+{
+    private static readonly MessageTemplateParser s_parser = new();
+
+    private sealed class Capture : ILogEventSink
+    {
+        public List<LogEvent> Events { get; } = [];
+        public void Emit(LogEvent logEvent) => Events.Add(logEvent);
+    }
+
+    /// <summary>Formats each event with both formatters; the bytes must be equal, one event at a time and all in one buffer.</summary>
+    private static void AssertSameAsSerilog(IReadOnlyList<LogEvent> events, int expectedFallbacks)
+    {
+        var serilog = new JsonFormatter(renderMessage: true);
+        var formatter = new JsonLogLineFormatter();
+        var all = new LogLineBuffer(16);
+        var expectedAll = new MemoryStream();
+        foreach (var e in events)
+        {
+            var text = new StringWriter(CultureInfo.InvariantCulture);
+            serilog.Format(e, text);
+            var expected = Encoding.UTF8.GetBytes(text.ToString());
+
+            var one = new LogLineBuffer(16);
+            formatter.Format(e, one);
+            Assert.True(expected.AsSpan().SequenceEqual(one.WrittenSpan),
+                $"differs from Serilog's line:\nSerilog: {text}\nours:    {Encoding.UTF8.GetString(one.WrittenSpan)}");
+
+            formatter.Format(e, all);
+            expectedAll.Write(expected);
+        }
+        // Appending to a buffer that holds other lines (and taking back a half-written line on a fallback) leaves
+        // exactly the lines, in order.
+        Assert.True(expectedAll.ToArray().AsSpan().SequenceEqual(all.WrittenSpan), "the lines written into one buffer differ");
+        Assert.Equal(2L * expectedFallbacks, formatter.Fallbacks);
+    }
+
+    private static LogEvent Event(string template, params (string Name, LogEventPropertyValue Value)[] properties) =>
+        new(new DateTimeOffset(2026, 12, 2, 8, 15, 30, 123, TimeSpan.Zero).AddTicks(4567), LogEventLevel.Information, null,
+            s_parser.Parse(template), properties.Select(p => new LogEventProperty(p.Name, p.Value)));
+
+    private static LogEvent Scalar(object? value) => Event("Value {Value}", ("Value", new ScalarValue(value)));
+
+    private static RequestRecord Record(bool complete) => complete
+        ? new RequestRecord
+        {
+            RequestId = "req_\"quoted\"\\back", StartedAt = DateTimeOffset.UnixEpoch, KeyId = "team-a", TaskType = "code_generation",
+            RequestedModel = "auto", Model = "gpt-4o-mini", Provider = "openai", Stream = true, Status = 200, Outcome = RequestOutcomes.Ok,
+            Usage = new TokenUsage(1234, 567, 89), CostUsd = 0.000123456789m, Attempts = 2, Fallbacks = 1, CacheResult = "miss",
+            Route = "cost", TimeToFirstToken = TimeSpan.FromTicks(1_234_567), Duration = TimeSpan.FromTicks(98_765_432),
+            Overhead = TimeSpan.FromTicks(1_001),
+        }
+        : new RequestRecord
+        {
+            RequestId = "req_ütf8_日本_🙂", StartedAt = DateTimeOffset.UnixEpoch, Model = "", Provider = "", Status = 502,
+            Outcome = RequestOutcomes.Broken, ErrorCode = "upstream_error\n", Duration = TimeSpan.FromMilliseconds(0.1),
+        };
+
+    /// <summary>The request line as production builds it: RequestLog through Microsoft.Extensions.Logging into Serilog.</summary>
+    private static List<LogEvent> RequestLines()
+    {
+        var capture = new Capture();
+        using var serilog = new LoggerConfiguration().MinimumLevel.Information().Enrich.FromLogContext().WriteTo.Sink(capture).CreateLogger();
+        using var factory = LoggerFactory.Create(b => b.AddSerilog(serilog));
+        var log = new RequestLog(factory.CreateLogger<RequestLog>());
+        log.OnRequestCompleted(Record(complete: true));
+        log.OnRequestCompleted(Record(complete: false));
+        using (var activity = new Activity("request").SetIdFormat(ActivityIdFormat.W3C).Start())
+        using (factory.CreateLogger<RequestLog>().BeginScope("Batch {BatchId} item {BatchIndex}", "batch_1", 7))
+        using (factory.CreateLogger<RequestLog>().BeginScope(new Dictionary<string, object> { ["ConnectionId"] = "0HN1" }))
+        {
+            log.OnRequestCompleted(Record(complete: true));
+        }
+        return capture.Events;
+    }
+
+    [Fact]
+    public void The_request_line_is_Serilogs_and_takes_the_fast_path()
+    {
+        var events = RequestLines();
+        Assert.Equal(3, events.Count);
+        Assert.NotNull(events[2].TraceId); // the one in an activity carries TraceId and SpanId
+        Assert.True(events[2].Properties.ContainsKey("Scope"));
+        Assert.Equal(LogEventLevel.Warning, events[1].Level);
+        AssertSameAsSerilog(events, expectedFallbacks: 0);
+    }
+
+    [Fact]
+    public void Every_level_exceptions_and_an_empty_event_are_Serilogs()
+    {
+        Exception thrown;
+        try
+        {
+            throw new InvalidOperationException("outer \"quoted\"\r\n\tline", new ArgumentException("inner ✓"));
+        }
+        catch (Exception ex)
+        {
+            thrown = ex;
+        }
+        var events = Enum.GetValues<LogEventLevel>()
+            .Select(level => new LogEvent(DateTimeOffset.UnixEpoch, level, null, s_parser.Parse("plain"), []))
+            .Append(new LogEvent(new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.FromHours(5.5)), LogEventLevel.Error, thrown,
+                s_parser.Parse("Request observer {Observer} failed"), [new LogEventProperty("Observer", new ScalarValue("RequestLog"))]))
+            .Append(new LogEvent(DateTimeOffset.UnixEpoch, LogEventLevel.Warning, new Exception(), MessageTemplate.Empty, []))
+            .ToList();
+        AssertSameAsSerilog(events, expectedFallbacks: 0);
+    }
+
+    public static TheoryData<string> OddStrings => new()
+    {
+        "", "plain ascii", "quote \" backslash \\ slash /", "controls \0 \u0001 \b \t \n \v \f \r \u001b \u001f", "del \u007f nbsp \u00a0",
+        "line separators \u2028 \u2029", "é ü ß 日本語 Ελληνικά", "emoji 🙂👍🏽 pair", "lone high \ud83d end", "\udc00 lone low first",
+        "high before quote \ud83d\"", "high before control \ud83d\n", "html <script>&amp;</script> 'apos'", "{braces} {{doubled}}",
+        new string('x', 70_000) + "\u0001" + new string('日', 30_000),
+    };
+
+    [Theory]
+    [MemberData(nameof(OddStrings))]
+    public void Odd_strings_are_escaped_and_encoded_as_Serilog_does_as_values_names_templates_and_messages(string s)
+    {
+        AssertSameAsSerilog(
+        [
+            Scalar(s),
+            Event("{Name} said " + s.Replace("{", "{{", StringComparison.Ordinal).Replace("}", "}}", StringComparison.Ordinal), ("Name", new ScalarValue(s))),
+            Event("keyed", ("Key" + s.Replace(" ", "", StringComparison.Ordinal), new ScalarValue(1))),
+            Event("seq", ("Seq", new SequenceValue([new ScalarValue(s), new ScalarValue(s.Length)]))),
+            Event("structure", ("S", new StructureValue([new LogEventProperty("A", new ScalarValue(s))], s))),
+            Event("dictionary", ("D", new DictionaryValue([new(new ScalarValue(s), new ScalarValue(s))]))),
+            new LogEvent(DateTimeOffset.UnixEpoch, LogEventLevel.Error, new InvalidOperationException(s), s_parser.Parse("failed"), []),
+        ], expectedFallbacks: 0);
+    }
+
+    private enum Color { Red = 1 }
+
+    [Flags]
+    private enum Access { Read = 1, Write = 2 }
+
+    public static TheoryData<object?> Scalars => new()
+    {
+        null, 0, -1, int.MinValue, int.MaxValue, uint.MaxValue, long.MinValue, long.MaxValue, ulong.MaxValue,
+        (byte)255, (sbyte)-128, (short)-32768, (ushort)65535,
+        0m, 0.1m, -1.50m, decimal.MaxValue, decimal.MinValue, 0.000123456789m, 1e-28m,
+        0.0, -0.0, 0.1, 1e-7, 1.0 / 3, 123456789.123, 1e21, 1e15, double.MaxValue, double.MinValue, double.Epsilon,
+        double.NaN, double.PositiveInfinity, double.NegativeInfinity, Math.Round(98.7654321, 3),
+        0.1f, float.MaxValue, float.Epsilon, float.NaN, float.NegativeInfinity,
+        true, false, 'x', '"', '\n', '\ud83d',
+        new DateTime(2026, 12, 2, 8, 15, 30, DateTimeKind.Utc).AddTicks(1), new DateTime(2026, 12, 2, 8, 15, 30, DateTimeKind.Unspecified),
+        new DateTime(2026, 12, 2, 8, 15, 30, DateTimeKind.Local), DateTime.MinValue, DateTime.MaxValue,
+        new DateTimeOffset(2026, 12, 2, 8, 15, 30, TimeSpan.FromHours(-7)), DateTimeOffset.MaxValue,
+        TimeSpan.Zero, TimeSpan.FromTicks(-123_456_789_012), TimeSpan.MaxValue, TimeSpan.FromMilliseconds(1.5),
+        Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e"), Color.Red, (Color)7, Access.Read | Access.Write,
+        LogEventLevel.Warning,
+    };
+
+    [Theory]
+    [MemberData(nameof(Scalars))]
+    public void Scalars_are_rendered_as_Serilog_does_in_properties_and_in_the_message(object? value)
+    {
+        // A value the message renders itself (numbers, bools, strings, null) stays on the fast path; others send the
+        // event to Serilog when they appear in the message, never when they are only a property.
+        var rendersInMessage = value is null or string or bool or int or long or double or decimal or uint or ulong or short or ushort or byte or sbyte or float;
+        AssertSameAsSerilog(
+        [
+            Event("only a property", ("Value", new ScalarValue(value))),
+            Scalar(value),
+            Event("in a sequence", ("Values", new SequenceValue([new ScalarValue(value), new ScalarValue(value)]))),
+            Event("as a dictionary key", ("D", new DictionaryValue([new(new ScalarValue(value), new ScalarValue(value))]))),
+        ], expectedFallbacks: rendersInMessage ? 0 : 1);
+    }
+
+    [Fact]
+    public void Structures_sequences_and_dictionaries_nest_as_Serilog_writes_them()
+    {
+        var structure = new StructureValue(
+        [
+            new LogEventProperty("Id", new ScalarValue(1)),
+            new LogEventProperty("Tags", new SequenceValue([new ScalarValue("a"), new ScalarValue(null), new SequenceValue([])])),
+            new LogEventProperty("Inner", new StructureValue([new LogEventProperty("X", new ScalarValue(0.5))], "Inner")),
+            new LogEventProperty("Map", new DictionaryValue([
+                new(new ScalarValue("k"), new StructureValue([], "Empty")),
+                new(new ScalarValue(null), new DictionaryValue([])),
+                new(new ScalarValue(2.5), new ScalarValue(true)),
+            ])),
+        ], "Outer");
+        AssertSameAsSerilog(
+        [
+            Event("structured", ("Value", structure)),
+            Event("empty tagged", ("Value", new StructureValue([], "Tag"))),
+            Event("empty untagged", ("Value", new StructureValue([]))),
+            Event("untagged", ("Value", new StructureValue([new LogEventProperty("A", new ScalarValue("b"))]))),
+            Event("empty", ("Seq", new SequenceValue([])), ("Dict", new DictionaryValue([]))),
+            Event("many", ("A", new ScalarValue(1)), ("B", new ScalarValue("two")), ("C", new ScalarValue(null)), ("D", new SequenceValue([new ScalarValue(3)]))),
+        ], expectedFallbacks: 0);
+    }
+
+    [Fact]
+    public void Message_templates_render_as_Serilog_renders_them()
+    {
+        AssertSameAsSerilog(
+        [
+            Event("{Missing} is left as written, {Present} is not", ("Present", new ScalarValue("here"))),
+            Event("{0} and {1} positional", ("0", new ScalarValue("zero")), ("1", new ScalarValue(1))),
+            Event("{{escaped}} braces and a {Value}", ("Value", new ScalarValue(2))),
+            Event("{@Destructured} and {$Stringified}", ("Destructured", new ScalarValue("d")), ("Stringified", new ScalarValue("s"))),
+            Event("a string with \"quotes\" and \\ in the message: {S}", ("S", new ScalarValue("say \"hi\" \\ there"))),
+            Event("unclosed {brace", ("brace", new ScalarValue(1))),
+            Event("{A}{B}{C}", ("A", new ScalarValue(null)), ("B", new ScalarValue(true)), ("C", new ScalarValue(-0.0))),
+            Event(""),
+            Event("no properties at all"),
+        ], expectedFallbacks: 0);
+    }
+
+    [Fact]
+    public void What_it_does_not_render_itself_is_Serilogs_line_even_after_half_of_it_was_written()
+    {
+        AssertSameAsSerilog(
+        [
+            // Formats and alignments (Serilog adds Renderings for formats).
+            Event("{Elapsed:0.00} ms", ("Elapsed", new ScalarValue(12.3456))),
+            Event("{Name,10}|{Name,-10}|", ("Name", new ScalarValue("abc"))),
+            Event("{When:yyyy-MM-dd} and {When:O}", ("When", new ScalarValue(new DateTime(2026, 12, 2)))),
+            // A structure in the message.
+            Event("{Value}", ("Value", new StructureValue([new LogEventProperty("A", new ScalarValue(1))]))),
+            // Types it leaves to Serilog, in the last property: the line is half written when it gives up.
+            Event("first {A}", ("A", new ScalarValue(1)), ("B", new ScalarValue("b")), ("When", new ScalarValue(new DateOnly(2026, 12, 2)))),
+            Event("time", ("At", new SequenceValue([new ScalarValue(1), new ScalarValue(new TimeOnly(8, 15))]))),
+            Event("uri", ("Uri", new ScalarValue(new Uri("https://example.com/a?b=\"c\"")))),
+            Event("object", ("Thing", new ScalarValue(new Version(1, 2, 3)))),
+        ], expectedFallbacks: 8);
+    }
+
+    [Fact]
+    public void Random_strings_and_numbers_are_Serilogs()
+    {
+        var random = new Random(19);
+        string RandomString()
+        {
+            var chars = new char[random.Next(0, 40)];
+            for (var i = 0; i < chars.Length; i++)
+            {
+                chars[i] = random.Next(4) switch
+                {
+                    0 => (char)random.Next(0, 0x80),
+                    1 => (char)random.Next(0, 0x20),
+                    2 => (char)random.Next(0xD800, 0xE000),
+                    _ => (char)random.Next(0, 0x10000),
+                };
+            }
+            return new string(chars);
+        }
+        var events = new List<LogEvent>();
+        for (var i = 0; i < 500; i++)
+        {
+            events.Add(Event("{S} {D} {L} {M} " + RandomString().Replace("{", "", StringComparison.Ordinal).Replace("}", "", StringComparison.Ordinal),
+                ("S", new ScalarValue(RandomString())),
+                ("D", new ScalarValue(BitConverter.Int64BitsToDouble(random.NextInt64()))),
+                ("L", new ScalarValue(random.NextInt64(long.MinValue, long.MaxValue))),
+                ("M", new ScalarValue(new decimal(random.Next(), random.Next(), random.Next(), random.Next(2) == 0, (byte)random.Next(29)))),
+                (RandomString() + "k", new ScalarValue(RandomString()))));
+        }
+        AssertSameAsSerilog(events, expectedFallbacks: 0);
+    }
+}

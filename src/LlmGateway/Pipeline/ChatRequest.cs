@@ -41,10 +41,11 @@ public sealed class ChatRequest : GatewayRequest
         var root = Root;
         var textChars = 0L;
         var hasMessages = false;
+        Span<char> name = stackalloc char[32]; // longer than every name read here
         foreach (var p in root.EnumerateObject())
         {
             var v = p.Value;
-            switch (p.Name)
+            switch (RequestJson.NameOf(p, name))
             {
                 case "model":
                     if (ReadModel(v) is { } modelError) return modelError;
@@ -69,7 +70,7 @@ public sealed class ChatRequest : GatewayRequest
                     if (v.ValueKind == JsonValueKind.Null) break;
                     if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var mt) || mt < 1)
                         return ApiError.InvalidRequest($"'{p.Name}' must be a positive integer.", p.Name);
-                    if (p.Name == "max_completion_tokens" || MaxTokens is null) MaxTokens = mt;
+                    if (p.NameEquals("max_completion_tokens"u8) || MaxTokens is null) MaxTokens = mt;
                     break;
                 case "temperature":
                     if (v.ValueKind == JsonValueKind.Null) break;
@@ -105,7 +106,7 @@ public sealed class ChatRequest : GatewayRequest
                     }
                     HasTools = toolCount > 0;
                     // Tool schemas are sent as prompt tokens too.
-                    textChars += v.GetRawText().Length;
+                    textChars += RequestJson.RawTextLength(v);
                     break;
                 case "response_format":
                     if (v.ValueKind == JsonValueKind.Null) break;
@@ -156,31 +157,32 @@ public sealed class ChatRequest : GatewayRequest
         MessageCount = count;
 
         var i = 0;
+        // The message's path, for the error that names it (not made for every message that has none).
+        string At() => $"messages[{i}]";
         foreach (var m in v.EnumerateArray())
         {
-            var at = $"messages[{i}]";
-            if (m.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest($"'{at}' must be an object.", at);
+            if (m.ValueKind != JsonValueKind.Object) return ApiError.InvalidRequest($"'{At()}' must be an object.", At());
             if (!m.TryGetProperty("role"u8, out var role) || role.ValueKind != JsonValueKind.String)
-                return ApiError.InvalidRequest($"'{at}.role' is required and must be a string.", $"{at}.role");
-            if (!IsKnownRole(role)) return ApiError.InvalidRequest($"'{at}.role' must be one of system, developer, user, assistant, tool.", $"{at}.role");
+                return ApiError.InvalidRequest($"'{At()}.role' is required and must be a string.", $"{At()}.role");
+            if (!IsKnownRole(role)) return ApiError.InvalidRequest($"'{At()}.role' must be one of system, developer, user, assistant, tool.", $"{At()}.role");
 
             if (m.TryGetProperty("content"u8, out var content))
             {
                 switch (content.ValueKind)
                 {
                     case JsonValueKind.String:
-                        textChars += content.GetString()!.Length;
+                        textChars += RequestJson.TextLength(content);
                         break;
                     case JsonValueKind.Array:
                         foreach (var part in content.EnumerateArray())
                         {
                             if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String)
-                                return ApiError.InvalidRequest($"Each part of '{at}.content' must be an object with a string 'type'.", $"{at}.content");
+                                return ApiError.InvalidRequest($"Each part of '{At()}.content' must be an object with a string 'type'.", $"{At()}.content");
                             if (type.ValueEquals("text"u8))
                             {
                                 if (!part.TryGetProperty("text"u8, out var text) || text.ValueKind != JsonValueKind.String)
-                                    return ApiError.InvalidRequest($"A text part of '{at}.content' needs a string 'text'.", $"{at}.content");
-                                textChars += text.GetString()!.Length;
+                                    return ApiError.InvalidRequest($"A text part of '{At()}.content' needs a string 'text'.", $"{At()}.content");
+                                textChars += RequestJson.TextLength(text);
                             }
                             else if (type.ValueEquals("image_url"u8))
                             {
@@ -191,12 +193,12 @@ public sealed class ChatRequest : GatewayRequest
                     case JsonValueKind.Null:
                         break;
                     default:
-                        return ApiError.InvalidRequest($"'{at}.content' must be a string, an array of parts or null.", $"{at}.content");
+                        return ApiError.InvalidRequest($"'{At()}.content' must be a string, an array of parts or null.", $"{At()}.content");
                 }
             }
             if (m.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array)
             {
-                textChars += calls.GetRawText().Length;
+                textChars += RequestJson.RawTextLength(calls);
             }
             i++;
         }

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using LlmGateway.Http;
 
@@ -58,6 +60,35 @@ public static class RequestJson
         request.Dispose();
         return null;
     }
+
+    /// <summary>
+    /// The name of <paramref name="property"/> for a <c>switch</c> over the names a reader knows, decoded into
+    /// <paramref name="buffer"/> instead of a string per property (<see cref="JsonProperty.Name"/> allocates
+    /// one). A name longer than the buffer can be none of the known ones and reads as empty; an escaped name
+    /// is unescaped as <see cref="JsonProperty.Name"/> does (rare, so that path may allocate).
+    /// </summary>
+    public static ReadOnlySpan<char> NameOf(JsonProperty property, Span<char> buffer)
+    {
+        var raw = JsonMarshal.GetRawUtf8PropertyName(property);
+        if (raw.Contains((byte)'\\')) return property.Name;
+        return Encoding.UTF8.TryGetChars(raw, buffer, out var written) ? buffer[..written] : [];
+    }
+
+    /// <summary>
+    /// The length in UTF-16 characters of the string <paramref name="value"/>, what <c>GetString().Length</c>
+    /// says, without making the string: the body is valid UTF-8 (<see cref="Parse"/> checked it), so an
+    /// unescaped string's characters are counted from its bytes. An escaped one is decoded, which also
+    /// throws <see cref="InvalidOperationException"/> for an escaped unpaired surrogate, as
+    /// <see cref="ParseObject{T}"/> expects of every text it reads.
+    /// </summary>
+    public static int TextLength(JsonElement value)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(value)[1..^1]; // without the quotes
+        return raw.Contains((byte)'\\') ? value.GetString()!.Length : Encoding.UTF8.GetCharCount(raw);
+    }
+
+    /// <summary>The length in UTF-16 characters of <paramref name="value"/>'s JSON text, what <c>GetRawText().Length</c> says, without making the string.</summary>
+    public static int RawTextLength(JsonElement value) => Encoding.UTF8.GetCharCount(JsonMarshal.GetRawUtf8Value(value));
 
     /// <summary>A string with an escaped unpaired surrogate (\ud800) is valid JSON syntax but no text.</summary>
     public static ApiError NotUnicode() =>

@@ -64,6 +64,7 @@ public class ChatRequestTests
     [InlineData("{\"model\":")]
     [InlineData("not json")]
     [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}")]
+    [InlineData("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"ok \\udc00\"}]}]}")]
     public void Rejects_malformed_json(string json)
     {
         Assert.Null(Parse(json, out var error));
@@ -102,5 +103,49 @@ public class ChatRequestTests
 
         Assert.Equal(param, error?.Param);
         if (param is not null) Assert.Equal(400, error!.Status);
+    }
+
+    [Theory]
+    [InlineData("plain ascii")]
+    [InlineData("")]
+    [InlineData(@"caf\u00e9 \""quoted\"" \\ back\nline")]
+    [InlineData("café, naïve, 東京")]
+    [InlineData(@"a pair \ud83d\ude00 escaped")]
+    [InlineData("an emoji 😀 as UTF-8")]
+    public void Text_lengths_are_what_the_decoded_strings_say(string jsonText)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse($"{{\"s\":\"{jsonText}\",\"a\":[\"{jsonText}\",{{\"t\":\"{jsonText}\"}}]}}");
+        var s = document.RootElement.GetProperty("s");
+        var a = document.RootElement.GetProperty("a");
+
+        Assert.Equal(s.GetString()!.Length, RequestJson.TextLength(s));
+        Assert.Equal(a.GetRawText().Length, RequestJson.RawTextLength(a));
+    }
+
+    [Fact]
+    public void Estimates_count_escaped_and_multibyte_text_by_its_characters()
+    {
+        // 9 characters each way (the emoji is two UTF-16 units), so one character fewer moves the estimate
+        // across a token (4 characters per token), and counting bytes or escapes (13 and more) moves it too.
+        using var escaped = Parse("""{"model":"m","messages":[{"role":"user","content":"h\u00e9llo, \u6771\u4eac"}]}""", out _);
+        using var raw = Parse("""{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"héllo, 東京"}]}]}""", out _);
+        using var emoji = Parse("""{"model":"m","messages":[{"role":"user","content":"東 😀 abcd"}]}""", out _);
+
+        var expected = TokenEstimator.FromCharacters(9, 1, 0);
+        Assert.Equal(expected, escaped!.EstimatedPromptTokens);
+        Assert.Equal(expected, raw!.EstimatedPromptTokens);
+        Assert.Equal(expected, emoji!.EstimatedPromptTokens);
+        Assert.NotEqual(TokenEstimator.FromCharacters(8, 1, 0), expected);
+        Assert.NotEqual(TokenEstimator.FromCharacters(13, 1, 0), expected);
+    }
+
+    [Fact]
+    public void Property_names_are_matched_after_unescaping_and_long_unknown_ones_are_ignored()
+    {
+        using var r = Parse("""{"mod\u0065l":"m","a_property_name_longer_than_thirty_two_characters":1,"messages":[{"role":"user","content":"x"}],"te\u006dperature":0.5}""", out var error);
+
+        Assert.Null(error);
+        Assert.Equal("m", r!.Model);
+        Assert.Equal(0.5, r.Temperature);
     }
 }

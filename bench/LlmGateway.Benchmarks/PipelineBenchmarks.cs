@@ -159,6 +159,29 @@ public class PipelineBenchmarks
         return true;
     }
 
+    /// <summary>
+    /// Step 5: the upstream's answer body read off its content (a stream with a Content-Length, as HttpClient
+    /// hands it over) into the pooled buffer the answer owns; the content and stream are the same in both.
+    /// </summary>
+    [Benchmark]
+    public int UpstreamAnswer_Read_Pooled()
+    {
+        var body = ProviderHttp.ReadPooledAsync(AnswerContent(), CancellationToken.None).GetAwaiter().GetResult();
+        body.Return();
+        return body.Length;
+    }
+
+    /// <summary>What <see cref="HttpContent.ReadAsByteArrayAsync()"/> costs for the same answer (its own buffer, then an exact copy).</summary>
+    [Benchmark]
+    public int UpstreamAnswer_Read_ByteArray() => AnswerContent().ReadAsByteArrayAsync().GetAwaiter().GetResult().Length;
+
+    private static StreamContent AnswerContent()
+    {
+        var content = new StreamContent(new MemoryStream(Samples.Completion, writable: false));
+        content.Headers.ContentLength = Samples.Completion.Length;
+        return content;
+    }
+
     /// <summary>Step 6: the upstream's answer read for usage and finish (the OpenAI provider does this on every non-streamed answer).</summary>
     [Benchmark]
     public int UpstreamAnswer_Inspect() => OpenAiResponseInspector.Inspect(Samples.Completion).Usage?.Total ?? 0;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
 using LlmGateway.Embeddings;
@@ -107,11 +108,25 @@ public sealed class ProviderResponse : IAsyncDisposable
     public static ProviderResponse Completed(ReadOnlyMemory<byte> body, TokenUsage usage, string? finishReason) =>
         new() { Body = body, Usage = usage, FinishReason = finishReason };
 
+    /// <summary>
+    /// A complete answer read into a buffer rented from <see cref="ArrayPool{T}.Shared"/> (see
+    /// <see cref="ProviderHttp.ReadPooledAsync"/>), which this response now owns: <see cref="Body"/> is valid
+    /// until it is disposed (the pipeline disposes it after the answer is written and the cache has its copy).
+    /// </summary>
+    public static ProviderResponse Completed(PooledBody body, TokenUsage usage, string? finishReason) =>
+        new() { Body = body.Memory, Usage = usage, FinishReason = finishReason, _rented = body.Buffer };
+
     public static ProviderResponse Streaming(ChatStream stream) => new() { Stream = stream, Dialect = stream.Dialect };
 
     /// <summary>A complete answer in the client's own dialect, with the usage read from it.</summary>
     public static ProviderResponse CompletedNative(ReadOnlyMemory<byte> body, TokenUsage usage, string? finishReason, string dialect) =>
         new() { Body = body, Usage = usage, FinishReason = finishReason, Dialect = dialect };
 
-    public ValueTask DisposeAsync() => Stream?.DisposeAsync() ?? ValueTask.CompletedTask;
+    private byte[]? _rented;
+
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _rented, null) is { } rented) ArrayPool<byte>.Shared.Return(rented);
+        return Stream?.DisposeAsync() ?? ValueTask.CompletedTask;
+    }
 }

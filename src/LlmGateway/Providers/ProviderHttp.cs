@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Net;
 using System.Text.Json;
 using LlmGateway.Configuration;
@@ -43,7 +45,8 @@ public static class ProviderHttp
     /// classified by <paramref name="readError"/>. Never throws for upstream trouble, only for the
     /// caller's cancellation.
     /// </summary>
-    public static async Task<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(
         HttpClient client, HttpRequestMessage message, string provider, ErrorReader readError, TimeProvider time, CancellationToken cancellationToken)
     {
         HttpResponseMessage response;
@@ -75,15 +78,63 @@ public static class ProviderHttp
     public static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
     {
         using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var buffer = new byte[MaxErrorBodyBytes];
-        var total = 0;
-        while (total < buffer.Length)
+        var buffer = ArrayPool<byte>.Shared.Rent(MaxErrorBodyBytes);
+        try
         {
-            var read = await stream.ReadAsync(buffer.AsMemory(total), cancellationToken).ConfigureAwait(false);
-            if (read == 0) break;
-            total += read;
+            var total = 0;
+            while (total < MaxErrorBodyBytes)
+            {
+                var read = await stream.ReadAsync(buffer.AsMemory(total, MaxErrorBodyBytes - total), cancellationToken).ConfigureAwait(false);
+                if (read == 0) break;
+                total += read;
+            }
+            return buffer.AsSpan(0, total).ToArray();
         }
-        return buffer.AsSpan(0, total).ToArray();
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Content-Length sizes the first buffer up to this; a longer answer grows it as its bytes arrive.</summary>
+    private const int MaxFirstBufferBytes = 1024 * 1024;
+
+    /// <summary>
+    /// A whole answer body in a buffer rented from <see cref="ArrayPool{T}.Shared"/>, instead of the copy
+    /// <see cref="HttpContent.ReadAsByteArrayAsync()"/> makes of its own buffer: the caller owns the buffer
+    /// (a <see cref="ProviderResponse"/> it is handed to returns it when disposed; otherwise
+    /// <see cref="PooledBody.Return"/>). On an exception nothing is left rented. The buffer grows with the
+    /// bytes that arrive, never by what Content-Length claims beyond <see cref="MaxFirstBufferBytes"/>.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<PooledBody> ReadPooledAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        // One byte more than announced, so the read that finds the end needs no bigger buffer.
+        var first = content.Headers.ContentLength is { } known and >= 0 ? (int)Math.Min(known + 1, MaxFirstBufferBytes) : 16 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(first);
+        var length = 0;
+        try
+        {
+            using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(length * 2L, Array.MaxLength));
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+                if (read == 0) return new PooledBody(buffer, length);
+                length += read;
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
     }
 
     /// <summary>Retry-After (seconds or an HTTP date) or retry-after-ms, whichever the upstream sent.</summary>
@@ -165,4 +216,17 @@ public static class ProviderHttp
         JsonException j => ProviderFailure.Protocol(provider, "invalid JSON: " + j.Message),
         _ => ProviderFailure.Protocol(provider, e.GetType().Name),
     };
+}
+
+/// <summary>
+/// A body read into a buffer rented from <see cref="ArrayPool{T}.Shared"/>: its first <see cref="Length"/>
+/// bytes. Whoever holds it gives the buffer back once (<see cref="Return"/>, or by handing it to
+/// <see cref="ProviderResponse.Completed(PooledBody, TokenUsage, string?)"/>) and reads it no more after.
+/// </summary>
+public readonly record struct PooledBody(byte[] Buffer, int Length)
+{
+    public ReadOnlyMemory<byte> Memory => Buffer.AsMemory(0, Length);
+    public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
+
+    public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
 }

@@ -38,6 +38,23 @@ public sealed class RetryAndFallbackTests : IAsyncLifetime
 
     private IEnumerable<string> Events(ResilienceGateway gateway) => gateway.Events.Log.Where(e => !e.StartsWith("up ", StringComparison.Ordinal));
 
+    [Fact]
+    public async Task Every_retry_and_the_fallback_send_the_whole_body_each_with_its_own_upstream_model()
+    {
+        // Each attempt writes its upstream body into a pooled buffer, given back once its call is over: a
+        // retry or a fallback that sent a buffer already given back would send bytes that are not the client's.
+        _primary.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Error("The server had an error.", type: "server_error"), 500);
+        await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary, _fallback));
+        var prompt = string.Concat(Enumerable.Range(0, 4000).Select(i => $"part {i} of a long prompt, "));
+
+        using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", content: prompt));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(_primary.Requests.Count > 1, $"the primary was called {_primary.Requests.Count} time(s), not retried");
+        Assert.All(_primary.Requests, r => Assert.Equal(ResilienceGateway.Body("upstream-m1", content: prompt), System.Text.Encoding.UTF8.GetString(r.Body)));
+        Assert.Equal(ResilienceGateway.Body("upstream-m2", content: prompt), System.Text.Encoding.UTF8.GetString(Assert.Single(_fallback.Requests).Body));
+    }
+
     [Theory]
     [InlineData(500)]
     [InlineData(503)]

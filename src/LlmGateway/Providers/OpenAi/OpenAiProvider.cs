@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using LlmGateway.ChatCompletions;
@@ -15,9 +14,9 @@ namespace LlmGateway.Providers.OpenAi;
 /// </summary>
 public sealed class OpenAiProvider : IChatProvider
 {
-    private static readonly MediaTypeHeaderValue s_json = new("application/json");
     private readonly HttpClient _client;
     private readonly string? _apiKey;
+    private readonly string? _authorization;
     private readonly bool _azure;
     private readonly TimeProvider _time;
     private readonly string _baseUrl;
@@ -35,6 +34,7 @@ public sealed class OpenAiProvider : IChatProvider
         if (options.ApiKeyEnv is { Length: > 0 } env)
         {
             _apiKey = Environment.GetEnvironmentVariable(env);
+            _authorization = "Bearer " + _apiKey;
             SecretScrubber.Register(_apiKey);
             if (string.IsNullOrEmpty(_apiKey)) UnusableReason = $"its key variable {env} is not set";
         }
@@ -66,15 +66,15 @@ public sealed class OpenAiProvider : IChatProvider
 
         var embeddings = request.Operation == RequestOperation.Embeddings;
         using var message = new HttpRequestMessage(HttpMethod.Post, embeddings ? EmbeddingsUri(request.UpstreamModel) : ChatUri(request.UpstreamModel));
-        var content = new ByteArrayContent(embeddings
-            ? OpenAiRequestWriter.WriteEmbeddings(request.Request, request.UpstreamModel)
-            : OpenAiRequestWriter.Write(request.Chat, request.UpstreamModel));
-        content.Headers.ContentType = s_json;
-        message.Content = content;
+        // Disposing the message (at the end of this call) gives the body's pooled buffer back.
+        message.Content = embeddings
+            ? OpenAiRequestWriter.EmbeddingsContent(request.Request, request.UpstreamModel)
+            : OpenAiRequestWriter.Content(request.Chat, request.UpstreamModel);
         if (_apiKey is { Length: > 0 })
         {
+            // The header as one string made once: no header value object, and no string built from it, per call.
             if (_azure) message.Headers.TryAddWithoutValidation("api-key", _apiKey);
-            else message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
+            else message.Headers.TryAddWithoutValidation("Authorization", _authorization);
         }
         if (request.Stream) message.Headers.Accept.ParseAdd("text/event-stream");
 
@@ -84,26 +84,43 @@ public sealed class OpenAiProvider : IChatProvider
         var keep = false;
         try
         {
-            if (embeddings)
-            {
-                return ReadEmbeddings(request, await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
-            }
-
             var isEventStream = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
             if (request.Stream && isEventStream)
             {
-                var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                var events = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
                 keep = true;
-                return ProviderResponse.Streaming(new OpenAiChatStream(Name, response, body, request.Chat.EstimatedPromptTokens));
+                return ProviderResponse.Streaming(new OpenAiChatStream(Name, response, events, request.Chat.EstimatedPromptTokens));
             }
 
             // A complete JSON body: the normal non-streaming answer, or a server that ignored stream:true
-            // or reported an error with a 200.
-            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            // or reported an error with a 200. Read into a pooled buffer the answer owns from here.
+            var body = await ProviderHttp.ReadPooledAsync(response.Content, cancellationToken).ConfigureAwait(false);
+            return embeddings ? ReadEmbeddings(request, body) : ReadCompletion(request, body);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
+        }
+        finally
+        {
+            if (!keep) response.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A chat completion goes to the client byte for byte; its usage and finish are read (and an error
+    /// reported with a 200, or a body without choices, is a failure like any other). The body's buffer
+    /// goes to the completed answer, or back to the pool.
+    /// </summary>
+    private ProviderResponse ReadCompletion(ProviderRequest request, PooledBody body)
+    {
+        var handedOver = false;
+        try
+        {
             ResponseInfo info;
             try
             {
-                info = OpenAiResponseInspector.Inspect(bytes);
+                info = OpenAiResponseInspector.Inspect(body.Span);
             }
             catch (JsonException e)
             {
@@ -119,18 +136,15 @@ public sealed class OpenAiProvider : IChatProvider
             }
             if (request.Stream)
             {
-                return ProviderResponse.Streaming(new CompletedAsStream(bytes, info));
+                return ProviderResponse.Streaming(new CompletedAsStream(body.Span.ToArray(), info));
             }
             var usage = info.Usage ?? new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimatorChars(info.GeneratedChars));
-            return ProviderResponse.Completed(bytes, usage, info.FinishReason);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
+            handedOver = true;
+            return ProviderResponse.Completed(body, usage, info.FinishReason);
         }
         finally
         {
-            if (!keep) response.Dispose();
+            if (!handedOver) body.Return();
         }
     }
 
@@ -138,15 +152,16 @@ public sealed class OpenAiProvider : IChatProvider
     /// An OpenAI embeddings answer goes to the client byte for byte; only its usage is read (and an
     /// error reported with a 200, or a body without data, is a failure like any other).
     /// </summary>
-    private ProviderResponse ReadEmbeddings(ProviderRequest request, byte[] bytes)
+    private ProviderResponse ReadEmbeddings(ProviderRequest request, PooledBody body)
     {
+        var handedOver = false;
         try
         {
-            using var doc = JsonDocument.Parse(bytes);
+            using var doc = JsonDocument.Parse(body.Memory);
             var root = doc.RootElement;
             if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("error"u8, out var error) && error.ValueKind == JsonValueKind.Object)
             {
-                return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, 502, bytes, null));
+                return ProviderResponse.Failed(ProviderHttp.FromOpenAiError(Name, 502, body.Span, null));
             }
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data"u8, out var data) || data.ValueKind != JsonValueKind.Array)
             {
@@ -156,11 +171,16 @@ public sealed class OpenAiProvider : IChatProvider
                 && usage.TryGetProperty("prompt_tokens"u8, out var p) && p.TryGetInt32(out var tokens)
                 ? tokens
                 : request.Request.EstimatedPromptTokens;
-            return ProviderResponse.Completed(bytes, new TokenUsage(prompt, 0), null);
+            handedOver = true;
+            return ProviderResponse.Completed(body, new TokenUsage(prompt, 0), null);
         }
         catch (JsonException e)
         {
             return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body is not JSON: " + e.Message));
+        }
+        finally
+        {
+            if (!handedOver) body.Return();
         }
     }
 

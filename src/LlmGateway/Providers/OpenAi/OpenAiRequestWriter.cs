@@ -21,31 +21,23 @@ public static class OpenAiRequestWriter
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static byte[] Write(ChatRequest chat, string upstreamModel)
-    {
-        var buffer = new ArrayBufferWriter<byte>(chat.Body.Length + 64);
-        using (var w = new Utf8JsonWriter(buffer, s_writerOptions))
-        {
-            Write(w, chat, upstreamModel);
-        }
-        return buffer.WrittenSpan.ToArray();
-    }
+    /// <summary>The chat body for the upstream, in a pooled buffer the provider's request message gives back when disposed.</summary>
+    public static PooledJsonContent Content(ChatRequest chat, string upstreamModel) =>
+        PooledJsonContent.Write(chat.Body.Length + 64, s_writerOptions, (chat, upstreamModel), static (w, s) => Write(w, s.chat, s.upstreamModel));
 
     /// <summary>An embeddings body: the client's, with only the model renamed.</summary>
-    public static byte[] WriteEmbeddings(GatewayRequest request, string upstreamModel)
+    public static PooledJsonContent EmbeddingsContent(GatewayRequest request, string upstreamModel) =>
+        PooledJsonContent.Write(request.Body.Length + 64, s_writerOptions, (request, upstreamModel), static (w, s) => WriteEmbeddings(w, s.request, s.upstreamModel));
+
+    private static void WriteEmbeddings(Utf8JsonWriter w, GatewayRequest request, string upstreamModel)
     {
-        var buffer = new ArrayBufferWriter<byte>(request.Body.Length + 64);
-        using (var w = new Utf8JsonWriter(buffer, s_writerOptions))
+        w.WriteStartObject();
+        foreach (var p in request.Root.EnumerateObject())
         {
-            w.WriteStartObject();
-            foreach (var p in request.Root.EnumerateObject())
-            {
-                if (p.NameEquals("model"u8)) w.WriteString("model"u8, upstreamModel);
-                else p.WriteTo(w);
-            }
-            w.WriteEndObject();
+            if (p.NameEquals("model"u8)) w.WriteString("model"u8, upstreamModel);
+            else p.WriteTo(w);
         }
-        return buffer.WrittenSpan.ToArray();
+        w.WriteEndObject();
     }
 
     public static void Write(Utf8JsonWriter w, ChatRequest chat, string upstreamModel)

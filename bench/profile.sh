@@ -35,6 +35,9 @@ Usage: bench/profile.sh [options]
   --rounds R           untraced rounds, each a direct and a gateway probe (--stream; default 3)
   --concurrency C      streams at a time (--stream; default 8, as bench/run.sh)
   --untraced-only      the untraced rounds only, no counters or trace (--stream: quick comparisons)
+  --perf               also a window under Linux perf (software clock, call graphs, the JIT's perf map): the
+                       kernel's share, which EventPipe does not see, and the hottest symbols; sets
+                       DOTNET_PerfMapEnabled=1 and DOTNET_EnableWriteXorExecute=0 on the gateway
   --gateway-env N=V    an environment variable for the gateway process (repeatable): measures a runtime
                        knob (e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0) without changing the project
   --no-build           use the Release builds already there
@@ -43,6 +46,7 @@ EOF
 }
 
 label="" out="" conns=16 warmup=20 seconds=15 level=Information build=1 keep=0 mode=full
+use_perf=0
 gateway_env=() untraced_only=0
 stream=0 streams=400 rounds=3 stream_c=8 stream_chunks=20 stream_delay_ms=5
 args_text="$*"
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift ;;
     --concurrency) stream_c=$2; shift ;;
     --no-build) build=0 ;;
+    --perf) use_perf=1 ;;
     --keep) keep=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "Unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -69,6 +74,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$label" ] || { label=before; [ "$stream" = 1 ] && label=streams-before; }
+if [ "$use_perf" = 1 ]; then
+  [ "$stream" = 0 ] || { echo "--perf is for the non-streaming profile" >&2; exit 2; }
+  command -v perf >/dev/null 2>&1 || { echo "--perf needs Linux perf (Debian: linux-perf)" >&2; exit 2; }
+  # JIT-compiled code is named through the runtime's perf map; W^X off so the map's addresses are the ones that run.
+  gateway_env+=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
+fi
 [ -n "$out" ] || out="$here/profile/$label.md"
 
 log() { printf '[profile %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -140,6 +151,8 @@ log "mock on ${PORT[mock]}, gateway (pid $gpid, logs at $level) on ${PORT[gatewa
 clk=$(getconf CLK_TCK)
 # S seconds as dd:hh:mm:ss, what the dotnet tools' --duration takes.
 span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
+# Context switches of every thread of a process so far (voluntary and not): the wake-ups a request costs.
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'; }
 us_per() { awk -v t="$1" -v n="$2" -v c="$clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
 
 # While a checked load runs (wrk, or the stream probe): dotnet-counters over a window of S seconds, then
@@ -199,13 +212,55 @@ load() {
 
 # CPU per request over a window of the running load: /proc ticks of the gateway over the mock's call count.
 window() {
-  local s=$1 t0 c0 t1 c1
-  t0=$(cpu_ticks "$gpid"); c0=$(chat_calls)
+  local s=$1 t0 c0 t1 c1 x0 x1
+  x0=$(ctx_switches "$gpid"); t0=$(cpu_ticks "$gpid"); c0=$(chat_calls)
   sleep "$s"
-  t1=$(cpu_ticks "$gpid"); c1=$(chat_calls)
+  x1=$(ctx_switches "$gpid"); t1=$(cpu_ticks "$gpid"); c1=$(chat_calls)
   local calls=$((c1 - c0)) ticks=$((t1 - t0))
   [ "$calls" -gt 0 ] || die "no requests in the window"
-  echo "$calls $ticks"
+  echo "$calls $ticks $((x1 - x0))"
+}
+
+# The perf window as markdown: the gateway's CPU by where the code lives (the kernel on its behalf, JIT-compiled
+# .NET code, the runtime, other native libraries), then the hottest symbols. perf's software clock samples every
+# thread, so unlike EventPipe it sees the kernel's share: system calls, the loopback TCP stack and wake-ups.
+perf_section() {
+  local dso syms
+  dso=$(perf report -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | awk '/^ +[0-9.]+%/ { p = $1; sub("%", "", p); $1 = ""; sub(/^ +/, ""); print p "\t" $0 }')
+  syms=$(perf report -i "$tmp/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | awk '/^ +[0-9.]+%/ { p = $1; $1 = ""; sub(/^ +/, ""); if (++k <= 25) print p "\t" $0 }')
+  echo
+  echo "### perf: kernel and user time ($(us_per "$ticks_perf" "$calls_perf") µs per request in this window, $calls_perf requests in $seconds s)"
+  echo
+  echo "| where the code lives | share of samples | ≈ µs/request |"
+  echo "| --- | ---: | ---: |"
+  awk -F'\t' -v us="$(us_per "$ticks_perf" "$calls_perf")" '
+    { k = $2 ~ /kernel/ ? "the kernel (system calls, loopback TCP, scheduling)" : $2 ~ /^\[JIT\]/ ? "JIT-compiled .NET code (the gateway, ASP.NET Core, the BCL)" : $2 ~ /libcoreclr|libclrjit|System\.Private\.CoreLib|\.dll$/ ? "the .NET runtime (GC, allocation, stubs, the JIT) and ready-to-run code" : "other native code (libc, System.Native, vdso)"; s[k] += $1 }
+    END { for (k in s) printf "| %s | %.1f %% | %.1f |\n", k, s[k], s[k] * us / 100 }' <<<"$dso" | sort -t'|' -k3 -rn
+  echo
+  echo "The kernel's share by what it was doing (each sample by its call chain):"
+  echo
+  echo "| in the kernel | share of samples | ≈ µs/request |"
+  echo "| --- | ---: | ---: |"
+  perf script -i "$tmp/perf.data" 2>/dev/null | awk -v us="$(us_per "$ticks_perf" "$calls_perf")" '
+    BEGIN { RS = ""; FS = "\n" }
+    { n++ }
+    $2 ~ /kernel\.kallsyms/ {
+      if ($0 ~ /sock_def_readable/) k = "a send, waking the process at the other end of the loopback connection (wrk or the mock)"
+      else if ($2 ~ /finish_task_switch|__schedule/) k = "a gateway thread switched back in (after sleeping in epoll_wait, or preempted by a woken peer)"
+      else if ($0 ~ /sys_sendto|__send/) k = "a send: the TCP stack, both ends of the loopback connection"
+      else if ($0 ~ /recvfrom|__libc_recv/) k = "a receive"
+      else if ($0 ~ /epoll_wait/) k = "epoll_wait"
+      else if ($0 ~ /page_fault/) k = "page faults (fresh memory)"
+      else k = "other (futex, sched_yield, file writes of the log, interrupts)"
+      c[k]++
+    }
+    END { for (k in c) printf "| %s | %.1f %% | %.1f |\n", k, c[k] * 100 / n, c[k] * us / n }' | sort -t'|' -k3 -rn
+  echo
+  echo "Hottest symbols (self time):"
+  echo
+  echo "| symbol | share |"
+  echo "| --- | ---: |"
+  awk -F'\t' '{ n = $2; gsub(/\|/, "\\|", n); if (length(n) > 150) n = substr(n, 1, 147) "..."; printf "| `%s` | %s |\n", n, $1 }' <<<"$syms"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -213,18 +268,25 @@ log "warm-up: ${warmup} s at $conns connections (load average $load_start)"
 load "$warmup" >/dev/null
 
 # Three windows under one continuous load, each after 2 s of it: untraced, counters, traced.
-total=$((3 * (seconds + 3) + 6))
+windows=3; [ "$use_perf" = 1 ] && windows=4
+total=$((windows * (seconds + 3) + 6))
 log "load: ${total} s at $conns connections; windows of ${seconds} s: untraced, dotnet-counters, dotnet-trace"
 calls_start=$(chat_calls)
 load "$total" >"$tmp/wrk.json" &
 wrk_pid=$!
 ALIVE[$wrk_pid]=1
 sleep 2
-read -r calls_plain ticks_plain < <(window "$seconds")
+read -r calls_plain ticks_plain csw_plain < <(window "$seconds")
 [ -n "${ticks_plain:-}" ] || die "the untraced window measured nothing"
 load_plain=$(cut -d' ' -f1 /proc/loadavg)
 sleep 1
 collect_tool_windows "$seconds"
+if [ "$use_perf" = 1 ]; then
+  sleep 1
+  c0=$(chat_calls); t0=$(cpu_ticks "$gpid")
+  perf record -e cpu-clock -F 999 -g -p "$gpid" -o "$tmp/perf.data" -- sleep "$seconds" >"$tmp/perf.log" 2>&1 || { cat "$tmp/perf.log" >&2; die "perf record failed"; }
+  calls_perf=$(($(chat_calls) - c0)); ticks_perf=$(($(cpu_ticks "$gpid") - t0))
+fi
 wait "$wrk_pid" || die "the load failed: $(cat "$tmp/wrk.json")"
 unset "ALIVE[$wrk_pid]"
 wrk_json=$(cat "$tmp/wrk.json")
@@ -252,7 +314,8 @@ quick_note=""; [ "$mode" = quick ] && quick_note="QUICK RUN (windows of a few se
   --title "Miss path, $label: commit $commit$dirty, $(date -u '+%Y-%m-%d %H:%M UTC')" \
   --note "${quick_note}Written by \`./bench/profile.sh${args_text:+ $args_text}\`. Load average $load_start at the start, $load_plain after the untraced window, $load_trace after the traced one, $load_end at the end (nproc $(nproc)). Before the start, near 0 is a quiet machine; during the windows the profile's own wrk, mock and gateway make 3 to 6." \
   --note "Load: wrk -t2 -c$conns, POST /v1/chat/completions with bench/bodies/chat.json (temperature 0.2); ${checked:-0} answers checked, every one \`x-gateway-cache: bypass\` from provider openai, and the mock counted $calls_load calls for $requests answers; $rps req/s over the whole load. The gateway: embedded store, budgets, ledger and metrics on, Serilog at $level." \
-  --note "CPU per request (gateway process, /proc utime+stime over the mock's call count): **$cpu_plain µs untraced** ($calls_plain requests in ${seconds} s); $cpu_counters µs with dotnet-counters attached; $cpu_trace µs while traced (the sampler suspends every thread about 100 times a second, which costs CPU of its own)." \
+  --note "CPU per request (gateway process, /proc utime+stime over the mock's call count): **$cpu_plain µs untraced** ($calls_plain requests in ${seconds} s, $(awk -v x="$csw_plain" -v n="$calls_plain" 'BEGIN { printf "%.2f", x / n }') context switches of the gateway's threads per request); $cpu_counters µs with dotnet-counters attached; $cpu_trace µs while traced (the sampler suspends every thread about 100 times a second, which costs CPU of its own)." \
   --note "dotnet-counters (System.Runtime, ${seconds} s at $rate req/s): about ${alloc_per} bytes allocated per request; $gcs_per_s GCs/s; ${gc_pause_pct} % of the time in GC pauses; $contentions lock contentions/s; $jitted methods JIT-compiled/s (near 0: warmed up)." >&2
+[ "$use_perf" = 1 ] && perf_section >>"$out"
 log "wrote $out"
 cat "$out"

@@ -23,7 +23,7 @@ public static class GatewayHeaders
     public const string CostUsd = "x-gateway-cost-usd";
     public const string OverheadMs = "x-gateway-overhead-ms";
 
-    public static string NewRequestId() => "req_" + Guid.NewGuid().ToString("N");
+    public static string NewRequestId() => RandomIds.New("req_");
 
     /// <summary>
     /// x-request-id and the x-gateway-* headers of <paramref name="outcome"/> (each where it is known:

@@ -90,7 +90,7 @@ public static class MessageResponseTranslator
             }
             if (n > 0) return string.Concat("msg_", chars[..n]);
         }
-        return "msg_" + Guid.NewGuid().ToString("N");
+        return Http.RandomIds.New("msg_");
     }
 
     internal static void WriteTextBlock(Utf8JsonWriter w, string text)
@@ -114,7 +114,7 @@ public static class MessageResponseTranslator
     }
 
     /// <summary>Tool call ids are kept (the client sends them back in tool_result); a missing one gets Anthropic's prefix.</summary>
-    internal static string ToolUseId(string? id) => id is { Length: > 0 } ? id : "toolu_" + Guid.NewGuid().ToString("N");
+    internal static string ToolUseId(string? id) => id is { Length: > 0 } ? id : Http.RandomIds.New("toolu_");
 
     /// <summary>
     /// The arguments string as the input object. A model that produced no arguments gets {}; one that

@@ -95,7 +95,7 @@ public static class MessagesErrors
         var requestId = response.Headers.TryGetValue(RequestIdHeader, out var id) && id.Count == 1 ? id[0] : null;
         if (requestId is null)
         {
-            requestId = "req_" + Guid.NewGuid().ToString("N");
+            requestId = Http.RandomIds.New("req_");
             response.Headers[RequestIdHeader] = requestId;
             response.Headers[AnthropicRequestIdHeader] = requestId;
         }

@@ -149,10 +149,10 @@ public abstract class NativeProvider : IChatProvider, IDisposable
             StatusCodes.Status400BadRequest, ErrorTypes.InvalidRequest, null, param);
 
     /// <summary>An id for a chat completion the provider gave none of its own.</summary>
-    public static string NewCompletionId() => "chatcmpl-" + Guid.NewGuid().ToString("N")[..24];
+    public static string NewCompletionId() => Http.RandomIds.New("chatcmpl-", 24);
 
     /// <summary>An id for a tool call the provider gave none of its own (Gemini, older Ollama).</summary>
-    public static string NewToolCallId() => "call_" + Guid.NewGuid().ToString("N")[..24];
+    public static string NewToolCallId() => Http.RandomIds.New("call_", 24);
 
     public void Dispose()
     {

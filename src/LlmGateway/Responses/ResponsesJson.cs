@@ -36,7 +36,7 @@ public static class ResponseIds
 {
     public const int MaxLength = 128;
 
-    public static string NewResponseId() => "resp_" + Guid.NewGuid().ToString("N");
+    public static string NewResponseId() => Http.RandomIds.New("resp_");
 
     /// <summary>The item at <paramref name="outputIndex"/> of a response: <c>msg_</c> or <c>fc_</c>, the response's digits, the index.</summary>
     public static string ItemId(string responseId, string prefix, int outputIndex) =>

@@ -14,10 +14,13 @@ using Microsoft.Extensions.Options;
 namespace LlmGateway.Benchmarks;
 
 /// <summary>
-/// What the second meter provider costs per request (<see cref="MetricsExposure"/>: with a metrics or admin
-/// key configured every measurement goes to a public and a full provider). <see cref="Providers"/> 1 is the
-/// gateway without such a key, 2 with one. <c>OnRequestCompleted</c> is the gateway's own recording of one
-/// finished request (a counter, three histograms, four counter adds); the other two are one measurement each.
+/// What the gateway's own metrics cost per request, and what the second meter provider adds (<see cref="MetricsExposure"/>:
+/// with a metrics or admin key configured every measurement goes to a public and a full provider). <see cref="Providers"/>
+/// 1 is the gateway without such a key, 2 with one. <c>OnRequestCompleted</c> is the gateway's own recording of one
+/// finished request (its counters in <see cref="GatewayMetrics"/>' own cells, two or three histogram measurements);
+/// <c>OnRequestCompleted_AllInSdk</c> is the same recording as it was made before, every counter an SDK instrument
+/// (a counter, three histograms, four counter adds), kept here as the baseline. <c>CacheLookup</c> and
+/// <c>CacheLookup_InSdk</c> the same for the cache lookup counter; the last two are one SDK measurement each.
 /// </summary>
 [MemoryDiagnoser]
 public class MetricsBenchmarks
@@ -29,6 +32,7 @@ public class MetricsBenchmarks
     private GatewayMetrics _metrics = null!;
     private Counter<long> _counter = null!;
     private Histogram<double> _histogram = null!;
+    private AllInSdk _sdk = null!;
     private RequestRecord _record = null!;
 
     [Params(1, 2)]
@@ -56,6 +60,7 @@ public class MetricsBenchmarks
         var meter = meterFactory.Create(GatewayMetrics.MeterName);
         _counter = meter.CreateCounter<long>("bench.counter");
         _histogram = meter.CreateHistogram<double>("bench.histogram", "s");
+        _sdk = new AllInSdk(meter);
         _record = new RequestRecord
         {
             RequestId = "req_1",
@@ -83,6 +88,15 @@ public class MetricsBenchmarks
     [Benchmark]
     public void OnRequestCompleted() => _metrics.OnRequestCompleted(_record);
 
+    [Benchmark]
+    public void OnRequestCompleted_AllInSdk() => _sdk.OnRequestCompleted(_record);
+
+    [Benchmark]
+    public void CacheLookup() => _metrics.CacheLookup("miss");
+
+    [Benchmark]
+    public void CacheLookup_InSdk() => _sdk.CacheLookup("miss");
+
     /// <summary>Like the request counter: four tags.</summary>
     [Benchmark]
     public void Counter_Add() => _counter.Add(1, new TagList { { "model", "echo" }, { "provider", "mock" }, { "task_type", "general" }, { "status", "200" } });
@@ -90,4 +104,36 @@ public class MetricsBenchmarks
     /// <summary>Like the duration histogram: two tags.</summary>
     [Benchmark]
     public void Histogram_Record() => _histogram.Record(0.12, new TagList { { "model", "echo" }, { "provider", "mock" } });
+
+    /// <summary>The gateway's recording of a request before its counters were its own (label values as MetricLabels gives them).</summary>
+    private sealed class AllInSdk(Meter meter)
+    {
+        private readonly Counter<long> _requests = meter.CreateCounter<long>("bench.sdk.requests", "{request}");
+        private readonly Histogram<double> _duration = meter.CreateHistogram("bench.sdk.request.duration", "s", null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = GatewayMetrics.DurationBuckets });
+        private readonly Histogram<double> _firstToken = meter.CreateHistogram("bench.sdk.time_to_first_token", "s", null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = GatewayMetrics.FirstTokenBuckets });
+        private readonly Histogram<double> _overhead = meter.CreateHistogram("bench.sdk.overhead", "s", null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = GatewayMetrics.OverheadBuckets });
+        private readonly Counter<long> _tokens = meter.CreateCounter<long>("bench.sdk.tokens", "{token}");
+        private readonly Counter<double> _cost = meter.CreateCounter<double>("bench.sdk.cost", "usd");
+        private readonly Counter<long> _cacheRequests = meter.CreateCounter<long>("bench.sdk.cache.requests", "{request}");
+
+        public void OnRequestCompleted(RequestRecord record)
+        {
+            const string model = "echo", provider = "mock";
+            _requests.Add(1, new TagList { { "model", model }, { "provider", provider }, { "task_type", "general" }, { "status", "200" } });
+            var byModel = new TagList { { "model", model }, { "provider", provider } };
+            _duration.Record(record.Duration.TotalSeconds, byModel);
+            if (record.TimeToFirstToken is { } firstToken) _firstToken.Record(firstToken.TotalSeconds, byModel);
+            _overhead.Record(record.Overhead.TotalSeconds, new TagList { { "provider", provider } });
+            var usage = record.Usage;
+            _tokens.Add(usage.Prompt, new TagList { { "model", model }, { "provider", provider }, { "direction", "input" } });
+            _tokens.Add(usage.Completion, new TagList { { "model", model }, { "provider", provider }, { "direction", "output" } });
+            _tokens.Add(usage.CachedPrompt, new TagList { { "model", model }, { "provider", provider }, { "direction", "cached" } });
+            _cost.Add((double)record.CostUsd, byModel);
+        }
+
+        public void CacheLookup(string result) => _cacheRequests.Add(1, new TagList { { "result", MetricLabels.CacheResult(result) } });
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlmGateway.Auth;
 using LlmGateway.Caching;
 using LlmGateway.Configuration;
@@ -50,9 +51,10 @@ public sealed class GatewayPipeline(
     /// <paramref name="caller"/> (null when Gateway:Auth:Mode is none) up to the answer, the committed
     /// stream, or the error. Throws <see cref="OperationCanceledException"/> when
     /// <paramref name="cancellationToken"/> (the caller leaving) cancels it; the request is recorded as
-    /// cancelled first.
+    /// cancelled first. Awaited once, at once: its state machine is pooled (one fewer allocation per request).
     /// </summary>
-    public async Task<PipelineOutcome> ExecuteAsync(GatewayRequest request, CallerIdentity? caller, RequestHints hints, CancellationToken cancellationToken, RequestStart start = default)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<PipelineOutcome> ExecuteAsync(GatewayRequest request, CallerIdentity? caller, RequestHints hints, CancellationToken cancellationToken, RequestStart start = default)
     {
         var run = new RequestRun(this, start.RequestId is null ? Start() : start, request);
         var record = run.Record;

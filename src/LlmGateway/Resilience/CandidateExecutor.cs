@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading.RateLimiting;
 using LlmGateway.Budgets;
@@ -61,7 +62,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private static readonly Func<ResilienceContext, AttemptState, ValueTask<Outcome<AttemptResult>>> s_attempt =
         static (_, state) => state.Executor.AttemptAsync(state);
 
-    public async Task<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
         var candidates = context.Route!.Candidates;
         var failures = new List<ProviderFailure>(candidates.Count);
@@ -133,6 +135,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         context.Record.Attempts > 0 ? error with { ShouldRetry = false } : error;
 
     /// <summary>One try on the current candidate; Polly calls it again for each retry.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome<AttemptResult>> AttemptAsync(AttemptState state)
     {
         var (context, candidate, provider, deployment) = (state.Context, state.Candidate!, state.Provider!, state.Deployment!);
@@ -294,7 +297,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     /// answer 200 and then fail, and until the client has seen a byte, that failure can still go to
     /// the next candidate.
     /// </summary>
-    private async Task<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
         GatewayContext context, Candidate candidate, TimedCancellation attempt)
     {
         var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);

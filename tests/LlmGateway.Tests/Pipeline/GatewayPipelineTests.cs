@@ -275,7 +275,7 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         await _provider.Called.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await cts.CancelAsync();
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running.AsTask());
         var record = Assert.Single(_records.All);
         Assert.Equal((RequestOutcomes.Cancelled, 499), (record.Outcome, record.Status));
     }

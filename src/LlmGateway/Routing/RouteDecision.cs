@@ -1,4 +1,5 @@
-using System.Text;
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
 using LlmGateway.Providers;
@@ -62,25 +63,31 @@ public sealed class RouteDecision
         // Rejected before any candidate was weighed (a malformed routing header, an unknown model).
         if (Error is not null && Evaluated.Count == 0) return "no route: " + Error.Message;
 
-        var s = new StringBuilder(64);
-        s.Append(Strategy).Append(": ");
+        // Built on the stack: the log line's only copy is the string itself (a StringBuilder's chunks were a second one).
+        var s = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[256]);
+        s.AppendFormatted(Strategy);
+        s.AppendLiteral(": ");
         for (var i = 0; i < Candidates.Count; i++)
         {
-            if (i > 0) s.Append('>');
-            s.Append(Candidates[i].ModelName);
+            if (i > 0) s.AppendLiteral(">");
+            s.AppendFormatted(Candidates[i].ModelName);
         }
-        if (Candidates.Count == 0) s.Append("none left");
+        if (Candidates.Count == 0) s.AppendLiteral("none left");
         if (Removed.Count > 0)
         {
-            s.Append(" | removed ");
+            s.AppendLiteral(" | removed ");
             for (var i = 0; i < Removed.Count; i++)
             {
-                if (i > 0) s.Append(", ");
-                s.Append(Removed[i].ModelName).Append(" (").Append(Removed[i].Filter).Append(')');
+                if (i > 0) s.AppendLiteral(", ");
+                s.AppendFormatted(Removed[i].ModelName);
+                s.AppendLiteral(" (");
+                s.AppendFormatted(Removed[i].Filter);
+                s.AppendLiteral(")");
             }
         }
-        s.Append(" | task type by ").Append(TaskTypeSource);
-        return s.ToString();
+        s.AppendLiteral(" | task type by ");
+        s.AppendFormatted(TaskTypeSource);
+        return s.ToStringAndClear();
     }
 }
 

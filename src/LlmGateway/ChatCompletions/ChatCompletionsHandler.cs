@@ -69,7 +69,11 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 response.ContentType = "application/json";
                 response.ContentLength = outcome.Body.Length;
                 // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
-                await ClientWriteTimeout.For(http).RunAsync(response.Body.WriteAsync(outcome.Body, http.RequestAborted)).ConfigureAwait(false);
+                // The timeout (a timer and a registration) is made only for a write that waits on the client:
+                // an answer that fits the socket buffers is written at once, as nearly every one is.
+                var write = response.Body.WriteAsync(outcome.Body, http.RequestAborted);
+                if (!write.IsCompleted) write = ClientWriteTimeout.For(http).RunAsync(write);
+                await write.ConfigureAwait(false);
                 return Delivery.Delivered;
             default:
                 return await StreamAsync(http, outcome.Stream!).ConfigureAwait(false);

@@ -72,9 +72,15 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 // The timeout (a timer and a registration) is made only for a write that waits on the client:
                 // an answer that fits the socket buffers is written at once, as nearly every one is.
                 var write = response.Body.WriteAsync(outcome.Body, http.RequestAborted);
-                if (!write.IsCompleted) write = ClientWriteTimeout.For(http).RunAsync(write);
-                await write.ConfigureAwait(false);
-                return Delivery.Delivered;
+                if (write.IsCompleted)
+                {
+                    await write.ConfigureAwait(false);
+                    return Delivery.Delivered;
+                }
+                var timeout = ClientWriteTimeout.For(http);
+                await timeout.RunAsync(write).ConfigureAwait(false);
+                // Cut off by the timeout, the write ends without an error: the client did not get the answer.
+                return timeout.Fired || http.RequestAborted.IsCancellationRequested ? Deliveries.Undelivered(http) : Delivery.Delivered;
             default:
                 return await StreamAsync(http, outcome.Stream!).ConfigureAwait(false);
         }

@@ -108,6 +108,28 @@ public sealed class StalledReaderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_that_stops_reading_a_large_complete_answer_is_cut_off_as_a_499()
+    {
+        // 16 MB of answer: its write waits on the client, so the write timeout (made only for a write that
+        // did not complete at once) must be armed and must fire.
+        var answer = OpenAiWire.Completion(new string('y', 16 * 1024 * 1024));
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, answer);
+        var url = $"http://127.0.0.1:{RepoFiles.FreePort()}";
+        await using var gateway = GatewayProcess.Start(Environment(writeTimeoutSeconds: 2, idleTimeoutSeconds: 30), "--urls", url);
+        await gateway.WaitLiveAsync(url);
+
+        var closedByGateway = await StallAsync(new Uri(url).Port, "/v1/chat/completions", """{"model":"test-model","messages":[{"role":"user","content":"tell me everything"}]}""");
+
+        Assert.True(closedByGateway, "the stalled client was still connected after 30 s:\n" + gateway.Log);
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        await StoreTestKit.EventuallyAsync(async () =>
+        {
+            var metrics = await MetricsText.ScrapeAsync(http);
+            return (Count(metrics, "499") == 1, string.Join("; ", metrics.Find("llm_gateway_requests_total").Select(x => $"{string.Join(",", x.Labels.Select(l => l.Key + "=" + l.Value))} {x.Value}")));
+        }, "the answer recorded as the client's 499");
+    }
+
+    [Fact]
     public async Task A_client_that_pauses_longer_than_the_providers_idle_timeout_still_gets_the_whole_answer_and_the_provider_no_blame()
     {
         const int Chunks = 400; // 3.2 MB: far more than the socket buffers hold while the client pauses

@@ -3,14 +3,17 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace LlmGateway.Http;
 
-/// <summary>Reads a JSON request body for an ingress: into a pooled buffer, never past the size limit.</summary>
+/// <summary>
+/// Reads a JSON request body for an ingress: into a pooled buffer, never past the size limit. ValueTasks: a
+/// body already received completes at once, and a Task would be allocated for its result on every request.
+/// </summary>
 public static class RequestBody
 {
     /// <summary>
     /// <see cref="ReadAsync"/> with Kestrel's own 413 (its limit is set to <paramref name="max"/>) as the
     /// same refusal as a Content-Length over the limit, so every ingress answers it alike.
     /// </summary>
-    public static async Task<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
+    public static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
     {
         try
         {
@@ -28,7 +31,7 @@ public static class RequestBody
     /// Content-Length before a byte is read), 400 for an empty body. Kestrel's own limit is set to
     /// <paramref name="max"/> too, so it may throw <see cref="BadHttpRequestException"/> with 413.
     /// </summary>
-    public static async Task<(byte[] Buffer, int Length, ApiError? Error)> ReadAsync(HttpContext http, int max)
+    public static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadAsync(HttpContext http, int max)
     {
         var request = http.Request;
         if (request.ContentLength > max)

@@ -90,7 +90,7 @@ public abstract class GatewayRequest : IDisposable
     protected static T? TryParse<T>(ReadOnlyMemory<byte> body, Func<JsonDocument, ReadOnlyMemory<byte>, T> create, out ApiError? error)
         where T : GatewayRequest
     {
-        return RequestJson.ParseObject(body, document => create(document, body), static request => request.Read(), out error);
+        return RequestJson.ParseObject(body, create, static (document, bytes, create) => create(document, bytes), static request => request.Read(), out error);
     }
 
     public void Dispose()

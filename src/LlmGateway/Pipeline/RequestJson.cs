@@ -41,11 +41,20 @@ public static class RequestJson
     /// (the request disposed). One place for every dialect's body: JSON, an object, valid Unicode.
     /// </summary>
     public static T? ParseObject<T>(ReadOnlyMemory<byte> body, Func<JsonDocument, T> create, Func<T, ApiError?> read, out ApiError? error)
+        where T : class, IDisposable =>
+        ParseObject(body, create, static (document, _, create) => create(document), read, out error);
+
+    /// <summary>
+    /// <see cref="ParseObject{T}(ReadOnlyMemory{byte}, Func{JsonDocument, T}, Func{T, ApiError?}, out ApiError?)"/> for a
+    /// request that keeps its body too: <paramref name="create"/> gets the body and <paramref name="state"/>, so a
+    /// static lambda does (no closure per request).
+    /// </summary>
+    public static T? ParseObject<T, TState>(ReadOnlyMemory<byte> body, TState state, Func<JsonDocument, ReadOnlyMemory<byte>, TState, T> create, Func<T, ApiError?> read, out ApiError? error)
         where T : class, IDisposable
     {
         var document = Parse(body, out error);
         if (document is null) return null;
-        var request = create(document);
+        var request = create(document, body, state);
         try
         {
             error = document.RootElement.ValueKind == JsonValueKind.Object

@@ -30,8 +30,9 @@ namespace LlmGateway.Benchmarks;
 /// <item><c>SerilogRequestLogging</c>: Serilog.AspNetCore's <c>RequestLoggingMiddleware</c> around an endpoint
 /// that copies the same twenty fields into the <c>IDiagnosticContext</c>, as the pipeline would have to.</item>
 /// </list>
-/// The line's two halves, each measured alone on a production-shaped event (the host's activity tracking, an
-/// Activity, the hosting and connection scopes, Serilog as a Microsoft.Extensions.Logging provider):
+/// The line's two halves, each measured alone on a production-shaped event (the host's activity tracking, Kestrel's
+/// connection scope, Serilog as a Microsoft.Extensions.Logging provider; with <c>BENCH_LOG_TRACED=1</c> also an
+/// Activity and the hosting scope, as under a tracer):
 /// <list type="bullet">
 /// <item><c>RequestThread</c>: what the request pays, <see cref="RequestLog"/> to the queued Serilog event (the sink
 /// only counts it).</item>
@@ -144,10 +145,18 @@ public class RequestLogBenchmarks
             logging.AddSerilog(_requestThreadSerilog);
         });
         _productionShaped = new RequestLog(_factory.CreateLogger<RequestLog>());
-        _activity = new Activity("bench").SetIdFormat(ActivityIdFormat.W3C).Start();
-        var scopes = _factory.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics");
+        // As a request's line is logged with no tracer configured (HostingLogGate: no Activity, no hosting scope):
+        // Kestrel's connection scope only. BENCH_LOG_TRACED=1 adds what a tracer brings, an Activity and the
+        // hosting scope.
+        var traced = Environment.GetEnvironmentVariable("BENCH_LOG_TRACED") == "1";
+        var scopes = _factory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Connections");
         var connection = scopes.BeginScope(new List<KeyValuePair<string, object>> { new("ConnectionId", "0HNQG9MFP5M20") });
-        var request = scopes.BeginScope(new List<KeyValuePair<string, object>> { new("RequestId", "0HNQG9MFP5M20:00000001"), new("RequestPath", "/v1/chat/completions") });
+        IDisposable? request = null;
+        if (traced)
+        {
+            _activity = new Activity("bench").SetIdFormat(ActivityIdFormat.W3C).Start();
+            request = scopes.BeginScope(new List<KeyValuePair<string, object>> { new("RequestId", "0HNQG9MFP5M20:00000001"), new("RequestPath", "/v1/chat/completions") });
+        }
         _scopes = new Scopes(connection, request);
 
         // The event the writer formats: the one this logger builds, checked to be production-shaped.
@@ -155,7 +164,7 @@ public class RequestLogBenchmarks
         _productionShaped.OnRequestCompleted(_record);
         _counting.Keep = false;
         _line = _counting.Kept ?? throw new InvalidOperationException("no event logged");
-        if (_line.TraceId is null || !_line.Properties.ContainsKey("ConnectionId") || !_line.Properties.ContainsKey("RequestPath"))
+        if (!_line.Properties.ContainsKey("ConnectionId") || traced != (_line.TraceId is not null) || traced != _line.Properties.ContainsKey("RequestPath"))
             throw new InvalidOperationException("the benchmark's event lacks the activity or the scopes a request's event has");
         _lines.Clear();
         _utf8.Format(_line, _lines);

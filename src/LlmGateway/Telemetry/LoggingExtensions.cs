@@ -37,11 +37,15 @@ public static class LoggingExtensions
             // than slowing requests down (the usage ledger, not the log, is the record of what was spent).
             // The lines are Serilog's JsonFormatter(renderMessage: true) layout, byte for byte, but written as
             // UTF-8 by JsonLogLineFormatter straight into the writer's buffer (anything it does not render
-            // itself goes to Serilog's formatter). Measured (RequestLogBenchmarks, Writer category, the
-            // production-shaped request line of ~1.1 KB, 2026-12-02, machine load 7-19 so means are loose, min
-            // and ratio steadier): Serilog's formatter into a StringWriter then encoded 1.45-2.9 us min and 704 B
-            // per line, JsonLogLineFormatter 1.0-1.3 us min (ratio 0.57-0.93 over runs; CPU time of 1M lines in a
-            // loop ~1.6 -> ~1.0 us) and 0 B. perf of that loop: a quarter fewer samples for the same lines.
+            // itself goes to Serilog's formatter). Measured 2026-12-02 (2 cores at load average 7-19, so ratios
+            // and allocations are the solid numbers):
+            // - RequestLogBenchmarks, Writer category, the request line as logged in production (1.1 KB):
+            //   Serilog's formatter into a StringWriter then encoded 1.88 us and 680 B per line, JsonLogLineFormatter
+            //   1.26 us and 0 B (ratio 0.68; 0.57 in another run).
+            // - perf of the gateway at 16 connections (bench miss path, /tmp copy of the lead's pf.sh, warm):
+            //   the log-writer thread 8.1 % of the gateway's samples before, 6.2 % after. Less than the
+            //   micro-benchmark's gain: in production the writer touches each queued event's ~30 objects once,
+            //   cold in cache, and those misses stay whatever the formatter does.
             .WriteTo.Sink(new BatchedJsonLinesSink(new JsonLogLineFormatter(), Console.OpenStandardOutput()))
             .CreateLogger();
         builder.Logging.ClearProviders();

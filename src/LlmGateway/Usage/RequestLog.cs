@@ -1,6 +1,17 @@
 namespace LlmGateway.Usage;
 
 /// <summary>One structured line per request: who, what, where it went, what it cost. Never prompt or completion text, never a secret.</summary>
+/// <remarks>
+/// The request pays for building the event, the log-writer thread for formatting it (see <c>LoggingExtensions</c>).
+/// The request's part (RequestLogBenchmarks, RequestThread category, 2026-12-02): 1.2-1.5 us and 3.2 KB per
+/// request, almost all of it in Serilog.Extensions.Logging's <c>SerilogLogger.PrepareWrite</c> (a dictionary grown
+/// from empty to about 25 entries, the bool, decimal and double values bound through Serilog's converter, the
+/// template looked up by its text) and the scope enrichment; perf of a loop of these events: PrepareWrite 29 % self,
+/// the scopes about 10 %, this state's indexer with its boxing 3.4 %. Cutting it means a Serilog provider of our
+/// own in place of <c>AddSerilog</c>, which would also have to carry the filter rules keyed on
+/// <c>SerilogLoggerProvider</c> (HostingLogGate's among them): not done. The line stays a
+/// Microsoft.Extensions.Logging event, so other providers (tests' captures, an operator's) see it unchanged.
+/// </remarks>
 public sealed class RequestLog(ILogger<RequestLog> logger) : IRequestObserver
 {
     private static readonly EventId s_event = new(1, "RequestCompleted");

@@ -43,6 +43,7 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
     private readonly Thread _writer;
     private readonly LogLineBuffer _lines = new(WriteThresholdBytes * 2);
     private int _queued;
+    private long _unformattable;
     private long _dropped;
     private int _disposed;
 
@@ -89,8 +90,26 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
             while (_queue.TryDequeue(out var e))
             {
                 Interlocked.Decrement(ref _queued);
-                _formatter.Format(e, _lines);
+                var start = _lines.Length;
+                try
+                {
+                    _formatter.Format(e, _lines);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A value whose ToString() throws (an exception's, an object's), which Serilog's formatter
+                    // throws on too: that line is lost, not the writer thread and every line after it.
+                    _lines.Truncate(start);
+                    _unformattable++;
+                }
                 if (_lines.Length >= WriteThresholdBytes) WriteOut();
+            }
+            if (_unformattable != 0)
+            {
+                _formatter.Format(new LogEvent(DateTimeOffset.UtcNow, LogEventLevel.Warning, null,
+                    new Serilog.Parsing.MessageTemplateParser().Parse("{UnformattableLogEvents} log events could not be formatted and were dropped"),
+                    [new LogEventProperty("UnformattableLogEvents", new ScalarValue(_unformattable))]), _lines);
+                _unformattable = 0;
             }
             var dropped = Dropped;
             if (dropped != reportedDrops)

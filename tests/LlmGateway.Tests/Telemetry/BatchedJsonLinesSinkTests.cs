@@ -70,6 +70,32 @@ public class BatchedJsonLinesSinkTests
         }
     }
 
+    private sealed class ThrowingToString
+    {
+        public override string ToString() => throw new InvalidOperationException("no text for you");
+    }
+
+    [Fact]
+    public void An_event_that_cannot_be_formatted_is_dropped_and_reported_and_the_lines_after_it_are_written()
+    {
+        var output = new MemoryStream();
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, capacity: 100, interval: TimeSpan.FromHours(1));
+        sink.Emit(Event(1));
+        // Half written when it throws: the properties before it are already in the buffer.
+        sink.Emit(new LogEvent(DateTimeOffset.UtcNow, LogEventLevel.Information, null, new MessageTemplateParser().Parse("bad"),
+            [new LogEventProperty("N", new ScalarValue(2)), new LogEventProperty("Bad", new ScalarValue(new ThrowingToString()))]));
+        sink.Emit(Event(3));
+        sink.Dispose();
+
+        var lines = Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        var json = lines.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(1, json[0].GetProperty("Properties").GetProperty("N").GetInt32());
+        Assert.Equal(3, json[1].GetProperty("Properties").GetProperty("N").GetInt32());
+        Assert.Equal("Warning", json[2].GetProperty("Level").GetString());
+        Assert.Equal(1, json[2].GetProperty("Properties").GetProperty("UnformattableLogEvents").GetInt64());
+    }
+
     private sealed class BrokenStream : MemoryStream
     {
         public override void Write(byte[] buffer, int offset, int count) => throw new IOException("stdout closed");

@@ -194,7 +194,8 @@ public sealed class MemoryStore : IGatewayStore
             {
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
-                foreach (var s in settlements) c.Settle(s, nowMs);
+                // Indexed, not foreach: the interface's enumerator was a boxed allocation per counter per settlement.
+                for (var j = 0; j < settlements.Count; j++) c.Settle(settlements[j], nowMs);
                 states[i] = new CounterState(c.Spent, c.Reserved);
             }
         }

@@ -104,8 +104,19 @@ public sealed class KeyLifecycleTests : IAsyncLifetime
         {
             Assert.Equal(HttpStatusCode.OK, used.StatusCode);
         }
-        var budgets = await admin.GetFromJsonAsync<JsonElement>("/admin/budgets");
-        var carol = budgets.GetProperty("data").EnumerateArray().Where(b => b.GetProperty("scope").GetString() == "key:carol").ToList();
+        // The budget is settled once the answer is on its way, so the client can read the answer first: wait
+        // (at most 10 s, then fail) for the settlement, as an admin looking a moment later would see it.
+        var settledBy = DateTime.UtcNow.AddSeconds(10);
+        JsonElement budgets;
+        List<JsonElement> carol;
+        while (true)
+        {
+            budgets = await admin.GetFromJsonAsync<JsonElement>("/admin/budgets");
+            carol = budgets.GetProperty("data").EnumerateArray().Where(b => b.GetProperty("scope").GetString() == "key:carol").ToList();
+            if (carol.Count > 0 && carol.All(b => b.GetProperty("spent_usd").GetDecimal() > 0)) break;
+            Assert.True(DateTime.UtcNow < settledBy, "carol's spend was not settled within 10 s: " + budgets);
+            await Task.Delay(20);
+        }
 
         Assert.Equal(["daily", "monthly"], carol.Select(b => b.GetProperty("window").GetString()).Order());
         Assert.Equal(5m, carol.Single(b => b.GetProperty("window").GetString() == "daily").GetProperty("limit_usd").GetDecimal());

@@ -37,15 +37,19 @@ public sealed class ServerOptions
 /// steps together: perf on the 2-core bench machine (2026-12-02, 16 connections) put the kernel's
 /// task-switch and wake-up paths at about a quarter of the gateway's CPU, and the thread-pool mode made
 /// 2.3 context switches per request at 16 connections and 14.9 at one connection, against 0.8 and 2.2
-/// inline. The bench (bench/RESULTS.md) has both modes as rows.
+/// inline. The bench (bench/RESULTS.md) has both modes as rows: on 2026-12-02, CPU per request at one
+/// connection 195.7 µs (thread pool) against 107.7 µs (inline), at 16 connections 77.2 against 74.4 µs;
+/// the price there was the tail, added p99 at 16 connections 2.7 against 5.1 ms, because on 2 cores shared
+/// with the load generator and the upstream an event thread preempted by them holds up all its connections.
 /// </para>
 /// <para>
 /// The price: code after an await of a socket runs on an event thread, so one request doing long CPU work
 /// there delays the other connections of that thread (by at most what the work takes, the same trade as
 /// any event loop), and a synchronous wait on a socket there would never finish. The gateway's request
 /// path has neither: every socket, store and upstream call is awaited, and what blocks (the log writer,
-/// the ledger's file) runs on threads of its own. An operator running code of their own in the process, or
-/// who measures the other mode better on their hardware, sets <c>thread-pool</c>.
+/// the ledger's file) runs on threads of its own. An operator running code of their own in the process, who
+/// cares more for the tail under saturation than for CPU, or who measures the other mode better on their
+/// hardware, sets <c>thread-pool</c>.
 /// </para>
 /// </summary>
 public static class IoScheduling

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace LlmGateway.Http;
@@ -43,31 +42,9 @@ public static class RequestBody
             limit.MaxRequestBodySize = max;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is { } known ? (int)Math.Max(known, 1) : 16 * 1024);
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
-                    var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, max + 1));
-                    Buffer.BlockCopy(buffer, 0, bigger, 0, length);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-                var read = await request.Body.ReadAsync(buffer.AsMemory(length), http.RequestAborted).ConfigureAwait(false);
-                if (read == 0) break;
-                length += read;
-                if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
-            }
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
+        var (buffer, length) = await PooledRead.ToEndAsync(
+            request.Body, request.ContentLength is { } known ? (int)known : 16 * 1024, max, http.RequestAborted).ConfigureAwait(false);
+        if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
         if (length == 0)
         {
             return (buffer, 0, ApiError.InvalidRequest("The request body is empty; send a JSON request.", code: ErrorCodes.InvalidJson));

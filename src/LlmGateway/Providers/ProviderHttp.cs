@@ -109,32 +109,11 @@ public static class ProviderHttp
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<PooledBody> ReadPooledAsync(HttpContent content, CancellationToken cancellationToken)
     {
+        using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         // One byte more than announced, so the read that finds the end needs no bigger buffer.
         var first = content.Headers.ContentLength is { } known and >= 0 ? (int)Math.Min(known + 1, MaxFirstBufferBytes) : 16 * 1024;
-        var buffer = ArrayPool<byte>.Shared.Rent(first);
-        var length = 0;
-        try
-        {
-            using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(length * 2L, Array.MaxLength));
-                    buffer.AsSpan(0, length).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-                var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (read == 0) return new PooledBody(buffer, length);
-                length += read;
-            }
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
+        var (buffer, length) = await PooledRead.ToEndAsync(stream, first, Array.MaxLength, cancellationToken).ConfigureAwait(false);
+        return new PooledBody(buffer, length);
     }
 
     /// <summary>Retry-After (seconds or an HTTP date) or retry-after-ms, whichever the upstream sent.</summary>

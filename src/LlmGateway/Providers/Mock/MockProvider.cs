@@ -41,7 +41,7 @@ public sealed class MockProvider(string name, ProviderOptions options, TimeProvi
             finish = "length";
         }
         var usage = new TokenUsage(request.Chat.EstimatedPromptTokens, TokenEstimator.FromText(text));
-        var id = "chatcmpl-mock-" + Guid.NewGuid().ToString("N")[..24];
+        var id = Http.RandomIds.New("chatcmpl-mock-", 24);
         var created = time.GetUtcNow().ToUnixTimeSeconds();
 
         if (!request.Stream)

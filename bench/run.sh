@@ -281,8 +281,20 @@ start_gateway() {
   log "$name on 127.0.0.1:${PORT[$name]}: ready in $(((t1 - t0) / 1000000)) ms"
 }
 
+# The I/O scheduling a gateway runs in, proven from its threads: inline completions make the runtime run one
+# socket event thread (".NET Sockets") per core, its default one per 30 cores (Gateway:Server:IoScheduling).
+# The row names say which mode they measure, so a gateway in the other mode stops the bench.
+check_io_scheduling() {
+  local name=$1 mode=$2 want got
+  want=$(awk -v n="$(nproc)" -v m="$mode" 'BEGIN { if (m == "inline") print n; else { e = int(n / 30 + 0.5); print (e < 1 ? 1 : e) } }')
+  got=$(cat /proc/"${PID[$name]}"/task/*/comm 2>/dev/null | grep -c '^\.NET Sockets$' || true)
+  [ "$got" = "$want" ] || die "$name should run $mode I/O scheduling ($want socket event threads) but has $got"
+  log "$name: $mode I/O scheduling ($got socket event threads)"
+}
+
 if [ "$run_chat" = 1 ] || [ "$run_embeddings" = 1 ]; then
   start_gateway gateway Information "" || { tail_log gateway; die "the gateway did not become ready"; }
+  check_io_scheduling gateway inline
 fi
 if [ "$run_chat" = 1 ] && [ "$warn_logs" = 1 ]; then
   start_gateway gateway-warn Warning "" || { tail_log gateway-warn; die "the gateway (Warning logs) did not become ready"; }
@@ -292,6 +304,7 @@ fi
 # what the default buys on this machine.
 if [ "$run_chat" = 1 ] && [ "$threadpool_row" = 1 ]; then
   start_gateway gateway-threadpool Information "" "" Gateway__Server__IoScheduling=thread-pool || { tail_log gateway-threadpool; die "the gateway (thread-pool scheduling) did not become ready"; }
+  check_io_scheduling gateway-threadpool thread-pool
 fi
 redis_reason=""
 if [ "$run_chat" = 1 ] && ! start_gateway gateway-redis Information "127.0.0.1:${PORT[redis]}"; then

@@ -6,7 +6,7 @@ namespace LlmGateway.Telemetry;
 
 /// <summary>
 /// Serilog events as JSON lines on a stream (stdout), written in batches by one background thread that wakes
-/// on a fixed interval: a request only enqueues its event.
+/// on a fixed interval while lines keep coming, and sleeps when they stop: a request only enqueues its event.
 /// <para>
 /// Why not <c>WriteTo.Async(Console)</c>: its worker takes events one at a time from a
 /// <c>BlockingCollection</c>, so every log line signals a semaphore and wakes (then spins) the worker, and the
@@ -14,6 +14,11 @@ namespace LlmGateway.Telemetry;
 /// of the miss path's CPU (the worker's <c>SemaphoreSlim</c> spin alone 12.5 %). Here nothing is signalled per
 /// event; the writer drains whatever has queued every <see cref="DefaultInterval"/>, formats it into one
 /// buffer and writes it with one call, only ever whole lines, so a reader of stdout never sees half a line.
+/// </para>
+/// <para>
+/// An interval that found nothing queued parks the writer until the next event: only that event, the first
+/// after a quiet spell, signals it (one flag exchange; under load the writer never parks, so no event
+/// signals). Without this an idle gateway woke 40 times a second to find nothing to write.
 /// </para>
 /// <para>
 /// Bounded: beyond <c>capacity</c> queued events new ones are dropped and counted (a warning line says how
@@ -40,12 +45,14 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
     private readonly int _capacity;
     private readonly TimeSpan _interval;
     private readonly ManualResetEventSlim _stopping = new();
+    private readonly ManualResetEventSlim _wake = new();
     private readonly Thread _writer;
     private readonly LogLineBuffer _lines = new(WriteThresholdBytes * 2);
     private int _queued;
     private long _unformattable;
     private long _dropped;
     private int _disposed;
+    private int _parked;
 
     public BatchedJsonLinesSink(JsonLogLineFormatter formatter, Stream output, int capacity = 50_000, TimeSpan? interval = null)
     {
@@ -70,16 +77,38 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
             return;
         }
         _queue.Enqueue(logEvent);
+        // The first event after a quiet spell wakes the parked writer; every other event only enqueues. The
+        // enqueue and the writer's park are both full fences, so either it sees this event or this sees it parked.
+        if (Volatile.Read(ref _parked) != 0 && Interlocked.Exchange(ref _parked, 0) != 0) _wake.Set();
     }
+
+    /// <summary>The writer is asleep until the next event (nothing was queued for a whole interval).</summary>
+    internal bool IsParked => Volatile.Read(ref _parked) != 0;
 
     private void Run()
     {
         long reportedDrops = 0;
+        // One batch per interval while events arrive; when an interval brought none, sleep until one does.
         while (!_stopping.Wait(_interval))
         {
+            if (_queue.IsEmpty && !Park()) break;
             reportedDrops = Drain(reportedDrops);
         }
         Drain(reportedDrops);
+    }
+
+    /// <summary>Sleeps until an event is queued; false when the sink is stopping instead.</summary>
+    private bool Park()
+    {
+        _wake.Reset(); // a wake left over from the last park (an event that raced this writer's own un-park)
+        Interlocked.Exchange(ref _parked, 1);
+        if (!_queue.IsEmpty || _stopping.IsSet)
+        {
+            Interlocked.Exchange(ref _parked, 0);
+            return !_stopping.IsSet;
+        }
+        _wake.Wait();
+        return !_stopping.IsSet;
     }
 
     /// <summary>Writes every queued event; returns the drop count already reported.</summary>
@@ -148,7 +177,9 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stopping.Set();
+        _wake.Set();
         _writer.Join(TimeSpan.FromSeconds(10));
         _stopping.Dispose();
+        _wake.Dispose();
     }
 }

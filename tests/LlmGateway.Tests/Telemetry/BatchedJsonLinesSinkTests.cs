@@ -70,6 +70,68 @@ public class BatchedJsonLinesSinkTests
         }
     }
 
+    /// <summary>Lines written so far, readable from the test thread while the writer thread writes.</summary>
+    private sealed class LineCountingStream : Stream
+    {
+        private int _lines;
+        public int Lines => Volatile.Read(ref _lines);
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            var newLines = buffer.AsSpan(offset, count).Count((byte)'\n');
+            Interlocked.Add(ref _lines, newLines);
+        }
+        public override void Flush() { }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    /// <summary>Waits, bounded, for <paramref name="condition"/>; fails (never returns quietly) at the deadline.</summary>
+    private static void Eventually(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, what);
+            Thread.Sleep(2);
+        }
+    }
+
+    [Fact]
+    public void A_quiet_writer_sleeps_until_the_next_event_and_that_event_wakes_it()
+    {
+        var output = new LineCountingStream();
+        using var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, interval: TimeSpan.FromMilliseconds(5));
+        Eventually(() => sink.IsParked, "the writer never went to sleep with nothing queued");
+
+        // Each quiet spell ends with one event that must wake the sleeping writer by itself: no interval runs
+        // while it sleeps, so a missing wake-up leaves the line unwritten and the wait below fails.
+        for (var i = 1; i <= 3; i++)
+        {
+            sink.Emit(Event(i));
+            Eventually(() => output.Lines == i, $"event {i}, sent to a sleeping writer, was never written");
+            Eventually(() => sink.IsParked, "the writer did not go back to sleep after the quiet spell");
+        }
+    }
+
+    [Fact]
+    public async Task Disposing_a_sleeping_writer_wakes_it_and_returns()
+    {
+        var output = new LineCountingStream();
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, interval: TimeSpan.FromMilliseconds(5));
+        Eventually(() => sink.IsParked, "the writer never went to sleep with nothing queued");
+        // Dispose joins the writer for at most 10 s: a writer dispose cannot wake would hold it that long.
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await Task.Run(sink.Dispose).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"dispose took {stopping.Elapsed}: the sleeping writer was not woken");
+        Assert.Equal(0, output.Lines);
+    }
+
     private sealed class ThrowingToString
     {
         public override string ToString() => throw new InvalidOperationException("no text for you");

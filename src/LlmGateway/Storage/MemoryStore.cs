@@ -176,7 +176,7 @@ public sealed class MemoryStore : IGatewayStore
                 for (var i = 0; i < counters.Count; i++)
                 {
                     var c = _counters[counters[i].Key];
-                    if (c.Reservations.TryAdd(reservationId, (amount, expires))) c.Reserved += amount;
+                    c.Reserve(reservationId, amount, expires);
                     states[i] = new CounterState(c.Spent, c.Reserved);
                 }
             }
@@ -232,6 +232,12 @@ public sealed class MemoryStore : IGatewayStore
             }
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>What a counter holds in memory (reservations in flight, markers remembered), for tests.</summary>
+    internal (int Reservations, int Expired, int Settled) Held(string key)
+    {
+        lock (_countersLock) return _counters.TryGetValue(key, out var c) ? c.Sizes : default;
     }
 
     /// <summary>Called under the lock. Counters of windows long past are dropped when new ones appear.</summary>
@@ -445,9 +451,19 @@ public sealed class MemoryStore : IGatewayStore
         public long ExpiresAtMs;
         public readonly Dictionary<string, (long Amount, long ExpiresAtMs)> Reservations = new(StringComparer.Ordinal);
 
+        /// <summary>No reservation expires before this (a lower bound: a renewal only moves one later).</summary>
+        private long _reservationsDueMs = long.MaxValue;
+
         /// <summary>Reservations that expired unsettled, and settlements of ones never held here: until when they are remembered.</summary>
-        private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, long> _settled = new(StringComparer.Ordinal);
+        private readonly Markers _expired = new();
+        private readonly Markers _settled = new();
+
+        public void Reserve(string id, long amount, long expiresAtMs)
+        {
+            if (!Reservations.TryAdd(id, (amount, expiresAtMs))) return;
+            Reserved += amount;
+            if (expiresAtMs < _reservationsDueMs) _reservationsDueMs = expiresAtMs;
+        }
 
         public void Settle(Settlement s, long nowMs)
         {
@@ -471,35 +487,67 @@ public sealed class MemoryStore : IGatewayStore
             if (Reservations.Remove(id, out var phantom)) Reserved -= phantom.Amount;
         }
 
-        /// <summary>Called on every use: the collections are small (reservations in flight, and the rare markers).</summary>
+        /// <summary>
+        /// Called on every use, so it must not cost with the counter's history: the markers leave in the
+        /// order they came (each a queue's head), and the reservations in flight are looked through only once
+        /// the earliest of them is due. Every pass-through call leaves a settled marker for an hour; a scan of
+        /// all of them on every request made each request slower with every pass-through call of the last hour.
+        /// </summary>
         public void DropExpired(long nowMs)
         {
-            Forget(_expired, nowMs);
-            Forget(_settled, nowMs);
-            if (Reservations.Count == 0) return;
+            _expired.Forget(nowMs);
+            _settled.Forget(nowMs);
+            if (nowMs < _reservationsDueMs) return;
             List<string>? expired = null;
+            var due = long.MaxValue;
             foreach (var (id, r) in Reservations)
             {
                 if (r.ExpiresAtMs <= nowMs) (expired ??= []).Add(id);
+                else if (r.ExpiresAtMs < due) due = r.ExpiresAtMs;
             }
+            _reservationsDueMs = due;
             if (expired is null) return;
             foreach (var id in expired)
             {
                 Reserved -= Reservations[id].Amount;
                 Reservations.Remove(id);
-                _expired[id] = nowMs + s_keepMs;
+                _expired.TryAdd(id, nowMs + s_keepMs);
             }
         }
 
-        private static void Forget(Dictionary<string, long> markers, long nowMs)
+        /// <summary>Counts of what is remembered, for tests.</summary>
+        internal (int Reservations, int Expired, int Settled) Sizes => (Reservations.Count, _expired.Count, _settled.Count);
+    }
+
+    /// <summary>
+    /// Ids remembered until a time, forgotten in the order they were added: every marker lives as long as every
+    /// other, so the oldest is always at the queue's head and forgetting costs only what is forgotten.
+    /// </summary>
+    private sealed class Markers
+    {
+        private readonly Dictionary<string, long> _until = new(StringComparer.Ordinal);
+        private readonly Queue<(string Id, long Until)> _order = new();
+
+        public int Count => _until.Count;
+
+        public bool TryAdd(string id, long until)
         {
-            if (markers.Count == 0) return;
-            List<string>? old = null;
-            foreach (var (id, until) in markers)
+            if (!_until.TryAdd(id, until)) return false;
+            _order.Enqueue((id, until));
+            return true;
+        }
+
+        /// <summary>Its queue entry stays until its time comes, and is skipped then.</summary>
+        public bool Remove(string id) => _until.Remove(id);
+
+        public void Forget(long nowMs)
+        {
+            while (_order.TryPeek(out var head) && head.Until <= nowMs)
             {
-                if (until <= nowMs) (old ??= []).Add(id);
+                _order.Dequeue();
+                // Only the entry it was added with: an id removed and added again has a later one behind.
+                if (_until.TryGetValue(head.Id, out var until) && until == head.Until) _until.Remove(head.Id);
             }
-            if (old is not null) foreach (var id in old) markers.Remove(id);
         }
     }
 }

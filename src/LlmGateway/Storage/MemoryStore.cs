@@ -23,7 +23,14 @@ public sealed class MemoryStore : IGatewayStore
 
     private readonly Lock _countersLock = new();
     private readonly Dictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+    /// <summary>No counter's window ends before this (a lower bound: only a sweep raises it, to the exact earliest).</summary>
+    private long _countersDueMs = long.MaxValue;
+    private int _counterSweeps;
+
+    private const int SweepOnceAbove = 1024;
     private readonly ConcurrentDictionary<string, long> _once = new(StringComparer.Ordinal);
+    private readonly Lock _onceSweepLock = new();
+    private int _sweepOnceAt = SweepOnceAbove;
 
     private readonly Lock _recordsLock = new();
     private readonly Dictionary<string, (string Hash, byte[] Record)> _records = new(StringComparer.Ordinal);
@@ -32,6 +39,8 @@ public sealed class MemoryStore : IGatewayStore
     private const int SweepTatsAbove = 10_000;
     private readonly Lock _gcraLock = new();
     private readonly Dictionary<string, long> _tats = new(StringComparer.Ordinal);
+    private int _sweepTatsAt = SweepTatsAbove;
+    private int _tatSweeps;
 
     // The ledger keeps its records as bytes in one arena, indexed by a ring of structs: no object per
     // record, so a full ring gives the GC nothing to trace. (A ring of 100,000 record objects, replaced
@@ -240,19 +249,37 @@ public sealed class MemoryStore : IGatewayStore
         lock (_countersLock) return _counters.TryGetValue(key, out var c) ? c.Sizes : default;
     }
 
-    /// <summary>Called under the lock. Counters of windows long past are dropped when new ones appear.</summary>
+    /// <summary>
+    /// Called under the lock. Counters of windows long past are dropped when new ones appear, looked for only once
+    /// the earliest of them is due: every key with a limit has a counter per window, and a scan of all of them for
+    /// each new one made a day's first requests cost with the number of keys, squared over the day's start.
+    /// </summary>
     private Counter GetCounter(string key, DateTimeOffset expiresAt, long nowMs)
     {
         if (_counters.TryGetValue(key, out var c)) return c;
-        List<string>? stale = null;
-        foreach (var (k, existing) in _counters)
+        if (nowMs >= _countersDueMs)
         {
-            if (existing.ExpiresAtMs <= nowMs) (stale ??= []).Add(k);
+            _counterSweeps++;
+            List<string>? stale = null;
+            var due = long.MaxValue;
+            foreach (var (k, existing) in _counters)
+            {
+                if (existing.ExpiresAtMs <= nowMs) (stale ??= []).Add(k);
+                else if (existing.ExpiresAtMs < due) due = existing.ExpiresAtMs;
+            }
+            if (stale is not null) foreach (var k in stale) _counters.Remove(k);
+            _countersDueMs = due;
         }
-        if (stale is not null) foreach (var k in stale) _counters.Remove(k);
         c = new Counter { ExpiresAtMs = expiresAt.ToUnixTimeMilliseconds() };
         _counters[key] = c;
+        if (c.ExpiresAtMs < _countersDueMs) _countersDueMs = c.ExpiresAtMs;
         return c;
+    }
+
+    /// <summary>Counters held, and how often they were looked through for stale ones (tests).</summary>
+    internal (int Counters, int Sweeps) CountersHeld()
+    {
+        lock (_countersLock) return (_counters.Count, _counterSweeps);
     }
 
     public Task<bool> TryMarkOnceAsync(string key, TimeSpan ttl)
@@ -261,12 +288,38 @@ public sealed class MemoryStore : IGatewayStore
         var expires = now + (long)ttl.TotalMilliseconds;
         while (true)
         {
-            if (_once.TryAdd(key, expires)) return Task.FromResult(true);
+            if (_once.TryAdd(key, expires))
+            {
+                if (_once.Count >= Volatile.Read(ref _sweepOnceAt)) SweepOnce(now);
+                return Task.FromResult(true);
+            }
             if (!_once.TryGetValue(key, out var existing)) continue;
             if (existing > now) return Task.FromResult(false);
             if (_once.TryUpdate(key, expires, existing)) return Task.FromResult(true);
         }
     }
+
+    /// <summary>
+    /// Marks whose time has passed are dropped once the map has doubled since the last sweep: a mark is made per
+    /// budget alert per counter per window, so without this the map grew with every day the process ran, and a
+    /// sweep costs no more than the marks added since the last one.
+    /// </summary>
+    private void SweepOnce(long nowMs)
+    {
+        lock (_onceSweepLock)
+        {
+            if (_once.Count < _sweepOnceAt) return;
+            foreach (var mark in _once)
+            {
+                // Only the mark as seen: one renewed meanwhile stays.
+                if (mark.Value <= nowMs) _once.TryRemove(mark);
+            }
+            Volatile.Write(ref _sweepOnceAt, Math.Max(SweepOnceAbove, 2 * _once.Count));
+        }
+    }
+
+    /// <summary>Marks held (tests).</summary>
+    internal int OnceHeld => _once.Count;
 
     // :: Ledger
 
@@ -426,16 +479,26 @@ public sealed class MemoryStore : IGatewayStore
             _tats.Remove(key);
             return;
         }
-        if (_tats.Count >= SweepTatsAbove && !_tats.ContainsKey(key))
+        if (_tats.Count >= _sweepTatsAt && !_tats.ContainsKey(key))
         {
+            _tatSweeps++;
             List<string>? idle = null;
             foreach (var (k, t) in _tats)
             {
                 if (t <= nowUs) (idle ??= []).Add(k);
             }
             if (idle is not null) foreach (var k in idle) _tats.Remove(k);
+            // The next sweep once the map has doubled: with more live keys than the threshold, a sweep for every
+            // new key cost the whole map each time under this lock; now each sweep is paid for by as many new keys.
+            _sweepTatsAt = Math.Max(SweepTatsAbove, 2 * _tats.Count);
         }
         _tats[key] = tat;
+    }
+
+    /// <summary>Rate-limit states held, and how often they were looked through for idle ones (tests).</summary>
+    internal (int Tats, int Sweeps) TatsHeld()
+    {
+        lock (_gcraLock) return (_tats.Count, _tatSweeps);
     }
 
     public Task PingAsync() => Task.CompletedTask;

@@ -168,4 +168,25 @@ public class KeyAuthenticatorTests
         }
         Assert.True(auth.CachedEntries <= KeyAuthenticator.MaxCacheEntries, $"{auth.CachedEntries} cached");
     }
+
+    [Fact]
+    public async Task A_full_cache_trim_frees_at_least_a_quarter_so_the_next_lookups_do_not_each_look_through_it_again()
+    {
+        var store = new CountingStore();
+        var clock = Clock();
+        var auth = Create(store, clock);
+        // Made-up keys arriving at about the rate they expire: only the oldest few are past the TTL when it fills.
+        for (var i = 0; i < 10; i++) await auth.AuthenticateAsync("early-" + i, default);
+        clock.Advance(TimeSpan.FromSeconds(1));
+        for (var i = 0; i < KeyAuthenticator.MaxCacheEntries - 10; i++) await auth.AuthenticateAsync("made-up-" + i, default);
+        Assert.Equal(KeyAuthenticator.MaxCacheEntries, auth.CachedEntries);
+        clock.Advance(KeyAuthenticator.CacheTtl - TimeSpan.FromSeconds(0.5));
+
+        await auth.AuthenticateAsync("one-more", default);
+        // Trimming only the ten expired ones would leave it full, to be looked through again ten lookups later.
+        Assert.InRange(auth.CachedEntries, 1, KeyAuthenticator.MaxCacheEntries * 3 / 4);
+        var lookups = store.Lookups;
+        Assert.Equal(AuthOutcome.Invalid, (await auth.AuthenticateAsync("one-more", default)).Outcome);
+        Assert.Equal(lookups, store.Lookups);
+    }
 }

@@ -603,15 +603,20 @@ fi
 if [ "$soak" = 1 ]; then
   log "soak: ${soak_seconds} s at $soak_conns connections, RSS every ${soak_interval} s"
   gpid=${PID[gateway]}
-  before=$(cpu_ticks "$gpid")
+  before=$(cpu_ticks "$gpid"); calls_before=$(upstream_calls chat)
   BENCH_BODY="$body" BENCH_HEADER="${T_HEADER[gateway]}" BENCH_EXPECT_CACHE="${T_CACHE[gateway]}" BENCH_EXPECT_PROVIDER="${T_PROVIDER[gateway]}" wrk -t"$threads" -c"$soak_conns" -d"${soak_seconds}s" --timeout 10s --latency -s "$lua" "${T_URL[gateway]}" >"$tmp/soak.out" 2>&1 &
   soak_pid=$!
   ALIVE[$soak_pid]=1
   elapsed=0
+  # CPU and upstream calls (one per answer: a miss) per interval too, so a per-request cost that grows with the
+  # process's history shows, not only memory that does.
+  ticks_at=$before; calls_at=$calls_before
   while kill -0 "$soak_pid" 2>/dev/null && [ "$elapsed" -lt "$soak_seconds" ]; do
     sleep "$soak_interval"
     elapsed=$((elapsed + soak_interval))
-    record "{\"kind\":\"soak-sample\",\"t_s\":$elapsed,\"rss_kb\":$(mem_kb VmRSS "$gpid")}"
+    ticks_now=$(cpu_ticks "$gpid"); calls_now=$(upstream_calls chat)
+    record "{\"kind\":\"soak-sample\",\"t_s\":$elapsed,\"rss_kb\":$(mem_kb VmRSS "$gpid"),\"cpu_ticks\":$((ticks_now - ticks_at)),\"upstream_calls\":$((calls_now - calls_at))}"
+    ticks_at=$ticks_now; calls_at=$calls_now
     log "  soak t=${elapsed}s RSS $(($(mem_kb VmRSS "$gpid") / 1024)) MB"
   done
   wait "$soak_pid" || note "wrk exited with an error during the soak"

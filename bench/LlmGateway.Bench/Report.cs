@@ -157,12 +157,26 @@ internal static class Report
             md.AppendLine(CultureInfo.InvariantCulture,
                 $"{meta.Str("soak_seconds")} s of non-streaming load at {meta.Str("soak_conns")} connections on the gateway (embedded store); VmRSS every {meta.Str("soak_interval_s")} s. {(soakWrk is { } sw ? $"{F0(sw.GetProperty("rps").GetDouble())} req/s, p50 {F3(sw.GetProperty("p50_us").GetDouble() / 1000)} ms, p99 {F3(sw.GetProperty("p99_us").GetDouble() / 1000)} ms, {ErrorCount(sw)} errors." : "")}").AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"RSS first sample {F1(first / 1024.0)} MB, last {F1(last / 1024.0)} MB, max {F1(r.SoakSamples.Max(s => s.RssKb) / 1024.0)} MB: growth {F1(Growth(first, last))} %.").AppendLine();
+            // A cost that grows with the process's history (a scan of what it has accumulated) shows as CPU per request
+            // rising through the soak: the first and the last sixth of it, each a median of its intervals.
+            var cpu = r.SoakSamples.Select(s => s.CpuUsPerRequest(r.ClockTicks)).Where(v => !double.IsNaN(v)).ToList();
+            if (cpu.Count >= 6)
+            {
+                var part = cpu.Count / 6;
+                var early = Stats.Median(cpu.Take(part));
+                var late = Stats.Median(cpu.Skip(cpu.Count - part));
+                md.AppendLine(CultureInfo.InvariantCulture, $"CPU per request (gateway CPU over upstream calls, each interval): first sixth {F1(early)} µs, last sixth {F1(late)} µs: {F1(Growth(early, late))} %. The machine's own drift is in this too: compare with the rounds above.").AppendLine();
+            }
             // A 10-minute soak has 60 samples: show at most 13 of them, evenly spaced, first and last included.
             var step = Math.Max(1, (int)Math.Ceiling((r.SoakSamples.Count - 1) / 12.0));
             var shown = r.SoakSamples.Where((_, i) => i % step == 0 || i == r.SoakSamples.Count - 1).ToList();
             md.AppendLine("| t s | " + string.Join(" | ", shown.Select(s => s.T.ToString(s_inv))) + " |");
             md.AppendLine("| --- | " + string.Join(" | ", shown.Select(_ => "---:")) + " |");
             md.AppendLine("| RSS MB | " + string.Join(" | ", shown.Select(s => F0(s.RssKb / 1024.0))) + " |");
+            if (r.SoakSamples.Any(s => !double.IsNaN(s.CpuUsPerRequest(r.ClockTicks))))
+            {
+                md.AppendLine("| CPU µs/req | " + string.Join(" | ", shown.Select(s => F1(s.CpuUsPerRequest(r.ClockTicks)))) + " |");
+            }
             md.AppendLine();
         }
 
@@ -559,7 +573,10 @@ internal static class Report
     internal sealed record TargetInfo(string Name, string Label, string Process, string Cache, string Endpoint,
         string Provider = "", string Upstream = "", string Calls = "", string Body = "", string Header = "");
 
-    internal sealed record SoakSample(int T, long RssKb);
+    internal sealed record SoakSample(int T, long RssKb, long? CpuTicks = null, long? UpstreamCalls = null)
+    {
+        public double CpuUsPerRequest(int clockTicks) => CpuTicks is { } t && UpstreamCalls is > 0 ? t * 1_000_000.0 / clockTicks / UpstreamCalls.Value : double.NaN;
+    }
 
     /// <summary>Everything run.sh wrote, one JSON object per line, grouped by kind.</summary>
     internal sealed class Results
@@ -645,7 +662,9 @@ internal static class Report
                         r.Soak = e;
                         break;
                     case "soak-sample":
-                        r.SoakSamples.Add(new SoakSample(e.GetProperty("t_s").GetInt32(), e.GetProperty("rss_kb").GetInt64()));
+                        r.SoakSamples.Add(new SoakSample(e.GetProperty("t_s").GetInt32(), e.GetProperty("rss_kb").GetInt64(),
+                            e.TryGetProperty("cpu_ticks", out var st) ? st.GetInt64() : null,
+                            e.TryGetProperty("upstream_calls", out var su) ? su.GetInt64() : null));
                         break;
                     case "note":
                         r.Notes.Add(S(e, "text"));

@@ -552,9 +552,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         {
             foreach (var local in _local.Values)
             {
-                if (local.Pending.Count == 0) continue;
-                local.Sent = local.Pending.Count;
-                work.Add((local.Counter, [.. local.Pending]));
+                if (local.PendingCount == 0) continue;
+                work.Add((local.Counter, local.TakeForSending()));
             }
         }
         foreach (var (counter, settlements) in work)
@@ -565,12 +564,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 lock (_localLock)
                 {
                     var local = _local[counter.Key];
-                    local.Pending.RemoveRange(0, settlements.Length);
-                    local.Sent = 0;
-                    if (local.Pending.Count == 0 && local.Held == 0) _local.Remove(counter.Key);
-                    // Everything kept is in the store now: the spool can go. (A crash before this replays some of it;
-                    // the store applies each settlement once.)
-                    if (_spool is not null && _local.Values.All(static l => l.Pending.Count == 0)) _spool.Clear();
+                    local.Acknowledge(settlements.Length);
+                    if (local.PendingCount == 0 && local.Held == 0) _local.Remove(counter.Key);
                 }
                 _known[counter.Key] = states[0];
             }
@@ -579,6 +574,13 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 // Sent again next time; the store applies each settlement once.
                 return;
             }
+        }
+        // Everything kept is in the store now: the spool can go. (A crash before this replays some of it; the store
+        // applies each settlement once.) Looked at once per flush, not once per counter flushed: after an outage with
+        // many keys' counters that was their number squared, under the lock every request takes.
+        lock (_localLock)
+        {
+            if (_spool is not null && _local.Values.All(static l => l.PendingCount == 0)) _spool.Clear();
         }
     }
 
@@ -626,33 +628,48 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         public long Held;
 
         /// <summary>Settlements not yet in the store, oldest first.</summary>
-        public readonly List<Settlement> Pending = [];
+        private readonly List<Settlement> _pending = [];
 
-        /// <summary>How many of <see cref="Pending"/> (from the front) a flush is sending right now.</summary>
-        public int Sent;
+        /// <summary>How many of the pending (from the front) a flush is sending right now.</summary>
+        private int _sent;
 
-        /// <summary>Spend of the pending settlements: counted locally until the store has it.</summary>
-        public long PendingSpent
+        public int PendingCount => _pending.Count;
+
+        /// <summary>
+        /// Spend of the pending settlements: counted locally until the store has it. Kept as a sum, not summed when
+        /// asked: every admission and alert check during an outage asks, and up to
+        /// <see cref="MaxPendingSettlements"/> pile up per counter, so a sum per question made each request slower
+        /// the longer the store was away, under the lock every request takes.
+        /// </summary>
+        public long PendingSpent { get; private set; }
+
+        /// <summary>The pending settlements, to send; they stay pending until <see cref="Acknowledge"/>.</summary>
+        public Settlement[] TakeForSending()
         {
-            get
-            {
-                long sum = 0;
-                foreach (var s in Pending) sum += s.Spent;
-                return sum;
-            }
+            _sent = _pending.Count;
+            return [.. _pending];
+        }
+
+        /// <summary>The store has the first <paramref name="count"/> pending settlements.</summary>
+        public void Acknowledge(int count)
+        {
+            for (var i = 0; i < count; i++) PendingSpent -= _pending[i].Spent;
+            _pending.RemoveRange(0, count);
+            _sent = 0;
         }
 
         public void Keep(Settlement settlement)
         {
-            if (Pending.Count < MaxPendingSettlements || Pending.Count <= Sent)
+            PendingSpent += settlement.Spent;
+            if (_pending.Count < MaxPendingSettlements || _pending.Count <= _sent)
             {
-                Pending.Add(settlement);
+                _pending.Add(settlement);
                 return;
             }
             // Full: fold the spend into the newest settlement not yet sent (its own id keeps it applied once). The
             // reservation of this one is not released then; it expires on its own.
-            var last = Pending[^1];
-            Pending[^1] = last with { Spent = last.Spent + settlement.Spent };
+            var last = _pending[^1];
+            _pending[^1] = last with { Spent = last.Spent + settlement.Spent };
         }
     }
 }

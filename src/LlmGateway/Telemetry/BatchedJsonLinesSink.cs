@@ -108,6 +108,7 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
             return !_stopping.IsSet;
         }
         _wake.Wait();
+        Interlocked.Exchange(ref _parked, 0); // woken by dispose rather than an event: nothing may signal a gone writer
         return !_stopping.IsSet;
     }
 
@@ -180,6 +181,7 @@ public sealed class BatchedJsonLinesSink : ILogEventSink, IDisposable
         _wake.Set();
         _writer.Join(TimeSpan.FromSeconds(10));
         _stopping.Dispose();
-        _wake.Dispose();
+        // _wake is not disposed: a log call racing the shutdown may still set it, and an undisposed slim event holds
+        // no kernel handle.
     }
 }

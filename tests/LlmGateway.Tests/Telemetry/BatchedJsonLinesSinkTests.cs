@@ -130,6 +130,8 @@ public class BatchedJsonLinesSinkTests
         await Task.Run(sink.Dispose).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"dispose took {stopping.Elapsed}: the sleeping writer was not woken");
         Assert.Equal(0, output.Lines);
+        Assert.False(sink.IsParked);
+        sink.Emit(Event(1)); // a log call racing the shutdown: queued, nothing to wake, no exception
     }
 
     private sealed class ThrowingToString

@@ -71,24 +71,12 @@ public class BatchedJsonLinesSinkTests
     }
 
     /// <summary>Lines written so far, readable from the test thread while the writer thread writes.</summary>
-    private sealed class LineCountingStream : Stream
+    private sealed class LineCountingStream : MemoryStream
     {
         private int _lines;
         public int Lines => Volatile.Read(ref _lines);
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            var newLines = buffer.AsSpan(offset, count).Count((byte)'\n');
-            Interlocked.Add(ref _lines, newLines);
-        }
-        public override void Flush() { }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
+        // Only counted, not kept: the writer thread writes while the test thread reads the count.
+        public override void Write(byte[] buffer, int offset, int count) => Interlocked.Add(ref _lines, buffer.AsSpan(offset, count).Count((byte)'\n'));
     }
 
     /// <summary>Waits, bounded, for <paramref name="condition"/>; fails (never returns quietly) at the deadline.</summary>

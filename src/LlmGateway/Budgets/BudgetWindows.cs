@@ -31,7 +31,11 @@ internal sealed class WindowSet
     /// <summary>Counters outlive their window by a day, so a late settle still finds its counter.</summary>
     private static readonly TimeSpan s_keep = TimeSpan.FromDays(1);
 
-    private readonly ConcurrentDictionary<(string Provider, string Key), ScopeCounter[]> _byAttempt = new();
+    /// <summary>
+    /// By provider, key and the key's limits: a key revoked and created again under the same id with another limit
+    /// (or a config key whose limit changed) gets counters with its new limit at once, not at the next day.
+    /// </summary>
+    private readonly ConcurrentDictionary<(string Provider, string Key, decimal DailyUsd, decimal MonthlyUsd), ScopeCounter[]> _byAttempt = new();
     private readonly ConcurrentDictionary<string, ScopeCounter[]> _byProvider = new(StringComparer.OrdinalIgnoreCase);
 
     public WindowSet(DateTimeOffset now)
@@ -58,7 +62,7 @@ internal sealed class WindowSet
 
     /// <summary>Every counter an attempt on <paramref name="provider"/> by <paramref name="keyId"/> must fit under.</summary>
     public ScopeCounter[] ForAttempt(string provider, string? keyId, BudgetLimit? global, BudgetLimit? providerLimit, BudgetLimit? keyLimit) =>
-        _byAttempt.GetOrAdd((provider, keyLimit is null ? "" : keyId ?? ""), static (k, s) =>
+        _byAttempt.GetOrAdd((provider, keyLimit is null ? "" : keyId ?? "", keyLimit?.DailyUsd ?? 0, keyLimit?.MonthlyUsd ?? 0), static (k, s) =>
         {
             var list = new List<ScopeCounter>(6);
             s.Set.AddCounters(list, BudgetScopes.Global, s.Global);

@@ -94,6 +94,33 @@ public sealed class KeyBudgetTests : IDisposable
         Assert.Equal(0m, status.ReservedUsd);
     }
 
+    /// <summary>A key whose limit an operator changes while the gateway runs (revoked and created again under its id).</summary>
+    private sealed class ChangingKeyBudgets : IKeyBudgetSource
+    {
+        public BudgetLimit? Limit { get; set; }
+        public BudgetLimit? Find(string keyId) => keyId == "team-c" ? Limit : null;
+        public IEnumerable<KeyValuePair<string, BudgetLimit>> All() => Limit is { } l ? [new("team-c", l)] : [];
+    }
+
+    [Fact]
+    public async Task A_key_created_again_under_its_id_with_a_lower_limit_is_held_to_the_new_one_the_same_day()
+    {
+        var keys = new ChangingKeyBudgets { Limit = new BudgetLimit { DailyUsd = 1m } };
+        using var budgets = new BudgetService(Options.Create(_options), new MemoryStore(new StoreOptions(), TimeProvider.System), keys,
+            TimeProvider.System, new NullGatewayEvents(), NullLogger<BudgetService>.Instance);
+        var first = await budgets.AdmitAsync(Request("team-c"), _candidate, default);
+        await first.Ticket!.SettleAsync(0.10m);
+
+        // $0.10 spent today: under the old $1, over the new $0.15 once this request's most ($0.10) is added.
+        keys.Limit = new BudgetLimit { DailyUsd = 0.15m };
+        var after = await budgets.AdmitAsync(Request("team-c"), _candidate, default);
+
+        Assert.Null(first.Refusal);
+        Assert.NotNull(after.Refusal);
+        Assert.Equal(FailureCause.Budget, after.Refusal!.Cause);
+        Assert.Equal(0.15m, Assert.Single(budgets.Snapshot(), s => s.Scope == "key:team-c").LimitUsd);
+    }
+
     public void Dispose()
     {
         foreach (var d in _disposables) d.Dispose();

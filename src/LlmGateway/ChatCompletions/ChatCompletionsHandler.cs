@@ -69,18 +69,9 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 response.ContentType = "application/json";
                 response.ContentLength = outcome.Body.Length;
                 // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
-                // The timeout (a timer and a registration) is made only for a write that waits on the client:
-                // an answer that fits the socket buffers is written at once, as nearly every one is.
-                var write = response.Body.WriteAsync(outcome.Body, http.RequestAborted);
-                if (write.IsCompleted)
-                {
-                    await write.ConfigureAwait(false);
-                    return Delivery.Delivered;
-                }
-                var timeout = ClientWriteTimeout.For(http);
-                await timeout.RunAsync(write).ConfigureAwait(false);
+                await ClientWriteTimeout.RunAsync(http, response.Body.WriteAsync(outcome.Body, http.RequestAborted)).ConfigureAwait(false);
                 // Cut off by the timeout, the write ends without an error: the client did not get the answer.
-                return timeout.Fired || http.RequestAborted.IsCancellationRequested ? Deliveries.Undelivered(http) : Delivery.Delivered;
+                return Deliveries.CutOff(http) ? Deliveries.Undelivered(http) : Delivery.Delivered;
             default:
                 return await StreamAsync(http, outcome.Stream!).ConfigureAwait(false);
         }

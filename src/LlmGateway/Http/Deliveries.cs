@@ -14,8 +14,9 @@ public static class Deliveries
     /// <c>RequestAborted</c> from a thread-pool item, so the failed write can be seen before the token is
     /// cancelled, and a stalled client would then be recorded as a failed write under the 200 already sent.
     /// </remarks>
-    public static Delivery Undelivered(HttpContext http) =>
-        http.RequestAborted.IsCancellationRequested || http.Features.Get<Streaming.ClientWriteTimeout>() is { Fired: true }
-            ? Delivery.ClientGone
-            : Delivery.WriteFailed;
+    public static Delivery Undelivered(HttpContext http) => CutOff(http) ? Delivery.ClientGone : Delivery.WriteFailed;
+
+    /// <summary>The client left, or the write timeout cut it off: a write that returned may still not have reached it.</summary>
+    public static bool CutOff(HttpContext http) =>
+        http.RequestAborted.IsCancellationRequested || Streaming.ClientWriteTimeout.FiredFor(http);
 }

@@ -49,6 +49,19 @@ public sealed class ClientWriteTimeout : IDisposable
     /// <inheritdoc cref="RunAsync{T}(ValueTask{T})"/>
     public ValueTask RunAsync(ValueTask write) => write.IsCompleted ? write : WaitAsync(write);
 
+    /// <summary>
+    /// <see cref="RunAsync(ValueTask)"/> under <paramref name="http"/>'s timeout, made only when the write waits: an
+    /// answer or a chunk that lands in the socket buffers at once, as nearly every one does, costs no timer and no
+    /// registration, and no feature lookup.
+    /// </summary>
+    public static ValueTask RunAsync(HttpContext http, ValueTask write) => write.IsCompleted ? write : For(http).WaitAsync(write);
+
+    /// <inheritdoc cref="RunAsync(HttpContext, ValueTask)"/>
+    public static ValueTask<T> RunAsync<T>(HttpContext http, ValueTask<T> write) => write.IsCompleted ? write : For(http).WaitAsync(write);
+
+    /// <summary>True when <paramref name="http"/>'s timeout fired: the connection was cut, the client did not get what was written.</summary>
+    public static bool FiredFor(HttpContext http) => http.Features.Get<ClientWriteTimeout>() is { Fired: true };
+
     private async ValueTask<T> WaitAsync<T>(ValueTask<T> write)
     {
         if (!_timer.IsCancellationRequested) _timer.CancelAfter(_timeout);

@@ -23,7 +23,7 @@ public static class SseResponseWriter
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no"; // nginx in front must not buffer either
         response.HttpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        ClientWriteTimeout.For(response.HttpContext);
+        // The write timeout is made by the first flush that waits on the client (ClientWriteTimeout.RunAsync), not here.
     }
 
     /// <summary>Writes one event without flushing.</summary>
@@ -41,7 +41,7 @@ public static class SseResponseWriter
     /// <summary>Flushes what was written; false when the client is gone.</summary>
     public static async ValueTask<bool> FlushAsync(HttpResponse response, CancellationToken cancellationToken)
     {
-        var result = await ClientWriteTimeout.For(response.HttpContext).RunAsync(response.BodyWriter.FlushAsync(cancellationToken)).ConfigureAwait(false);
+        var result = await ClientWriteTimeout.RunAsync(response.HttpContext, response.BodyWriter.FlushAsync(cancellationToken)).ConfigureAwait(false);
         return !result.IsCanceled && !result.IsCompleted;
     }
 

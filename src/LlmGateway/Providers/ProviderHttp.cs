@@ -78,17 +78,11 @@ public static class ProviderHttp
     public static async Task<byte[]> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
     {
         using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        var buffer = ArrayPool<byte>.Shared.Rent(MaxErrorBodyBytes);
+        var first = content.Headers.ContentLength is { } known and >= 0 ? (int)Math.Min(known + 1, MaxErrorBodyBytes + 1) : 4096;
+        var (buffer, length) = await Http.PooledRead.ToEndAsync(stream, first, MaxErrorBodyBytes, cancellationToken).ConfigureAwait(false);
         try
         {
-            var total = 0;
-            while (total < MaxErrorBodyBytes)
-            {
-                var read = await stream.ReadAsync(buffer.AsMemory(total, MaxErrorBodyBytes - total), cancellationToken).ConfigureAwait(false);
-                if (read == 0) break;
-                total += read;
-            }
-            return buffer.AsSpan(0, total).ToArray();
+            return buffer.AsSpan(0, Math.Min(length, MaxErrorBodyBytes)).ToArray();
         }
         finally
         {

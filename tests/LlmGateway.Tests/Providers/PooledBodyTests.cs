@@ -56,4 +56,21 @@ public class PooledBodyTests
         await response.DisposeAsync();
         await response.DisposeAsync(); // the buffer went back once; a second dispose does nothing
     }
+
+    [Theory]
+    [InlineData(100, true)]
+    [InlineData(100, false)]
+    [InlineData(ProviderHttp.MaxErrorBodyBytes, true)]
+    [InlineData(ProviderHttp.MaxErrorBodyBytes + 1, false)]
+    [InlineData(200_000, true)]
+    [InlineData(200_000, false)]
+    public async Task An_error_body_is_read_whole_up_to_its_limit_and_cut_there(int size, bool announceLength)
+    {
+        var bytes = new byte[size];
+        new Random(size).NextBytes(bytes);
+
+        var read = await ProviderHttp.ReadBoundedAsync(new TrickleContent(bytes, announceLength), CancellationToken.None);
+
+        Assert.Equal(bytes.AsSpan(0, Math.Min(size, ProviderHttp.MaxErrorBodyBytes)).ToArray(), read);
+    }
 }

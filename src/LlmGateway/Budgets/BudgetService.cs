@@ -556,6 +556,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 work.Add((local.Counter, local.TakeForSending()));
             }
         }
+        if (work.Count == 0) return;
         foreach (var (counter, settlements) in work)
         {
             try

@@ -42,8 +42,8 @@ public static class LoggingExtensions
             // - RequestLogBenchmarks, Writer category, the request line as logged in production (1.1 KB):
             //   Serilog's formatter into a StringWriter then encoded 1.88 us and 680 B per line, JsonLogLineFormatter
             //   1.26 us and 0 B (ratio 0.68; 0.57 in another run).
-            // - perf of the gateway at 16 connections (bench miss path, /tmp copy of the lead's pf.sh, warm):
-            //   the log-writer thread 8.1 % of the gateway's samples before, 6.2 % after. Less than the
+            // - perf of the gateway at 16 connections (the bench's miss path, warm; bench/diagnose.sh perf is the same
+            //   view): the log-writer thread 8.1 % of the gateway's samples before, 6.2 % after. Less than the
             //   micro-benchmark's gain: in production the writer touches each queued event's ~30 objects once,
             //   cold in cache, and those misses stay whatever the formatter does.
             .WriteTo.Sink(new BatchedJsonLinesSink(new JsonLogLineFormatter(), Console.OpenStandardOutput()))

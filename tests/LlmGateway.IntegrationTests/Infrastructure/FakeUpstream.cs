@@ -43,6 +43,14 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Set when a request's connection was aborted by the caller (the gateway cancelling upstream).</summary>
     public TaskCompletionSource RequestAborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>An OTLP/HTTP collector that accepts every export (protobuf, 200) and keeps the requests for a test to read.</summary>
+    public static Task<FakeUpstream> StartOtlpCollectorAsync() => StartAsync(static (http, _) =>
+    {
+        http.Response.StatusCode = 200;
+        http.Response.ContentType = "application/x-protobuf";
+        return Task.CompletedTask;
+    });
+
     public static async Task<FakeUpstream> StartAsync(Func<HttpContext, ReceivedRequest, Task>? handler = null)
     {
         var builder = WebApplication.CreateSlimBuilder();

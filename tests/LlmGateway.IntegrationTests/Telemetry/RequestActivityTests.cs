@@ -22,12 +22,7 @@ public sealed class RequestActivityTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _upstream = await FakeUpstream.StartAsync((http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("answer", prompt: 7, completion: 3)));
-        _collector = await FakeUpstream.StartAsync((http, _) =>
-        {
-            http.Response.StatusCode = 200;
-            http.Response.ContentType = "application/x-protobuf";
-            return Task.CompletedTask;
-        });
+        _collector = await FakeUpstream.StartOtlpCollectorAsync();
     }
 
     public async Task DisposeAsync()

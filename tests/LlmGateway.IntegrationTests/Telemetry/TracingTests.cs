@@ -86,12 +86,7 @@ public sealed class TracingTests : IAsyncLifetime
     [Fact]
     public async Task Spans_are_exported_by_otlp_when_an_endpoint_is_configured()
     {
-        await using var collector = await FakeUpstream.StartAsync((http, _) =>
-        {
-            http.Response.StatusCode = 200;
-            http.Response.ContentType = "application/x-protobuf";
-            return Task.CompletedTask;
-        });
+        await using var collector = await FakeUpstream.StartOtlpCollectorAsync();
         var settings = FallbackSettings();
         settings["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.BaseUrl;
         settings["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";

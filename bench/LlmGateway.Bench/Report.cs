@@ -148,7 +148,12 @@ internal static class Report
             md.AppendLine();
         }
 
-        if (r.SoakSamples.Count > 0)
+        if (r.SoakSamples.Count > 0 && SoakFailure(r) is { } soakFailed)
+        {
+            md.AppendLine("## Soak").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"**failed**: {soakFailed}. Its RSS and CPU are withheld: they would not be the miss path's.").AppendLine();
+        }
+        else if (r.SoakSamples.Count > 0)
         {
             var first = r.SoakSamples[0].RssKb;
             var last = r.SoakSamples[^1].RssKb;
@@ -368,8 +373,8 @@ internal static class Report
 
         if (r.SoakSamples.Count > 1)
         {
-            var growth = Growth(r.SoakSamples[0].RssKb, r.SoakSamples[^1].RssKb);
-            Line(md, $"soak ({r.Meta.Str("soak_seconds")} s): RSS growth", growth, 10, "%", "10 %");
+            var growth = SoakFailure(r) is null ? Growth(r.SoakSamples[0].RssKb, r.SoakSamples[^1].RssKb) : (double?)null;
+            Line(md, $"soak ({r.Meta.Str("soak_seconds")} s): RSS growth", growth, 10, "%", "10 %", SoakFailure(r) is null ? null : "the soak failed its check");
         }
         else
         {
@@ -539,6 +544,20 @@ internal static class Report
                 list.Select(s => s.LoadAvg ?? double.NaN).DefaultIfEmpty(double.NaN).Max());
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Why the soak does not measure the miss path it names, or null: its wrk script checks every answer (a miss from
+    /// provider openai) like the load rows', and a soak whose wrk said nothing proves nothing either.
+    /// </summary>
+    private static string? SoakFailure(Results r)
+    {
+        if (r.Soak?.GetProperty("wrk") is not { } wrk) return "wrk reported no result for it";
+        if (!wrk.TryGetProperty("check", out var check)) return "its answers were not checked";
+        var mismatched = check.GetProperty("mismatched").GetInt64();
+        if (mismatched == 0) return null;
+        var firstMismatch = check.TryGetProperty("first_mismatch", out var fm) ? fm.GetString() : null;
+        return string.Create(CultureInfo.InvariantCulture, $"{mismatched} of {check.GetProperty("checked").GetInt64()} answers were not what a miss must say (first: {firstMismatch})");
     }
 
     private static long ErrorCount(JsonElement wrk)

@@ -17,9 +17,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-ab.XXXXXX"); keep=0
 declare -A PID=() PORT=() ALIVE=() PIDS_OF=()
 log() { :; }
 . "$here/lib/processes.sh"; install_cleanup
-cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
-ctxsw() { cat /proc/$1/task/*/status 2>/dev/null | awk '/voluntary_ctxt_switches/{s+=$2} END{print s}'; }
-chat_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n 's/.*"chat":\([0-9]*\).*/\1/p'; }
 bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
 free_port mock; start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
 for i in $(seq 50); do curl -sf http://127.0.0.1:${PORT[mock]}/health >/dev/null && break; sleep 0.2; done
@@ -39,9 +36,9 @@ run() { BENCH_BODY="$here/bodies/chat.json" BENCH_EXPECT_CACHE=bypass BENCH_EXPE
 run A 16 8; run B 16 8
 for c in $conns; do run A $c 2; run B $c 2; for r in $(seq $rounds); do for g in A B; do
   gp=${PID[$g]}
-  x0=$(ctxsw $gp); t0=$(cpu_ticks $gp); n0=$(chat_calls)
+  x0=$(ctx_switches $gp); t0=$(cpu_ticks $gp); n0=$(chat_calls)
   run $g $c $secs
-  x1=$(ctxsw $gp); t1=$(cpu_ticks $gp); n1=$(chat_calls)
+  x1=$(ctx_switches $gp); t1=$(cpu_ticks $gp); n1=$(chat_calls)
   p50=$(grep -A4 "Latency Distribution" $tmp/wrk.out | awk '/50%/{print $2}'); p99=$(grep -A4 "Latency Distribution" $tmp/wrk.out | awk '/99%/{print $2}')
   awk -v g=$g -v t=$((t1-t0)) -v n=$((n1-n0)) -v c=$clk -v x=$((x1-x0)) -v s=$secs -v a="$p50" -v b="$p99" 'BEGIN{printf "%s c='$c' %.1f us/req %.0f req/s %.2f csw/req p50 %s p99 %s\n", g, t*1e6/c/n, n/s, x/n, a, b}'
 done; done; done

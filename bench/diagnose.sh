@@ -37,7 +37,6 @@ log() { :; }
 . "$here/lib/processes.sh"; install_cleanup
 gw_bin="$root/src/LlmGateway/bin/Release/net10.0/LlmGateway"; bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
 [ -x "$gw_bin" ] && [ -x "$bench_bin" ] || { echo "build first: dotnet build src/LlmGateway -c Release && dotnet build bench/LlmGateway.Bench -c Release" >&2; exit 2; }
-chat_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n 's/.*"chat":\([0-9]*\).*/\1/p'; }
 
 free_port mock; start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:${PORT[mock]}/health" >/dev/null && break; sleep 0.2; done

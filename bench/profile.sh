@@ -104,7 +104,6 @@ declare -A PIDS_OF=()
 # shellcheck source=lib/processes.sh
 . "$here/lib/processes.sh"
 install_cleanup
-chat_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n 's/.*"chat":\([0-9]*\).*/\1/p'; }
 
 # --- Build, start ---------------------------------------------------------------------------------------------
 if [ "$build" = 1 ]; then
@@ -151,8 +150,6 @@ log "mock on ${PORT[mock]}, gateway (pid $gpid, logs at $level) on ${PORT[gatewa
 clk=$(getconf CLK_TCK)
 # S seconds as dd:hh:mm:ss, what the dotnet tools' --duration takes.
 span() { printf '00:%02d:%02d:%02d' $(($1 / 3600)) $(($1 % 3600 / 60)) $(($1 % 60)); }
-# Context switches of every thread of a process so far (voluntary and not): the wake-ups a request costs.
-ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'; }
 us_per() { awk -v t="$1" -v n="$2" -v c="$clk" 'BEGIN { printf "%.1f", t * 1e6 / c / n }'; }
 
 # While a checked load runs (wrk, or the stream probe): dotnet-counters over a window of S seconds, then

@@ -381,7 +381,7 @@ fi
 upstream_calls() {
   local kind=$1 key
   case "$kind" in chat) key=chat ;; embeddings) key=embeddings ;; passthrough) key=moderations ;; esac
-  curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n "s/.*\"$key\":\([0-9]*\).*/\1/p"
+  mock_calls "$key"
 }
 
 # One request as wrk would send it (with BODY instead of the target's when given); sets P_STATUS, P_CACHE,

@@ -84,3 +84,11 @@ cpu_ticks() {
   done
   echo "$total"
 }
+
+# Context switches (voluntary and not) of every thread of a process so far: the wake-ups its work has cost.
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'; }
+
+# Calls the bench's mock upstream (PORT[mock]) has answered so far on one endpoint (GET /stats): chat, embeddings
+# or moderations. One per answer on a miss, none on a cache hit: how every script proves the path it measures.
+mock_calls() { curl -s --max-time 5 "http://127.0.0.1:${PORT[mock]}/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+chat_calls() { mock_calls chat; }

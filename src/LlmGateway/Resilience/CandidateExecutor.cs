@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.ExceptionServices;
 using System.Threading.RateLimiting;
 using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
@@ -7,8 +6,6 @@ using LlmGateway.Http;
 using LlmGateway.Providers;
 using LlmGateway.Routing;
 using LlmGateway.Telemetry;
-using Polly;
-
 namespace LlmGateway.Resilience;
 
 /// <summary>
@@ -59,9 +56,6 @@ public readonly record struct AttemptResult(Execution? Execution, ProviderFailur
 /// </summary>
 public sealed class CandidateExecutor(ProviderResilienceRegistry providers, TimeProvider time, IGatewayEvents events, IAttemptAdmission? admission = null)
 {
-    private static readonly Func<ResilienceContext, AttemptState, ValueTask<Outcome<AttemptResult>>> s_attempt =
-        static (_, state) => state.Executor.AttemptAsync(state);
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
@@ -83,30 +77,34 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             }
 
             var provider = providers.Get(candidate.Provider.Name);
-            state ??= new AttemptState(this, context, total);
+            state ??= new AttemptState(context, total);
             state.Start(candidate, provider, provider.Deployment(candidate.UpstreamModel), previousModel, time.GetTimestamp());
 
-            var pollyContext = ResilienceContextPool.Shared.Get(total.Token);
-            Outcome<AttemptResult> outcome;
+            // :: The retries of this candidate. Every decision (retry or not, and after how long) is the attempt's,
+            // which knows the failure's classification and the upstream's Retry-After; this loop only waits, on the
+            // injected TimeProvider, and stops when the request's total time or the client's patience runs out.
+            // It was Polly's retry strategy, which added four async levels, two state-machine boxes and a pooled
+            // context to every attempt, retried or not (an allocation profile of the miss path, 2026-12-02), for a
+            // loop whose every choice was already made here.
+            AttemptResult result;
             try
             {
-                outcome = await provider.Pipeline.ExecuteOutcomeAsync(s_attempt, pollyContext, state).ConfigureAwait(false);
+                result = await AttemptAsync(state).ConfigureAwait(false);
+                for (var retries = 0; result.RetryDelay is { } delay && retries < provider.Options.MaxRetries; retries++)
+                {
+                    if (delay > TimeSpan.Zero) await Task.Delay(delay, time, total.Token).ConfigureAwait(false);
+                    result = await AttemptAsync(state).ConfigureAwait(false);
+                }
             }
-            finally
-            {
-                ResilienceContextPool.Shared.Return(pollyContext);
-            }
-
-            if (outcome.Exception is { } exception)
+            catch (Exception exception)
             {
                 // The client left (the handler answers 499), or the total ran out while waiting to retry.
                 context.RequestAborted.ThrowIfCancellationRequested();
-                if (exception is not OperationCanceledException) ExceptionDispatchInfo.Throw(exception);
+                if (exception is not OperationCanceledException) throw;
                 failures.Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
                 break;
             }
 
-            var result = outcome.Result;
             if (result.Execution is { } execution) return execution;
             // A retry that found the circuit open, the deployment cooling down or the provider at its
             // limit says less than the call that failed before it: the client hears about that one.
@@ -134,9 +132,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private static ApiError Settled(ApiError error, GatewayContext context) =>
         context.Record.Attempts > 0 ? error with { ShouldRetry = false } : error;
 
-    /// <summary>One try on the current candidate; Polly calls it again for each retry.</summary>
+    /// <summary>One try on the current candidate; the candidate loop calls it again for each retry.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Outcome<AttemptResult>> AttemptAsync(AttemptState state)
+    private async ValueTask<AttemptResult> AttemptAsync(AttemptState state)
     {
         var (context, candidate, provider, deployment) = (state.Context, state.Candidate!, state.Provider!, state.Deployment!);
         var record = context.Record;
@@ -212,7 +210,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 state.FailedAt = time.GetTimestamp();
                 provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
                 var delay = RetryDelay(state, provider, failure, retry);
-                return Outcome.FromResult(new AttemptResult(null, failure, delay));
+                return new AttemptResult(null, failure, delay);
             }
 
             // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
@@ -240,7 +238,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 Lease = lease,
             };
             Telemetry.GatewayTracing.EndAttempt(span, execution, null);
-            return Outcome.FromResult(new AttemptResult(execution, null, null));
+            return new AttemptResult(execution, null, null);
         }
         catch
         {
@@ -349,7 +347,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         }
     }
 
-    private static Outcome<AttemptResult> Fail(ProviderFailure failure) => Outcome.FromResult(new AttemptResult(null, failure, null));
+    private static AttemptResult Fail(ProviderFailure failure) => new(null, failure, null);
 
     /// <summary>
     /// Every candidate failed; the status names the cause across all of them. All over budget: 429
@@ -404,10 +402,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         ? failures[0].Message
         : $"Every candidate {verb}: " + string.Join(" | ", failures.Select(f => f.Message));
 
-    /// <summary>The state of one request's way through the candidates, handed to Polly's callback without a closure.</summary>
-    private sealed class AttemptState(CandidateExecutor executor, GatewayContext context, TimedCancellation total)
+    /// <summary>The state of one request's way through the candidates, one object for all its attempts.</summary>
+    private sealed class AttemptState(GatewayContext context, TimedCancellation total)
     {
-        public CandidateExecutor Executor { get; } = executor;
         public GatewayContext Context { get; } = context;
         public TimedCancellation Total { get; } = total;
         public Candidate? Candidate { get; private set; }

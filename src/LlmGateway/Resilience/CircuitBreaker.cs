@@ -10,7 +10,7 @@ namespace LlmGateway.Resilience;
 /// after <see cref="CircuitBreakerOptions.BreakSeconds"/> the next call is let through as the probe.
 /// </summary>
 /// <remarks>
-/// Why not Polly's CircuitBreakerStrategy (the retries do use Polly): it only learns an outcome by
+/// Why not Polly's CircuitBreakerStrategy: it only learns an outcome by
 /// wrapping the call, and the executor needs to drive it per attempt by hand.
 /// <list type="bullet">
 /// <item>A stream is judged after the call returned: the executor commits at the first content

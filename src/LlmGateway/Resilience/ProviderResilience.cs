@@ -1,7 +1,6 @@
 using LlmGateway.Configuration;
 using LlmGateway.Providers;
 using LlmGateway.Telemetry;
-using Polly;
 
 namespace LlmGateway.Resilience;
 
@@ -70,9 +69,6 @@ public sealed class ProviderResilience : IDisposable
 
     /// <summary>Every call to any of its deployments; errors are only the provider-wide ones.</summary>
     public ProviderStats Stats { get; }
-
-    /// <summary>Retries on this provider (Polly, from the registry); set once by the registry right after construction.</summary>
-    public ResiliencePipeline<AttemptResult> Pipeline { get; internal set; } = ResiliencePipeline<AttemptResult>.Empty;
 
     /// <summary>The deployments by upstream model name.</summary>
     public IReadOnlyList<DeploymentHealth> Deployments =>

@@ -1,21 +1,17 @@
 using LlmGateway.Configuration;
 using LlmGateway.Telemetry;
 using Microsoft.Extensions.Options;
-using Polly;
-using Polly.Registry;
-using Polly.Retry;
 
 namespace LlmGateway.Resilience;
 
 /// <summary>
 /// The <see cref="ProviderResilience"/> of every configured provider, built at start-up, and the
-/// answer to <see cref="IProviderHealth"/> for the router. Each provider's retry pipeline comes from
-/// a Polly <see cref="ResiliencePipelineRegistry{TKey}"/> keyed by provider name.
+/// answer to <see cref="IProviderHealth"/> for the router. A provider's retries are the candidate loop's
+/// (<see cref="CandidateExecutor"/>), by its effective <see cref="ResilienceOptions.MaxRetries"/>.
 /// </summary>
 public sealed class ProviderResilienceRegistry : IProviderHealth, IProviderHealthSource, IDisposable
 {
     private readonly Dictionary<string, ProviderResilience> _providers = new(StringComparer.OrdinalIgnoreCase);
-    private readonly ResiliencePipelineRegistry<string> _pipelines = new();
 
     public ProviderResilienceRegistry(IOptions<GatewayOptions> options, TimeProvider time, IGatewayEvents events)
     {
@@ -23,9 +19,7 @@ public sealed class ProviderResilienceRegistry : IProviderHealth, IProviderHealt
         foreach (var (name, provider) in options.Value.Providers)
         {
             var effective = provider.Resilience?.ApplyTo(global) ?? global;
-            var resilience = new ProviderResilience(name, provider, effective, time, events);
-            resilience.Pipeline = _pipelines.GetOrAddPipeline<AttemptResult>(name, builder => ConfigureRetries(builder, effective, time));
-            _providers[name] = resilience;
+            _providers[name] = new ProviderResilience(name, provider, effective, time, events);
         }
         // Every configured deployment is known (and shown, and measured) before its first call.
         foreach (var (modelName, model) in options.Value.Models)
@@ -77,30 +71,8 @@ public sealed class ProviderResilienceRegistry : IProviderHealth, IProviderHealt
         return samples;
     }
 
-    /// <summary>
-    /// Retries of one candidate. Every decision (retry or not, and after how long) is made by the
-    /// attempt itself, which knows the failure's classification and the provider's Retry-After; the
-    /// pipeline runs the loop, sleeps on the injected <see cref="TimeProvider"/> and stops when the
-    /// request's total time or the client's patience runs out.
-    /// </summary>
-    private static void ConfigureRetries(ResiliencePipelineBuilder<AttemptResult> builder, ResilienceOptions options, TimeProvider time)
-    {
-        builder.TimeProvider = time;
-        if (options.MaxRetries == 0) return;
-        // The retry event is raised by the attempt itself, which knows the deployment.
-        builder.AddRetry(new RetryStrategyOptions<AttemptResult>
-        {
-            MaxRetryAttempts = options.MaxRetries,
-            BackoffType = DelayBackoffType.Constant,
-            Delay = TimeSpan.Zero,
-            ShouldHandle = static args => new ValueTask<bool>(args.Outcome.Result.RetryDelay is not null),
-            DelayGenerator = static args => new ValueTask<TimeSpan?>(args.Outcome.Result.RetryDelay),
-        });
-    }
-
     public void Dispose()
     {
-        _pipelines.Dispose();
         foreach (var p in _providers.Values) p.Dispose();
     }
 }

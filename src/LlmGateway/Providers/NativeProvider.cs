@@ -14,12 +14,12 @@ namespace LlmGateway.Providers;
 public abstract class NativeProvider : IChatProvider, IDisposable
 {
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
-    private readonly HttpClient _client;
+    private readonly HttpMessageInvoker _client;
 
     /// <summary><see cref="ReadError"/> as a delegate, made once rather than per request.</summary>
     private readonly ProviderHttp.ErrorReader _readError;
 
-    protected NativeProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+    protected NativeProvider(string name, ProviderOptions options, HttpMessageInvoker client, TimeProvider time)
     {
         Name = name;
         Options = options;
@@ -46,7 +46,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     protected string? ApiKey { get; }
     protected string BaseUrl { get; }
     protected TimeProvider Time { get; }
-    protected HttpClient Client => _client;
+    protected HttpMessageInvoker Client => _client;
 
     /// <summary>The upstream URL of this request (chat or embeddings, streamed or not).</summary>
     protected abstract Uri RequestUri(ProviderRequest request);

@@ -74,7 +74,7 @@ public sealed class ProviderProber(
 
     private async Task ProbeLoopAsync(ProviderResilience provider, ProviderOptions config, IProviderProbe probe, CancellationToken stoppingToken)
     {
-        using var client = ProviderHttp.CreateClient(config);
+        using var client = ProviderHttp.CreateInvoker(config);
         while (!stoppingToken.IsCancellationRequested)
         {
             await ProbeOnceAsync(provider, config, probe, client, stoppingToken).ConfigureAwait(false);
@@ -89,7 +89,7 @@ public sealed class ProviderProber(
         }
     }
 
-    internal async Task ProbeOnceAsync(ProviderResilience provider, ProviderOptions config, IProviderProbe probe, HttpClient client, CancellationToken stoppingToken)
+    internal async Task ProbeOnceAsync(ProviderResilience provider, ProviderOptions config, IProviderProbe probe, HttpMessageInvoker client, CancellationToken stoppingToken)
     {
         // A probe gets no longer than a first token would, and never longer than its own interval.
         var limit = provider.FirstTokenTimeout < provider.ProbeInterval ? provider.FirstTokenTimeout : provider.ProbeInterval;
@@ -99,7 +99,7 @@ public sealed class ProviderProber(
         try
         {
             using var request = probe.CreateRequest(provider.Name, config);
-            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            using var response = await client.SendAsync(request, timeout.Token).ConfigureAwait(false);
             var latency = time.GetElapsedTime(started);
             if (response.IsSuccessStatusCode)
             {

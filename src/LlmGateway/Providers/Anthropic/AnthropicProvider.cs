@@ -9,7 +9,7 @@ namespace LlmGateway.Providers.Anthropic;
 /// (<see cref="AnthropicNative"/>); every other request is translated from the OpenAI Chat Completions
 /// format: requests, answers, streams, tool calls, usage and errors.
 /// </summary>
-public sealed class AnthropicProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+public sealed class AnthropicProvider(string name, ProviderOptions options, HttpMessageInvoker client, TimeProvider time)
     : NativeProvider(name, options, client, time)
 {
     /// <summary>The API version this translation is written against (anthropic-version header).</summary>
@@ -60,5 +60,5 @@ public sealed class AnthropicProvider(string name, ProviderOptions options, Http
 public sealed class AnthropicProviderFactory(TimeProvider time) : IChatProviderFactory
 {
     public string Type => ProviderTypes.Anthropic;
-    public IChatProvider Create(string name, ProviderOptions options) => new AnthropicProvider(name, options, ProviderHttp.CreateClient(options), time);
+    public IChatProvider Create(string name, ProviderOptions options) => new AnthropicProvider(name, options, ProviderHttp.CreateInvoker(options), time);
 }

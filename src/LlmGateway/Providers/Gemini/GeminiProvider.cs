@@ -8,7 +8,7 @@ namespace LlmGateway.Providers.Gemini;
 /// <c>:streamGenerateContent?alt=sse</c> for streams; key in <c>x-goog-api-key</c>) behind the OpenAI
 /// Chat Completions format; embeddings through <c>:embedContent</c> and <c>:batchEmbedContents</c>.
 /// </summary>
-public sealed class GeminiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+public sealed class GeminiProvider(string name, ProviderOptions options, HttpMessageInvoker client, TimeProvider time)
     : NativeProvider(name, options, client, time)
 {
     protected override Uri RequestUri(ProviderRequest request)
@@ -53,5 +53,5 @@ public sealed class GeminiProvider(string name, ProviderOptions options, HttpCli
 public sealed class GeminiProviderFactory(TimeProvider time) : IChatProviderFactory
 {
     public string Type => ProviderTypes.Gemini;
-    public IChatProvider Create(string name, ProviderOptions options) => new GeminiProvider(name, options, ProviderHttp.CreateClient(options), time);
+    public IChatProvider Create(string name, ProviderOptions options) => new GeminiProvider(name, options, ProviderHttp.CreateInvoker(options), time);
 }

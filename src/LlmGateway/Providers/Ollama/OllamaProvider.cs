@@ -9,7 +9,7 @@ namespace LlmGateway.Providers.Ollama;
 /// embeddings) behind the OpenAI Chat Completions and Embeddings formats. Local by default and needs no key; when ApiKeyEnv is set (Ollama behind an
 /// authenticating proxy, or ollama.com) the key goes as a bearer token.
 /// </summary>
-public sealed class OllamaProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+public sealed class OllamaProvider(string name, ProviderOptions options, HttpMessageInvoker client, TimeProvider time)
     : NativeProvider(name, options, client, time)
 {
     private readonly Uri _chatUri = new(options.BaseUrl!.TrimEnd('/') + "/api/chat");
@@ -50,7 +50,7 @@ public sealed class OllamaProvider(string name, ProviderOptions options, HttpCli
         AddKey(message);
         try
         {
-            using var response = await Client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            using var response = await Client.SendAsync(message, cancellationToken).ConfigureAwait(false);
             var body = await ProviderHttp.ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
@@ -98,5 +98,5 @@ public sealed record OllamaModelList(IReadOnlyList<string> Models, ProviderFailu
 public sealed class OllamaProviderFactory(TimeProvider time) : IChatProviderFactory
 {
     public string Type => ProviderTypes.Ollama;
-    public IChatProvider Create(string name, ProviderOptions options) => new OllamaProvider(name, options, ProviderHttp.CreateClient(options), time);
+    public IChatProvider Create(string name, ProviderOptions options) => new OllamaProvider(name, options, ProviderHttp.CreateInvoker(options), time);
 }

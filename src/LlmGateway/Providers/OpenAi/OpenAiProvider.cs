@@ -14,7 +14,7 @@ namespace LlmGateway.Providers.OpenAi;
 /// </summary>
 public sealed class OpenAiProvider : IChatProvider
 {
-    private readonly HttpClient _client;
+    private readonly HttpMessageInvoker _client;
     private readonly string? _apiKey;
     private readonly string? _authorization;
     private readonly bool _azure;
@@ -22,7 +22,7 @@ public sealed class OpenAiProvider : IChatProvider
     private readonly string _baseUrl;
     private readonly ProviderHttp.ErrorReader _readError;
 
-    public OpenAiProvider(string name, ProviderOptions options, HttpClient client, TimeProvider time)
+    public OpenAiProvider(string name, ProviderOptions options, HttpMessageInvoker client, TimeProvider time)
     {
         Name = name;
         Options = options;
@@ -328,11 +328,11 @@ public sealed class OpenAiChatStream : ChatStream
 public sealed class OpenAiProviderFactory(TimeProvider time) : IChatProviderFactory
 {
     public string Type => ProviderTypes.OpenAi;
-    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateClient(options), time);
+    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateInvoker(options), time);
 }
 
 public sealed class AzureOpenAiProviderFactory(TimeProvider time) : IChatProviderFactory
 {
     public string Type => ProviderTypes.AzureOpenAi;
-    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateClient(options), time);
+    public IChatProvider Create(string name, ProviderOptions options) => new OpenAiProvider(name, options, ProviderHttp.CreateInvoker(options), time);
 }

@@ -16,6 +16,12 @@ internal static class Program
               by headers (x-mock-chunks, x-mock-chunk-delay-ms, x-mock-first-token-ms) or by a model name
               suffix that survives a gateway in between ("bench-stream@chunks=20,chunk_delay_ms=5").
 
+          bare-proxy --port N --upstream http://127.0.0.1:M
+              The floor: a bare .NET proxy (Kestrel + one HttpClient, no gateway layers) that forwards every POST
+              under /v1 to the upstream (same path) and hands back the status, Content-Type, body and the mock's
+              x-bench-upstream header. Run it with the gateway's runtime settings (bench/run.sh sets them); it
+              prints the settings in effect at start.
+
           stream-probe --url URL --n N --concurrency C --body FILE [--model M] [--header 'Name: value'] [--warmup W] [--expect-chunks K]
                        [--expect-cache hit|miss|bypass|-] [--expect-provider P|-] [--expect-upstream mock]
               Streams N answers, C at a time; prints time to headers, first token and last token and the
@@ -46,6 +52,7 @@ internal static class Program
             return argv[0] switch
             {
                 "mock-upstream" => await MockUpstream.RunAsync(args).ConfigureAwait(false),
+                "bare-proxy" => await BareProxy.RunAsync(args).ConfigureAwait(false),
                 "stream-probe" => await StreamProbe.RunAsync(args).ConfigureAwait(false),
                 "slow-streams" => await SlowStreams.RunAsync(args).ConfigureAwait(false),
                 "report" => Report.Run(args),

@@ -31,6 +31,7 @@ Usage: bench/run.sh [options]
   --no-warn-logs       skip the extra gateway that logs at Warning (every other gateway logs each request at
                        Information, the shipped default)
   --no-thread-pool-row skip the extra gateway run with Gateway:Server:IoScheduling=thread-pool (.NET's default scheduling)
+  --no-floor-row       skip the bare .NET proxy (Kestrel + HttpClient, the gateway's runtime settings): the floor
   --micro              also run the BenchmarkDotNet micro-benchmarks (--job short) into the report
   --no-build           use the Release builds already there
   --out FILE           where the report goes (default bench/RESULTS.md)
@@ -44,7 +45,7 @@ mode=full rounds=3 duration=10 warmup=10 connections="1 16 64" threads=2
 stream_n=400 stream_c=8 stream_chunks=20 stream_delay_ms=5
 slow_count=1000 slow_hold=15 slow_delay_ms=1000
 soak=0 soak_seconds=600 soak_interval=10 soak_conns=16
-warn_logs=1 threadpool_row=1 micro=0 build=1 keep=0
+warn_logs=1 threadpool_row=1 floor_row=1 micro=0 build=1 keep=0
 only="chat embeddings passthrough"
 out="$here/RESULTS.md"
 args_text="$*"
@@ -64,6 +65,7 @@ while [ $# -gt 0 ]; do
     --slow-count) slow_count=$2; shift ;;
     --no-warn-logs) warn_logs=0 ;;
     --no-thread-pool-row) threadpool_row=0 ;;
+    --no-floor-row) floor_row=0 ;;
     --micro) micro=1 ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
@@ -220,6 +222,42 @@ wait_http "http://127.0.0.1:${PORT[nginx]}/health" "${PID[nginx]}" 30 || { cat "
 PIDS_OF[nginx]="${PID[nginx]} $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"
 log "nginx on 127.0.0.1:${PORT[nginx]} (pids ${PIDS_OF[nginx]})"
 
+# The I/O scheduling a process runs in, proven from its threads: inline completions make the runtime run one
+# socket event thread (".NET Sockets") per core, its default one per 30 cores (Gateway:Server:IoScheduling).
+# Prints what is wrong, or nothing.
+io_scheduling_mismatch() {
+  local name=$1 mode=$2 want got
+  want=$(awk -v n="$(nproc)" -v m="$mode" 'BEGIN { if (m == "inline") print n; else { e = int(n / 30 + 0.5); print (e < 1 ? 1 : e) } }')
+  got=$(cat /proc/"${PID[$name]}"/task/*/comm 2>/dev/null | grep -c '^\.NET Sockets$' || true)
+  [ "$got" = "$want" ] || printf '%s should run %s I/O scheduling (%s socket event threads) but has %s' "$name" "$mode" "$want" "$got"
+}
+
+# --- The floor: a bare .NET proxy (Kestrel + one HttpClient, bench/LlmGateway.Bench bare-proxy) -------------
+# What the platform alone costs on the chat path, with none of the gateway's work: between it and nginx is
+# .NET's share, between the gateway and it the gateway's own layers (issue 19). It must run with the gateway's
+# runtime settings (src/LlmGateway/LlmGateway.csproj: server and concurrent GC, thread-pool spin limit 0; TieredPGO
+# is on in both projects; inline I/O scheduling, which it sets itself). The bench project's runtimeconfig has
+# workstation, non-concurrent GC for the mock, so the DOTNET_ variables override it for this process only; the
+# process prints the settings it reads back from the runtime, and a floor that did not get them is withheld.
+floor_reason="" floor_label="bare .NET proxy (Kestrel + HttpClient: the floor)"
+if [ "$run_chat" = 1 ] && [ "$floor_row" = 1 ]; then
+  free_port bare
+  start_bg bare env DOTNET_gcServer=1 DOTNET_gcConcurrent=1 DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 \
+    "$bench_bin" bare-proxy --port "${PORT[bare]}" --upstream "http://127.0.0.1:${PORT[mock]}"
+  if wait_http "http://127.0.0.1:${PORT[bare]}/health" "${PID[bare]}" 30; then
+    floor_runtime=$(sed -n 's/^bare-proxy runtime: //p' "$tmp/bare.log")
+    case " $floor_runtime " in
+      *" server_gc=true concurrent_gc=true "*" spin_limit=0 inline_completions=1 "*) ;;
+      *) floor_reason="it did not run with the gateway's runtime settings (it read back: ${floor_runtime:-nothing})" ;;
+    esac
+    [ -n "$floor_reason" ] || floor_reason=$(io_scheduling_mismatch bare inline)
+    record "{\"kind\":\"runtime\",\"process\":\"bare\",\"settings\":$(json_str "$floor_runtime")}"
+  else
+    floor_reason="the bare proxy did not start ($(tail -n 1 "$tmp/bare.log" 2>/dev/null | cut -c1-200))"
+  fi
+  if [ -n "$floor_reason" ]; then stop_named bare; else log "bare .NET proxy (the floor) on 127.0.0.1:${PORT[bare]}: $floor_runtime"; fi
+fi
+
 # --- redis-server on a free port, nothing persisted (only the chat targets use it) ------------------------
 if [ "$run_chat" = 1 ]; then
   free_port redis
@@ -281,15 +319,12 @@ start_gateway() {
   log "$name on 127.0.0.1:${PORT[$name]}: ready in $(((t1 - t0) / 1000000)) ms"
 }
 
-# The I/O scheduling a gateway runs in, proven from its threads: inline completions make the runtime run one
-# socket event thread (".NET Sockets") per core, its default one per 30 cores (Gateway:Server:IoScheduling).
-# The row names say which mode they measure, so a gateway in the other mode stops the bench.
+# The gateway row names say which I/O scheduling they measure, so a gateway in the other mode stops the bench.
 check_io_scheduling() {
-  local name=$1 mode=$2 want got
-  want=$(awk -v n="$(nproc)" -v m="$mode" 'BEGIN { if (m == "inline") print n; else { e = int(n / 30 + 0.5); print (e < 1 ? 1 : e) } }')
-  got=$(cat /proc/"${PID[$name]}"/task/*/comm 2>/dev/null | grep -c '^\.NET Sockets$' || true)
-  [ "$got" = "$want" ] || die "$name should run $mode I/O scheduling ($want socket event threads) but has $got"
-  log "$name: $mode I/O scheduling ($got socket event threads)"
+  local why
+  why=$(io_scheduling_mismatch "$1" "$2")
+  [ -z "$why" ] || die "$why"
+  log "$1: $2 I/O scheduling"
 }
 
 if [ "$run_chat" = 1 ] || [ "$run_embeddings" = 1 ]; then
@@ -351,6 +386,8 @@ add_target() {
 if [ "$run_chat" = 1 ]; then
   add_target direct "direct to the mock" mock "" chat "" - - mock one
   add_target nginx "nginx (plain proxy)" nginx "" chat "" - - mock one
+  # The floor hands the mock's answer on like nginx: no gateway header, the mock's own, one call per answer.
+  [ "$floor_row" = 1 ] && [ -z "$floor_reason" ] && add_target bare "$floor_label" bare "" chat "" - - mock one
   add_target gateway "gateway (embedded store), miss" gateway "" chat "" bypass openai "" one
   [ "$threadpool_row" = 1 ] && add_target gateway-threadpool "gateway, thread-pool I/O scheduling, miss" gateway-threadpool "" chat "" bypass openai "" one
   [ "$warn_logs" = 1 ] && add_target gateway-warn "gateway, logs at Warning (no line per request), miss" gateway-warn "" chat "" bypass openai "" one
@@ -368,6 +405,7 @@ if [ "$run_embeddings" = 1 ]; then
 fi
 # Pass-through is never cached: no x-gateway-cache; YARP hands the mock's headers on, so its own is there.
 if [ "$run_chat" = 1 ]; then
+  [ -n "$floor_reason" ] && skip bare "$floor_label" "$floor_reason"
   [ -n "$hit_reason" ] && skip hit-memory "gateway, cache hit (memory)" "$hit_reason"
   [ -n "$hit_redis_reason" ] && skip hit-redis "gateway, cache hit (Redis)" "$hit_redis_reason"
 fi
@@ -539,7 +577,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-for proc in mock nginx gateway gateway-warn gateway-threadpool gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
+for proc in mock nginx bare gateway gateway-warn gateway-threadpool gateway-redis gateway-hit gateway-hit-redis gateway-pt; do
   [ -n "${PID[$proc]:-}" ] && [ -n "${ALIVE[${PID[$proc]}]:-}" ] || continue
   # shellcheck disable=SC2086
   record "{\"kind\":\"proc\",\"process\":\"$proc\",\"hwm_kb\":$(mem_kb VmHWM ${PIDS_OF[$proc]}),\"rss_kb\":$(mem_kb VmRSS ${PIDS_OF[$proc]})}"

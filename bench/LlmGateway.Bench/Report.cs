@@ -24,6 +24,9 @@ internal static class Report
     internal static readonly EndpointKind PassThrough = new("passthrough", "pass-through (moderations)", "pt-direct", "pt-nginx", "pt-gateway");
     private static readonly EndpointKind[] s_kinds = [Chat, Embeddings, PassThrough];
 
+    /// <summary>The chat target of the bare .NET proxy (bare-proxy): the floor the gateway is built on.</summary>
+    internal const string FloorTarget = "bare";
+
     public static int Run(Args args)
     {
         var input = args.Require("results");
@@ -51,7 +54,7 @@ internal static class Report
         md.AppendLine(CultureInfo.InvariantCulture, $"| commit | `{meta.Str("commit")}`{(meta.Str("dirty") == "true" ? " with uncommitted changes" : "")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| software | .NET SDK {meta.Str("dotnet")}, {meta.Str("nginx")}, wrk {meta.Str("wrk")}, redis-server {meta.Str("redis")} |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| method | {meta.Str("rounds")} rounds of {meta.Str("duration_s")} s per target and connection count after a {meta.Str("warmup_s")} s warm-up; targets alternate round-robin (the first target rotates each round); wrk -t{meta.Str("threads")} --latency posting {(r.TargetsOf(Chat).Count > 0 ? $"a {meta.Str("body_bytes")}-byte chat body" : "each endpoint's body (sizes in its section)")}; every number is the median over rounds. Load generator, mock, proxies and gateways share the same cores. |");
-        md.AppendLine("| proof | every answer of every round (warm-up included) is checked by the wrk script and the stream probes: `x-gateway-cache` (miss rows: `bypass` for the temperature-0.2 chat body, `miss` for embeddings sent with `no-store`; cache-hit rows: `hit`; direct, nginx, pass-through: none), `x-gateway-provider` (`openai`, the bench's upstream provider on the mock; `cache` for a hit) and, for direct, nginx and pass-through, the mock's own `x-bench-upstream: mock`; the mock counts its calls around every round (one per answer for a miss, none for a hit). A row with any answer that says otherwise is marked **failed** and its numbers are withheld. The cache-hit targets run on gateway processes of their own. The I/O scheduling the gateway rows name (`inline`, the default, or `thread-pool`) is checked from each process's threads at start: one socket event thread per core inline, one per 30 cores otherwise. |");
+        md.AppendLine("| proof | every answer of every round (warm-up included) is checked by the wrk script and the stream probes: `x-gateway-cache` (miss rows: `bypass` for the temperature-0.2 chat body, `miss` for embeddings sent with `no-store`; cache-hit rows: `hit`; direct, nginx, pass-through: none), `x-gateway-provider` (`openai`, the bench's upstream provider on the mock; `cache` for a hit) and, for direct, nginx, the bare .NET proxy and pass-through, the mock's own `x-bench-upstream: mock`; the mock counts its calls around every round (one per answer for a miss, none for a hit). A row with any answer that says otherwise is marked **failed** and its numbers are withheld. The cache-hit targets run on gateway processes of their own. The I/O scheduling the gateway rows name (`inline`, the default, or `thread-pool`) is checked from each process's threads at start: one socket event thread per core inline, one per 30 cores otherwise. |");
         md.AppendLine();
 
         var targets = r.TargetsOf(Chat);
@@ -206,6 +209,7 @@ internal static class Report
         md.AppendLine("- **x-gateway-cache**: what every answer of the row had to say (and did, or the row is marked failed); `bypass` is the gateway's word for a request it may not cache (temperature above 0), so it neither looks the cache up nor stores: the miss path.");
         md.AppendLine("- **answers checked**: answers the wrk script checked over the reported rounds; **upstream calls / answer**: calls the mock counted over those rounds divided by the answers (1 for a miss: wrk may leave a few requests in flight at the end of a round, so it can be a hair above 1; 0 for a cache hit).");
         md.AppendLine("- **load (1 min, max)**: the highest 1-minute load average read at the start of the row's rounds. It counts the bench's own processes too (wrk, the mock, nginx, the gateways: about 3 to 6 while rounds run on a machine that does nothing else); the load at the start, before anything was started, says whether other work was running.");
+        md.AppendLine("- **the floor**: the bare .NET proxy row, checked like nginx's (the mock's header on every answer, one upstream call each); it is what a plain Kestrel + HttpClient proxy costs on this path with the gateway's runtime settings, so the gateway over it is the cost of the gateway's own layers, and it over nginx the platform's.");
         md.AppendLine("- **Embeddings, Pass-through**: the same measurements on another path; each kind's targets run back to back in every round, and its added latency is over its own direct row.");
         return md.ToString();
     }
@@ -325,6 +329,7 @@ internal static class Report
         Line(md, "streaming: CPU per stream", gs?.CpuUsPerStream, ns?.CpuUsPerStream * 2, "µs", $"2 × nginx's ({F1(ns?.CpuUsPerStream)} µs)", streamFailed);
         md.AppendLine();
         RenderRoundByRound(md, r, tables);
+        RenderFloor(md, r, tables);
 
         md.AppendLine("## Targets from issue 9").AppendLine();
         md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
@@ -387,6 +392,42 @@ internal static class Report
             var median = Stats.Median(gatewayReady);
             md.AppendLine(CultureInfo.InvariantCulture,
                 $"| ready: start to /health/ready | median {F0(median)} ms, max {F0(gatewayReady.Max())} ms of {gatewayReady.Count} starts | < 1000 ms | {(median < 1000 ? "met" : "**missed**")} |");
+        }
+        md.AppendLine();
+    }
+
+    /// <summary>
+    /// The floor next to nginx and the gateway: a bare .NET proxy (Kestrel + one HttpClient) with the gateway's runtime
+    /// settings on the same path. Between nginx and it is what the platform costs; between it and the gateway, what
+    /// the gateway's own layers cost. No verdicts: issue 19's limits are on the gateway; this says whose part is whose.
+    /// </summary>
+    private static void RenderFloor(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables)
+    {
+        var skipped = r.SkipReason(FloorTarget);
+        if (skipped is null && !r.Targets.Any(t => t.Name == FloorTarget)) return;
+        md.AppendLine("The floor: a bare .NET proxy (`LlmGateway.Bench bare-proxy`: Kestrel and one `HttpClient` forwarding the body to the mock and its answer back, no logging, no middleware, none of the gateway's work) with the gateway's runtime settings (server and concurrent GC, TieredPGO, thread-pool spin limit 0, inline I/O scheduling). What the platform costs is the floor over nginx; what the gateway's own layers cost is the gateway over the floor. From the medians in the chat tables below.").AppendLine();
+        if (skipped is not null)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"Not measured: {skipped}.").AppendLine();
+            return;
+        }
+        if (r.Runtime.GetValueOrDefault(FloorTarget) is { } settings) md.AppendLine(CultureInfo.InvariantCulture, $"Runtime settings the floor's process read back at its start: `{settings}`.").AppendLine();
+        md.AppendLine("| connections | floor CPU µs/req | floor CPU ÷ nginx | floor req/s | floor req/s ÷ nginx | floor added p50 / p99 ms | gateway CPU − floor CPU µs/req | gateway CPU ÷ floor | gateway req/s ÷ floor |");
+        md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var (c, level) in tables.OrderBy(t => t.Key))
+        {
+            var floorRow = level.GetValueOrDefault(FloorTarget);
+            if (floorRow is null) continue;
+            if (floorRow.Failure is not null)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {c} | **failed** (see its table) | — | — | — | — | — | — | — |");
+                continue;
+            }
+            // A failed row has no numbers to compare with: its cells say so rather than show a ratio to noise.
+            string Against(string name, Func<Row, string> cell) =>
+                level.GetValueOrDefault(name) is { } row ? row.Failure is null ? cell(row) : "failed" : "—";
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {c} | {F1(floorRow.CpuUs)} | {Against("nginx", ng => Ratio(floorRow.CpuUs, ng.CpuUs, "0.00"))} | {F0(floorRow.Rps)} | {Against("nginx", ng => Ratio(floorRow.Rps, ng.Rps, "0.00"))} | {F3(floorRow.AddedP50)} / {F3(floorRow.AddedP99)} | {Against("gateway", gw => F1(gw.CpuUs - floorRow.CpuUs))} | {Against("gateway", gw => Ratio(gw.CpuUs, floorRow.CpuUs, "0.00"))} | {Against("gateway", gw => Ratio(gw.Rps, floorRow.Rps, "0.00"))} |");
         }
         md.AppendLine();
     }
@@ -569,8 +610,8 @@ internal static class Report
 
     private static double Growth(double first, double last) => first <= 0 ? double.NaN : (last - first) * 100.0 / first;
 
-    private static string Ratio(double a, double? b) =>
-        b is null || double.IsNaN(a) || double.IsNaN(b.Value) || b.Value <= 0 ? "—" : (a / b.Value).ToString("0.0", s_inv) + "×";
+    private static string Ratio(double a, double? b, string format = "0.0") =>
+        b is null || double.IsNaN(a) || double.IsNaN(b.Value) || b.Value <= 0 ? "—" : (a / b.Value).ToString(format, s_inv) + "×";
 
     private static string F0(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("#,0", s_inv);
     private static string F1(double? v) => v is null || double.IsNaN(v.Value) ? "—" : v.Value.ToString("0.0", s_inv);
@@ -610,6 +651,8 @@ internal static class Report
         public List<StreamRound> Streams { get; } = [];
         public Dictionary<string, long> HwmKb { get; } = [];
         public List<(string Process, double Ms)> Ready { get; } = [];
+        /// <summary>The runtime settings a process read back at its start, by process (the floor's).</summary>
+        public Dictionary<string, string> Runtime { get; } = [];
         public JsonElement? Slow { get; private set; }
         public JsonElement? Soak { get; private set; }
         public List<SoakSample> SoakSamples { get; } = [];
@@ -673,6 +716,9 @@ internal static class Report
                         break;
                     case "ready":
                         r.Ready.Add((S(e, "process"), e.GetProperty("ms").GetDouble()));
+                        break;
+                    case "runtime":
+                        r.Runtime[S(e, "process")] = S(e, "settings");
                         break;
                     case "slow":
                         r.Slow = e;

@@ -585,11 +585,12 @@ done
 
 # The stream and open-stream phases measure chat completions: only with chat in --only.
 if [ "$run_chat" = 1 ]; then
-  # --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, gateway ---------
-  # The same checks as the load rows: every stream's headers, and one upstream call per stream.
+  # --- Streams: time to headers, first and last token, gaps between chunks; direct, nginx, the floor, gateway --
+  # The same checks as the load rows: every stream's headers, and one upstream call per stream. The floor passes
+  # the body on unchanged, so it posts the model the mock paces by, as direct and nginx do.
   direct_model="bench-stream@chunks=${stream_chunks},chunk_delay_ms=${stream_delay_ms}"
   stream_targets=()
-  for t in direct nginx gateway; do
+  for t in direct nginx bare gateway; do
     case " ${active[*]} " in *" $t "*) stream_targets+=("$t") ;; esac
   done
   ns=${#stream_targets[@]}

@@ -329,7 +329,7 @@ internal static class Report
         Line(md, "streaming: CPU per stream", gs?.CpuUsPerStream, ns?.CpuUsPerStream * 2, "µs", $"2 × nginx's ({F1(ns?.CpuUsPerStream)} µs)", streamFailed);
         md.AppendLine();
         RenderRoundByRound(md, r, tables);
-        RenderFloor(md, r, tables);
+        RenderFloor(md, r, tables, streams);
 
         md.AppendLine("## Targets from issue 9").AppendLine();
         md.AppendLine("| target | measured | limit | verdict |").AppendLine("| --- | --- | --- | --- |");
@@ -401,7 +401,7 @@ internal static class Report
     /// settings on the same path. Between nginx and it is what the platform costs; between it and the gateway, what
     /// the gateway's own layers cost. No verdicts: issue 19's limits are on the gateway; this says whose part is whose.
     /// </summary>
-    private static void RenderFloor(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables)
+    private static void RenderFloor(StringBuilder md, Results r, Dictionary<int, Dictionary<string, Row>> tables, Dictionary<string, StreamRow> streams)
     {
         var skipped = r.SkipReason(FloorTarget);
         if (skipped is null && !r.Targets.Any(t => t.Name == FloorTarget)) return;
@@ -430,6 +430,21 @@ internal static class Report
                 $"| {c} | {F1(floorRow.CpuUs)} | {Against("nginx", ng => Ratio(floorRow.CpuUs, ng.CpuUs, "0.00"))} | {F0(floorRow.Rps)} | {Against("nginx", ng => Ratio(floorRow.Rps, ng.Rps, "0.00"))} | {F3(floorRow.AddedP50)} / {F3(floorRow.AddedP99)} | {Against("gateway", gw => F1(gw.CpuUs - floorRow.CpuUs))} | {Against("gateway", gw => Ratio(gw.CpuUs, floorRow.CpuUs, "0.00"))} | {Against("gateway", gw => Ratio(gw.Rps, floorRow.Rps, "0.00"))} |");
         }
         md.AppendLine();
+        // The streaming target's CPU per stream, split the same way.
+        if (streams.GetValueOrDefault(FloorTarget) is { } floorStreams)
+        {
+            if (floorStreams.Failure is not null)
+            {
+                md.AppendLine("Streaming: the floor's streams **failed** their check (see the streaming table).").AppendLine();
+            }
+            else
+            {
+                string Stream(string name, Func<StreamRow, string> cell) =>
+                    streams.GetValueOrDefault(name) is { } row ? row.Failure is null ? cell(row) : "failed" : "not measured";
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"Streaming: the floor's CPU per stream {F1(floorStreams.CpuUsPerStream)} µs ({Stream("nginx", ns => Ratio(floorStreams.CpuUsPerStream, ns.CpuUsPerStream, "0.00"))} nginx's); gateway CPU − floor CPU per stream: {Stream("gateway", gs => F1(gs.CpuUsPerStream - floorStreams.CpuUsPerStream) + " µs")}; its added first token p50 / p99 {F3(floorStreams.AddedTtftP50)} / {F3(floorStreams.AddedTtftP99)} ms.").AppendLine();
+            }
+        }
     }
 
     private static double? Floor(double? v) => v is null ? null : Math.Max(0, v.Value);

@@ -46,14 +46,7 @@ internal static class BareProxy
         })
         { Timeout = TimeSpan.FromSeconds(100) };
 
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = MaxBodyBytes;
-            k.Limits.MaxConcurrentConnections = null;
-            k.Listen(IPAddress.Loopback, port, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
-        });
+        var builder = LoopbackHost.CreateBuilder(port, MaxBodyBytes);
         // Kestrel continues on the thread that completed the socket read (the event thread, with inline
         // completions) instead of queueing the request to the thread pool: the gateway's Kestrel half of inline.
         builder.WebHost.UseSockets(s => s.UnsafePreferInlineScheduling = true);

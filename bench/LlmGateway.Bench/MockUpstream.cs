@@ -1,11 +1,9 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.IO.Pipelines;
-using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Hosting;
@@ -61,14 +59,7 @@ internal static class MockUpstream
         var port = args.Int("port", 0);
         var defaults = new MockSettings(Math.Max(1, args.Int("chunks", 20)), args.Int("chunk-delay-ms", 0), args.Int("first-token-ms", 0));
 
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = MaxBodyBytes;
-            k.Limits.MaxConcurrentConnections = null;
-            k.Listen(IPAddress.Loopback, port, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
-        });
+        var builder = LoopbackHost.CreateBuilder(port, MaxBodyBytes);
         var app = builder.Build();
         app.Run(http => HandleAsync(http, defaults));
         await app.StartAsync().ConfigureAwait(false);

@@ -43,8 +43,7 @@ internal static class BareProxy
             AllowAutoRedirect = false,
             UseCookies = false,
             AutomaticDecompression = DecompressionMethods.None,
-        })
-        { Timeout = TimeSpan.FromSeconds(100) };
+        });
 
         var builder = LoopbackHost.CreateBuilder(port, MaxBodyBytes);
         // Kestrel continues on the thread that completed the socket read (the event thread, with inline
@@ -52,10 +51,11 @@ internal static class BareProxy
         builder.WebHost.UseSockets(s => s.UnsafePreferInlineScheduling = true);
         var app = builder.Build();
         app.Run(http => HandleAsync(http, client, upstream));
-        await app.StartAsync().ConfigureAwait(false);
         // run.sh checks this line: a floor measured with other runtime settings than the gateway's is not its floor.
-        Console.WriteLine($"bare-proxy listening on {string.Join(", ", app.Urls)}, forwarding to {upstream}");
+        // Written before the port opens, so it is there once the port answers.
         Console.WriteLine($"bare-proxy runtime: {RuntimeSettings()}");
+        await app.StartAsync().ConfigureAwait(false);
+        Console.WriteLine($"bare-proxy listening on {string.Join(", ", app.Urls)}, forwarding to {upstream}");
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         return 0;
     }

@@ -50,6 +50,7 @@ public static class LoggingExtensions
             .CreateLogger();
         builder.Logging.ClearProviders();
         builder.Logging.AddSerilog(logger, dispose: true);
+        builder.Services.AddSingleton(new GatewaySerilog(logger));
         return builder;
     }
 }

@@ -11,6 +11,8 @@
 #
 # Each ROOT needs a Release build of src/LlmGateway; ROOT_A also of bench/LlmGateway.Bench (the mock).
 set -euo pipefail
+# Checked first: without them the first round fails inside a redirect and the script exits with nothing said.
+for tool in wrk curl; do command -v "$tool" >/dev/null || { echo "ab.sh needs $tool (apt-get install $tool)" >&2; exit 2; }; done
 rootA=$(cd "$1" && pwd); rootB=$(cd "$2" && pwd); envA=$3; envB=$4; conns=${5:-16}; rounds=${6:-6}; secs=${7:-4}
 here=$rootA/bench
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-ab.XXXXXX"); keep=0

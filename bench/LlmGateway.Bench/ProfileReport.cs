@@ -38,7 +38,7 @@ internal static class ProfileReport
             "ChatCompletionsHandler+<StreamAsync>", "ChatCompletionsHandler+<CompleteAsync>", "LlmGateway.Streaming.SseResponseWriter"]),
         ("provider (upstream request body, answer read)", ["LlmGateway.Providers"]),
         ("HttpClient (upstream call)", ["System.Net.Http"]),
-        ("resilience (candidate executor, Polly)", ["LlmGateway.Resilience", "Polly"]),
+        ("resilience (candidate executor)", ["LlmGateway.Resilience"]),
         ("auth, keys, conversations", ["LlmGateway.Auth", "LlmGateway.Conversations"]),
         ("pipeline and handler (the rest of GatewayPipeline and the chat ingress)", ["LlmGateway.Pipeline", "LlmGateway.ChatCompletions", "LlmGateway.Embeddings"]),
         ("ASP.NET Core (middleware, endpoint routing, request delegate)", ["LlmGateway.Http", "Microsoft.AspNetCore.Routing", "Microsoft.AspNetCore.Http", "Microsoft.AspNetCore.Diagnostics", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Builder"]),

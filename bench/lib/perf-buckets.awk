@@ -14,7 +14,7 @@ function place(   i, f) {
     if (f ~ /ChatRequest::Read|RequestJson|JsonDocument|PrepareAsync|RequestBody/) return "body read and parse"
     if (f ~ /ModelRouter|Routing\.Matching|EndpointRoutingMiddleware/) return "routing"
     if (f ~ /OpenAiProvider|OpenAiRequestWriter|OpenAiResponseInspector|ReadCompletion/) return "the OpenAI adapter"
-    if (f ~ /CandidateExecutor|Polly|GatewayPipeline|RequestRun|IngressRunner/) return "pipeline, candidates and Polly"
+    if (f ~ /CandidateExecutor|GatewayPipeline|RequestRun|IngressRunner/) return "pipeline and candidates"
     if (f ~ /HttpProtocol|Http1Connection|KestrelConnection|HostingApplication|SocketConnection\+<DoReceive/) return "Kestrel"
     if (f ~ /SocketAsyncEngine|SocketAsyncContext/) return "the socket engine"
   }

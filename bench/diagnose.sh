@@ -8,13 +8,19 @@
 #   bench/diagnose.sh syscalls  [--conns C] [--warmup S] [--seconds S]  system calls per request (strace -c)
 #   bench/diagnose.sh idle      [--settle S] [--seconds S]              wake-ups per second by thread of a gateway left idle after traffic
 #   bench/diagnose.sh perf      [--conns C] [--warmup S] [--seconds S]  perf (software clock, call graphs): the kernel's share, the rest by step
+#   bench/diagnose.sh alloc     [--conns C] [--warmup S] [--seconds S]  allocated bytes per request, by type and by gateway method (dotnet-trace)
 #
-# Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000").
+# --target floor runs any of these on the bench's floor instead of the gateway: the bare .NET proxy (Kestrel and one
+# HttpClient, the gateway's runtime settings, none of its work; LlmGateway.Bench bare-proxy), its answers checked to
+# come from the mock. What the floor costs is what the platform costs; the gateway over it is its own layers.
+#
+# Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000"); another build of
+# the gateway in GATEWAY_BIN (e.g. an older commit's worktree, to compare).
 # Needs Release builds of src/LlmGateway and bench/LlmGateway.Bench; wrk, curl, strace (syscalls), perf (perf).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 mode=${1:-}; shift || true
-conns=16 warmup=6 seconds=6 settle=5
+conns=16 warmup=6 seconds=6 settle=5 target=gateway
 # perf: long enough a warm-up that the JIT has finished tiering the path up (at 6 s it still takes a fifth)
 [ "$mode" = perf ] && warmup=20
 while [ $# -gt 0 ]; do
@@ -23,11 +29,13 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --settle) settle=$2; shift ;;
+    --target) target=$2; shift ;;
     *) echo "unknown option $1 (see the head of $0)" >&2; exit 2 ;;
   esac
   shift
 done
-case "$mode" in threads | syscalls | idle | perf) ;; *) sed -n '2,13p' "$0" >&2; exit 2 ;; esac
+case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,19p' "$0" >&2; exit 2 ;; esac
+case "$target" in gateway | floor) ;; *) echo "--target is gateway or floor, not $target" >&2; exit 2 ;; esac
 # perf needs the JIT's symbols (a perf map) and code pages it can read.
 [ "$mode" = perf ] && GATEWAY_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 ${GATEWAY_ENV:-}"
 
@@ -35,7 +43,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-diagnose.XXXXXX"); keep=0
 declare -A PID=() PORT=() ALIVE=() PIDS_OF=()
 log() { :; }
 . "$here/lib/processes.sh"; install_cleanup
-gw_bin="$root/src/LlmGateway/bin/Release/net10.0/LlmGateway"; bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
+gw_bin="${GATEWAY_BIN:-$root/src/LlmGateway/bin/Release/net10.0/LlmGateway}"; bench_bin="$here/LlmGateway.Bench/bin/Release/net10.0/LlmGateway.Bench"
 [ -x "$gw_bin" ] && [ -x "$bench_bin" ] || { echo "build first: dotnet build src/LlmGateway -c Release && dotnet build bench/LlmGateway.Bench -c Release" >&2; exit 2; }
 
 free_port mock; start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
@@ -46,22 +54,36 @@ cat >"$tmp/gateway.json" <<J
  "Models": { "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1, "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 } },
  "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } }, "Cache": { "Enabled": true, "OnlyDeterministic": true } } }
 J
-# shellcheck disable=SC2086
-start_bg gateway env -u OPENAI_API_KEY -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS ASPNETCORE_ENVIRONMENT=Production \
-  GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key ${GATEWAY_ENV:-} "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health/ready" >/dev/null && break; sleep 0.2; done
+if [ "$target" = floor ]; then
+  # The gateway's runtime settings, as bench/run.sh starts the floor (it reads them back and prints them).
+  # shellcheck disable=SC2086
+  start_bg gateway env -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS DOTNET_gcServer=1 DOTNET_gcConcurrent=1 DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 \
+    ${GATEWAY_ENV:-} "$bench_bin" bare-proxy --port "${PORT[gateway]}" --upstream "http://127.0.0.1:${PORT[mock]}"
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health" >/dev/null && break; sleep 0.2; done
+  expect="BENCH_EXPECT_CACHE=- BENCH_EXPECT_PROVIDER=- BENCH_EXPECT_UPSTREAM=mock"
+else
+  # shellcheck disable=SC2086
+  start_bg gateway env -u OPENAI_API_KEY -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS ASPNETCORE_ENVIRONMENT=Production \
+    GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key ${GATEWAY_ENV:-} "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health/ready" >/dev/null && break; sleep 0.2; done
+  expect="BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai"
+fi
 gpid=${PID[gateway]}; url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
 
-# wrk with every answer checked; a single answer that is not a miss from openai stops the script.
+# wrk with every answer checked; a single answer that is not a miss from openai (the floor: not from the mock)
+# stops the script.
 load() {
-  BENCH_BODY="$here/bodies/chat.json" BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai \
+  # shellcheck disable=SC2086
+  env BENCH_BODY="$here/bodies/chat.json" $expect \
     wrk -t"$(($1 < 2 ? 1 : 2))" -c"$1" -d"${2}s" --latency -s "$here/wrk/chat.lua" "$url" >"$tmp/wrk.out" 2>&1
-  grep -o '"mismatched":[0-9]*' "$tmp/wrk.out" | grep -q ':0$' || { cat "$tmp/wrk.out" >&2; echo "an answer was not a miss from openai" >&2; exit 1; }
+  grep -o '"mismatched":[0-9]*' "$tmp/wrk.out" | grep -q ':0$' || { cat "$tmp/wrk.out" >&2; echo "an answer was not what the $target answers (see above)" >&2; exit 1; }
   : >"$tmp/gateway.log"
 }
 # Per thread name: voluntary and involuntary switches and CPU ticks (fields after the comm, which may hold spaces).
 snap() {
   printf 'TOTAL\t0\t0\t%s\n' "$(sed 's/.*) //' "/proc/$gpid/stat" | awk '{print $12+$13}')"
+  # The kernel's part of it (stime), and the minor page faults in the count columns.
+  printf 'KERNEL\t0\t%s\t%s\n' "$(sed 's/.*) //' "/proc/$gpid/stat" | awk '{print $8}')" "$(sed 's/.*) //' "/proc/$gpid/stat" | awk '{print $13}')"
   for t in /proc/"$gpid"/task/*; do
     printf '%s\t%s\t%s\t%s\n' "$(cat "$t/comm")" "$(awk '/^voluntary_ctxt_switches/{print $2}' "$t/status")" \
       "$(awk '/^nonvoluntary_ctxt_switches/{print $2}' "$t/status")" "$(sed 's/.*) //' "$t/stat" | awk '{print $12+$13}')"
@@ -77,9 +99,10 @@ case "$mode" in
     snap >"$tmp/s1"; n1=$(chat_calls); n=$((n1 - n0))
     echo "$n requests at $conns connections over ${seconds} s (after ${warmup} s of warm-up); per request:"
     join -t$'\t' "$tmp/s0" "$tmp/s1" | awk -F'\t' -v n="$n" -v clk="$clk" '
-      { cpu = ($7 - $4) * 1e6 / clk / n; if ($1 == "TOTAL") total = cpu; else if (cpu > 0 || $5 > $2 || $6 > $3)
+      { cpu = ($7 - $4) * 1e6 / clk / n; if ($1 == "TOTAL") total = cpu; else if ($1 == "KERNEL") { kernel = cpu; faults = ($6 - $3) / n }
+        else if (cpu > 0 || $5 > $2 || $6 > $3)
           printf "  %-22s CPU %6.1f us   voluntary %.3f   involuntary %.3f\n", $1, cpu, ($5 - $2) / n, ($6 - $3) / n }
-      END { printf "  %-22s CPU %6.1f us\n", "the whole process", total }'
+      END { printf "  %-22s CPU %6.1f us, of which in the kernel %.1f us; %.3f minor page faults\n", "the whole process", total, kernel, faults }'
     ;;
   syscalls)
     command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)" >&2; exit 2; }
@@ -107,6 +130,25 @@ case "$mode" in
     n=$(($(chat_calls) - n0))
     echo "$n requests at $conns connections; the gateway's CPU under perf (perf costs CPU of its own), by where it went:"
     perf script -i "$tmp/perf.data" -F comm,tid,ip,sym 2>/dev/null | awk -f "$here/lib/perf-buckets.awk"
+    ;;
+  alloc)
+    # dotnet-trace, pinned as bench/profile.sh pins it, into bench/.tools on first use.
+    tools="$here/.tools"
+    [ -x "$tools/dotnet-trace" ] || dotnet tool install --tool-path "$tools" dotnet-trace --version 10.0.750501 >/dev/null
+    [ "$seconds" -lt 60 ] || { echo "alloc: --seconds below 60" >&2; exit 2; }
+    load "$conns" "$warmup"
+    load "$conns" "$((seconds + 4))" &
+    lp=$!
+    sleep 1
+    # The runtime's GC keyword (0x1) at verbose level: GCAllocationTick, one event about every 100 KB allocated,
+    # with its type and stack. The requests are counted around the session, so bytes per request are an estimate.
+    n0=$(chat_calls)
+    "$tools/dotnet-trace" collect -p "$gpid" --providers "Microsoft-Windows-DotNETRuntime:0x1:5" \
+      --duration "00:00:00:$(printf %02d "$seconds")" -o "$tmp/alloc.nettrace" >"$tmp/trace.log" 2>&1 || { cat "$tmp/trace.log" >&2; exit 1; }
+    n=$(($(chat_calls) - n0))
+    wait "$lp"
+    echo "$n requests at $conns connections while traced (${seconds} s, after ${warmup} s of warm-up):"
+    "$bench_bin" alloc-report --trace "$tmp/alloc.nettrace" --requests "$n"
     ;;
   idle)
     load 4 2

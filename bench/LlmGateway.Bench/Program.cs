@@ -34,6 +34,10 @@ internal static class Program
           report --results FILE --out RESULTS.md
               Turns the JSON lines that run.sh collected into the markdown report.
 
+          alloc-report --trace FILE --requests N [--top 20]
+              Where the allocated bytes went in a dotnet-trace with the runtime's allocation sampling: by type and by the
+              innermost gateway method on the stack, per request; bench/diagnose.sh alloc runs it.
+
           profile-report --speedscope FILE --cpu-us-per-request X --requests N --out FILE [--unit request|stream] [--title T] [--note TEXT]...
               Where the gateway's busy time goes in a dotnet-trace thread-time profile (speedscope JSON),
               by part of the request path; bench/profile.sh runs it.
@@ -57,6 +61,7 @@ internal static class Program
                 "slow-streams" => await SlowStreams.RunAsync(args).ConfigureAwait(false),
                 "report" => Report.Run(args),
                 "profile-report" => ProfileReport.Run(args),
+                "alloc-report" => AllocReport.Run(args),
                 _ => Fail($"Unknown command '{argv[0]}'.\n\n{Usage}"),
             };
         }

@@ -94,45 +94,39 @@ public sealed class RequestLog : IRequestObserver
             null, s_template, properties, traceId, spanId));
     }
 
-    /// <summary>Field <paramref name="index"/> of <see cref="s_names"/> as Serilog holds it, the common values shared.</summary>
+    /// <summary>
+    /// Field <paramref name="index"/> of <see cref="s_names"/> as Serilog holds it, the common values shared. The one
+    /// list of the fields: the Microsoft.Extensions.Logging path takes each one's value from here too.
+    /// </summary>
     private static ScalarValue Field(RequestRecord r, int index) => index switch
     {
+        0 => Text(r.RequestId),
+        1 => Text(r.KeyId),
+        2 => Text(r.TaskType),
+        3 => Text(r.RequestedModel),
+        4 => Text(r.Model),
+        5 => Text(r.Provider),
         6 => r.Stream ? s_true : s_false,
         7 => Small(r.Status),
+        8 => Text(r.Outcome),
+        9 => Text(r.ErrorCode),
+        10 => Small(r.Usage.Prompt),
+        11 => Small(r.Usage.Completion),
         12 => Small(r.Usage.CachedPrompt),
+        13 => new ScalarValue(r.CostUsd),
         14 => Small(r.Attempts),
         15 => Small(r.Fallbacks),
-        _ => Value(r, index) is { } value ? new ScalarValue(value) : s_null,
-    };
-
-    private static ScalarValue Small(int n) => (uint)n < (uint)s_small.Length ? s_small[n] : new ScalarValue(n);
-
-    /// <summary>Field <paramref name="index"/> of <see cref="s_names"/>, boxed as Serilog holds it.</summary>
-    private static object? Value(RequestRecord r, int index) => index switch
-    {
-        0 => r.RequestId,
-        1 => r.KeyId,
-        2 => r.TaskType,
-        3 => r.RequestedModel,
-        4 => r.Model,
-        5 => r.Provider,
-        6 => r.Stream,
-        7 => r.Status,
-        8 => r.Outcome,
-        9 => r.ErrorCode,
-        10 => r.Usage.Prompt,
-        11 => r.Usage.Completion,
-        12 => r.Usage.CachedPrompt,
-        13 => r.CostUsd,
-        14 => r.Attempts,
-        15 => r.Fallbacks,
-        16 => r.CacheResult,
-        17 => r.Route,
-        18 => Math.Round(r.Duration.TotalMilliseconds, 3),
-        19 => r.TimeToFirstToken is { } t ? Math.Round(t.TotalMilliseconds, 3) : null,
-        20 => Math.Round(r.Overhead.TotalMilliseconds, 3),
+        16 => Text(r.CacheResult),
+        17 => Text(r.Route),
+        18 => new ScalarValue(Math.Round(r.Duration.TotalMilliseconds, 3)),
+        19 => r.TimeToFirstToken is { } t ? new ScalarValue(Math.Round(t.TotalMilliseconds, 3)) : s_null,
+        20 => new ScalarValue(Math.Round(r.Overhead.TotalMilliseconds, 3)),
         _ => throw new ArgumentOutOfRangeException(nameof(index)),
     };
+
+    private static ScalarValue Text(string? s) => s is null ? s_null : new ScalarValue(s);
+
+    private static ScalarValue Small(int n) => (uint)n < (uint)s_small.Length ? s_small[n] : new ScalarValue(n);
 
     /// <summary>The record's fields as structured properties, so the JSON line has them as fields, not as text.</summary>
     private readonly struct State(RequestRecord r) : IReadOnlyList<KeyValuePair<string, object?>>
@@ -140,7 +134,7 @@ public sealed class RequestLog : IRequestObserver
         public int Count => s_names.Length + 1;
 
         public KeyValuePair<string, object?> this[int index] => index < s_names.Length
-            ? new(s_names[index], Value(r, index))
+            ? new(s_names[index], Field(r, index).Value)
             : new("{OriginalFormat}", Template);
 
         public string Message() => string.Create(System.Globalization.CultureInfo.InvariantCulture,

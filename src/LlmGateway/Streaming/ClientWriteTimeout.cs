@@ -40,19 +40,10 @@ public sealed class ClientWriteTimeout : IDisposable
     public bool Fired => _timer.IsCancellationRequested;
 
     /// <summary>
-    /// Runs one write or flush under the timeout. The time between writes is the upstream's, not the client's.
-    /// A write that completed at once (a stream's flush usually lands in the socket buffers) never waited on the
-    /// client: it arms no timer, so the common case of a stream costs no timer change per chunk.
-    /// </summary>
-    public ValueTask<T> RunAsync<T>(ValueTask<T> write) => write.IsCompleted ? write : WaitAsync(write);
-
-    /// <inheritdoc cref="RunAsync{T}(ValueTask{T})"/>
-    public ValueTask RunAsync(ValueTask write) => write.IsCompleted ? write : WaitAsync(write);
-
-    /// <summary>
-    /// <see cref="RunAsync(ValueTask)"/> under <paramref name="http"/>'s timeout, made only when the write waits: an
-    /// answer or a chunk that lands in the socket buffers at once, as nearly every one does, costs no timer and no
-    /// registration, and no feature lookup.
+    /// Runs one write or flush to <paramref name="http"/>'s response under its timeout. The time between writes is the
+    /// upstream's, not the client's. A write that completed at once (an answer or a chunk that lands in the socket
+    /// buffers, as nearly every one does) never waited on the client: it costs no timer, no registration and no
+    /// feature lookup, and the timeout is made only for a write that waits.
     /// </summary>
     public static ValueTask RunAsync(HttpContext http, ValueTask write) => write.IsCompleted ? write : For(http).WaitAsync(write);
 

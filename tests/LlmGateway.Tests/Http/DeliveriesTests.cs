@@ -22,7 +22,7 @@ public class DeliveriesTests
     {
         var (http, time) = Context();
         var stalled = new TaskCompletionSource();
-        var write = ClientWriteTimeout.For(http).RunAsync(new ValueTask(stalled.Task));
+        var write = ClientWriteTimeout.RunAsync(http, new ValueTask(stalled.Task));
         time.Advance(TimeSpan.FromSeconds(LlmGateway.Configuration.LimitsOptions.DefaultResponseWriteTimeoutSeconds + 1));
         stalled.SetException(new IOException("the connection was aborted"));
         await Assert.ThrowsAsync<IOException>(async () => await write);

@@ -564,19 +564,16 @@ for t in "${active[@]}"; do run_wrk "$t" "$max_conns" "$warmup" 0; done
 # tens of seconds of load (bench/PROFILE.md, fourth round: 224 µs per request after 6 s, 105 to 111 after 25 s), and
 # a production gateway pays that once after a start, not on every request. So the warm-up goes on, 2 s at a time
 # and at most $warm_max_s s more, until the process's JIT thread (".NET Tiered Com...") took at most 2 % of its CPU
-# over the last 2 s; what each target needed, or that it never got there, is in the report's notes.
-jit_ticks() { local t=0 task line rest; for task in /proc/"$1"/task/*; do
-  case "$(cat "$task/comm" 2>/dev/null)" in ".NET Tiered"*) read -r line <"$task/stat" || continue; rest=${line##*) }
-    # shellcheck disable=SC2206
-    local f=($rest); t=$((t + f[11] + f[12])) ;; esac; done; echo "$t"; }
+# over the last 2 s; what each target still compiling needed, or that it never got there, is in the report's notes.
+# A process with no JIT thread (nginx, or a .NET process whose tiering has finished and let its thread go) is warm.
 for t in "${active[@]}"; do
   pid=${PID[${T_PROC[$t]}]:-}
-  [ -n "$pid" ] && compgen -G "/proc/$pid/task/*" >/dev/null && grep -qs '^.NET Tiered' /proc/"$pid"/task/*/comm || continue
+  [ -n "$pid" ] && grep -qs '^\.NET Tiered' /proc/"$pid"/task/*/comm || continue
   extra=0 share=100
   while :; do
-    j0=$(jit_ticks "$pid"); c0=$(cpu_ticks "$pid")
+    j0=$(thread_ticks "$pid" ".NET Tiered"); c0=$(cpu_ticks "$pid")
     run_wrk "$t" "$max_conns" 2 0
-    j1=$(jit_ticks "$pid"); c1=$(cpu_ticks "$pid"); extra=$((extra + 2))
+    j1=$(thread_ticks "$pid" ".NET Tiered"); c1=$(cpu_ticks "$pid"); extra=$((extra + 2))
     share=$(( (j1 - j0) * 100 / ((c1 - c0) > 0 ? (c1 - c0) : 1) ))
     [ "$share" -le 2 ] && break
     [ "$extra" -ge "$warm_max_s" ] && break

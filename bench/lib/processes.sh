@@ -72,17 +72,30 @@ wait_http() {
   return 1
 }
 
-# utime + stime (clock ticks) summed over the given pids; fields 14 and 15 of /proc/PID/stat.
-cpu_ticks() {
-  local total=0 pid line rest
-  for pid in "$@"; do
-    read -r line <"/proc/$pid/stat" || continue
+# utime + stime (clock ticks) summed over the given stat files; fields 14 and 15 of /proc/PID/stat, read after the
+# command name, which may hold spaces. A file gone (a thread that ended) counts nothing.
+stat_ticks() {
+  local total=0 file line rest
+  for file in "$@"; do
+    read -r line 2>/dev/null <"$file" || continue
     rest=${line##*) }
     # shellcheck disable=SC2206
     local f=($rest)
     total=$((total + f[11] + f[12]))
   done
   echo "$total"
+}
+
+# utime + stime (clock ticks) summed over the given pids.
+cpu_ticks() { local files=() pid; for pid in "$@"; do files+=("/proc/$pid/stat"); done; stat_ticks "${files[@]}"; }
+
+# utime + stime (clock ticks) of the threads of process $1 whose name starts with $2 (the JIT's: ".NET Tiered").
+thread_ticks() {
+  local files=() task
+  for task in /proc/"$1"/task/*; do
+    case "$(cat "$task/comm" 2>/dev/null)" in "$2"*) files+=("$task/stat") ;; esac
+  done
+  stat_ticks "${files[@]}"
 }
 
 # Context switches (voluntary and not) of every thread of a process so far: the wake-ups its work has cost.

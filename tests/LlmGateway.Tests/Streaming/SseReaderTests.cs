@@ -6,7 +6,7 @@ namespace LlmGateway.Tests.Streaming;
 public class SseReaderTests
 {
     /// <summary>Delivers the body a few bytes at a time, as a network does, so framing across reads is exercised.</summary>
-    private sealed class TricklingStream(byte[] data, int step) : Stream
+    internal sealed class TricklingStream(byte[] data, int step) : Stream
     {
         private int _position;
         public override int Read(byte[] buffer, int offset, int count)

@@ -20,6 +20,7 @@ public sealed class AnswerStream
     private readonly List<(StreamEventKind Kind, byte[] Data)> _pending;
     private readonly ChatStream? _upstream;
     private readonly TimedCancellation? _cancellation;
+    private readonly StreamCommit? _commit;
     private readonly TimeSpan _idle;
     private readonly bool _endedBeforeContent;
     private readonly Action<RequestRecord, ApiError> _broken;
@@ -34,6 +35,7 @@ public sealed class AnswerStream
         _endedBeforeContent = execution.EndedBeforeContent;
         _upstream = upstream;
         _cancellation = execution.Cancellation;
+        _commit = execution.Commit;
         _idle = execution.StreamIdleTimeout;
         _broken = broken;
     }
@@ -98,7 +100,9 @@ public sealed class AnswerStream
         }
         catch (OperationCanceledException) when (!_context.RequestAborted.IsCancellationRequested)
         {
-            // The idle or the total timeout, after the client already has part of the answer.
+            // The idle or the total timeout, after the client already has part of the answer. The idle one is the
+            // provider's doing; the total's is not held against it.
+            if (_cancellation.TimedOut) _commit?.IdleTimedOut();
             return Break(ApiError.UpstreamTimeout($"Provider '{record.Provider}' stopped sending in the middle of the answer."));
         }
         finally
@@ -109,6 +113,7 @@ public sealed class AnswerStream
             _context.AddUpstreamTime(readStarted);
         }
 
+        _commit?.Observe(ev);
         return ev.Kind switch
         {
             StreamEventKind.End => Finish(new AnswerEvent(StreamEventKind.End, default)),

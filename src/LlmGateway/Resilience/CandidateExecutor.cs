@@ -34,9 +34,13 @@ public sealed class Execution : IAsyncDisposable
     /// <summary>The provider's concurrency slot, held until the answer is fully delivered.</summary>
     internal RateLimitLease? Lease { get; init; }
 
+    /// <summary>A committed stream's outcome for the provider's health, told by its reader; null for a complete body.</summary>
+    internal StreamCommit? Commit { get; init; }
+
     public async ValueTask DisposeAsync()
     {
         if (Response is not null) await Response.DisposeAsync().ConfigureAwait(false);
+        Commit?.Release();
         Cancellation?.Dispose();
         Lease?.Dispose();
     }
@@ -215,15 +219,15 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
 
             // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
             var latency = time.GetElapsedTime(started);
-            var stream = response!.Stream;
-            if (stream is null || endedEarly)
+            StreamCommit? commit = null;
+            if (response!.Stream is null || endedEarly)
             {
                 provider.Succeeded(entry, latency);
             }
             else
             {
                 provider.Committed(entry);
-                response = ProviderResponse.Streaming(new CommittedStream(stream, provider, entry.Deployment, timer, latency));
+                commit = new StreamCommit(provider, entry.Deployment, latency);
             }
             context.Admission = ticket;
             committed = true;
@@ -236,6 +240,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 Cancellation = timer,
                 StreamIdleTimeout = provider.StreamIdleTimeout,
                 Lease = lease,
+                Commit = commit,
             };
             Telemetry.GatewayTracing.EndAttempt(span, execution, null);
             return new AttemptResult(execution, null, null);

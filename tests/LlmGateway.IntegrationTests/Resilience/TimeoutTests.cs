@@ -162,6 +162,11 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.Equal(RequestOutcomes.Broken, record.Outcome);
         Assert.Equal("upstream_timeout", record.ErrorCode);
         Assert.Equal(4, record.Usage.Completion); // "half an answer": 14 characters
+        // The silence was the deployment's: its history has the error (a timeout without a status says nothing of
+        // the provider as a whole, whose own count stays clean).
+        var deployment = await gateway.DeploymentAsync("p1", "upstream-m1");
+        Assert.Equal(1, deployment.GetProperty("recent").GetProperty("errors").GetInt32());
+        Assert.Equal(0, (await gateway.ProviderAsync("p1")).GetProperty("recent").GetProperty("errors").GetInt32());
     }
 
     [Fact]

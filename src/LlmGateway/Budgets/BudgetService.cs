@@ -39,6 +39,12 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private const int MaxPendingSettlements = 10_000;
 
     private readonly IGatewayStore _store;
+
+    /// <summary>
+    /// The embedded store, when it is the store: it answers at once and never fails, so admission and settlement
+    /// call it without a task, a result object and arrays per call, and the request pays no async state machine.
+    /// </summary>
+    private readonly MemoryStore? _memory;
     private readonly IKeyBudgetSource _keys;
     private readonly TimeProvider _time;
     private readonly IGatewayEvents _events;
@@ -59,7 +65,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private readonly bool _hasStaticLimits;
 
     private volatile WindowSet _windows;
-    private readonly ConcurrentDictionary<string, CounterState> _known = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, KnownCounter> _known = new(StringComparer.Ordinal);
     private readonly Lock _localLock = new();
     private readonly Dictionary<string, LocalCounter> _local = new(StringComparer.Ordinal);
     /// <summary>Per counter: the index of the highest alert threshold already logged in its window.</summary>
@@ -72,6 +78,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         var o = options.Value;
         _store = store;
+        _memory = store as MemoryStore;
         _keys = keys;
         _time = time;
         _events = events;
@@ -114,36 +121,44 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         : caller is { } c && (c.DailyUsd > 0 || c.MonthlyUsd > 0) ? new BudgetLimit { DailyUsd = c.DailyUsd, MonthlyUsd = c.MonthlyUsd }
         : _keys.Find(keyId);
 
-    public async ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
+    public ValueTask<Admission> AdmitAsync(GatewayContext context, Candidate candidate, CancellationToken cancellationToken)
     {
         var keyId = context.Record.KeyId;
         var keyLimit = KeyLimitOf(keyId, context.Caller);
-        if (!_hasStaticLimits && keyLimit is null) return Admission.Granted;
+        if (!_hasStaticLimits && keyLimit is null) return new(Admission.Granted);
 
         // n answers may each use max_tokens, and a provider without n of its own is called n times, prompt included.
         var maxCost = Pricing.MaxCostUsd(candidate.Model, context.Request.EstimatedPromptTokens, context.Request.MaxTokens) * context.Request.N;
         if (_maxPerRequest > 0 && maxCost > _maxPerRequest)
         {
-            return Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,
-                $"Model '{candidate.ModelName}' could cost up to ${maxCost:0.######} for this request, over the gateway's limit of ${_maxPerRequest:0.######} per request; lower max_tokens or the prompt size."));
+            return new(Refuse(candidate, ErrorCodes.BudgetExceeded, string.Create(CultureInfo.InvariantCulture,
+                $"Model '{candidate.ModelName}' could cost up to ${maxCost:0.######} for this request, over the gateway's limit of ${_maxPerRequest:0.######} per request; lower max_tokens or the prompt size.")));
         }
 
         var counters = Windows.ForAttempt(candidate.Provider.Name, keyId, _global, _providers.GetValueOrDefault(candidate.Provider.Name), keyLimit);
-        if (counters.Length == 0) return Admission.Granted;
+        if (counters.Length == 0) return new(Admission.Granted);
 
-        var amount = Nanos.FromUsdCeiling(maxCost);
         var now = _time.GetUtcNow();
-        var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), amount);
+        var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), Nanos.FromUsdCeiling(maxCost));
+        if (_memory is not null)
+        {
+            Span<CounterState> states = stackalloc CounterState[counters.Length];
+            var refused = _memory.Reserve(counters.Limits, reservation.Id, reservation.Amount, now + _lease, now, states);
+            Remember(counters, states);
+            return new(refused >= 0 ? Refuse(candidate, counters[refused]) : Admitted(counters, reservation, now));
+        }
+        return AdmitInStoreAsync(candidate, counters, reservation, now);
+    }
+
+    private async ValueTask<Admission> AdmitInStoreAsync(Candidate candidate, AttemptCounters counters, Reservation reservation, DateTimeOffset now)
+    {
         if (_store.IsAvailable)
         {
             try
             {
-                var result = await _store.ReserveAsync(Limits(counters), reservation.Id, amount, now + _lease, now).ConfigureAwait(false);
+                var result = await _store.ReserveAsync(counters.Limits, reservation.Id, reservation.Amount, now + _lease, now).ConfigureAwait(false);
                 Remember(counters, result.States);
-                if (!result.Granted) return Refuse(candidate, counters[result.RefusedIndex]);
-                var ticket = new BudgetTicket(this, counters, reservation, inStore: true);
-                _leases[ticket] = now + _lease;
-                return new Admission(null, ticket);
+                return result.Granted ? Admitted(counters, reservation, now) : Refuse(candidate, counters[result.RefusedIndex]);
             }
             catch (StoreUnavailableException)
             {
@@ -153,7 +168,15 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         return AdmitWithoutStore(candidate, counters, reservation);
     }
 
-    private Admission AdmitWithoutStore(Candidate candidate, ScopeCounter[] counters, Reservation reservation)
+    /// <summary>Reserved in the store: a ticket, and its lease to renew while the request runs.</summary>
+    private Admission Admitted(AttemptCounters counters, Reservation reservation, DateTimeOffset now)
+    {
+        var ticket = new BudgetTicket(this, counters, reservation, inStore: true);
+        _leases[ticket] = now + _lease;
+        return new Admission(null, ticket);
+    }
+
+    private Admission AdmitWithoutStore(Candidate candidate, AttemptCounters counters, Reservation reservation)
     {
         if (_failClosed)
         {
@@ -164,14 +187,13 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         LogOutage("admitting against this instance's last known counters (Budgets:FailMode=open)");
         lock (_localLock)
         {
-            for (var i = 0; i < counters.Length; i++)
+            foreach (var c in counters.Scopes)
             {
-                var c = counters[i];
                 var local = _local.GetValueOrDefault(c.Key);
-                var spent = _known.GetValueOrDefault(c.Key).Spent + (local?.PendingSpent ?? 0) + (local?.Held ?? 0);
+                var spent = Known(c.Key).Spent + (local?.PendingSpent ?? 0) + (local?.Held ?? 0);
                 if (spent + reservation.Amount > c.Counter.Limit) return Refuse(candidate, c);
             }
-            foreach (var c in counters) Local(c).Held += reservation.Amount;
+            foreach (var c in counters.Scopes) Local(c).Held += reservation.Amount;
         }
         return new Admission(null, new BudgetTicket(this, counters, reservation, inStore: false));
     }
@@ -198,9 +220,9 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         var keyLimit = KeyLimitOf(caller?.KeyId, caller);
         if (!_hasStaticLimits && keyLimit is null) return null;
-        foreach (var c in Windows.ForAttempt(provider, caller?.KeyId, _global, _providers.GetValueOrDefault(provider), keyLimit))
+        foreach (var c in Windows.ForAttempt(provider, caller?.KeyId, _global, _providers.GetValueOrDefault(provider), keyLimit).Scopes)
         {
-            if (SpentKnown(c.Key) + _known.GetValueOrDefault(c.Key).Reserved >= c.Counter.Limit)
+            if (SpentKnown(c.Key) + Known(c.Key).Reserved >= c.Counter.Limit)
             {
                 return string.Create(CultureInfo.InvariantCulture, $"the {c.Window} budget of {Describe(c.Scope)} is used up (it resets at {c.WindowEnd:yyyy-MM-ddTHH:mm:ssZ})");
             }
@@ -219,7 +241,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: Settling (the ticket calls back here)
 
-    internal async ValueTask SettleAsync(BudgetTicket ticket, long spent)
+    internal ValueTask SettleAsync(BudgetTicket ticket, long spent)
     {
         var counters = ticket.Counters;
         _leases.TryRemove(ticket, out _);
@@ -228,21 +250,33 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         {
             lock (_localLock)
             {
-                foreach (var c in counters) Local(c).Held -= ticket.Reservation.Amount;
+                foreach (var c in counters.Scopes) Local(c).Held -= ticket.Reservation.Amount;
             }
         }
         // A reservation admitted without the store is settled through the flush, like the rest of its outage spend.
-        await WriteAsync(counters, settlement, tryStore: ticket.InStore).ConfigureAwait(false);
+        return WriteAsync(counters, settlement, tryStore: ticket.InStore);
     }
 
     /// <summary>Writes a settlement to the store, or keeps it to write when the store is back; then checks the alerts.</summary>
-    private async ValueTask WriteAsync(ScopeCounter[] counters, Settlement settlement, bool tryStore)
+    private ValueTask WriteAsync(AttemptCounters counters, Settlement settlement, bool tryStore)
+    {
+        if (tryStore && _memory is not null)
+        {
+            Span<CounterState> states = stackalloc CounterState[counters.Length];
+            _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states);
+            Remember(counters, states);
+            return CheckAlertsAsync(counters);
+        }
+        return WriteToStoreAsync(counters, settlement, tryStore);
+    }
+
+    private async ValueTask WriteToStoreAsync(AttemptCounters counters, Settlement settlement, bool tryStore)
     {
         if (tryStore && _store.IsAvailable)
         {
             try
             {
-                Remember(counters, await _store.SettleAsync(Refs(counters), [settlement], _time.GetUtcNow()).ConfigureAwait(false));
+                Remember(counters, await _store.SettleAsync(counters.Refs, [settlement], _time.GetUtcNow()).ConfigureAwait(false));
                 await CheckAlertsAsync(counters).ConfigureAwait(false);
                 return;
             }
@@ -253,9 +287,9 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         }
         lock (_localLock)
         {
-            foreach (var c in counters) Local(c).Keep(settlement);
+            foreach (var c in counters.Scopes) Local(c).Keep(settlement);
             // Under the lock, so the spool is never emptied between the keep and this write (see FlushPendingCoreAsync).
-            _spool?.Append([SpooledSettlement.Write(counters, settlement)]);
+            _spool?.Append([SpooledSettlement.Write(counters.Scopes, settlement)]);
         }
         await CheckAlertsAsync(counters).ConfigureAwait(false);
     }
@@ -269,10 +303,11 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     // :: Alerts
 
-    private async ValueTask CheckAlertsAsync(ScopeCounter[] counters)
+    private ValueTask CheckAlertsAsync(AttemptCounters counters) => _thresholds.Length == 0 ? ValueTask.CompletedTask : CheckThresholdsAsync(counters);
+
+    private async ValueTask CheckThresholdsAsync(AttemptCounters counters)
     {
-        if (_thresholds.Length == 0) return;
-        foreach (var c in counters)
+        foreach (var c in counters.Scopes)
         {
             var spent = SpentKnown(c.Key);
             var level = -1;
@@ -341,7 +376,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         var counters = AllCounters();
         var result = new List<BudgetStatus>(counters.Count);
-        foreach (var c in counters) result.Add(Status(c, _known.GetValueOrDefault(c.Key)));
+        foreach (var c in counters) result.Add(Status(c, Known(c.Key)));
         return result;
     }
 
@@ -359,7 +394,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 var result = new List<BudgetStatus>(counters.Count);
                 for (var i = 0; i < counters.Count; i++)
                 {
-                    _known[counters[i].Key] = states[i];
+                    KnownOf(counters[i].Key).State = states[i];
                     result.Add(Status(counters[i], states[i]));
                 }
                 return (result, false);
@@ -398,7 +433,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     private long SpentKnown(string key)
     {
-        var spent = _known.GetValueOrDefault(key).Spent;
+        var spent = Known(key).Spent;
         lock (_localLock)
         {
             if (_local.TryGetValue(key, out var local)) spent += local.PendingSpent;
@@ -406,16 +441,13 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         return spent;
     }
 
-    private void Remember(ScopeCounter[] counters, CounterState[] states)
-    {
-        for (var i = 0; i < counters.Length && i < states.Length; i++) _known[counters[i].Key] = states[i];
-    }
+    private CounterState Known(string key) => _known.TryGetValue(key, out var known) ? known.State : default;
 
-    private static CounterLimit[] Limits(ScopeCounter[] counters)
+    private KnownCounter KnownOf(string key) => _known.GetOrAdd(key, static _ => new KnownCounter());
+
+    private void Remember(AttemptCounters counters, ReadOnlySpan<CounterState> states)
     {
-        var limits = new CounterLimit[counters.Length];
-        for (var i = 0; i < counters.Length; i++) limits[i] = counters[i].Counter;
-        return limits;
+        for (var i = 0; i < counters.Length && i < states.Length; i++) KnownOf(counters[i].Key).State = states[i];
     }
 
     private static CounterRef[] Refs(IReadOnlyList<ScopeCounter> counters)
@@ -518,7 +550,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
             var next = now + _lease;
             try
             {
-                await _store.RenewReservationAsync(Refs(ticket.Counters), ticket.Reservation, next).ConfigureAwait(false);
+                await _store.RenewReservationAsync(ticket.Counters.Refs, ticket.Reservation, next).ConfigureAwait(false);
             }
             catch (StoreUnavailableException)
             {
@@ -568,7 +600,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                     local.Acknowledge(settlements.Length);
                     if (local.PendingCount == 0 && local.Held == 0) _local.Remove(counter.Key);
                 }
-                _known[counter.Key] = states[0];
+                KnownOf(counter.Key).State = states[0];
             }
             catch (StoreUnavailableException)
             {
@@ -594,7 +626,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         try
         {
             var states = await _store.ReadCountersAsync(Refs(counters), _time.GetUtcNow()).ConfigureAwait(false);
-            for (var i = 0; i < counters.Count; i++) _known[counters[i].Key] = states[i];
+            for (var i = 0; i < counters.Count; i++) KnownOf(counters[i].Key).State = states[i];
             Forget(counters);
         }
         catch (StoreUnavailableException)
@@ -617,6 +649,23 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         foreach (var key in _alerted.Keys)
         {
             if (!key.EndsWith(w.DayId, StringComparison.Ordinal) && !key.EndsWith(w.MonthId, StringComparison.Ordinal)) _alerted.TryRemove(key, out _);
+        }
+    }
+
+    /// <summary>
+    /// A counter as this instance last read it from the store. One object per counter, written in place: as a struct
+    /// value of the map, each write was a new map node, four per request. The lock keeps spent and reserved of one
+    /// read together, as the struct value did.
+    /// </summary>
+    private sealed class KnownCounter
+    {
+        private readonly Lock _lock = new();
+        private CounterState _state;
+
+        public CounterState State
+        {
+            get { lock (_lock) return _state; }
+            set { lock (_lock) _state = value; }
         }
     }
 
@@ -745,11 +794,11 @@ internal sealed class SpooledCounterJson
 internal sealed partial class BudgetSpoolJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>A reservation for one attempt; settled with the real cost, or released when the attempt failed.</summary>
-internal sealed class BudgetTicket(BudgetService owner, ScopeCounter[] counters, Reservation reservation, bool inStore) : IAdmissionTicket
+internal sealed class BudgetTicket(BudgetService owner, AttemptCounters counters, Reservation reservation, bool inStore) : IAdmissionTicket
 {
     private int _done;
 
-    public ScopeCounter[] Counters { get; } = counters;
+    public AttemptCounters Counters { get; } = counters;
     public Reservation Reservation { get; } = reservation;
 
     /// <summary>False when admitted without the store (FailMode open during an outage).</summary>

@@ -23,6 +23,31 @@ public sealed record ScopeCounter(string Scope, string Window, decimal LimitUsd,
 }
 
 /// <summary>
+/// The counters an attempt falls under, with the lists the store takes built once with them: every reserve and
+/// settle passes them, and copying them out per call was two arrays per request.
+/// </summary>
+internal sealed class AttemptCounters
+{
+    public AttemptCounters(ScopeCounter[] scopes)
+    {
+        Scopes = scopes;
+        Limits = new CounterLimit[scopes.Length];
+        Refs = new CounterRef[scopes.Length];
+        for (var i = 0; i < scopes.Length; i++)
+        {
+            Limits[i] = scopes[i].Counter;
+            Refs[i] = scopes[i].Counter.Ref;
+        }
+    }
+
+    public ScopeCounter[] Scopes { get; }
+    public CounterLimit[] Limits { get; }
+    public CounterRef[] Refs { get; }
+    public int Length => Scopes.Length;
+    public ScopeCounter this[int index] => Scopes[index];
+}
+
+/// <summary>
 /// The counters of the current UTC day and month. Built once per day (and per scope on first use),
 /// so admitting a request allocates nothing to find its counters.
 /// </summary>
@@ -35,7 +60,7 @@ internal sealed class WindowSet
     /// By provider, key and the key's limits: a key revoked and created again under the same id with another limit
     /// (or a config key whose limit changed) gets counters with its new limit at once, not at the next day.
     /// </summary>
-    private readonly ConcurrentDictionary<(string Provider, string Key, decimal DailyUsd, decimal MonthlyUsd), ScopeCounter[]> _byAttempt = new();
+    private readonly ConcurrentDictionary<(string Provider, string Key, decimal DailyUsd, decimal MonthlyUsd), AttemptCounters> _byAttempt = new();
     private readonly ConcurrentDictionary<string, ScopeCounter[]> _byProvider = new(StringComparer.OrdinalIgnoreCase);
 
     public WindowSet(DateTimeOffset now)
@@ -61,14 +86,14 @@ internal sealed class WindowSet
     }
 
     /// <summary>Every counter an attempt on <paramref name="provider"/> by <paramref name="keyId"/> must fit under.</summary>
-    public ScopeCounter[] ForAttempt(string provider, string? keyId, BudgetLimit? global, BudgetLimit? providerLimit, BudgetLimit? keyLimit) =>
+    public AttemptCounters ForAttempt(string provider, string? keyId, BudgetLimit? global, BudgetLimit? providerLimit, BudgetLimit? keyLimit) =>
         _byAttempt.GetOrAdd((provider, keyLimit is null ? "" : keyId ?? "", keyLimit?.DailyUsd ?? 0, keyLimit?.MonthlyUsd ?? 0), static (k, s) =>
         {
             var list = new List<ScopeCounter>(6);
             s.Set.AddCounters(list, BudgetScopes.Global, s.Global);
             s.Set.AddCounters(list, BudgetScopes.Provider(k.Provider), s.ProviderLimit);
             if (k.Key.Length > 0) s.Set.AddCounters(list, BudgetScopes.Key(k.Key), s.KeyLimit);
-            return [.. list];
+            return new AttemptCounters([.. list]);
         }, (Set: this, Global: global, ProviderLimit: providerLimit, KeyLimit: keyLimit));
 
     /// <summary>The counters of one provider's own scope (what the router asks about).</summary>

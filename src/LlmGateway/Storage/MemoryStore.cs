@@ -167,12 +167,23 @@ public sealed class MemoryStore : IGatewayStore
 
     public Task<ReserveResult> ReserveAsync(IReadOnlyList<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now)
     {
-        var nowMs = now.ToUnixTimeMilliseconds();
         var states = new CounterState[counters.Count];
+        var refused = Reserve(AsSpan(counters), reservationId, amount, reservationExpiresAt, now, states);
+        return Task.FromResult(new ReserveResult(refused, states));
+    }
+
+    /// <summary>
+    /// <see cref="ReserveAsync"/> as the budgets call it on this store, once per attempt: it never waits, so it
+    /// answers without a task, and the counters' states go into <paramref name="states"/> rather than a new array.
+    /// Returns the index of the first counter without room, or -1 when reserved.
+    /// </summary>
+    internal int Reserve(ReadOnlySpan<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now, Span<CounterState> states)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
         var refused = -1;
         lock (_countersLock)
         {
-            for (var i = 0; i < counters.Count; i++)
+            for (var i = 0; i < counters.Length; i++)
             {
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
@@ -182,7 +193,7 @@ public sealed class MemoryStore : IGatewayStore
             if (refused < 0)
             {
                 var expires = reservationExpiresAt.ToUnixTimeMilliseconds();
-                for (var i = 0; i < counters.Count; i++)
+                for (var i = 0; i < counters.Length; i++)
                 {
                     var c = _counters[counters[i].Key];
                     c.Reserve(reservationId, amount, expires);
@@ -190,26 +201,34 @@ public sealed class MemoryStore : IGatewayStore
                 }
             }
         }
-        return Task.FromResult(new ReserveResult(refused, states));
+        return refused;
     }
 
     public Task<CounterState[]> SettleAsync(IReadOnlyList<CounterRef> counters, IReadOnlyList<Settlement> settlements, DateTimeOffset now)
     {
         var states = new CounterState[counters.Count];
+        Settle(AsSpan(counters), AsSpan(settlements), now, states);
+        return Task.FromResult(states);
+    }
+
+    /// <summary><see cref="SettleAsync"/> as the budgets call it on this store, once per attempt (see <see cref="Reserve"/>).</summary>
+    internal void Settle(ReadOnlySpan<CounterRef> counters, ReadOnlySpan<Settlement> settlements, DateTimeOffset now, Span<CounterState> states)
+    {
         var nowMs = now.ToUnixTimeMilliseconds();
         lock (_countersLock)
         {
-            for (var i = 0; i < counters.Count; i++)
+            for (var i = 0; i < counters.Length; i++)
             {
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
-                // Indexed, not foreach: the interface's enumerator was a boxed allocation per counter per settlement.
-                for (var j = 0; j < settlements.Count; j++) c.Settle(settlements[j], nowMs);
+                foreach (var settlement in settlements) c.Settle(settlement, nowMs);
                 states[i] = new CounterState(c.Spent, c.Reserved);
             }
         }
-        return Task.FromResult(states);
     }
+
+    /// <summary>Callers pass arrays (the budgets always do); anything else is copied once.</summary>
+    private static ReadOnlySpan<T> AsSpan<T>(IReadOnlyList<T> list) => list is T[] array ? array : [.. list];
 
     public Task<CounterState[]> ReadCountersAsync(IReadOnlyList<CounterRef> counters, DateTimeOffset now)
     {

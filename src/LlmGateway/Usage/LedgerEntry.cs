@@ -28,27 +28,28 @@ public sealed class LedgerEntry
     public string Cache { get; set; } = "";
     public int Attempts { get; set; }
 
-    public static LedgerEntry From(RequestRecord r) => new()
+    /// <summary>Every field from <paramref name="r"/>; the ledger fills one entry per thread, request after request.</summary>
+    internal void Set(RequestRecord r)
     {
-        Time = r.StartedAt,
-        RequestId = r.RequestId,
-        KeyId = r.KeyId,
-        TaskType = r.TaskType,
-        Model = r.Model,
-        Provider = r.Provider,
-        Stream = r.Stream,
-        Status = r.Status,
-        Outcome = r.Outcome,
-        ErrorCode = r.ErrorCode,
-        PromptTokens = r.Usage.Prompt,
-        CompletionTokens = r.Usage.Completion,
-        CachedTokens = r.Usage.CachedPrompt,
-        CostUsd = r.CostUsd,
-        LatencyMs = Math.Round(r.Duration.TotalMilliseconds, 3),
-        TtftMs = r.TimeToFirstToken is { } t ? Math.Round(t.TotalMilliseconds, 3) : null,
-        Cache = r.CacheResult,
-        Attempts = r.Attempts,
-    };
+        Time = r.StartedAt;
+        RequestId = r.RequestId;
+        KeyId = r.KeyId;
+        TaskType = r.TaskType;
+        Model = r.Model;
+        Provider = r.Provider;
+        Stream = r.Stream;
+        Status = r.Status;
+        Outcome = r.Outcome;
+        ErrorCode = r.ErrorCode;
+        PromptTokens = r.Usage.Prompt;
+        CompletionTokens = r.Usage.Completion;
+        CachedTokens = r.Usage.CachedPrompt;
+        CostUsd = r.CostUsd;
+        LatencyMs = Math.Round(r.Duration.TotalMilliseconds, 3);
+        TtftMs = r.TimeToFirstToken is { } t ? Math.Round(t.TotalMilliseconds, 3) : null;
+        Cache = r.CacheResult;
+        Attempts = r.Attempts;
+    }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

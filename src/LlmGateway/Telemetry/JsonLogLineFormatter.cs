@@ -48,8 +48,6 @@ public sealed class JsonLogLineFormatter
 
     private readonly JsonFormatter _serilog = new(renderMessage: true);
     private readonly StringWriter _fallbackText = new(CultureInfo.InvariantCulture);
-    private char[] _message = new char[512];
-    private int _messageLength;
 
     /// <summary>Events handed to Serilog's formatter because this one does not render them itself.</summary>
     public long Fallbacks { get; private set; }
@@ -76,9 +74,6 @@ public sealed class JsonLogLineFormatter
     private bool TryWrite(LogEvent e, LogLineBuffer o)
     {
         if ((uint)e.Level >= (uint)s_levels.Length) return false;
-        // Rendered first: a template this formatter cannot render sends the event to Serilog before any
-        // byte is written.
-        if (!TryRenderMessage(e)) return false;
 
         o.Write("{\"Timestamp\":\""u8);
         o.Advance(Format(e.Timestamp, o.GetSpan(64)));
@@ -86,8 +81,10 @@ public sealed class JsonLogLineFormatter
         o.Write(s_levels[(int)e.Level]);
         o.Write("\",\"MessageTemplate\":"u8);
         WriteQuoted(e.MessageTemplate.Text, o);
-        o.Write(",\"RenderedMessage\":"u8);
-        WriteQuoted(_message.AsSpan(0, _messageLength), o);
+        o.Write(",\"RenderedMessage\":\""u8);
+        // A template this formatter cannot render sends the event to Serilog; Format takes back what was written.
+        if (!TryWriteMessage(e, o)) return false;
+        o.Write((byte)'"');
 
         if (e.TraceId is { } traceId)
         {
@@ -266,12 +263,13 @@ public sealed class JsonLogLineFormatter
     }
 
     /// <summary>
-    /// <c>MessageTemplate.Render(properties)</c> into <see cref="_message"/>, for templates whose properties carry
-    /// neither a format nor an alignment and whose values are scalars of the types below; false otherwise.
+    /// <c>MessageTemplate.Render(properties)</c>, escaped as the string it would be, written straight into the line (no
+    /// rendered text kept to be scanned and escaped a second time), for templates whose properties carry neither a
+    /// format nor an alignment and whose values are scalars of the types <see cref="TryWriteRendered"/> knows; false
+    /// otherwise, part of it written.
     /// </summary>
-    private bool TryRenderMessage(LogEvent e)
+    private static bool TryWriteMessage(LogEvent e, LogLineBuffer o)
     {
-        _messageLength = 0;
         // Tokens is the template's own array behind IEnumerable: indexed, no enumerator per event.
         var tokens = e.MessageTemplate.Tokens as MessageTemplateToken[] ?? [.. e.MessageTemplate.Tokens];
         for (var t = 0; t < tokens.Length; t++)
@@ -279,87 +277,76 @@ public sealed class JsonLogLineFormatter
             var token = tokens[t];
             if (token is TextToken text)
             {
-                Append(text.Text);
+                WriteEscaped(text.Text, o);
                 continue;
             }
             if (token is not PropertyToken property || property.Format is not null || property.Alignment.HasValue) return false;
             if (!e.Properties.TryGetValue(property.PropertyName, out var value))
             {
-                Append(property.ToString()); // the raw token, braces and all
+                WriteEscaped(property.ToString(), o); // the raw token, braces and all
                 continue;
             }
-            if (value is not ScalarValue scalar || !TryRenderScalar(scalar.Value)) return false;
+            if (value is not ScalarValue scalar || !TryWriteRendered(scalar.Value, o)) return false;
         }
         return true;
     }
 
-    /// <summary><c>ScalarValue.Render</c> without a format or format provider.</summary>
-    private bool TryRenderScalar(object? value)
+    /// <summary><c>ScalarValue.Render</c> without a format or format provider, escaped: none of these renderings but a string's needs it.</summary>
+    private static bool TryWriteRendered(object? value, LogLineBuffer o)
     {
         switch (value)
         {
-            case null: Append("null"); return true;
-            case string s: AppendQuoted(s); return true;
-            case bool v: Append(v ? "True" : "False"); return true;
-            case int v: AppendInvariant(v); return true;
-            case long v: AppendInvariant(v); return true;
-            case double v: AppendInvariant(v); return true;
-            case decimal v: AppendInvariant(v); return true;
-            case uint v: AppendInvariant(v); return true;
-            case ulong v: AppendInvariant(v); return true;
-            case short v: AppendInvariant(v); return true;
-            case ushort v: AppendInvariant(v); return true;
-            case byte v: AppendInvariant(v); return true;
-            case sbyte v: AppendInvariant(v); return true;
-            case float v: AppendInvariant(v); return true;
+            case null: o.Write("null"u8); return true;
+            case string s: WriteRenderedString(s, o); return true;
+            case bool v: o.Write(v ? "True"u8 : "False"u8); return true;
+            case int v: o.Advance(Invariant(v, o)); return true;
+            case long v: o.Advance(Invariant(v, o)); return true;
+            case double v: o.Advance(Invariant(v, o)); return true;
+            case decimal v: o.Advance(Invariant(v, o)); return true;
+            case uint v: o.Advance(Invariant(v, o)); return true;
+            case ulong v: o.Advance(Invariant(v, o)); return true;
+            case short v: o.Advance(Invariant(v, o)); return true;
+            case ushort v: o.Advance(Invariant(v, o)); return true;
+            case byte v: o.Advance(Invariant(v, o)); return true;
+            case sbyte v: o.Advance(Invariant(v, o)); return true;
+            case float v: o.Advance(Invariant(v, o)); return true;
             default: return false;
         }
     }
 
-    private void AppendInvariant<T>(T value) where T : ISpanFormattable
+    /// <summary>
+    /// A string as a message renders it, in quotes with its quotes (only those) backslashed, then escaped for the
+    /// line: <c>\"</c> around it, <c>\\\"</c> for each quote in it.
+    /// </summary>
+    private static void WriteRenderedString(ReadOnlySpan<char> s, LogLineBuffer o)
     {
-        EnsureMessage(64);
-        value.TryFormat(_message.AsSpan(_messageLength), out var written, default, CultureInfo.InvariantCulture);
-        _messageLength += written;
-    }
-
-    private void Append(ReadOnlySpan<char> text)
-    {
-        EnsureMessage(text.Length);
-        text.CopyTo(_message.AsSpan(_messageLength));
-        _messageLength += text.Length;
-    }
-
-    /// <summary>A string in a rendered message: in quotes, its quotes (only those) backslashed.</summary>
-    private void AppendQuoted(ReadOnlySpan<char> s)
-    {
-        Append("\"");
+        o.Write("\\\""u8);
         while (true)
         {
             var quote = s.IndexOf('"');
             if (quote < 0) break;
-            Append(s[..quote]);
-            Append("\\\"");
+            WriteEscaped(s[..quote], o);
+            o.Write("\\\\\\\""u8);
             s = s[(quote + 1)..];
         }
-        Append(s);
-        Append("\"");
-    }
-
-    private void EnsureMessage(int more)
-    {
-        if (_message.Length - _messageLength >= more) return;
-        var bigger = new char[Math.Max(_message.Length * 2, _messageLength + more)];
-        _message.AsSpan(0, _messageLength).CopyTo(bigger);
-        _message = bigger;
+        WriteEscaped(s, o);
+        o.Write("\\\""u8);
     }
 
     /// <summary>Serilog's <c>JsonValueFormatter.WriteQuotedJsonString</c>, encoded as UTF-8 as it goes.</summary>
     private static void WriteQuoted(ReadOnlySpan<char> s, LogLineBuffer o)
     {
-        // Most strings are printable ASCII without a quote or backslash: narrowed in one vectorized pass and
-        // checked in another, written with no escaping.
-        var room = o.GetSpan(s.Length + 2);
+        o.Write((byte)'"');
+        WriteEscaped(s, o);
+        o.Write((byte)'"');
+    }
+
+    /// <summary>The inside of a JSON string: <see cref="WriteQuoted"/> without the quotes.</summary>
+    private static void WriteEscaped(ReadOnlySpan<char> s, LogLineBuffer o)
+    {
+        // Most strings are printable ASCII without a quote or backslash: narrowed and checked in one pass,
+        // written with no escaping.
+        var room = o.GetSpan(s.Length);
         var plain = true;
         for (var i = 0; i < s.Length; i++)
         {
@@ -369,17 +356,14 @@ public sealed class JsonLogLineFormatter
                 plain = false;
                 break;
             }
-            room[i + 1] = (byte)c;
+            room[i] = (byte)c;
         }
         if (plain)
         {
-            room[0] = (byte)'"';
-            room[s.Length + 1] = (byte)'"';
-            o.Advance(s.Length + 2);
+            o.Advance(s.Length);
             return;
         }
 
-        o.Write((byte)'"');
         while (true)
         {
             var i = s.IndexOfAny(s_mustEscape);
@@ -390,13 +374,12 @@ public sealed class JsonLogLineFormatter
                 o.Advance(Encoding.UTF8.GetBytes(clean, o.GetSpan(Encoding.UTF8.GetMaxByteCount(clean.Length))));
             }
             if (i < 0) break;
-            WriteEscaped(s[i], o);
+            WriteEscape(s[i], o);
             s = s[(i + 1)..];
         }
-        o.Write((byte)'"');
     }
 
-    private static void WriteEscaped(char c, LogLineBuffer o)
+    private static void WriteEscape(char c, LogLineBuffer o)
     {
         switch (c)
         {

@@ -49,6 +49,12 @@ public sealed class RequestLog : IRequestObserver
     private static readonly ScalarValue s_false = new(false);
     private static readonly ScalarValue[] s_small = [.. Enumerable.Range(0, 600).Select(n => new ScalarValue(n))];
 
+    // The last value of each text field, kept for the next line: most lines repeat their task type, models, provider,
+    // outcome, cache result and route, so they share one ScalarValue instead of a new one each (fewer bytes
+    // allocated, and fewer objects the log writer reads cold). Compared by value, so a field whose string is made
+    // per request (the requested model, read from the body) still shares; a racing line at worst makes its own.
+    private static readonly ScalarValue?[] s_lastText = new ScalarValue?[s_names.Length];
+
     private readonly ILogger<RequestLog> _logger;
     private readonly Serilog.ILogger? _serilog;
 
@@ -102,13 +108,13 @@ public sealed class RequestLog : IRequestObserver
     {
         0 => Text(r.RequestId),
         1 => Text(r.KeyId),
-        2 => Text(r.TaskType),
-        3 => Text(r.RequestedModel),
-        4 => Text(r.Model),
-        5 => Text(r.Provider),
+        2 => Repeated(2, r.TaskType),
+        3 => Repeated(3, r.RequestedModel),
+        4 => Repeated(4, r.Model),
+        5 => Repeated(5, r.Provider),
         6 => r.Stream ? s_true : s_false,
         7 => Small(r.Status),
-        8 => Text(r.Outcome),
+        8 => Repeated(8, r.Outcome),
         9 => Text(r.ErrorCode),
         10 => Small(r.Usage.Prompt),
         11 => Small(r.Usage.Completion),
@@ -116,8 +122,8 @@ public sealed class RequestLog : IRequestObserver
         13 => new ScalarValue(r.CostUsd),
         14 => Small(r.Attempts),
         15 => Small(r.Fallbacks),
-        16 => Text(r.CacheResult),
-        17 => Text(r.Route),
+        16 => Repeated(16, r.CacheResult),
+        17 => Repeated(17, r.Route),
         18 => new ScalarValue(Math.Round(r.Duration.TotalMilliseconds, 3)),
         19 => r.TimeToFirstToken is { } t ? new ScalarValue(Math.Round(t.TotalMilliseconds, 3)) : s_null,
         20 => new ScalarValue(Math.Round(r.Overhead.TotalMilliseconds, 3)),
@@ -125,6 +131,14 @@ public sealed class RequestLog : IRequestObserver
     };
 
     private static ScalarValue Text(string? s) => s is null ? s_null : new ScalarValue(s);
+
+    /// <summary>Text field <paramref name="index"/>: the last line's value when it is the same text (see <see cref="s_lastText"/>).</summary>
+    private static ScalarValue Repeated(int index, string? s)
+    {
+        if (s is null) return s_null;
+        if (s_lastText[index] is { Value: string last } kept && string.Equals(last, s, StringComparison.Ordinal)) return kept;
+        return s_lastText[index] = new ScalarValue(s);
+    }
 
     private static ScalarValue Small(int n) => (uint)n < (uint)s_small.Length ? s_small[n] : new ScalarValue(n);
 

@@ -11,7 +11,10 @@ public static class EmbeddingsEndpoints
     /// </summary>
     public static IEndpointRouteBuilder MapEmbeddings(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/embeddings", static (HttpContext http, ChatCompletionsHandler handler) => handler.HandleAsync(http, EmbeddingsRequest.TryParse))
+        // Resolved once, not from RequestServices per request: see MapChatCompletions.
+        ChatCompletionsHandler? handler = null;
+        app.MapPost("/v1/embeddings", (Func<HttpContext, Task>)(http =>
+                (handler ??= app.ServiceProvider.GetRequiredService<ChatCompletionsHandler>()).HandleAsync(http, EmbeddingsRequest.TryParse)))
             .WithRequestTelemetry()
             .WithName("CreateEmbedding")
             .WithTags("Embeddings")

@@ -1,3 +1,4 @@
+using LlmGateway.Http;
 using LlmGateway.Telemetry;
 
 namespace LlmGateway.ChatCompletions;
@@ -15,13 +16,8 @@ public static class ChatCompletionsEndpoints
     {
         // The handler reads the raw body itself (size limit, pooled buffer, no DTO round trip), so the
         // endpoint takes the HttpContext. No Accepts(): that would turn away curl's default content type.
-        // The handler is a singleton, taken from the root provider on the first request (not here: the options it
-        // reads are validated when the host starts). As a parameter of the lambda it came from RequestServices, which
-        // made every request a DI scope of its own (created, registered for disposal with the response, disposed)
-        // that nothing used.
-        ChatCompletionsHandler? handler = null;
-        // A Delegate, not a RequestDelegate: a route handler, so the endpoint keeps its OpenAPI description.
-        app.MapPost("/v1/chat/completions", (Func<HttpContext, Task>)(http => (handler ??= app.ServiceProvider.GetRequiredService<ChatCompletionsHandler>()).HandleAsync(http)))
+        // The handler, a singleton, without a DI scope per request (SingletonHandlers).
+        app.MapPost("/v1/chat/completions", app.Calling<ChatCompletionsHandler>(static (handler, http) => handler.HandleAsync(http)))
             .WithRequestTelemetry(logContent: true)
             .WithName("CreateChatCompletion")
             .WithTags("Chat")

@@ -1,4 +1,5 @@
 using LlmGateway.ChatCompletions;
+using LlmGateway.Http;
 using LlmGateway.Telemetry;
 
 namespace LlmGateway.Embeddings;
@@ -11,10 +12,8 @@ public static class EmbeddingsEndpoints
     /// </summary>
     public static IEndpointRouteBuilder MapEmbeddings(this IEndpointRouteBuilder app)
     {
-        // Resolved once, not from RequestServices per request: see MapChatCompletions.
-        ChatCompletionsHandler? handler = null;
-        app.MapPost("/v1/embeddings", (Func<HttpContext, Task>)(http =>
-                (handler ??= app.ServiceProvider.GetRequiredService<ChatCompletionsHandler>()).HandleAsync(http, EmbeddingsRequest.TryParse)))
+        // The handler, a singleton, without a DI scope per request (SingletonHandlers).
+        app.MapPost("/v1/embeddings", app.Calling<ChatCompletionsHandler>(static (handler, http) => handler.HandleAsync(http, EmbeddingsRequest.TryParse)))
             .WithRequestTelemetry()
             .WithName("CreateEmbedding")
             .WithTags("Embeddings")

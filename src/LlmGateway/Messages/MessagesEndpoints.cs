@@ -26,7 +26,7 @@ public static class MessagesEndpoints
     /// </summary>
     public static IEndpointRouteBuilder MapMessages(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/messages", (HttpContext http, MessagesHandler handler) => handler.HandleAsync(http))
+        app.MapPost("/v1/messages", app.Calling<MessagesHandler>(static (handler, http) => handler.HandleAsync(http)))
             .WithMetadata(AnthropicErrorDialect.Instance)
             .WithRequestTelemetry(logContent: true)
             .WithName("CreateMessage")

@@ -1,3 +1,4 @@
+using LlmGateway.Http;
 using LlmGateway.Telemetry;
 
 namespace LlmGateway.Responses;
@@ -20,7 +21,7 @@ public static class ResponsesEndpoints
         var group = app.MapGroup("/v1/responses").WithTags("Responses");
         // The handler reads the raw body itself (size limit, pooled buffer), like the chat endpoint; the
         // content log (when on) reads the Responses API's input and output text as well as chat's.
-        group.MapPost("", (HttpContext http, ResponsesHandler handler) => handler.CreateAsync(http))
+        group.MapPost("", app.Calling<ResponsesHandler>(static (handler, http) => handler.CreateAsync(http)))
             .WithRequestTelemetry(logContent: true)
             .WithName("CreateResponse")
             .WithSummary("OpenAI Responses API, streamed (SSE) or not, translated for every provider")

@@ -30,13 +30,23 @@ public sealed class PooledJsonContent : HttpContent, IBufferWriter<byte>
     /// The body <paramref name="write"/> writes for <paramref name="state"/> (a static callback: no closure
     /// per request), in a buffer of about <paramref name="sizeHint"/> bytes to start with.
     /// </summary>
-    public static PooledJsonContent Write<TState>(int sizeHint, JsonWriterOptions options, TState state, Action<Utf8JsonWriter, TState> write)
+    public static PooledJsonContent Write<TState>(int sizeHint, JsonWriterOptions options, TState state, Action<Utf8JsonWriter, TState> write) =>
+        Write(sizeHint, (options, state, write), static (output, s) =>
+        {
+            using var writer = new Utf8JsonWriter(output, s.options);
+            s.write(writer, s.state);
+        });
+
+    /// <summary>
+    /// The body <paramref name="write"/> puts straight into the buffer for <paramref name="state"/>: for a body that is
+    /// mostly the client's bytes copied as they came, which needs no <see cref="Utf8JsonWriter"/> (nor its allocation).
+    /// </summary>
+    public static PooledJsonContent Write<TState>(int sizeHint, TState state, Action<IBufferWriter<byte>, TState> write)
     {
         var content = new PooledJsonContent(sizeHint);
         try
         {
-            using var writer = new Utf8JsonWriter(content, options);
-            write(writer, state);
+            write(content, state);
         }
         catch
         {

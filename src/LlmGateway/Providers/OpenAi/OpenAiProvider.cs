@@ -76,7 +76,8 @@ public sealed class OpenAiProvider : IChatProvider
             if (_azure) message.Headers.TryAddWithoutValidation("api-key", _apiKey);
             else message.Headers.TryAddWithoutValidation("Authorization", _authorization);
         }
-        if (request.Stream) message.Headers.Accept.ParseAdd("text/event-stream");
+        // Added as text: not parsed into a header value object on every stream.
+        if (request.Stream) message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
 
         var (response, failure) = await ProviderHttp.SendAsync(_client, message, Name, _readError, _time, cancellationToken).ConfigureAwait(false);
         if (response is null) return ProviderResponse.Failed(failure!);
@@ -84,8 +85,8 @@ public sealed class OpenAiProvider : IChatProvider
         var keep = false;
         try
         {
-            var isEventStream = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
-            if (request.Stream && isEventStream)
+            // Only a streamed request looks at the answer's type: reading it parses the header into an object.
+            if (request.Stream && response.Content.Headers.ContentType?.MediaType == "text/event-stream")
             {
                 var events = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
                 keep = true;

@@ -88,7 +88,7 @@ public static class OpenAiResponseInspector
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
-                        info.FinishReason = reader.GetString();
+                        info.FinishReason = FinishReason(ref reader);
                         info.HasContent = true;
                     }
                 }
@@ -100,6 +100,14 @@ public static class OpenAiResponseInspector
             }
         }
     }
+
+    /// <summary>OpenAI's reasons as shared strings, not a new one per answer; any other as it came.</summary>
+    private static string? FinishReason(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("stop"u8) ? "stop"
+        : reader.ValueTextEquals("length"u8) ? "length"
+        : reader.ValueTextEquals("tool_calls"u8) ? "tool_calls"
+        : reader.ValueTextEquals("content_filter"u8) ? "content_filter"
+        : reader.GetString();
 
     private static void ReadDelta(ref Utf8JsonReader reader, ref ResponseInfo info)
     {

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using LlmGateway.Auth;
 using LlmGateway.Configuration;
 using LlmGateway.Http;
@@ -54,27 +55,49 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             ChatCompletionsHandler.WriteAsync(http, outcome);
     }
 
-    /// <summary>:: Step 6: the outcome in OpenAI's shapes; how far it got.</summary>
-    private static async Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome)
+    private static readonly Task<Delivery> s_delivered = Task.FromResult(Delivery.Delivered);
+
+    /// <summary>
+    /// :: Step 6: the outcome in OpenAI's shapes; how far it got. An answer is one write of the upstream's body,
+    /// which nearly always lands in the socket's buffers at once: then no state machine runs, and the result is
+    /// a task made once (a <see cref="Task{Delivery}"/> is not one the runtime caches).
+    /// </summary>
+    private static Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome)
     {
         var response = http.Response;
         GatewayHeaders.Write(response, outcome);
         switch (outcome.Kind)
         {
             case OutcomeKind.Error:
-                await outcome.Error!.WriteAsync(response).ConfigureAwait(false);
-                return Delivery.Delivered;
-            case OutcomeKind.Answer:
-                response.StatusCode = StatusCodes.Status200OK;
-                response.ContentType = "application/json";
-                response.ContentLength = outcome.Body.Length;
-                // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
-                await ClientWriteTimeout.RunAsync(http, response.Body.WriteAsync(outcome.Body, http.RequestAborted)).ConfigureAwait(false);
-                // Cut off by the timeout, the write ends without an error: the client did not get the answer.
-                return Deliveries.CutOff(http) ? Deliveries.Undelivered(http) : Delivery.Delivered;
-            default:
-                return await StreamAsync(http, outcome.Stream!).ConfigureAwait(false);
+                return WriteErrorAsync(response, outcome.Error!);
+            case OutcomeKind.Stream:
+                return StreamAsync(http, outcome.Stream!);
         }
+
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/json";
+        response.ContentLength = outcome.Body.Length;
+        // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
+        var write = ClientWriteTimeout.RunAsync(http, response.BodyWriter.WriteAsync(outcome.Body, http.RequestAborted));
+        if (!write.IsCompletedSuccessfully) return AnswerWrittenAsync(http, write);
+        write.GetAwaiter().GetResult();
+        var delivery = AnswerDelivery(http);
+        return delivery == Delivery.Delivered ? s_delivered : Task.FromResult(delivery);
+    }
+
+    private static async Task<Delivery> AnswerWrittenAsync(HttpContext http, ValueTask<FlushResult> write)
+    {
+        await write.ConfigureAwait(false);
+        return AnswerDelivery(http);
+    }
+
+    /// <summary>Cut off by the timeout, the write ends without an error: the client did not get the answer.</summary>
+    private static Delivery AnswerDelivery(HttpContext http) => Deliveries.CutOff(http) ? Deliveries.Undelivered(http) : Delivery.Delivered;
+
+    private static async Task<Delivery> WriteErrorAsync(HttpResponse response, ApiError error)
+    {
+        await error.WriteAsync(response).ConfigureAwait(false);
+        return Delivery.Delivered;
     }
 
     private static async Task<Delivery> StreamAsync(HttpContext http, AnswerStream stream)

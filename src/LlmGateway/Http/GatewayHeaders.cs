@@ -32,26 +32,53 @@ public static class GatewayHeaders
     /// </summary>
     public static void Write(HttpResponse response, PipelineOutcome outcome)
     {
-        var headers = response.Headers;
-        foreach (var (name, value) in Of(outcome)) headers[name] = value;
-        RateLimitHeaders.Set(headers, outcome.RequestsLimit, outcome.TokensLimit);
+        var headers = new ResponseHeaders(response.Headers);
+        Each(outcome, ref headers);
+        RateLimitHeaders.Set(response.Headers, outcome.RequestsLimit, outcome.TokensLimit);
     }
 
     /// <summary>The headers <see cref="Write"/> sets, as name and value (without x-ratelimit-*): what a batch item's result repeats.</summary>
     public static IEnumerable<KeyValuePair<string, string>> Of(PipelineOutcome outcome)
     {
-        yield return new(RequestId, outcome.RequestId);
-        if (outcome.Provider.Length > 0) yield return new(Provider, outcome.Provider);
-        if (outcome.Model.Length > 0) yield return new(Model, outcome.Model);
-        if (outcome.TaskType.Length > 0) yield return new(TaskType, outcome.TaskType);
-        yield return new(Attempts, outcome.Attempts.ToString(CultureInfo.InvariantCulture));
-        if (outcome.CacheResult is { } cache) yield return new(Cache, cache);
-        if (outcome.CostUsd is { } cost) yield return new(CostUsd, FormatUsd(cost));
-        yield return new(OverheadMs, FormatMs(outcome.Overhead));
-        if (outcome.ConversationState is { } state) yield return new(ConversationService.StateHeader, state);
-        if (outcome.Error?.RetryAfterSeconds is { } retryAfter) yield return new("retry-after", retryAfter.ToString(CultureInfo.InvariantCulture));
+        var list = new HeaderList([]);
+        Each(outcome, ref list);
+        return list.Headers;
+    }
+
+    /// <summary>
+    /// The one list of the headers, handed to <paramref name="sink"/> one by one: a struct, so the response's
+    /// headers are set without an enumerator object per request.
+    /// </summary>
+    private static void Each<TSink>(PipelineOutcome outcome, ref TSink sink) where TSink : struct, IHeaderSink
+    {
+        sink.Add(RequestId, outcome.RequestId);
+        if (outcome.Provider.Length > 0) sink.Add(Provider, outcome.Provider);
+        if (outcome.Model.Length > 0) sink.Add(Model, outcome.Model);
+        if (outcome.TaskType.Length > 0) sink.Add(TaskType, outcome.TaskType);
+        sink.Add(Attempts, outcome.Attempts.ToString(CultureInfo.InvariantCulture));
+        if (outcome.CacheResult is { } cache) sink.Add(Cache, cache);
+        if (outcome.CostUsd is { } cost) sink.Add(CostUsd, FormatUsd(cost));
+        sink.Add(OverheadMs, FormatMs(outcome.Overhead));
+        if (outcome.ConversationState is { } state) sink.Add(ConversationService.StateHeader, state);
+        if (outcome.Error?.RetryAfterSeconds is { } retryAfter) sink.Add("retry-after", retryAfter.ToString(CultureInfo.InvariantCulture));
         // The gateway already tried upstream (and retried, and failed over): OpenAI's and Anthropic's SDKs read this before their own retry rule.
-        if (outcome.Error?.ShouldRetry is { } retry) yield return new(ApiError.ShouldRetryHeader, retry ? "true" : "false");
+        if (outcome.Error?.ShouldRetry is { } retry) sink.Add(ApiError.ShouldRetryHeader, retry ? "true" : "false");
+    }
+
+    private interface IHeaderSink
+    {
+        void Add(string name, string value);
+    }
+
+    private readonly struct ResponseHeaders(IHeaderDictionary headers) : IHeaderSink
+    {
+        public void Add(string name, string value) => headers[name] = value;
+    }
+
+    private readonly struct HeaderList(List<KeyValuePair<string, string>> headers) : IHeaderSink
+    {
+        public List<KeyValuePair<string, string>> Headers => headers;
+        public void Add(string name, string value) => headers.Add(new(name, value));
     }
 
     public static string FormatUsd(decimal usd) => usd.ToString("0.##########", CultureInfo.InvariantCulture);

@@ -81,9 +81,27 @@ public static class GatewayHeaders
         public void Add(string name, string value) => headers.Add(new(name, value));
     }
 
-    public static string FormatUsd(decimal usd) => usd.ToString("0.##########", CultureInfo.InvariantCulture);
+    /// <summary>
+    /// The amount with at most ten decimals and none trailing, what the custom format "0.##########" gives, without
+    /// parsing a custom format on every answer (about five times the cost): rounded, written in the standard
+    /// format (a decimal keeps its scale, so trailing zeros are cut).
+    /// </summary>
+    public static string FormatUsd(decimal usd)
+    {
+        Span<char> text = stackalloc char[40]; // a decimal's 29 digits, a sign and a point
+        decimal.Round(usd, 10, MidpointRounding.AwayFromZero).TryFormat(text, out var length, default, CultureInfo.InvariantCulture);
+        var written = text[..length];
+        if (written.Contains('.')) written = written.TrimEnd('0').TrimEnd('.');
+        return new string(written);
+    }
 
-    public static string FormatMs(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
+    /// <summary>Milliseconds with at most three decimals, as "0.###" gives them, without parsing a custom format per answer.</summary>
+    public static string FormatMs(TimeSpan t)
+    {
+        var ms = Math.Round(t.TotalMilliseconds, 3, MidpointRounding.AwayFromZero);
+        // A double prints its shortest round-trip form: a value rounded to three decimals prints at most three.
+        return ms == 0 ? "0" : ms.ToString(CultureInfo.InvariantCulture);
+    }
 
     /// <summary>
     /// The hints of an OpenAI-style request's headers (<see cref="RoutingHeaders"/>, Cache-Control,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using LlmGateway.Http;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
@@ -72,5 +73,22 @@ public sealed class GatewayHeadersTests
         Assert.False(hints.LocalOnly);
         Assert.False(hints.NoFallback);
         Assert.Null(hints.MaxCostUsd);
+    }
+
+    [Fact]
+    public void Cost_and_overhead_read_as_the_custom_formats_wrote_them()
+    {
+        var random = new Random(19);
+        decimal[] costs = [0m, 1m, 0.0000702m, 0.000029m, 0.00000000005m, 0.00000000004999m, 12.5000m, 1234567.123456789012m, 0.1234567890123m, 0.00000000010m];
+        foreach (var cost in costs.Concat(Enumerable.Range(0, 2000).Select(_ => (decimal)random.Next() * random.Next(1, 1000) / 1_000_000_000_000m)))
+        {
+            Assert.Equal(cost.ToString("0.##########", CultureInfo.InvariantCulture), GatewayHeaders.FormatUsd(cost));
+        }
+        double[] milliseconds = [0, 0.0001, 0.0004, 0.001, 0.3123, 1.2, 1.25, 17, 999.9999, 123456.789];
+        foreach (var ms in milliseconds.Concat(Enumerable.Range(0, 2000).Select(_ => random.NextDouble() * Math.Pow(10, random.Next(-4, 6)))))
+        {
+            var t = TimeSpan.FromMilliseconds(ms);
+            Assert.Equal(t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture), GatewayHeaders.FormatMs(t));
+        }
     }
 }

@@ -39,8 +39,9 @@ public sealed class Execution : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Response is not null) await Response.DisposeAsync().ConfigureAwait(false);
+        // The provider's health hears first, so a stream whose disposal throws still ends its commit.
         Commit?.Release();
+        if (Response is not null) await Response.DisposeAsync().ConfigureAwait(false);
         Cancellation?.Dispose();
         Lease?.Dispose();
     }

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using LlmGateway.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -12,7 +13,7 @@ namespace LlmGateway.Benchmarks;
 /// What a route handler pays per request to get a singleton handler, the two ways the chat and embeddings endpoints
 /// have been mapped: as a parameter of the handler (<c>ServiceParameter</c>: resolved from <c>RequestServices</c>, which
 /// makes the request a DI scope of its own, disposed with it) or taken once from the root provider
-/// (<c>CapturedSingleton</c>, what ChatCompletionsEndpoints does). Both are route handlers built by ASP.NET Core from
+/// (<c>CapturedSingleton</c>: <c>SingletonHandlers.Calling</c>, what the model-call endpoints map). Both are route handlers built by ASP.NET Core from
 /// a Delegate, invoked on a context from the host's factory with the request-services feature as Kestrel's requests
 /// get it; the handler itself does nothing. Kestrel's part of the scope's disposal (the registration with the
 /// response and the completion callback that disposes it) is not in here.
@@ -34,9 +35,8 @@ public class EndpointBenchmarks
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<Handler>();
         _app = builder.Build();
-        Handler? handler = null;
         _app.MapPost("/parameter", (HttpContext http, Handler h) => h.HandleAsync(http));
-        _app.MapPost("/captured", (Func<HttpContext, Task>)(http => (handler ??= _app.Services.GetRequiredService<Handler>()).HandleAsync(http)));
+        _app.MapPost("/captured", _app.Calling<Handler>(static (h, http) => h.HandleAsync(http)));
         var endpoints = ((IEndpointRouteBuilder)_app).DataSources.SelectMany(d => d.Endpoints).OfType<RouteEndpoint>().ToList();
         _serviceParameter = endpoints.Single(e => e.RoutePattern.RawText == "/parameter").RequestDelegate!;
         _capturedSingleton = endpoints.Single(e => e.RoutePattern.RawText == "/captured").RequestDelegate!;

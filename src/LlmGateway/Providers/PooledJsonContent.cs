@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Text.Json;
 
 namespace LlmGateway.Providers;
 
@@ -27,19 +26,9 @@ public sealed class PooledJsonContent : HttpContent, IBufferWriter<byte>
     }
 
     /// <summary>
-    /// The body <paramref name="write"/> writes for <paramref name="state"/> (a static callback: no closure
-    /// per request), in a buffer of about <paramref name="sizeHint"/> bytes to start with.
-    /// </summary>
-    public static PooledJsonContent Write<TState>(int sizeHint, JsonWriterOptions options, TState state, Action<Utf8JsonWriter, TState> write) =>
-        Write(sizeHint, (options, state, write), static (output, s) =>
-        {
-            using var writer = new Utf8JsonWriter(output, s.options);
-            s.write(writer, s.state);
-        });
-
-    /// <summary>
-    /// The body <paramref name="write"/> puts straight into the buffer for <paramref name="state"/>: for a body that is
-    /// mostly the client's bytes copied as they came, which needs no <see cref="Utf8JsonWriter"/> (nor its allocation).
+    /// The body <paramref name="write"/> puts straight into the buffer for <paramref name="state"/> (a static callback: no
+    /// closure per request), a buffer of about <paramref name="sizeHint"/> bytes to start with. A writer may wrap it in a
+    /// <see cref="System.Text.Json.Utf8JsonWriter"/>; the OpenAI bodies, mostly the client's bytes copied as they came, need none.
     /// </summary>
     public static PooledJsonContent Write<TState>(int sizeHint, TState state, Action<IBufferWriter<byte>, TState> write)
     {

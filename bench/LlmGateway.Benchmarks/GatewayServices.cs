@@ -4,6 +4,8 @@ using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using LlmGateway.Providers;
+using LlmGateway.Providers.OpenAi;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
@@ -25,10 +27,16 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
 
     public IEnumerable<T> GetAll<T>() => Services.GetServices<T>();
 
-    public static Task<GatewayServices> StartAsync()
+    private bool _fakeUpstream;
+
+    /// <param name="fakeUpstream">
+    /// The openai provider answers from memory (<see cref="FakeUpstream"/>) instead of over HTTP, so a benchmark can run
+    /// whole requests through the pipeline without a socket.
+    /// </param>
+    public static Task<GatewayServices> StartAsync(bool fakeUpstream = false)
     {
         Environment.SetEnvironmentVariable("BENCH_UPSTREAM_KEY", "bench-dummy-upstream-key");
-        var services = new GatewayServices();
+        var services = new GatewayServices { _fakeUpstream = fakeUpstream };
         _ = services.Services; // builds and starts the host
         return Task.FromResult(services);
     }
@@ -41,11 +49,22 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
             config.Sources.Clear();
             config.AddInMemoryCollection(Config);
         });
-        builder.ConfigureTestServices(services => services.AddLogging(logging =>
+        builder.ConfigureTestServices(services =>
         {
-            logging.ClearProviders();
-            logging.AddSerilog(new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(new FormatOnlySink()).CreateLogger(), dispose: true);
-        }));
+            services.AddLogging(logging =>
+            {
+                logging.ClearProviders();
+                logging.AddSerilog(new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(new FormatOnlySink()).CreateLogger(), dispose: true);
+            });
+            if (_fakeUpstream)
+            {
+                for (var i = services.Count - 1; i >= 0; i--)
+                {
+                    if (services[i].ServiceType == typeof(IChatProviderFactory) && services[i].ImplementationType == typeof(OpenAiProviderFactory)) services.RemoveAt(i);
+                }
+                services.AddSingleton<IChatProviderFactory, FakeUpstream.Factory>();
+            }
+        });
     }
 
     /// <summary>bench/run.sh's gateway.json, flattened.</summary>

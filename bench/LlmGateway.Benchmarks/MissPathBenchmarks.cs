@@ -1,0 +1,97 @@
+using BenchmarkDotNet.Attributes;
+using LlmGateway.ChatCompletions;
+using LlmGateway.Configuration;
+using LlmGateway.Pipeline;
+using LlmGateway.Providers;
+using LlmGateway.Resilience;
+using LlmGateway.Routing;
+using LlmGateway.Telemetry;
+using Microsoft.AspNetCore.Http;
+
+namespace LlmGateway.Benchmarks;
+
+/// <summary>
+/// A non-streaming miss as a whole, on the gateway's real services (<see cref="GatewayServices"/>) with an upstream
+/// that answers from memory (<see cref="FakeUpstream"/>): what the gateway's own plumbing costs around the steps
+/// <see cref="PipelineBenchmarks"/> measures one by one, without Kestrel, sockets and HttpClient.
+/// </summary>
+[MemoryDiagnoser]
+public class MissPathBenchmarks
+{
+    private GatewayServices _services = null!;
+    private ChatCompletionsHandler _handler = null!;
+    private CandidateExecutor _executor = null!;
+    private RouteDecision _route = null!;
+    private ChatRequest _miss = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _services = GatewayServices.StartAsync(fakeUpstream: true).GetAwaiter().GetResult();
+        _handler = _services.Get<ChatCompletionsHandler>();
+        // The executor without budgets (they have their own rows): the candidates, the attempt, the provider's health.
+        _executor = new CandidateExecutor(_services.Get<ProviderResilienceRegistry>(), TimeProvider.System, _services.Get<IGatewayEvents>());
+        _miss = ChatRequest.TryParse(Samples.MissBody, out _) ?? throw new InvalidOperationException("the miss body does not parse");
+        _route = _services.Get<IModelRouter>().Route(_miss, new RoutingContext(RequestHints.None));
+        if (_route.Error is not null || _route.Candidates[0].Provider is not FakeUpstream) throw new InvalidOperationException($"bench-model does not route to the fake upstream: {_route.Summary}");
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _miss.Dispose();
+        _services.Dispose();
+    }
+
+    /// <summary>
+    /// POST /v1/chat/completions, the bench's miss body, through the handler every request runs (body read, parse,
+    /// pipeline, headers, the answer written, the record: log line, metrics, budgets, ledger) on a fresh context.
+    /// </summary>
+    [Benchmark]
+    public async Task<int> ChatCompletions_Miss_FakeUpstream()
+    {
+        var http = new DefaultHttpContext { RequestServices = _services.Services };
+        var request = http.Request;
+        request.Method = "POST";
+        request.Path = "/v1/chat/completions";
+        request.ContentType = "application/json";
+        request.ContentLength = Samples.MissBody.Length;
+        request.Body = new MemoryStream(Samples.MissBody, writable: false);
+        http.Response.Body = Stream.Null;
+        await _handler.HandleAsync(http).ConfigureAwait(false);
+        return http.Response.StatusCode;
+    }
+
+    /// <summary>Step 5 alone: one candidate tried and committed (a complete body), then let go, as the pipeline does.</summary>
+    [Benchmark]
+    public async Task<int> Executor_Miss_FakeUpstream()
+    {
+        var record = new RequestRecord { RequestId = "req_bench_executor", StartedAt = DateTimeOffset.UtcNow, RequestedModel = _miss.Model };
+        var context = new GatewayContext(_miss, record, TimeProvider.System.GetTimestamp(), TimeProvider.System) { Route = _route };
+        using var total = new TimedCancellation(TimeProvider.System, CancellationToken.None);
+        var execution = await _executor.ExecuteAsync(context, total).ConfigureAwait(false);
+        await execution.DisposeAsync().ConfigureAwait(false);
+        return record.Attempts;
+    }
+}
+
+/// <summary>
+/// The openai provider of <see cref="GatewayServices"/> answering every call at once with the bench's completion
+/// (<see cref="Samples.Completion"/>), as a mock upstream on loopback would, minus the HTTP.
+/// </summary>
+internal sealed class FakeUpstream(string name, ProviderOptions options) : IChatProvider
+{
+    public string Name { get; } = name;
+    public ProviderOptions Options { get; } = options;
+    public bool IsUsable => true;
+    public string? UnusableReason => null;
+
+    public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken) =>
+        Task.FromResult(ProviderResponse.Completed(Samples.Completion, new TokenUsage(236, 58), "stop"));
+
+    public sealed class Factory : IChatProviderFactory
+    {
+        public string Type => ProviderTypes.OpenAi;
+        public IChatProvider Create(string name, ProviderOptions options) => new FakeUpstream(name, options);
+    }
+}

@@ -43,11 +43,17 @@ public sealed class GatewayContext(
     public TimeSpan UpstreamTime => Time.GetElapsedTime(0, _upstreamTicks);
 
     /// <summary>Adds the time since <paramref name="startedAt"/> (a <see cref="TimeProvider.GetTimestamp"/>) to the upstream time.</summary>
-    public void AddUpstreamTime(long startedAt) => _upstreamTicks += Time.GetTimestamp() - startedAt;
+    public void AddUpstreamTime(long startedAt) => AddUpstreamTime(startedAt, Time.GetTimestamp());
 
-    public TimeSpan Overhead()
+    /// <summary>Adds the time from <paramref name="startedAt"/> to <paramref name="endedAt"/> (both <see cref="TimeProvider.GetTimestamp"/>s) to the upstream time.</summary>
+    public void AddUpstreamTime(long startedAt, long endedAt) => _upstreamTicks += endedAt - startedAt;
+
+    public TimeSpan Overhead() => Overhead(Time.GetTimestamp());
+
+    /// <summary>The gateway's own time from the start up to <paramref name="now"/> (a <see cref="TimeProvider.GetTimestamp"/> the caller already read).</summary>
+    public TimeSpan Overhead(long now)
     {
-        var overhead = Time.GetElapsedTime(StartTimestamp) - UpstreamTime;
+        var overhead = Time.GetElapsedTime(StartTimestamp, now) - UpstreamTime;
         return overhead < TimeSpan.Zero ? TimeSpan.Zero : overhead;
     }
 }

@@ -17,8 +17,14 @@ public sealed class Execution : IAsyncDisposable
     public Candidate? Candidate { get; init; }
     public ProviderResponse? Response { get; init; }
 
-    /// <summary>Stream events read before the commit point (role chunk, the first content), copied, in order.</summary>
-    public List<(StreamEventKind Kind, byte[] Data)> Pending { get; init; } = [];
+    /// <summary>
+    /// Stream events read before the commit point (role chunk, the first content), copied, in order. Read, never added
+    /// to, by whoever gets the execution: one empty list serves every complete body and every error, which made two
+    /// of their own before (the initializer's and the executor's).
+    /// </summary>
+    public List<(StreamEventKind Kind, byte[] Data)> Pending { get; init; } = NothingPending;
+
+    internal static readonly List<(StreamEventKind Kind, byte[] Data)> NothingPending = [];
 
     /// <summary>The stream ended (cleanly) before any content: nothing more to read.</summary>
     public bool EndedBeforeContent { get; set; }
@@ -37,11 +43,24 @@ public sealed class Execution : IAsyncDisposable
     /// <summary>A committed stream's outcome for the provider's health, told by its reader; null for a complete body.</summary>
     internal StreamCommit? Commit { get; init; }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
         // The provider's health hears first, so a stream whose disposal throws still ends its commit.
         Commit?.Release();
-        if (Response is not null) await Response.DisposeAsync().ConfigureAwait(false);
+        // A complete body's response lets go of its buffer at once: then no state machine runs.
+        if (Response is not null && Response.DisposeAsync() is { IsCompletedSuccessfully: false } disposing) return DisposeRestAsync(disposing);
+        DisposeRest();
+        return default;
+    }
+
+    private async ValueTask DisposeRestAsync(ValueTask disposing)
+    {
+        await disposing.ConfigureAwait(false);
+        DisposeRest();
+    }
+
+    private void DisposeRest()
+    {
         Cancellation?.Dispose();
         Lease?.Dispose();
     }
@@ -65,7 +84,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
         var candidates = context.Route!.Candidates;
-        var failures = new List<ProviderFailure>(candidates.Count);
+        // Made at the first failure: an answer from the first candidate, the common case, never needs it.
+        List<ProviderFailure>? failures = null;
         var minContextWindow = 0;
         AttemptState? state = null;
         string? previousModel = null;
@@ -77,13 +97,14 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             context.RequestAborted.ThrowIfCancellationRequested();
             if (total.Token.IsCancellationRequested)
             {
-                failures.Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
+                (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
                 break;
             }
 
             var provider = providers.Get(candidate.Provider.Name);
             state ??= new AttemptState(context, total);
-            state.Start(candidate, provider, provider.Deployment(candidate.UpstreamModel), previousModel, time.GetTimestamp());
+            // Only a stream's first-token budget runs from the candidate's first try: no clock read for a complete body.
+            state.Start(candidate, provider, provider.Deployment(candidate.UpstreamModel), previousModel, context.Request.Stream ? time.GetTimestamp() : 0);
 
             // :: The retries of this candidate. Every decision (retry or not, and after how long) is the attempt's,
             // which knows the failure's classification and the upstream's Retry-After; this loop only waits, on the
@@ -106,7 +127,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 // The client left (the handler answers 499), or the total ran out while waiting to retry.
                 context.RequestAborted.ThrowIfCancellationRequested();
                 if (exception is not OperationCanceledException) throw;
-                failures.Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
+                (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
                 break;
             }
 
@@ -114,7 +135,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             // A retry that found the circuit open, the deployment cooling down or the provider at its
             // limit says less than the call that failed before it: the client hears about that one.
             var failure = ResilienceFailures.IsSkip(result.Failure!) && state.LastCallFailure is { } called ? called : result.Failure!;
-            failures.Add(failure);
+            (failures ??= new(candidates.Count)).Add(failure);
             previousModel = candidate.ModelName;
             switch (failure.Kind)
             {
@@ -126,7 +147,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             }
         }
 
-        return new Execution { Error = Settled(FinalError(failures), context) };
+        return new Execution { Error = Settled(FinalError(failures ?? []), context) };
     }
 
     /// <summary>
@@ -205,25 +226,24 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             timer = new TimedCancellation(time, state.Total.Token);
             timer.CancelAfter(attemptLimit);
 
-            var started = time.GetTimestamp();
             using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-            var (response, pending, endedEarly, failure) = await CallAsync(context, candidate, timer).ConfigureAwait(false);
+            var (response, pending, endedEarly, failure) = await CallAsync(state, timer).ConfigureAwait(false);
             if (failure is not null)
             {
                 Telemetry.GatewayTracing.EndAttempt(span, null, failure);
                 state.LastCallFailure = failure;
-                state.FailedAt = time.GetTimestamp();
+                state.FailedAt = state.CallEnded;
                 provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
                 var delay = RetryDelay(state, provider, failure, retry);
                 return new AttemptResult(null, failure, delay);
             }
 
             // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
-            var latency = time.GetElapsedTime(started);
+            var latency = time.GetElapsedTime(state.CallStarted, state.CallEnded);
             StreamCommit? commit = null;
             if (response!.Stream is null || endedEarly)
             {
-                provider.Succeeded(entry, latency);
+                provider.Succeeded(entry, latency, state.CallEnded);
             }
             else
             {
@@ -236,7 +256,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             {
                 Candidate = candidate,
                 Response = response,
-                Pending = pending ?? [],
+                Pending = pending ?? Execution.NothingPending,
                 EndedBeforeContent = endedEarly,
                 Cancellation = timer,
                 StreamIdleTimeout = provider.StreamIdleTimeout,
@@ -297,17 +317,19 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     }
 
     /// <summary>
-    /// Sends to one candidate and, for a stream, reads up to the first real content: a provider may
+    /// Sends to the state's candidate and, for a stream, reads up to the first real content: a provider may
     /// answer 200 and then fail, and until the client has seen a byte, that failure can still go to
-    /// the next candidate.
+    /// the next candidate. When the call started and ended lands in <paramref name="state"/>: the upstream
+    /// time, the latency and the provider's health all read those two moments, not the clock again.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
-        GatewayContext context, Candidate candidate, TimedCancellation attempt)
+        AttemptState state, TimedCancellation attempt)
     {
+        var (context, candidate) = (state.Context, state.Candidate!);
         var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
         var provider = candidate.Provider;
-        var started = time.GetTimestamp();
+        var started = state.CallStarted = time.GetTimestamp();
         ProviderResponse? response = null;
         try
         {
@@ -349,7 +371,8 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         }
         finally
         {
-            context.AddUpstreamTime(started);
+            var ended = state.CallEnded = time.GetTimestamp();
+            context.AddUpstreamTime(started, ended);
         }
     }
 
@@ -430,6 +453,10 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         /// <summary>The failure of the last call actually made to this candidate, and when it came.</summary>
         public ProviderFailure? LastCallFailure { get; set; }
         public long FailedAt { get; set; }
+
+        /// <summary>When the last call was sent and when it came back (or failed), as <see cref="TimeProvider.GetTimestamp"/>s.</summary>
+        public long CallStarted { get; set; }
+        public long CallEnded { get; set; }
 
         public void Start(Candidate candidate, ProviderResilience provider, DeploymentHealth deployment, string? fallbackFrom, long now)
         {

@@ -36,13 +36,19 @@ public sealed class ProviderStats(TimeProvider time)
     private bool? _lastProbeOk;
 
     /// <summary>A call that got an answer; <paramref name="latency"/> is the time to the first token (or the whole body).</summary>
-    public void RecordSuccess(TimeSpan latency)
+    public void RecordSuccess(TimeSpan latency) => RecordSuccess(latency, time.GetTimestamp(), time.GetUtcNow());
+
+    /// <inheritdoc cref="RecordSuccess(TimeSpan)"/>
+    /// <param name="latency">The time to the first token (or the whole body).</param>
+    /// <param name="timestamp">When the answer came (a <see cref="TimeProvider.GetTimestamp"/>), and <paramref name="at"/> the same moment as a date:
+    /// read once by the caller for the provider's and the deployment's history alike.</param>
+    /// <param name="at">The wall-clock time of <paramref name="timestamp"/>.</param>
+    public void RecordSuccess(TimeSpan latency, long timestamp, DateTimeOffset at)
     {
-        var now = time.GetUtcNow();
         lock (_lock)
         {
-            Add(failed: false, latency);
-            _lastSuccessAt = now;
+            Add(failed: false, latency, timestamp);
+            _lastSuccessAt = at;
         }
     }
 
@@ -54,7 +60,7 @@ public sealed class ProviderStats(TimeProvider time)
     {
         lock (_lock)
         {
-            Add(failed: false, latency: null);
+            Add(failed: false, latency: null, time.GetTimestamp());
         }
     }
 
@@ -65,7 +71,7 @@ public sealed class ProviderStats(TimeProvider time)
         var scrubbed = SecretScrubber.Scrub(message);
         lock (_lock)
         {
-            Add(failed: true, TimeSpan.Zero);
+            Add(failed: true, TimeSpan.Zero, time.GetTimestamp());
             _lastError = scrubbed;
             _lastErrorStatus = upstreamStatus;
             _lastErrorAt = now;
@@ -78,7 +84,7 @@ public sealed class ProviderStats(TimeProvider time)
         var scrubbed = error is null ? null : SecretScrubber.Scrub(error);
         lock (_lock)
         {
-            Add(!ok, ok ? latency : TimeSpan.Zero);
+            Add(!ok, ok ? latency : TimeSpan.Zero, time.GetTimestamp());
             _lastProbeAt = now;
             _lastProbeOk = ok;
             if (ok)
@@ -134,9 +140,8 @@ public sealed class ProviderStats(TimeProvider time)
         return snapshot with { LatencyP50Ms = Percentile(latencies, 0.5), LatencyP95Ms = Percentile(latencies, 0.95) };
     }
 
-    private void Add(bool failed, TimeSpan? latency)
+    private void Add(bool failed, TimeSpan? latency, long now)
     {
-        var now = time.GetTimestamp();
         var second = Second(now);
         var i = (int)(((second % s_buckets) + s_buckets) % s_buckets);
         if (_second[i] != second)

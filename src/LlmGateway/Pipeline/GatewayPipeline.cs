@@ -128,7 +128,7 @@ public sealed class GatewayPipeline(
             // :: Step 6b: a conversation keeps the turn before the client has the answer (a stream keeps it before its end).
             if (run.Turn is not null) await conversations.AppendAsync(run.Turn, execution.Response.Body).ConfigureAwait(false);
             record.Usage = execution.Response.Usage;
-            var cost = Pricing.CostUsd(execution.Candidate!.Model, execution.Response.Usage);
+            var cost = record.CostUsd = Pricing.CostUsd(execution.Candidate!.Model, execution.Response.Usage);
             return new PipelineOutcome(run, OutcomeKind.Answer, body: execution.Response.Body, costUsd: cost, dialect: execution.Response.Dialect);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -159,12 +159,17 @@ public sealed class GatewayPipeline(
     internal async ValueTask SettleAsync(RequestRun run)
     {
         var record = run.Record;
-        record.Duration = time.GetElapsedTime(run.StartTimestamp);
-        record.Overhead = run.Context?.Overhead() ?? record.Duration;
+        // One moment for both: the duration and the overhead end at the same time.
+        var now = time.GetTimestamp();
+        record.Duration = time.GetElapsedTime(run.StartTimestamp, now);
+        record.Overhead = run.Context?.Overhead(now) ?? record.Duration;
         // A cache hit keeps its tokens (they were served) but cost nothing.
         if (record.CacheResult != CacheResults.Hit && !record.Usage.IsEmpty && _options.Models.TryGetValue(record.Model, out var model))
         {
-            record.CostUsd = Pricing.CostUsd(model, record.Usage);
+            // A complete answer was priced at step 6 for x-gateway-cost-usd: from the same model and usage, not divided out again.
+            var priced = record.CostUsd != 0 && run.Execution is { Candidate: { } candidate, Response: { } response }
+                && ReferenceEquals(candidate.Model, model) && response.Usage == record.Usage;
+            if (!priced) record.CostUsd = Pricing.CostUsd(model, record.Usage);
         }
         if (run.Context?.Admission is { } ticket)
         {

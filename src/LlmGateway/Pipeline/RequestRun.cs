@@ -44,6 +44,8 @@ internal sealed class RequestRun(GatewayPipeline pipeline, RequestStart start, G
     /// <summary>The ingress is done with the outcome: how delivery ended decides what is recorded.</summary>
     public ValueTask CompleteAsync(Delivery delivery)
     {
+        // The ingress disposes every outcome it completed: that second call has nothing left to do.
+        if (Volatile.Read(ref _completed) != 0) return default;
         var record = Record;
         if (delivery != Delivery.Delivered && record.Outcome is not (RequestOutcomes.Broken or RequestOutcomes.Cancelled) && _completed == 0)
         {

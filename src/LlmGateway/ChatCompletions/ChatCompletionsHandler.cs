@@ -65,7 +65,8 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
     private static Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome)
     {
         var response = http.Response;
-        GatewayHeaders.Write(response, outcome);
+        // The ingress skeleton set x-request-id (the outcome's id) before it read the body.
+        GatewayHeaders.Write(response, outcome, requestIdSet: true);
         switch (outcome.Kind)
         {
             case OutcomeKind.Error:
@@ -81,8 +82,10 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         var write = ClientWriteTimeout.RunAsync(http, response.BodyWriter.WriteAsync(outcome.Body, http.RequestAborted));
         if (!write.IsCompletedSuccessfully) return AnswerWrittenAsync(http, write);
         write.GetAwaiter().GetResult();
-        var delivery = AnswerDelivery(http);
-        return delivery == Delivery.Delivered ? s_delivered : Task.FromResult(delivery);
+        // A write that did not wait armed no write timeout (the answer is this response's only write), so none can
+        // have cut the client off: the client leaving is all there is to ask, without looking the timeout up among
+        // the request's features.
+        return !http.RequestAborted.IsCancellationRequested ? s_delivered : Task.FromResult(Deliveries.Undelivered(http));
     }
 
     private static async Task<Delivery> AnswerWrittenAsync(HttpContext http, ValueTask<FlushResult> write)

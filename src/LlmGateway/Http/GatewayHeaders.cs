@@ -30,18 +30,25 @@ public static class GatewayHeaders
     /// no provider before one was tried), Retry-After and x-should-retry for an error that has them, the key's
     /// x-ratelimit-* and the conversation's state. x-gateway-overhead-ms is the gateway's time up to now.
     /// </summary>
-    public static void Write(HttpResponse response, PipelineOutcome outcome)
+    /// <param name="response">The response, before its first byte.</param>
+    /// <param name="outcome">What the headers describe.</param>
+    /// <param name="requestIdSet">
+    /// x-request-id is on the response already, with the outcome's id (<see cref="IngressRunner{TTurn}"/> sets it before
+    /// the body is read): setting it again would only validate, intern and hash its name once more, in the same place.
+    /// </param>
+    public static void Write(HttpResponse response, PipelineOutcome outcome, bool requestIdSet = false)
     {
-        var headers = new ResponseHeaders(response.Headers);
-        Each(outcome, ref headers);
-        RateLimitHeaders.Set(response.Headers, outcome.RequestsLimit, outcome.TokensLimit);
+        var all = response.Headers;
+        var headers = new ResponseHeaders(all);
+        Each(outcome, ref headers, requestIdSet);
+        RateLimitHeaders.Set(all, outcome.RequestsLimit, outcome.TokensLimit);
     }
 
     /// <summary>The headers <see cref="Write"/> sets, as name and value (without x-ratelimit-*): what a batch item's result repeats.</summary>
     public static IEnumerable<KeyValuePair<string, string>> Of(PipelineOutcome outcome)
     {
         var list = new HeaderList([]);
-        Each(outcome, ref list);
+        Each(outcome, ref list, requestIdSet: false);
         return list.Headers;
     }
 
@@ -49,9 +56,9 @@ public static class GatewayHeaders
     /// The one list of the headers, handed to <paramref name="sink"/> one by one: a struct, so the response's
     /// headers are set without an enumerator object per request.
     /// </summary>
-    private static void Each<TSink>(PipelineOutcome outcome, ref TSink sink) where TSink : struct, IHeaderSink
+    private static void Each<TSink>(PipelineOutcome outcome, ref TSink sink, bool requestIdSet) where TSink : struct, IHeaderSink
     {
-        sink.Add(RequestId, outcome.RequestId);
+        if (!requestIdSet) sink.Add(RequestId, outcome.RequestId);
         if (outcome.Provider.Length > 0) sink.Add(Provider, outcome.Provider);
         if (outcome.Model.Length > 0) sink.Add(Model, outcome.Model);
         if (outcome.TaskType.Length > 0) sink.Add(TaskType, outcome.TaskType);
@@ -99,8 +106,33 @@ public static class GatewayHeaders
     public static string FormatMs(TimeSpan t)
     {
         var ms = Math.Round(t.TotalMilliseconds, 3, MidpointRounding.AwayFromZero);
-        // A double prints its shortest round-trip form: a value rounded to three decimals prints at most three.
-        return ms == 0 ? "0" : ms.ToString(CultureInfo.InvariantCulture);
+        if (ms == 0) return "0";
+        // A double prints its shortest round-trip form: a value rounded to three decimals prints at most three, and
+        // below a billion (doubles there are far closer together than 0.001) those are exactly the digits of the
+        // whole thousandths, written here as integers instead of by the shortest-round-trip search.
+        if (ms is > 0 and < 1e9) return FormatThousandths((long)Math.Round(ms * 1000));
+        return ms.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static string FormatThousandths(long thousandths)
+    {
+        Span<char> text = stackalloc char[16]; // nine digits, a point and three
+        var whole = thousandths / 1000;
+        var fraction = (int)(thousandths % 1000);
+        whole.TryFormat(text, out var length, default, CultureInfo.InvariantCulture);
+        if (fraction != 0)
+        {
+            text[length++] = '.';
+            text[length++] = (char)('0' + fraction / 100);
+            fraction %= 100;
+            if (fraction != 0)
+            {
+                text[length++] = (char)('0' + fraction / 10);
+                fraction %= 10;
+                if (fraction != 0) text[length++] = (char)('0' + fraction);
+            }
+        }
+        return new string(text[..length]);
     }
 
     /// <summary>

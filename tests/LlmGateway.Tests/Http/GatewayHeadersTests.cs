@@ -91,4 +91,28 @@ public sealed class GatewayHeadersTests
             Assert.Equal(t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture), GatewayHeaders.FormatMs(t));
         }
     }
+
+    [Fact]
+    public void Overhead_written_from_whole_thousandths_reads_as_the_rounded_double_printed()
+    {
+        // What FormatMs printed before it wrote the thousandths itself: the rounded double's shortest form.
+        static string Printed(TimeSpan t)
+        {
+            var ms = Math.Round(t.TotalMilliseconds, 3, MidpointRounding.AwayFromZero);
+            return ms == 0 ? "0" : ms.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var random = new Random(19);
+        // Every tick of the first two milliseconds (the midpoints of rounding among them), then around the point where
+        // the double is printed again (a billion milliseconds), then anywhere.
+        var ticks = Enumerable.Range(0, 20_001).Select(i => (long)i)
+            .Concat(Enumerable.Range(-50, 100).Select(i => 10_000_000_000_000L + i * 5))
+            .Concat(Enumerable.Range(0, 20_000).Select(_ => random.NextInt64(0, 100_000_000_000_000L) / (long)Math.Pow(10, random.Next(0, 12))))
+            .Concat([-1, -5, -12_345, TimeSpan.MaxValue.Ticks]);
+        foreach (var tick in ticks)
+        {
+            var t = TimeSpan.FromTicks(tick);
+            Assert.Equal(Printed(t), GatewayHeaders.FormatMs(t));
+        }
+    }
 }

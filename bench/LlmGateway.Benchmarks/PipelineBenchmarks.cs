@@ -104,6 +104,10 @@ public class PipelineBenchmarks
         return new GatewayContext(request, record, TimeProvider.System.GetTimestamp(), TimeProvider.System, hints: hints) { Route = _route };
     }
 
+    /// <summary>Step 1: the request's id, taken before the body is read (RandomIds: 32 hex digits from the thread's random block).</summary>
+    [Benchmark]
+    public string RequestId_New() => GatewayHeaders.NewRequestId();
+
     /// <summary>Step 2: the chat body (temperature 0.2, the bench's miss body) to a request.</summary>
     [Benchmark]
     public int Parse_Chat()

@@ -24,6 +24,26 @@ public class RequestBenchmarks
         return chat.EstimatedPromptTokens;
     }
 
+    /// <summary>
+    /// Step 2 and the upstream's body of a non-streamed miss on an OpenAI-compatible upstream (the bench's miss
+    /// body, temperature 0.2): all that the miss path reads of the request, from the bytes to the body sent.
+    /// </summary>
+    [Benchmark]
+    public int ChatRequest_TryParse_OpenAiBody()
+    {
+        using var chat = ChatRequest.TryParse(Samples.MissBody, out _)!;
+        using var content = OpenAiRequestWriter.Content(chat, "gpt-4o-mini");
+        return content.Written.Length;
+    }
+
+    /// <summary>Step 2, then the body's document, as the cache key, a streamed request's writer and the other providers' writers read it.</summary>
+    [Benchmark]
+    public int ChatRequest_TryParse_Document()
+    {
+        using var chat = ChatRequest.TryParse(Samples.MissBody, out _)!;
+        return chat.Root.GetProperty("messages"u8).GetArrayLength();
+    }
+
     /// <summary>The body as the upstream receives it, with the model renamed (in a pooled buffer, given back on dispose).</summary>
     [Benchmark]
     public int OpenAiRequestWriter_Write_ModelRewrite()

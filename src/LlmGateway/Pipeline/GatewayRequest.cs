@@ -12,13 +12,14 @@ public enum RequestOperation
 
 /// <summary>
 /// A parsed request on its way through the pipeline: what routing, resilience, the cache, budgets and
-/// rate limits read, whatever the endpoint. The body stays a pooled <see cref="JsonDocument"/> so
-/// fields the gateway doesn't act on reach the upstream unchanged; <see cref="ChatRequest"/> and
+/// rate limits read, whatever the endpoint. The body stays as it came, with a pooled <see cref="JsonDocument"/>
+/// over it, so fields the gateway doesn't act on reach the upstream unchanged; <see cref="ChatRequest"/> and
 /// <see cref="Embeddings.EmbeddingsRequest"/> read out and type-check the fields of their endpoint.
 /// </summary>
 public abstract class GatewayRequest : IDisposable
 {
-    private readonly JsonDocument _document;
+    private JsonDocument? _document;
+    private bool _disposed;
 
     protected GatewayRequest(JsonDocument document, ReadOnlyMemory<byte> body)
     {
@@ -26,10 +27,32 @@ public abstract class GatewayRequest : IDisposable
         Body = body;
     }
 
+    /// <summary>
+    /// A request that checked its body with a reader (<see cref="RequestJson.ReaderOptions"/>): the document is
+    /// parsed on the first read of <see cref="Root"/>, which a chat request sent to an OpenAI-compatible upstream
+    /// without streaming never makes.
+    /// </summary>
+    protected GatewayRequest(ReadOnlyMemory<byte> body)
+    {
+        Body = body;
+    }
+
     public abstract RequestOperation Operation { get; }
 
     public ReadOnlyMemory<byte> Body { get; }
-    public JsonElement Root => _document.RootElement;
+    public JsonElement Root => (_document ?? ParseDocument()).RootElement;
+
+    private JsonDocument ParseDocument()
+    {
+        // The body may be a pooled buffer given back once the request is disposed.
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var parsed = RequestJson.ParseChecked(Body);
+        // Steps that run side by side (a fan-out's calls) may both be first: one document is kept.
+        var kept = Interlocked.CompareExchange(ref _document, parsed, null);
+        if (kept is null) return parsed;
+        parsed.Dispose();
+        return kept;
+    }
 
     public string Model { get; protected set; } = "";
     public bool Stream { get; protected set; }
@@ -61,7 +84,10 @@ public abstract class GatewayRequest : IDisposable
     /// <summary>The text task-type patterns are matched against (chat: the last user message).</summary>
     public virtual string LastUserText => "";
 
-    /// <summary>Reads out and checks the fields of this endpoint (the body is a JSON object); the 400 that says what is wrong, or null.</summary>
+    /// <summary>
+    /// Reads out and checks the fields of this endpoint (the body is a JSON object, or, for a request made
+    /// without a document, the whole body); the 400 that says what is wrong, or null.
+    /// </summary>
     protected abstract ApiError? Read();
 
     /// <summary>
@@ -95,7 +121,8 @@ public abstract class GatewayRequest : IDisposable
 
     public void Dispose()
     {
-        _document.Dispose();
+        _disposed = true;
+        Interlocked.Exchange(ref _document, null)?.Dispose();
         GC.SuppressFinalize(this);
     }
 }

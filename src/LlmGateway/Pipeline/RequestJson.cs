@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.Http;
@@ -8,32 +7,50 @@ namespace LlmGateway.Pipeline;
 /// <summary>The first check of every JSON request body: valid UTF-8, valid JSON, not absurdly nested.</summary>
 public static class RequestJson
 {
+    /// <summary>The options every request body is read with: the default depth limit (64) stops absurd nesting before it costs anything.</summary>
+    public static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
+
+    private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = ReaderOptions.MaxDepth };
+
     public static JsonDocument? Parse(ReadOnlyMemory<byte> body, out ApiError? error)
     {
-        error = null;
-        // JsonDocument checks structure, not the bytes inside strings: check UTF-8 up front (vectorized).
-        if (!System.Text.Unicode.Utf8.IsValid(body.Span))
-        {
-            error = ApiError.InvalidRequest("The request body is not valid UTF-8.", code: ErrorCodes.InvalidJson);
-            return null;
-        }
+        error = CheckUtf8(body.Span);
+        if (error is not null) return null;
         try
         {
-            // The default depth limit (64) stops absurd nesting before it costs anything.
-            return JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            return JsonDocument.Parse(body, s_documentOptions);
         }
         catch (JsonException e)
         {
-            error = ApiError.InvalidRequest($"The request body is not valid JSON: {e.Message}", code: ErrorCodes.InvalidJson);
+            error = NotJson(e);
             return null;
         }
         catch (ArgumentException)
         {
-            // Invalid UTF-8 surfaces as ArgumentException from the reader on some inputs.
-            error = ApiError.InvalidRequest("The request body is not valid UTF-8 JSON.", code: ErrorCodes.InvalidJson);
+            error = NotUtf8Json();
             return null;
         }
     }
+
+    /// <summary>
+    /// The document of a body a reader has already checked as <see cref="Parse"/> does (with
+    /// <see cref="ReaderOptions"/>), so it cannot fail: for a request that reads its fields without one and
+    /// makes it only when something needs it.
+    /// </summary>
+    public static JsonDocument ParseChecked(ReadOnlyMemory<byte> body) => JsonDocument.Parse(body, s_documentOptions);
+
+    /// <summary>JsonDocument checks structure, not the bytes inside strings: UTF-8 is checked up front (vectorized).</summary>
+    public static ApiError? CheckUtf8(ReadOnlySpan<byte> body) =>
+        System.Text.Unicode.Utf8.IsValid(body) ? null : ApiError.InvalidRequest("The request body is not valid UTF-8.", code: ErrorCodes.InvalidJson);
+
+    /// <summary>The reader's own words for where the syntax breaks.</summary>
+    public static ApiError NotJson(JsonException e) =>
+        ApiError.InvalidRequest($"The request body is not valid JSON: {e.Message}", code: ErrorCodes.InvalidJson);
+
+    /// <summary>Invalid UTF-8 surfaces as ArgumentException from the reader on some inputs.</summary>
+    public static ApiError NotUtf8Json() => ApiError.InvalidRequest("The request body is not valid UTF-8 JSON.", code: ErrorCodes.InvalidJson);
+
+    public static ApiError NotObject() => ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
 
     /// <summary>
     /// Parses <paramref name="body"/> into the request <paramref name="create"/> makes of the document, then lets
@@ -59,7 +76,7 @@ public static class RequestJson
         {
             error = document.RootElement.ValueKind == JsonValueKind.Object
                 ? read(request)
-                : ApiError.InvalidRequest("The request body must be a JSON object.", code: ErrorCodes.InvalidJson);
+                : NotObject();
         }
         catch (InvalidOperationException)
         {
@@ -71,33 +88,25 @@ public static class RequestJson
     }
 
     /// <summary>
-    /// The name of <paramref name="property"/> for a <c>switch</c> over the names a reader knows, decoded into
-    /// <paramref name="buffer"/> instead of a string per property (<see cref="JsonProperty.Name"/> allocates
-    /// one). A name longer than the buffer can be none of the known ones and reads as empty; an escaped name
-    /// is unescaped as <see cref="JsonProperty.Name"/> does (rare, so that path may allocate).
+    /// The length in UTF-16 characters of the string <paramref name="reader"/> is on, what <c>GetString().Length</c>
+    /// says, without making the string: the body is valid UTF-8 (<see cref="CheckUtf8"/> checked it), so an
+    /// unescaped string's characters are counted from its bytes. An escaped one is decoded, which also throws
+    /// <see cref="InvalidOperationException"/> for an escaped unpaired surrogate (\ud800), a string that is no text.
     /// </summary>
-    public static ReadOnlySpan<char> NameOf(JsonProperty property, Span<char> buffer)
-    {
-        var raw = JsonMarshal.GetRawUtf8PropertyName(property);
-        if (raw.Contains((byte)'\\')) return property.Name;
-        return Encoding.UTF8.TryGetChars(raw, buffer, out var written) ? buffer[..written] : [];
-    }
+    public static int TextLength(ref Utf8JsonReader reader) =>
+        reader.ValueIsEscaped ? reader.GetString()!.Length : Encoding.UTF8.GetCharCount(reader.ValueSpan);
 
     /// <summary>
-    /// The length in UTF-16 characters of the string <paramref name="value"/>, what <c>GetString().Length</c>
-    /// says, without making the string: the body is valid UTF-8 (<see cref="Parse"/> checked it), so an
-    /// unescaped string's characters are counted from its bytes. An escaped one is decoded, which also
-    /// throws <see cref="InvalidOperationException"/> for an escaped unpaired surrogate, as
-    /// <see cref="ParseObject{T}"/> expects of every text it reads.
+    /// The length in UTF-16 characters of the JSON text of the array or object <paramref name="reader"/> is on the
+    /// start of, in <paramref name="json"/> (the reader's input), what <c>GetRawText().Length</c> says, without
+    /// making the string. The reader is left on its end.
     /// </summary>
-    public static int TextLength(JsonElement value)
+    public static int RawTextLength(ReadOnlySpan<byte> json, ref Utf8JsonReader reader)
     {
-        var raw = JsonMarshal.GetRawUtf8Value(value)[1..^1]; // without the quotes
-        return raw.Contains((byte)'\\') ? value.GetString()!.Length : Encoding.UTF8.GetCharCount(raw);
+        var start = (int)reader.TokenStartIndex;
+        reader.Skip();
+        return Encoding.UTF8.GetCharCount(json[start..((int)reader.TokenStartIndex + 1)]);
     }
-
-    /// <summary>The length in UTF-16 characters of <paramref name="value"/>'s JSON text, what <c>GetRawText().Length</c> says, without making the string.</summary>
-    public static int RawTextLength(JsonElement value) => Encoding.UTF8.GetCharCount(JsonMarshal.GetRawUtf8Value(value));
 
     /// <summary>A string with an escaped unpaired surrogate (\ud800) is valid JSON syntax but no text.</summary>
     public static ApiError NotUnicode() =>

@@ -135,13 +135,16 @@ public static class TokenEstimator
 
     /// <summary>
     /// The prompt of a Chat Completions body: counted with the family's tokenizer when
-    /// <paramref name="model"/> names a known family and the text is not huge, else
-    /// <see cref="FromCharacters"/> over <paramref name="textChars"/>. Counts what the heuristic counts:
+    /// the model names a known family and the text is not huge, else
+    /// <see cref="FromCharacters"/> over <paramref name="textChars"/> (the characters <paramref name="chat"/>'s reader counted). Counts what the heuristic counts:
     /// message text, tool calls and tool schemas (as JSON), plus the same framing per message, image and reply.
     /// </summary>
-    public static int ForChat(JsonElement root, string model, long textChars, int messages, int images)
+    public static int ForChat(ChatRequest chat, long textChars, int images)
     {
-        if (textChars > MaxTokenizedChars || FamilyOf(model) is not { Loaded: { } tokenizer } family) return FromCharacters(textChars, messages, images);
+        var messages = chat.MessageCount;
+        if (textChars > MaxTokenizedChars || FamilyOf(chat.Model) is not { Loaded: { } tokenizer } family) return FromCharacters(textChars, messages, images);
+        // Only a tokenizer reads the texts again, from the body's document (made here).
+        var root = chat.Root;
         long tokens = 0;
         if (root.TryGetProperty("messages"u8, out var list) && list.ValueKind == JsonValueKind.Array)
         {

@@ -72,6 +72,72 @@ public class ChatRequestTests
     }
 
     [Fact]
+    public void Malformed_json_is_refused_as_such_whatever_comes_before_it()
+    {
+        // The model is wrong first, but the body is not JSON at all: that is what the client hears, as when a
+        // document was parsed before any field was read.
+        Assert.Null(Parse("""{"model":3,"messages":[{"role":"user","content":"x"}]""", out var error));
+        Assert.Equal("invalid_json", error!.Code);
+        Assert.StartsWith("The request body is not valid JSON: ", error.Message, StringComparison.Ordinal);
+
+        Assert.Null(Parse("""[1,""", out error));
+        Assert.Equal("invalid_json", error!.Code);
+        Assert.Null(Parse("""[1]""", out error));
+        Assert.Equal("The request body must be a JSON object.", error!.Message);
+    }
+
+    [Theory]
+    // Sent twice, the last one counts, as a document's lookup finds it.
+    [InlineData("""{"model":"m","messages":[{"role":"wizard","content":5,"role":"user","content":"x"}]}""", null)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x","content":5}]}""", "messages[0].content")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"\ud800","content":"x"}]}""", null)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1,"text":"x"}]}]}""", null)]
+    [InlineData("""{"model":"m","response_format":{"type":"\ud800","type":"json_object"},"messages":[{"role":"user","content":"x"}]}""", null)]
+    // An escaped name that is no text fails the lookup when it comes after the last name looked for.
+    [InlineData("""{"model":"m","messages":[{"\ud800role":1,"role":"user","content":"x"}]}""", null)]
+    [InlineData("""{"model":"m","messages":[{"role":"user","\ud800role":1,"content":"x"}]}""", "invalid_json")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x","\ud800tool_calls":1}]}""", "invalid_json")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"x"}],"metadata":{"task_type":"sql","\ud800task_type":1}}""", "invalid_json")]
+    // Escaped names that decode to the fields are the fields.
+    [InlineData("""{"mod\u0065l":"m","m\u0065ssages":[{"r\u006fle":"us\u0065r","content":[{"typ\u0065":"t\u0065xt","t\u0065xt":"x"}]}]}""", null)]
+    public void Names_count_as_a_document_lookup_finds_them(string json, string? refused)
+    {
+        using var request = Parse(json, out var error);
+        Assert.Equal(refused, error is null ? null : error.Code ?? error.Param);
+        Assert.Equal(refused is null, request is not null);
+    }
+
+    [Fact]
+    public void The_document_is_made_when_first_read_and_never_after_dispose()
+    {
+        var request = Parse("""{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]}""", out _)!;
+
+        Assert.Equal("hi", request.LastUserText);
+        Assert.Equal(2, request.Root.GetProperty("messages").GetArrayLength());
+
+        request.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => request.Root);
+    }
+
+    [Fact]
+    public void The_model_splice_is_the_properties_around_the_one_model()
+    {
+        var json = """{ "a" : 1, "model":"m" ,"messages":[{"role":"user","content":"x"}] , "b":[2] }""";
+        using var request = Parse(json, out _)!;
+
+        Assert.True(request.TryGetModelSplice(out var before, out var after));
+        Assert.Equal("\"a\" : 1", json[before]);
+        Assert.Equal("\"messages\":[{\"role\":\"user\",\"content\":\"x\"}] , \"b\":[2]", json[after]);
+
+        using var first = Parse("""{"model":"m","messages":[{"role":"user","content":"x"}]}""", out _)!;
+        Assert.True(first.TryGetModelSplice(out before, out _));
+        Assert.Equal(default, before);
+
+        using var twice = Parse("""{"model":"m","messages":[{"role":"user","content":"x"}],"model":"n"}""", out _)!;
+        Assert.False(twice.TryGetModelSplice(out _, out _));
+    }
+
+    [Fact]
     public void Rejects_nesting_deeper_than_the_limit()
     {
         var deep = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"x\":" + new string('[', 100) + new string(']', 100) + "}";
@@ -114,12 +180,14 @@ public class ChatRequestTests
     [InlineData("an emoji 😀 as UTF-8")]
     public void Text_lengths_are_what_the_decoded_strings_say(string jsonText)
     {
-        using var document = System.Text.Json.JsonDocument.Parse($"{{\"s\":\"{jsonText}\",\"a\":[\"{jsonText}\",{{\"t\":\"{jsonText}\"}}]}}");
-        var s = document.RootElement.GetProperty("s");
-        var a = document.RootElement.GetProperty("a");
+        var json = Encoding.UTF8.GetBytes($"{{\"s\":\"{jsonText}\",\"a\":[\"{jsonText}\",{{\"t\":\"{jsonText}\"}}]}}");
+        using var document = System.Text.Json.JsonDocument.Parse(json);
 
-        Assert.Equal(s.GetString()!.Length, RequestJson.TextLength(s));
-        Assert.Equal(a.GetRawText().Length, RequestJson.RawTextLength(a));
+        Assert.True(JsonScanner.TryFind(json, "s"u8, out var s));
+        Assert.Equal(document.RootElement.GetProperty("s").GetString()!.Length, RequestJson.TextLength(ref s));
+        Assert.True(JsonScanner.TryFind(json, "a"u8, out var a));
+        Assert.Equal(document.RootElement.GetProperty("a").GetRawText().Length, RequestJson.RawTextLength(json, ref a));
+        Assert.Equal(System.Text.Json.JsonTokenType.EndArray, a.TokenType);
     }
 
     [Fact]

@@ -69,7 +69,10 @@ public class PooledJsonContentTests
     [InlineData("""{"messages":[{"role":"user","content":"hi"}],"model":"alias"}""", """{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o-mini"}""")]
     // A name written with an escape is still the model.
     [InlineData("""{"mod\u0065l":"alias","messages":[{"role":"user","content":"hi"}]}""", """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}""")]
+    // The model sent twice: each is renamed (the body is spliced from its document, not from where the model lies).
+    [InlineData("""{"model":"a","messages":[{"role":"user","content":"hi"}],"model":"alias"}""", """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"model":"gpt-4o-mini"}""")]
     // A stream always asks for usage: added, or set within the client's options (the rest of them kept).
+    [InlineData("""{"messages":[{"role":"user","content":"hi"}] , "model" : "alias" , "stream" : true }""", """{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o-mini","stream" : true,"stream_options":{"include_usage":true}}""")]
     [InlineData("""{"model":"alias","stream":true,"messages":[{"role":"user","content":"hi"}]}""", """{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}""")]
     [InlineData("""{"stream_options":{"include_usage":false,"x":1},"model":"alias","stream":true,"messages":[{"role":"user","content":"hi"}]}""", """{"stream_options":{"x":1,"include_usage":true},"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}""")]
     [InlineData("""{"stream_options":{"x":1,"include_usage":false,"y":2},"model":"alias","stream":true,"messages":[{"role":"user","content":"hi"}]}""", """{"stream_options":{"x":1,"y":2,"include_usage":true},"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}""")]

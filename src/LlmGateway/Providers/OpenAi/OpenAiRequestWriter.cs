@@ -42,6 +42,28 @@ public static class OpenAiRequestWriter
     public static void Write(IBufferWriter<byte> output, ChatRequest chat, string upstreamModel)
     {
         var client = chat.Body.Span;
+        // Most bodies only need their model renamed (and a stream, usage asked for): the two runs of properties around
+        // the model, from where the request's reader saw them, without parsing the body into a document. The splice
+        // below would write the same bytes.
+        if ((!chat.Stream || !chat.HasStreamOptions) && chat.MetadataTaskType is null && chat.TryGetModelSplice(out var before, out var after))
+        {
+            output.Write("{"u8);
+            if (!client[before].IsEmpty)
+            {
+                output.Write(client[before]);
+                output.Write(","u8);
+            }
+            output.Write("\"model\":"u8);
+            WriteModelValue(output, upstreamModel);
+            if (!client[after].IsEmpty)
+            {
+                output.Write(","u8);
+                output.Write(client[after]);
+            }
+            if (chat.Stream) output.Write(",\"stream_options\":{\"include_usage\":true}"u8);
+            output.Write("}"u8);
+            return;
+        }
         var body = new ObjectSplice(output, client);
         var wroteStreamOptions = false;
         foreach (var p in chat.Root.EnumerateObject())
@@ -76,6 +98,11 @@ public static class OpenAiRequestWriter
     private static void WriteModel(IBufferWriter<byte> output, ref ObjectSplice body, string upstreamModel)
     {
         body.Start("\"model\":"u8);
+        WriteModelValue(output, upstreamModel);
+    }
+
+    private static void WriteModelValue(IBufferWriter<byte> output, string upstreamModel)
+    {
         if (upstreamModel.AsSpan().ContainsAnyExcept(s_plain))
         {
             // Rare (configured names are plain words): escaped as JSON needs, made per call. Relaxed escaping

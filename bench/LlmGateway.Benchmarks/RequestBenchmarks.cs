@@ -1,6 +1,8 @@
 using BenchmarkDotNet.Attributes;
+using LlmGateway.Http;
 using LlmGateway.Pipeline;
 using LlmGateway.Providers.OpenAi;
+using Microsoft.AspNetCore.Http;
 
 namespace LlmGateway.Benchmarks;
 
@@ -43,6 +45,12 @@ public class RequestBenchmarks
         using var chat = ChatRequest.TryParse(Samples.MissBody, out _)!;
         return chat.Root.GetProperty("messages"u8).GetArrayLength();
     }
+
+    /// <summary>Step 2's headers: the routing and cache hints of a request that sends none (the bench's), only a content type.</summary>
+    [Benchmark]
+    public bool GatewayHeaders_ReadHints_None() => GatewayHeaders.ReadHints(s_plainHeaders, out _).NoCache;
+
+    private static readonly HeaderDictionary s_plainHeaders = new() { ["Content-Type"] = "application/json" };
 
     /// <summary>The body as the upstream receives it, with the model renamed (in a pooled buffer, given back on dispose).</summary>
     [Benchmark]

@@ -154,16 +154,23 @@ public static class GatewayHeaders
             else routingError ??= ApiError.InvalidRequest($"The {RoutingHeaders.MaxCostUsd} header must be a non-negative amount of US dollars, like 0.02.");
         }
         var (noCache, noStore) = ResponseCache.ReadCacheControl(headers.CacheControl);
+        var taskType = headers.TryGetValue(RoutingHeaders.TaskType, out var named) && named.ToString() is { Length: > 0 } name ? name : null;
+        // Sent twice, the values arrive joined with ',', which no conversation id may hold: refused.
+        var conversationId = headers.TryGetValue(ConversationService.IdHeader, out var conversation) ? conversation.ToString() : null;
+        // Most requests send none of these: the shared empty hints, not a new record each.
+        if (!localOnly && !noFallback && maxCost is null && !noCache && !noStore && taskType is null && conversationId is null && routingError is null)
+        {
+            return RequestHints.None;
+        }
         return new RequestHints
         {
             LocalOnly = localOnly,
             NoFallback = noFallback,
             MaxCostUsd = maxCost,
-            TaskType = headers.TryGetValue(RoutingHeaders.TaskType, out var taskType) && taskType.ToString() is { Length: > 0 } named ? named : null,
+            TaskType = taskType,
             NoCache = noCache,
             NoStore = noStore,
-            // Sent twice, the values arrive joined with ',', which no conversation id may hold: refused.
-            ConversationId = headers.TryGetValue(ConversationService.IdHeader, out var conversation) ? conversation.ToString() : null,
+            ConversationId = conversationId,
             RoutingError = routingError,
         };
     }

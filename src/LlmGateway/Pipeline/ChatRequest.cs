@@ -193,6 +193,25 @@ public sealed class ChatRequest : GatewayRequest
         : name.SequenceEqual("metadata"u8) ? Field.Metadata
         : Field.Other;
 
+    // The model names seen last: a gateway sees a few names over and over, and a string made once serves them all.
+    private static readonly string?[] s_recentModels = new string?[8];
+    private static uint s_nextModel;
+
+    /// <summary>The model string the reader is on: one of the recent names when it is one (compared as ASCII, no hash), else a new string.</summary>
+    private static string ModelName(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped) return reader.GetString()!;
+        var name = reader.ValueSpan;
+        foreach (var recent in s_recentModels)
+        {
+            if (recent is not null && System.Text.Ascii.Equals(name, recent)) return recent;
+        }
+        var made = Encoding.UTF8.GetString(name);
+        // Requests racing here may overwrite each other's slot: a name is only made again next time.
+        s_recentModels[Interlocked.Increment(ref s_nextModel) % (uint)s_recentModels.Length] = made;
+        return made;
+    }
+
     /// <summary>One top-level value, the reader on its first token and left on its last.</summary>
     private ApiError? ReadField(ref Utf8JsonReader reader, Field field, ref Fields fields)
     {
@@ -200,7 +219,7 @@ public sealed class ChatRequest : GatewayRequest
         switch (field)
         {
             case Field.Model:
-                if (token != JsonTokenType.String || reader.GetString() is not { Length: > 0 } model)
+                if (token != JsonTokenType.String || ModelName(ref reader) is not { Length: > 0 } model)
                     return ApiError.InvalidRequest("'model' must be a non-empty string.", "model");
                 Model = model;
                 return null;

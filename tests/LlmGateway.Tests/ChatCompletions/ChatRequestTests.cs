@@ -138,6 +138,25 @@ public class ChatRequestTests
     }
 
     [Fact]
+    public void A_model_name_seen_again_is_the_same_string_and_any_name_reads_as_sent()
+    {
+        // Tests running alongside parse other names, which may take the slot in between: a few tries.
+        var same = false;
+        for (var i = 0; i < 5 && !same; i++)
+        {
+            using var first = Parse("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}""", out _)!;
+            using var again = Parse("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"y"}]}""", out _)!;
+            same = ReferenceEquals(first.Model, again.Model);
+        }
+        using var accented = Parse("""{"model":"modèle","messages":[{"role":"user","content":"x"}]}""", out _)!;
+        using var escaped = Parse("""{"model":"gpt-4o-min\u0069","messages":[{"role":"user","content":"x"}]}""", out _)!;
+
+        Assert.True(same);
+        Assert.Equal("modèle", accented.Model);
+        Assert.Equal("gpt-4o-mini", escaped.Model);
+    }
+
+    [Fact]
     public void Rejects_nesting_deeper_than_the_limit()
     {
         var deep = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"x\":" + new string('[', 100) + new string(']', 100) + "}";

@@ -29,8 +29,8 @@ public abstract class GatewayRequest : IDisposable
 
     /// <summary>
     /// A request that checked its body with a reader (<see cref="RequestJson.ReaderOptions"/>): the document is
-    /// parsed on the first read of <see cref="Root"/>, which a chat request sent to an OpenAI-compatible upstream
-    /// without streaming never makes.
+    /// parsed on the first read of <see cref="Root"/>, which a chat request that only needs its model renamed for
+    /// an OpenAI-compatible upstream never makes (<see cref="ChatRequest.TryGetModelSplice"/>).
     /// </summary>
     protected GatewayRequest(ReadOnlyMemory<byte> body)
     {

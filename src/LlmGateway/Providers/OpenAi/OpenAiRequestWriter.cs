@@ -11,8 +11,9 @@ namespace LlmGateway.Providers.OpenAi;
 /// The client's body as an OpenAI-compatible upstream receives it: every field copied as it came,
 /// except the model (renamed to the upstream model), stream_options (usage always requested on
 /// streams, so the gateway always knows what a stream cost) and the gateway's own metadata.task_type.
-/// The fields kept are copied as raw bytes out of the client's body (the request's document is over
-/// it), not written again token by token: the upstream gets the client's own spacing and escapes.
+/// The fields kept are copied as raw bytes out of the client's body (where the request's reader saw the
+/// model, or, when more changes, from its document), not written again token by token: the upstream gets
+/// the client's own spacing and escapes.
 /// </summary>
 public static class OpenAiRequestWriter
 {

@@ -40,6 +40,17 @@ public sealed class JsonLogLineFormatter
             chars[33] = '"';
         }));
 
+    /// <summary>Printable ASCII but the quote and the backslash: what a JSON string holds as it is, byte for char.</summary>
+    private static readonly SearchValues<char> s_plain = SearchValues.Create(
+        string.Create(0x7F - 0x20 - 2, 0, static (chars, _) =>
+        {
+            var n = 0;
+            for (var c = (char)0x20; c < 0x7F; c++)
+            {
+                if (c is not ('"' or '\\')) chars[n++] = c;
+            }
+        }));
+
     // Serilog writes the level with TextWriter.Write(object): the enum's name.
     private static readonly byte[][] s_levels =
         [.. Enum.GetValues<LogEventLevel>().OrderBy(l => (int)l).Select(l => Encoding.UTF8.GetBytes(l.ToString()))];
@@ -219,11 +230,12 @@ public sealed class JsonLogLineFormatter
             case uint v: o.Advance(Invariant(v, o)); return true;
             case long v: o.Advance(Invariant(v, o)); return true;
             case ulong v: o.Advance(Invariant(v, o)); return true;
-            case decimal v: o.Advance(Invariant(v, o)); return true;
+            case decimal v: WriteDecimal(v, o); return true;
             case byte v: o.Advance(Invariant(v, o)); return true;
             case sbyte v: o.Advance(Invariant(v, o)); return true;
             case short v: o.Advance(Invariant(v, o)); return true;
             case ushort v: o.Advance(Invariant(v, o)); return true;
+            case double v when TryWriteThousandths(v, o): return true;
             case double v when double.IsFinite(v): o.Advance(RoundTrip(v, o)); return true;
             case double v: WriteQuoted(v.ToString(CultureInfo.InvariantCulture), o); return true;
             case float v when float.IsFinite(v): o.Advance(RoundTrip(v, o)); return true;
@@ -248,6 +260,81 @@ public sealed class JsonLogLineFormatter
     {
         value.TryFormat(o.GetSpan(64), out var written, "R", CultureInfo.InvariantCulture);
         return written;
+    }
+
+    /// <summary>
+    /// A double that is exactly the double nearest to a multiple of 0.001 (every duration the gateway logs is rounded
+    /// so) as its shortest round-trip text, which is what both <c>"R"</c> and the default format write, without their
+    /// general algorithm (the formatter's next largest frame in perf). That text is the multiple itself, trailing
+    /// zeros cut: it reads back as the value, and any shorter text would be another multiple of 0.001 within the
+    /// value's rounding interval, which below 10^9 is far narrower than 0.001. False, nothing written, otherwise.
+    /// </summary>
+    private static bool TryWriteThousandths(double value, LogLineBuffer o)
+    {
+        // Not NaN, not negative (nor -0, written "-0"), and in the range where positional notation is used.
+        if (!(value >= 0 && value < 1e9) || double.IsNegative(value)) return false;
+        var thousandths = Math.Round(value * 1000);
+        // Division of two doubles that are exact integers is correctly rounded: the double nearest to n / 1000.
+        if (thousandths / 1000 != value) return false;
+
+        var n = (long)thousandths;
+        var whole = n / 1000;
+        var fraction = (int)(n - whole * 1000);
+        o.Advance(Invariant(whole, o));
+        if (fraction == 0) return true;
+        var digits = o.GetSpan(4);
+        digits[0] = (byte)'.';
+        digits[1] = (byte)('0' + fraction / 100);
+        digits[2] = (byte)('0' + fraction / 10 % 10);
+        digits[3] = (byte)('0' + fraction % 10);
+        o.Advance(fraction % 100 == 0 ? 2 : fraction % 10 == 0 ? 3 : 4);
+        return true;
+    }
+
+    /// <summary>
+    /// A decimal as its invariant default text: every digit of its scale, trailing zeros kept. Written from its
+    /// integer and scale when the integer fits in 64 bits and it is not negative (a cost always is), without the
+    /// general formatter; any other through it.
+    /// </summary>
+    private static void WriteDecimal(decimal value, LogLineBuffer o)
+    {
+        Span<int> bits = stackalloc int[4];
+        decimal.GetBits(value, bits);
+        if (bits[2] != 0 || bits[3] < 0)
+        {
+            o.Advance(Invariant(value, o));
+            return;
+        }
+        var integer = (ulong)(uint)bits[1] << 32 | (uint)bits[0];
+        var scale = value.Scale;
+        Span<byte> digits = stackalloc byte[20];
+        integer.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture);
+        digits = digits[..length];
+        if (scale == 0)
+        {
+            o.Write(digits);
+            return;
+        }
+        var whole = length - scale;
+        var room = o.GetSpan(Math.Max(length, scale + 1) + 2);
+        int at;
+        if (whole > 0)
+        {
+            digits[..whole].CopyTo(room);
+            room[whole] = (byte)'.';
+            digits[whole..].CopyTo(room[(whole + 1)..]);
+            at = length + 1;
+        }
+        else
+        {
+            // 0.000702: a zero, the point, then zeros up to the first digit.
+            room[0] = (byte)'0';
+            room[1] = (byte)'.';
+            room.Slice(2, -whole).Fill((byte)'0');
+            digits.CopyTo(room[(2 - whole)..]);
+            at = 2 - whole + length;
+        }
+        o.Advance(at);
     }
 
     private static int Iso<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable
@@ -301,8 +388,9 @@ public sealed class JsonLogLineFormatter
             case bool v: o.Write(v ? "True"u8 : "False"u8); return true;
             case int v: o.Advance(Invariant(v, o)); return true;
             case long v: o.Advance(Invariant(v, o)); return true;
+            case double v when TryWriteThousandths(v, o): return true;
             case double v: o.Advance(Invariant(v, o)); return true;
-            case decimal v: o.Advance(Invariant(v, o)); return true;
+            case decimal v: WriteDecimal(v, o); return true;
             case uint v: o.Advance(Invariant(v, o)); return true;
             case ulong v: o.Advance(Invariant(v, o)); return true;
             case short v: o.Advance(Invariant(v, o)); return true;
@@ -344,26 +432,20 @@ public sealed class JsonLogLineFormatter
     /// <summary>The inside of a JSON string: <see cref="WriteQuoted"/> without the quotes.</summary>
     private static void WriteEscaped(ReadOnlySpan<char> s, LogLineBuffer o)
     {
-        // Most strings are printable ASCII without a quote or backslash: narrowed and checked in one pass,
-        // written with no escaping.
-        var room = o.GetSpan(s.Length);
-        var plain = true;
-        for (var i = 0; i < s.Length; i++)
+        // Most strings are printable ASCII without a quote or backslash, wholly or up to a point: that run is found
+        // and narrowed to bytes by two vectorized passes, where a loop of one char at a time was the formatter's
+        // largest frame in perf.
+        var end = s.IndexOfAnyExcept(s_plain);
+        var plain = end < 0 ? s : s[..end];
+        if (!plain.IsEmpty)
         {
-            var c = s[i];
-            if (c - 0x20u >= 0x5Fu || c == '"' || c == '\\')
-            {
-                plain = false;
-                break;
-            }
-            room[i] = (byte)c;
+            Ascii.FromUtf16(plain, o.GetSpan(plain.Length), out var narrowed);
+            o.Advance(narrowed);
         }
-        if (plain)
-        {
-            o.Advance(s.Length);
-            return;
-        }
+        if (end < 0) return;
 
+        // The rest from the first character that is not plain ASCII (cut before it, so a surrogate pair stays whole).
+        s = s[end..];
         while (true)
         {
             var i = s.IndexOfAny(s_mustEscape);

@@ -283,3 +283,66 @@ public class JsonLogLineFormatterTests
         AssertSameAsSerilog(events, expectedFallbacks: 0);
     }
 }
+
+public class JsonLogLineFormatterNumberTests
+{
+    private static readonly MessageTemplateParser s_parser = new();
+
+    /// <summary>Each value as a property and in the message, formatted both ways; the bytes must be equal.</summary>
+    private static void AssertSameAsSerilog(IEnumerable<object> values)
+    {
+        var serilog = new JsonFormatter(renderMessage: true);
+        var formatter = new JsonLogLineFormatter();
+        var template = s_parser.Parse("in {Value} ms");
+        var ours = new LogLineBuffer(1024);
+        var text = new StringWriter(CultureInfo.InvariantCulture);
+        foreach (var value in values)
+        {
+            var e = new LogEvent(DateTimeOffset.UnixEpoch, LogEventLevel.Information, null, template, [new LogEventProperty("Value", new ScalarValue(value))]);
+            text.GetStringBuilder().Clear();
+            serilog.Format(e, text);
+            ours.Clear();
+            formatter.Format(e, ours);
+            var expected = text.ToString();
+            if (!Encoding.UTF8.GetBytes(expected).AsSpan().SequenceEqual(ours.WrittenSpan))
+                Assert.Fail($"{value} differs from Serilog's line:\nSerilog: {expected}\nours:    {Encoding.UTF8.GetString(ours.WrittenSpan)}");
+        }
+        Assert.Equal(0, formatter.Fallbacks);
+    }
+
+    [Fact]
+    public void Durations_in_thousandths_of_a_millisecond_are_Serilogs()
+    {
+        // What RequestLog writes (durations rounded to 3 decimals, written without the general double formatter), and
+        // what is near them but not such a double (written by it).
+        var random = new Random(23);
+        var values = new List<object>();
+        for (var n = 0L; n < 20_000; n++) values.Add(n / 1000.0);
+        for (var i = 0; i < 20_000; i++)
+        {
+            var n = random.NextInt64(0, 2_000_000_000_000);
+            values.Add(n / 1000.0);
+            values.Add(Math.BitIncrement(n / 1000.0));
+            values.Add(Math.BitDecrement(n / 1000.0));
+            values.Add(Math.Round(random.NextDouble() * 10_000, 3));
+            values.Add(random.NextDouble() * 1000);
+        }
+        values.AddRange([-0.0, -1.5, 999_999_999.999, 1e9, 1e9 + 0.5, 0.0005, 0.0015, 1e-7, double.MaxValue, double.NaN, double.PositiveInfinity]);
+        AssertSameAsSerilog(values);
+    }
+
+    [Fact]
+    public void Decimals_of_every_scale_are_Serilogs()
+    {
+        var random = new Random(29);
+        var values = new List<object> { 0m, 0.0000702m, 0.00m, 1.50m, 100m, -0.0001m, decimal.MaxValue, decimal.MinValue, 1e-28m, new decimal(0, 0, 0, true, 5) };
+        for (var i = 0; i < 20_000; i++)
+        {
+            var scale = (byte)random.Next(0, 29);
+            values.Add(new decimal(random.Next(0, 1_000_000), 0, 0, false, scale));
+            values.Add(new decimal(random.Next(), random.Next(), 0, random.Next(8) == 0, scale));
+            values.Add(new decimal(random.Next(), random.Next(), random.Next(0, 2), false, scale));
+        }
+        AssertSameAsSerilog(values);
+    }
+}

@@ -98,16 +98,16 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         _windows = new WindowSet(time.GetUtcNow());
     }
 
-    private WindowSet Windows
+    private WindowSet Windows => WindowsAt(_time.GetUtcNow());
+
+    /// <summary>The windows <paramref name="now"/> falls in: admission reads the clock once for these and for its reservation.</summary>
+    private WindowSet WindowsAt(DateTimeOffset now)
     {
-        get
-        {
-            var w = _windows;
-            if (_time.GetUtcNow() < w.DayEnd) return w;
-            var next = new WindowSet(_time.GetUtcNow());
-            _windows = next;
-            return next;
-        }
+        var w = _windows;
+        if (now < w.DayEnd) return w;
+        var next = new WindowSet(now);
+        _windows = next;
+        return next;
     }
 
     // :: Admission (called by the candidate executor before each attempt)
@@ -135,10 +135,10 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 $"Model '{candidate.ModelName}' could cost up to ${maxCost:0.######} for this request, over the gateway's limit of ${_maxPerRequest:0.######} per request; lower max_tokens or the prompt size.")));
         }
 
-        var counters = Windows.ForAttempt(candidate.Provider.Name, keyId, _global, _providers.GetValueOrDefault(candidate.Provider.Name), keyLimit);
+        var now = _time.GetUtcNow();
+        var counters = WindowsAt(now).ForAttempt(candidate.Provider.Name, keyId, _global, _providers.GetValueOrDefault(candidate.Provider.Name), keyLimit);
         if (counters.Length == 0) return new(Admission.Granted);
 
-        var now = _time.GetUtcNow();
         var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), Nanos.FromUsdCeiling(maxCost));
         if (_memory is not null)
         {

@@ -176,26 +176,29 @@ public static class Nanos
 
     /// <summary>Rounded up: a reservation never holds less than the estimate.</summary>
     public static long FromUsdCeiling(decimal usd) =>
-        usd <= 0 ? 0 : TryFromInteger(usd, ceiling: true, out var nanos) ? nanos : (long)Math.Ceiling(usd * PerUsd);
+        TryFromInteger(usd, ceiling: true, out var nanos) ? nanos : (long)Math.Ceiling(usd * PerUsd);
 
     public static long FromUsd(decimal usd) =>
-        usd <= 0 ? 0 : TryFromInteger(usd, ceiling: false, out var nanos) ? nanos : (long)Math.Round(usd * PerUsd, MidpointRounding.AwayFromZero);
+        TryFromInteger(usd, ceiling: false, out var nanos) ? nanos : (long)Math.Round(usd * PerUsd, MidpointRounding.AwayFromZero);
 
     /// <summary>
     /// The same as the decimal expressions above, from the amount's integer and scale: every request converts its
     /// reservation and its cost, and a decimal multiplication and rounding each time was most of the arithmetic left in
     /// admitting and settling (PipelineBenchmarks.Budget_AdmitAndSettle_EmbeddedStore). The product of a 64-bit integer
     /// and 10^9 is exact in decimal, so rounding it to an integer is rounding the exact quotient, as here. False for an
-    /// amount beyond 64 bits or nanos beyond a long: the decimal expression then, and its overflow.
+    /// amount beyond 64 bits or nanos beyond a long: the decimal expression then, and its overflow. Nothing, or less,
+    /// is 0 nanos.
     /// </summary>
-    private static bool TryFromInteger(decimal positive, bool ceiling, out long nanos)
+    private static bool TryFromInteger(decimal usd, bool ceiling, out long nanos)
     {
         nanos = 0;
         Span<int> bits = stackalloc int[4];
-        decimal.GetBits(positive, bits);
+        decimal.GetBits(usd, bits);
+        if (bits[3] < 0) return true; // negative (or -0): nothing
         if (bits[2] != 0) return false;
         var integer = (ulong)(uint)bits[1] << 32 | (uint)bits[0];
-        var scale = positive.Scale;
+        if (integer == 0) return true;
+        var scale = usd.Scale;
         if (scale <= 9)
         {
             if (Math.BigMul(integer, s_pow10[9 - scale], out var product) != 0 || product > long.MaxValue) return false;

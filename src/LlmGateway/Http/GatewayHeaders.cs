@@ -110,29 +110,12 @@ public static class GatewayHeaders
         // A double prints its shortest round-trip form: a value rounded to three decimals prints at most three, and
         // below a billion (doubles there are far closer together than 0.001) those are exactly the digits of the
         // whole thousandths, written here as integers instead of by the shortest-round-trip search.
-        if (ms is > 0 and < 1e9) return FormatThousandths((long)Math.Round(ms * 1000));
-        return ms.ToString(CultureInfo.InvariantCulture);
-    }
-
-    private static string FormatThousandths(long thousandths)
-    {
-        Span<char> text = stackalloc char[16]; // nine digits, a point and three
-        var whole = thousandths / 1000;
-        var fraction = (int)(thousandths % 1000);
-        whole.TryFormat(text, out var length, default, CultureInfo.InvariantCulture);
-        if (fraction != 0)
+        if (ms is > 0 and < 1e9)
         {
-            text[length++] = '.';
-            text[length++] = (char)('0' + fraction / 100);
-            fraction %= 100;
-            if (fraction != 0)
-            {
-                text[length++] = (char)('0' + fraction / 10);
-                fraction %= 10;
-                if (fraction != 0) text[length++] = (char)('0' + fraction);
-            }
+            Span<byte> text = stackalloc byte[Thousandths.MaxLength];
+            return System.Text.Encoding.ASCII.GetString(text[..Thousandths.Write((long)Math.Round(ms * 1000), text)]);
         }
-        return new string(text[..length]);
+        return ms.ToString(CultureInfo.InvariantCulture);
     }
 
     /// <summary>

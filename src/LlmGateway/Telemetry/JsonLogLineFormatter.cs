@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using LlmGateway.Http;
 using Serilog.Events;
 using Serilog.Formatting.Json;
 using Serilog.Parsing;
@@ -277,17 +278,7 @@ public sealed class JsonLogLineFormatter
         // Division of two doubles that are exact integers is correctly rounded: the double nearest to n / 1000.
         if (thousandths / 1000 != value) return false;
 
-        var n = (long)thousandths;
-        var whole = n / 1000;
-        var fraction = (int)(n - whole * 1000);
-        o.Advance(Invariant(whole, o));
-        if (fraction == 0) return true;
-        var digits = o.GetSpan(4);
-        digits[0] = (byte)'.';
-        digits[1] = (byte)('0' + fraction / 100);
-        digits[2] = (byte)('0' + fraction / 10 % 10);
-        digits[3] = (byte)('0' + fraction % 10);
-        o.Advance(fraction % 100 == 0 ? 2 : fraction % 10 == 0 ? 3 : 4);
+        o.Advance(Thousandths.Write((long)thousandths, o.GetSpan(Thousandths.MaxLength)));
         return true;
     }
 

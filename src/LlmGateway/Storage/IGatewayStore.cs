@@ -192,13 +192,12 @@ public static class Nanos
     private static bool TryFromInteger(decimal usd, bool ceiling, out long nanos)
     {
         nanos = 0;
-        Span<int> bits = stackalloc int[4];
-        decimal.GetBits(usd, bits);
-        if (bits[3] < 0) return true; // negative (or -0): nothing
-        if (bits[2] != 0) return false;
-        var integer = (ulong)(uint)bits[1] << 32 | (uint)bits[0];
+        var parts = Usage.DecimalParts.Of(usd);
+        if (parts.Negative) return true; // negative (or -0): nothing
+        if (!parts.Fits) return false;
+        var integer = parts.Integer;
         if (integer == 0) return true;
-        var scale = usd.Scale;
+        var scale = parts.Scale;
         if (scale <= 9)
         {
             if (Math.BigMul(integer, s_pow10[9 - scale], out var product) != 0 || product > long.MaxValue) return false;

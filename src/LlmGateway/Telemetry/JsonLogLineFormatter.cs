@@ -289,15 +289,14 @@ public sealed class JsonLogLineFormatter
     /// </summary>
     private static void WriteDecimal(decimal value, LogLineBuffer o)
     {
-        Span<int> bits = stackalloc int[4];
-        decimal.GetBits(value, bits);
-        if (bits[2] != 0 || bits[3] < 0)
+        var parts = Usage.DecimalParts.Of(value);
+        if (!parts.Fits || parts.Negative)
         {
             o.Advance(Invariant(value, o));
             return;
         }
-        var integer = (ulong)(uint)bits[1] << 32 | (uint)bits[0];
-        var scale = value.Scale;
+        var integer = parts.Integer;
+        var scale = parts.Scale;
         Span<byte> digits = stackalloc byte[20];
         integer.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture);
         digits = digits[..length];

@@ -73,11 +73,10 @@ public static class Pricing
     /// </summary>
     private static bool TryInteger(decimal value, out ulong integer, out int scale)
     {
-        Span<int> bits = stackalloc int[4];
-        decimal.GetBits(value, bits);
-        integer = (uint)bits[0];
-        scale = value.Scale;
-        return (bits[1] | bits[2]) == 0 && bits[3] >= 0;
+        var parts = DecimalParts.Of(value);
+        integer = parts.Integer;
+        scale = parts.Scale;
+        return parts.Fits && integer <= uint.MaxValue && !parts.Negative;
     }
 
     /// <summary><paramref name="tokens"/> times <paramref name="price"/> raised by <paramref name="pow10"/> powers of ten, when it fits in 64 bits.</summary>

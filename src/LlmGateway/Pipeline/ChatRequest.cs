@@ -362,7 +362,7 @@ public sealed class ChatRequest : GatewayRequest
         ToolCount = count;
         HasTools = count > 0;
         // Tool schemas are sent as prompt tokens too.
-        fields.TextChars += Encoding.UTF8.GetCharCount(Body.Span[start..((int)reader.TokenStartIndex + 1)]);
+        fields.TextChars += RequestJson.RawTextLength(Body.Span, start, ref reader);
         return null;
     }
 

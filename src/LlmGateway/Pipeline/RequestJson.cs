@@ -105,8 +105,15 @@ public static class RequestJson
     {
         var start = (int)reader.TokenStartIndex;
         reader.Skip();
-        return Encoding.UTF8.GetCharCount(json[start..((int)reader.TokenStartIndex + 1)]);
+        return RawTextLength(json, start, ref reader);
     }
+
+    /// <summary>
+    /// The same for a value read through by the caller: from <paramref name="start"/> (its first token's index) to
+    /// the token <paramref name="reader"/> is on, its last.
+    /// </summary>
+    public static int RawTextLength(ReadOnlySpan<byte> json, int start, ref Utf8JsonReader reader) =>
+        Encoding.UTF8.GetCharCount(json[start..((int)reader.TokenStartIndex + 1)]);
 
     /// <summary>A string with an escaped unpaired surrogate (\ud800) is valid JSON syntax but no text.</summary>
     public static ApiError NotUnicode() =>

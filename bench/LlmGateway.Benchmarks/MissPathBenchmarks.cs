@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Configuration;
+using LlmGateway.Http;
 using LlmGateway.Pipeline;
 using LlmGateway.Providers;
 using LlmGateway.Resilience;
@@ -34,6 +35,15 @@ public class MissPathBenchmarks
         _miss = ChatRequest.TryParse(Samples.MissBody, out _) ?? throw new InvalidOperationException("the miss body does not parse");
         _route = _services.Get<IModelRouter>().Route(_miss, new RoutingContext(RequestHints.None));
         if (_route.Error is not null || _route.Candidates[0].Provider is not FakeUpstream) throw new InvalidOperationException($"bench-model does not route to the fake upstream: {_route.Summary}");
+
+        // Each row runs once here and is checked to be the path it names: a miss answered by the provider (not the
+        // cache, not an error), or the executor committing to the fake upstream.
+        var http = MissContext();
+        _handler.HandleAsync(http).GetAwaiter().GetResult();
+        var headers = http.Response.Headers;
+        if (http.Response.StatusCode != 200 || headers[GatewayHeaders.Cache] != "bypass" || headers[GatewayHeaders.Provider] != "openai")
+            throw new InvalidOperationException($"the chat row is not a miss answered by the provider: {http.Response.StatusCode}, cache {headers[GatewayHeaders.Cache]}, provider {headers[GatewayHeaders.Provider]}");
+        if (Executor_Miss_FakeUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the executor row did not answer at its first attempt");
     }
 
     [GlobalCleanup]
@@ -50,6 +60,13 @@ public class MissPathBenchmarks
     [Benchmark]
     public async Task<int> ChatCompletions_Miss_FakeUpstream()
     {
+        var http = MissContext();
+        await _handler.HandleAsync(http).ConfigureAwait(false);
+        return http.Response.StatusCode;
+    }
+
+    private DefaultHttpContext MissContext()
+    {
         var http = new DefaultHttpContext { RequestServices = _services.Services };
         var request = http.Request;
         request.Method = "POST";
@@ -58,8 +75,7 @@ public class MissPathBenchmarks
         request.ContentLength = Samples.MissBody.Length;
         request.Body = new MemoryStream(Samples.MissBody, writable: false);
         http.Response.Body = Stream.Null;
-        await _handler.HandleAsync(http).ConfigureAwait(false);
-        return http.Response.StatusCode;
+        return http;
     }
 
     /// <summary>Step 5 alone: one candidate tried and committed (a complete body), then let go, as the pipeline does.</summary>
@@ -70,8 +86,9 @@ public class MissPathBenchmarks
         var context = new GatewayContext(_miss, record, TimeProvider.System.GetTimestamp(), TimeProvider.System) { Route = _route };
         using var total = new TimedCancellation(TimeProvider.System, CancellationToken.None);
         var execution = await _executor.ExecuteAsync(context, total).ConfigureAwait(false);
+        var attempts = execution.Error is null ? record.Attempts : -1;
         await execution.DisposeAsync().ConfigureAwait(false);
-        return record.Attempts;
+        return attempts;
     }
 }
 

@@ -13,7 +13,14 @@ public class RequestBenchmarks
     private ChatRequest _chat = null!;
 
     [GlobalSetup]
-    public void Setup() => _chat = ChatRequest.TryParse(Samples.RequestBody, out _) ?? throw new InvalidOperationException("the sample body does not parse");
+    public void Setup()
+    {
+        _chat = ChatRequest.TryParse(Samples.RequestBody, out _) ?? throw new InvalidOperationException("the sample body does not parse");
+        // ChatRequest_TryParse_OpenAiBody names the path that renames the model without a document: the miss body must take it.
+        using var miss = ChatRequest.TryParse(Samples.MissBody, out _)!;
+        if (miss.Stream || miss.MetadataTaskType is not null || !miss.TryGetModelSplice(out _, out _))
+            throw new InvalidOperationException("the miss body would not be written from the model splice");
+    }
 
     [GlobalCleanup]
     public void Cleanup() => _chat.Dispose();

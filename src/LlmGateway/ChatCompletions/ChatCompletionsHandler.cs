@@ -108,6 +108,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         var response = http.Response;
         var wantsUsage = stream.ClientWantsUsage;
         SseResponseWriter.Start(response);
+        var unflushed = false;
         while (true)
         {
             var ev = await stream.ReadAsync().ConfigureAwait(false);
@@ -119,11 +120,16 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                     await SseResponseWriter.BreakAsync(http, ev.Error!).ConfigureAwait(false);
                     return Delivery.Delivered;
                 case StreamEventKind.Usage when !wantsUsage:
-                    continue;
+                    break;
+                default:
+                    SseResponseWriter.Write(response, ev.Data.Span);
+                    unflushed = true;
+                    break;
             }
-            // What was read before the commit (or replayed from the cache) goes out in one flush.
-            SseResponseWriter.Write(response, ev.Data.Span);
-            if (stream.HasBufferedEvents) continue;
+            // Events already in hand (read before the commit, replayed from the cache, or arrived with this one) go out
+            // in one flush. A skipped usage event still flushes what came before it when nothing else is in hand.
+            if (!unflushed || stream.HasBufferedEvents) continue;
+            unflushed = false;
             if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false))
             {
                 return Deliveries.Undelivered(http);

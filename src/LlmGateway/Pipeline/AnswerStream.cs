@@ -58,10 +58,11 @@ public sealed class AnswerStream
     public TokenUsage Usage => _upstream?.Usage ?? _context.Record.Usage;
 
     /// <summary>
-    /// The next event is already in hand (read before the commit, or replayed from the cache): an ingress
-    /// may write it without flushing the one before, so those go out in one write.
+    /// The next event is already in hand (read before the commit, replayed from the cache, or arrived from the upstream
+    /// in the same read as the one before): an ingress may write it without flushing the one before, so those go out in
+    /// one write. A stream's last chunk, its usage and [DONE] arrive together: one send to the client instead of three.
     /// </summary>
-    public bool HasBufferedEvents => _last is null && _next < _pending.Count;
+    public bool HasBufferedEvents => _last is null && (_next < _pending.Count || (_upstream?.HasBufferedEvent ?? false));
 
     /// <summary>The finish reason the upstream reported, once it did.</summary>
     public string? FinishReason => _upstream?.FinishReason;

@@ -46,5 +46,11 @@ public abstract class ChatStream : IAsyncDisposable
     /// <summary>Reads the next event. Cancelling the token aborts the upstream request.</summary>
     public abstract ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The next event's bytes have already arrived, so a relay may hold what it wrote and flush it with that event
+    /// (see <see cref="Streaming.SseReader.HasBufferedEvent"/>). False when unsure: then it flushes at once.
+    /// </summary>
+    public virtual bool HasBufferedEvent => false;
+
     public abstract ValueTask DisposeAsync();
 }

@@ -28,6 +28,9 @@ public sealed class LineReader(Stream stream, int maxLineBytes = LineReader.Defa
     /// <summary>The body has ended and every line of it was taken.</summary>
     public bool AtEnd => _eof && _start == _end;
 
+    /// <summary>What was read from the body and not yet taken as lines; valid until the next call.</summary>
+    public ReadOnlySpan<byte> Unread => _buffer.AsSpan(_start, _end - _start);
+
     /// <summary>
     /// The next buffered line without its terminator; after the end of the body, the last line even without
     /// one. False when no whole line is buffered (read more with <see cref="FillAsync"/>) or at the end (<see cref="AtEnd"/>).

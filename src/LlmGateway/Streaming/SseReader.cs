@@ -20,6 +20,39 @@ public sealed class SseReader(Stream stream) : IDisposable
     /// <summary>The current event's type, empty when the event named none (the default "message").</summary>
     public ReadOnlySpan<byte> EventType => _eventType.WrittenSpan;
 
+    /// <summary>
+    /// A whole event with data is already read from the body (a data line with a value, then the blank line that ends
+    /// it), so the next <see cref="ReadAsync"/> takes it without waiting on the upstream. A relay may then leave what it
+    /// wrote unflushed and send both in one write: events that arrived together (a stream's last chunk, its usage and
+    /// [DONE] come in one read) go out together, and nothing waits for bytes that have not arrived.
+    /// </summary>
+    public bool HasBufferedEvent
+    {
+        get
+        {
+            var rest = _lines.Unread;
+            var sawData = false;
+            while (true)
+            {
+                var newline = rest.IndexOf((byte)'\n');
+                if (newline < 0) return false;
+                var line = rest[..newline];
+                if (!line.IsEmpty && line[^1] == (byte)'\r') line = line[..^1];
+                if (line.IsEmpty)
+                {
+                    if (sawData) return true;
+                }
+                else if (line.StartsWith("data:"u8))
+                {
+                    var value = line[5..];
+                    if (!value.IsEmpty && value[0] == (byte)' ') value = value[1..];
+                    sawData |= !value.IsEmpty;
+                }
+                rest = rest[(newline + 1)..];
+            }
+        }
+    }
+
     /// <summary>Moves to the next event; false at the end of the body.</summary>
     /// <remarks>
     /// Takes buffered lines synchronously and awaits the body itself when it needs more (see <see cref="LineReader"/>):

@@ -207,6 +207,44 @@ public sealed class ChatCompletionsTests : IAsyncLifetime
         Assert.Equal(["first", " last"], seen);
     }
 
+    /// <summary>
+    /// Events that arrive together go out together, but never wait for one that has not arrived: the last chunk and the
+    /// usage chunk come in one write, and the usage chunk (which this client did not ask for) is dropped. The chunk must
+    /// still reach the client before the upstream sends [DONE].
+    /// </summary>
+    [Fact]
+    public async Task A_chunk_that_arrived_with_a_dropped_usage_chunk_is_flushed_before_the_upstream_ends()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _upstream.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+            await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(http.Response, $"data: {OpenAiWire.Chunk(content: "last", finish: "stop")}\n\ndata: {OpenAiWire.UsageChunk(3, 1)}\n\n", http.RequestAborted);
+            await http.Response.Body.FlushAsync(http.RequestAborted);
+            await release.Task.WaitAsync(TimeSpan.FromSeconds(10), http.RequestAborted);
+            await OpenAiWire.WriteEventAsync(http, "[DONE]");
+        };
+
+        // A raw client that did not ask for usage (the OpenAI SDK asks for it), reading as the bytes come.
+        using var client = _gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent("""{"model":"test-model","stream":true,"messages":[{"role":"user","content":"go"}]}""", Encoding.UTF8, "application/json"),
+        };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var lines = new List<string>();
+        while (await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)) is { } line)
+        {
+            lines.Add(line);
+            if (line.Contains("\"last\"", StringComparison.Ordinal)) release.TrySetResult();
+        }
+        Assert.True(release.Task.IsCompleted);
+        Assert.Equal("data: [DONE]", lines.Last(l => l.Length > 0));
+        Assert.DoesNotContain(lines, l => l.Contains("\"prompt_tokens\"", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_client_that_disconnects_mid_stream_cancels_the_upstream_request()
     {

@@ -51,6 +51,41 @@ public class SseReaderTests
             events);
     }
 
+    /// <summary>
+    /// What a relay may hold unflushed: only a whole event with data already read. Everything arrives in one read here,
+    /// so what is buffered after each event is exactly the rest of the body.
+    /// </summary>
+    [Theory]
+    [InlineData("data: 1\n\ndata: 2\n\n", true)]
+    [InlineData("data: 1\n\nevent: x\r\ndata: 2\r\n\r\n", true)]
+    [InlineData("data: 1\n\ndata: [DONE]\n\n", true)]
+    [InlineData("data: 1\n\ndata: 2\n", false)] // no blank line yet: the event may go on
+    [InlineData("data: 1\n\ndata: 2", false)]
+    [InlineData("data: 1\n\n: keep-alive\n\n", false)] // a comment is no event
+    [InlineData("data: 1\n\ndata:\n\n", false)] // nor a data line without a value
+    [InlineData("data: 1\n\ndata: \n\n", false)]
+    [InlineData("data: 1\n\nevent: ping\n\n", false)]
+    [InlineData("data: 1\n\n", false)]
+    public async Task Has_a_buffered_event_only_when_a_whole_event_with_data_has_arrived(string body, bool expected)
+    {
+        using var reader = new SseReader(new TricklingStream(Encoding.UTF8.GetBytes(body), 4096));
+        Assert.True(await reader.ReadAsync(CancellationToken.None));
+        Assert.Equal("1", Encoding.UTF8.GetString(reader.Data.Span));
+        Assert.Equal(expected, reader.HasBufferedEvent);
+    }
+
+    [Fact]
+    public async Task Has_no_buffered_event_while_the_next_one_is_still_arriving()
+    {
+        // Two bytes a read: after the first event, at most a piece of the second is in hand.
+        using var reader = new SseReader(new TricklingStream(Encoding.UTF8.GetBytes("data: 1\n\ndata: 2\n\n"), 2));
+        Assert.True(await reader.ReadAsync(CancellationToken.None));
+        Assert.False(reader.HasBufferedEvent);
+        Assert.True(await reader.ReadAsync(CancellationToken.None));
+        Assert.Equal("2", Encoding.UTF8.GetString(reader.Data.Span));
+        Assert.False(reader.HasBufferedEvent);
+    }
+
     [Fact]
     public async Task An_event_type_without_data_is_not_dispatched()
     {

@@ -242,6 +242,8 @@ public sealed class OpenAiChatStream : ChatStream
         Usage = new TokenUsage(estimatedPromptTokens, 0);
     }
 
+    public override bool HasBufferedEvent => !_ended && _reader.HasBufferedEvent;
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {

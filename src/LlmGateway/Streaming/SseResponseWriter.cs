@@ -51,10 +51,16 @@ public static class SseResponseWriter
         return FlushAsync(response, cancellationToken);
     }
 
-    public static ValueTask<bool> WriteDoneAsync(HttpResponse response, CancellationToken cancellationToken)
+    /// <summary>
+    /// [DONE] and the end of the response (the chunked body's terminator) in one write: flushed, then completed, they were
+    /// two sends, and the terminator waited for the request to be settled (budgets, ledger, log) after the handler returned.
+    /// False when the client is gone or was cut off.
+    /// </summary>
+    public static async ValueTask<bool> WriteDoneAsync(HttpResponse response, CancellationToken cancellationToken)
     {
         response.BodyWriter.Write(Done);
-        return FlushAsync(response, cancellationToken);
+        await ClientWriteTimeout.RunAsync(response.HttpContext, new ValueTask(response.CompleteAsync())).ConfigureAwait(false);
+        return !cancellationToken.IsCancellationRequested && !ClientWriteTimeout.FiredFor(response.HttpContext);
     }
 
     /// <summary>The one error event that ends a stream that had already started.</summary>

@@ -5,32 +5,35 @@ namespace LlmGateway.Resilience;
 /// <see cref="TimeProvider"/>) runs out, and remembers which. <see cref="CancelAfter"/> may be called
 /// again to restart the timer, which is how idle timeouts reset on every chunk.
 /// </summary>
-public sealed class TimedCancellation : IDisposable
+/// <remarks>
+/// It is the token source itself, not a wrapper around one: a miss makes two (the request's total and the
+/// attempt's), and a wrapper was one more object each.
+/// </remarks>
+public sealed class TimedCancellation : CancellationTokenSource
 {
-    private readonly CancellationTokenSource _timer;
     private readonly CancellationTokenRegistration _parent;
 
-    public TimedCancellation(TimeProvider time, CancellationToken parent)
+    public TimedCancellation(TimeProvider time, CancellationToken parent) : base(Timeout.InfiniteTimeSpan, time)
     {
-        _timer = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
-        _parent = parent.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _timer);
+        _parent = parent.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), this);
         ParentToken = parent;
     }
 
-    public CancellationToken Token => _timer.Token;
     public CancellationToken ParentToken { get; }
 
     /// <summary>True when this fired because its own timer ran out, not because the parent was cancelled.</summary>
-    public bool TimedOut => _timer.IsCancellationRequested && !ParentToken.IsCancellationRequested;
+    public bool TimedOut => IsCancellationRequested && !ParentToken.IsCancellationRequested;
 
-    public void CancelAfter(TimeSpan delay)
+    /// <summary>Restarts the timer; once cancelled, stays cancelled.</summary>
+    public new void CancelAfter(TimeSpan delay)
     {
-        if (!_timer.IsCancellationRequested) _timer.CancelAfter(delay);
+        if (!IsCancellationRequested) base.CancelAfter(delay);
     }
 
-    public void Dispose()
+    protected override void Dispose(bool disposing)
     {
-        _parent.Dispose();
-        _timer.Dispose();
+        // The parent lets go first, so its callback never cancels a disposed source.
+        if (disposing) _parent.Dispose();
+        base.Dispose(disposing);
     }
 }

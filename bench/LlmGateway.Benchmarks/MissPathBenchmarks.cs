@@ -46,9 +46,20 @@ public class MissPathBenchmarks
         if (Executor_Miss_FakeUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the executor row did not answer at its first attempt");
     }
 
+    /// <summary>The same rows with an upstream that answers later (<see cref="FakeUpstream.Suspends"/>).</summary>
+    [GlobalSetup(Targets = [nameof(ChatCompletions_Miss_SuspendingUpstream), nameof(Executor_Miss_SuspendingUpstream)])]
+    public void SetupSuspending()
+    {
+        Setup();
+        FakeUpstream.Suspends = true;
+        if (ChatCompletions_Miss_SuspendingUpstream().GetAwaiter().GetResult() != 200) throw new InvalidOperationException("the suspending chat row did not answer 200");
+        if (Executor_Miss_SuspendingUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the suspending executor row did not answer at its first attempt");
+    }
+
     [GlobalCleanup]
     public void Cleanup()
     {
+        FakeUpstream.Suspends = false;
         _miss.Dispose();
         _services.Dispose();
     }
@@ -78,6 +89,30 @@ public class MissPathBenchmarks
         return http;
     }
 
+    /// <summary>
+    /// <see cref="ChatCompletions_Miss_FakeUpstream"/> with the upstream answering later, as one over a socket does:
+    /// every async level between the handler and the call suspends (a box, pooled or not) and resumes, which the
+    /// row whose upstream answers at once never shows. The answer comes on this thread, so the levels resume here
+    /// and not after a hop to the thread pool: the row measures the levels, and their pooled boxes come from this
+    /// thread's cache every time (exact bytes).
+    /// </summary>
+    [Benchmark]
+    public async Task<int> ChatCompletions_Miss_SuspendingUpstream()
+    {
+        var running = ChatCompletions_Miss_FakeUpstream();
+        FakeUpstream.AnswerPending();
+        return await running.ConfigureAwait(false);
+    }
+
+    /// <summary><see cref="Executor_Miss_FakeUpstream"/> with the upstream answering later (see <see cref="ChatCompletions_Miss_SuspendingUpstream"/>).</summary>
+    [Benchmark]
+    public async Task<int> Executor_Miss_SuspendingUpstream()
+    {
+        var running = Executor_Miss_FakeUpstream();
+        FakeUpstream.AnswerPending();
+        return await running.ConfigureAwait(false);
+    }
+
     /// <summary>Step 5 alone: one candidate tried and committed (a complete body), then let go, as the pipeline does.</summary>
     [Benchmark]
     public async Task<int> Executor_Miss_FakeUpstream()
@@ -103,8 +138,18 @@ internal sealed class FakeUpstream(string name, ProviderOptions options) : IChat
     public bool IsUsable => true;
     public string? UnusableReason => null;
 
+    /// <summary>Set by the suspending rows (each row runs in a process of its own): a call waits for <see cref="AnswerPending"/>.</summary>
+    internal static bool Suspends { get; set; }
+
+    private static TaskCompletionSource<ProviderResponse>? s_pending;
+
     public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken) =>
-        Task.FromResult(ProviderResponse.Completed(Samples.Completion, new TokenUsage(236, 58), "stop"));
+        Suspends ? (s_pending = new TaskCompletionSource<ProviderResponse>()).Task : Task.FromResult(Answer());
+
+    /// <summary>Answers the waiting call on the caller's thread: its awaiters (all ConfigureAwait(false)) resume there.</summary>
+    internal static void AnswerPending() => Interlocked.Exchange(ref s_pending, null)!.SetResult(Answer());
+
+    private static ProviderResponse Answer() => ProviderResponse.Completed(Samples.Completion, new TokenUsage(236, 58), "stop");
 
     public sealed class Factory : IChatProviderFactory
     {

@@ -227,7 +227,67 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             timer.CancelAfter(attemptLimit);
 
             using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-            var (response, pending, endedEarly, failure) = await CallAsync(state, timer).ConfigureAwait(false);
+
+            // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
+            // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
+            // call started and ended lands in the state: the upstream time, the latency and the provider's health all
+            // read those two moments, not the clock again. (The call was an async method of its own: one state machine
+            // more to run, and to suspend and resume when the upstream answers, on every call.)
+            var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
+            ProviderResponse? response = null;
+            List<(StreamEventKind, byte[])>? pending = null;
+            var endedEarly = false;
+            ProviderFailure? failure = null;
+            var started = state.CallStarted = time.GetTimestamp();
+            try
+            {
+                response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
+                if (!response.IsSuccess)
+                {
+                    failure = response.Failure;
+                    response = null;
+                }
+                else if (response.Stream is { } stream)
+                {
+                    pending = new List<(StreamEventKind, byte[])>(2);
+                    while (true)
+                    {
+                        var ev = await stream.ReadAsync(timer.Token).ConfigureAwait(false);
+                        if (ev.Kind == StreamEventKind.Failed)
+                        {
+                            await response.DisposeAsync().ConfigureAwait(false);
+                            (response, pending, failure) = (null, null, ev.Failure);
+                            break;
+                        }
+                        if (ev.Kind == StreamEventKind.End)
+                        {
+                            endedEarly = true;
+                            break;
+                        }
+                        pending.Add((ev.Kind, ev.Data.ToArray()));
+                        if (ev.Kind == StreamEventKind.Content) break;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                (response, pending, endedEarly) = (null, null, false);
+                var what = !timer.TimedOut ? "the request's total time ran out"
+                    : context.Request.Stream ? "no first token in time" : "no answer in time";
+                failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
+            }
+            catch
+            {
+                if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+            finally
+            {
+                var ended = state.CallEnded = time.GetTimestamp();
+                context.AddUpstreamTime(started, ended);
+            }
+
             if (failure is not null)
             {
                 Telemetry.GatewayTracing.EndAttempt(span, null, failure);
@@ -314,66 +374,6 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             return null;
         }
         return delay;
-    }
-
-    /// <summary>
-    /// Sends to the state's candidate and, for a stream, reads up to the first real content: a provider may
-    /// answer 200 and then fail, and until the client has seen a byte, that failure can still go to
-    /// the next candidate. When the call started and ended lands in <paramref name="state"/>: the upstream
-    /// time, the latency and the provider's health all read those two moments, not the clock again.
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(ProviderResponse? Response, List<(StreamEventKind, byte[])>? Pending, bool EndedEarly, ProviderFailure? Failure)> CallAsync(
-        AttemptState state, TimedCancellation attempt)
-    {
-        var (context, candidate) = (state.Context, state.Candidate!);
-        var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
-        var provider = candidate.Provider;
-        var started = state.CallStarted = time.GetTimestamp();
-        ProviderResponse? response = null;
-        try
-        {
-            response = await provider.SendAsync(request, attempt.Token).ConfigureAwait(false);
-            if (!response.IsSuccess) return (null, null, false, response.Failure);
-            if (response.Stream is null) return (response, null, false, null);
-
-            var pending = new List<(StreamEventKind, byte[])>(2);
-            while (true)
-            {
-                var ev = await response.Stream.ReadAsync(attempt.Token).ConfigureAwait(false);
-                switch (ev.Kind)
-                {
-                    case StreamEventKind.Failed:
-                        await response.DisposeAsync().ConfigureAwait(false);
-                        return (null, null, false, ev.Failure);
-                    case StreamEventKind.End:
-                        return (response, pending, true, null);
-                    case StreamEventKind.Content:
-                        pending.Add((ev.Kind, ev.Data.ToArray()));
-                        return (response, pending, false, null);
-                    default:
-                        pending.Add((ev.Kind, ev.Data.ToArray()));
-                        break;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-            var what = !attempt.TimedOut ? "the request's total time ran out"
-                : context.Request.Stream ? "no first token in time" : "no answer in time";
-            return (null, null, false, ProviderFailure.Timeout(provider.Name, what));
-        }
-        catch
-        {
-            if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-        finally
-        {
-            var ended = state.CallEnded = time.GetTimestamp();
-            context.AddUpstreamTime(started, ended);
-        }
     }
 
     private static AttemptResult Fail(ProviderFailure failure) => new(null, failure, null);

@@ -32,26 +32,34 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         return ingress.RunAsync(http);
     }
 
+    /// <summary>
+    /// The OpenAI dialect keeps no state of its own between reading and writing. Its turn is an empty struct rather than
+    /// a null object: over a value type the skeleton's generic code (its state machine, its awaits) is compiled for
+    /// this dialect alone, where over a reference type it is the code shared by every reference type, which looks its
+    /// types up at run time (instantiating stubs, dictionary lookups) on every request.
+    /// </summary>
+    private readonly struct NoTurn;
+
     /// <summary>The OpenAI dialect of the shared ingress skeleton: its parser, its headers as hints, its shapes.</summary>
     private sealed class OpenAiIngress(GatewayPipeline pipeline, int maxRequestBytes, RequestParser parse)
-        : IngressRunner<object>(pipeline, maxRequestBytes)
+        : IngressRunner<NoTurn>(pipeline, maxRequestBytes)
     {
         public RequestParser Parser => parse;
 
-        protected override ValueTask<IngressRequest<object>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start)
+        protected override ValueTask<IngressRequest<NoTurn>> PrepareAsync(HttpContext http, ReadOnlyMemory<byte> body, RequestStart start)
         {
             var request = parse(body, out var parseError);
-            if (request is null) return new(IngressRequest<object>.Refuse(parseError!));
+            if (request is null) return new(IngressRequest<NoTurn>.Refuse(parseError!));
             var hints = GatewayHeaders.ReadHints(http.Request.Headers, out var headerError);
             if (headerError is not null)
             {
                 request.Dispose();
-                return new(IngressRequest<object>.Refuse(headerError));
+                return new(IngressRequest<NoTurn>.Refuse(headerError));
             }
-            return new(IngressRequest<object>.Run(request, CallerIdentity.Of(http), hints));
+            return new(IngressRequest<NoTurn>.Run(request, CallerIdentity.Of(http), hints));
         }
 
-        protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, object? turn) =>
+        protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, NoTurn turn) =>
             ChatCompletionsHandler.WriteAsync(http, outcome);
     }
 

@@ -61,6 +61,27 @@ public sealed class JsonLogLineFormatter
     private readonly JsonFormatter _serilog = new(renderMessage: true);
     private readonly StringWriter _fallbackText = new(CultureInfo.InvariantCulture);
 
+    // Most lines are the request line, whose events have the same shape line after line: the same template object,
+    // the same name strings in the same order, and for most fields the same value objects (RequestLog shares its
+    // repeated values). What this formatter wrote for each of those objects is kept by position (a slot per
+    // property, per message token) and copied when the next event holds the very same object there, instead of
+    // escaping and formatting it again. Keyed by reference, never by value: a kept object is immutable (a string,
+    // or a ScalarValue of a type TryWriteScalar formats), so its bytes cannot change; any other object misses and
+    // is written as always. The same bytes either way, by construction.
+
+    /// <summary>The event's properties in enumeration order, read once: the message and the properties both use them.</summary>
+    private KeyValuePair<string, LogEventPropertyValue>[] _properties = new KeyValuePair<string, LogEventPropertyValue>[32];
+    private Kept[] _names = new Kept[32];
+    private Kept[] _values = new Kept[32];
+    private Kept[] _rendered = [];
+    private Kept _template;
+
+    /// <summary>The template <see cref="_tokenProperties"/> was made for.</summary>
+    private MessageTemplate? _mapped;
+
+    /// <summary>Of <see cref="_mapped"/>'s tokens: the position in the last event of the property each names, and that name's string.</summary>
+    private (int Position, string? Name)[] _tokenProperties = [];
+
     /// <summary>Events handed to Serilog's formatter because this one does not render them itself.</summary>
     public long Fallbacks { get; private set; }
 
@@ -86,16 +107,36 @@ public sealed class JsonLogLineFormatter
     private bool TryWrite(LogEvent e, LogLineBuffer o)
     {
         if ((uint)e.Level >= (uint)s_levels.Length) return false;
+        var count = ReadProperties(e);
+        try
+        {
+            return TryWrite(e, count, o);
+        }
+        finally
+        {
+            // The event's values are not kept past its line (the slots keep only what repeats).
+            Array.Clear(_properties, 0, count);
+        }
+    }
 
+    private bool TryWrite(LogEvent e, int count, LogLineBuffer o)
+    {
         o.Write("{\"Timestamp\":\""u8);
         o.Advance(Format(e.Timestamp, o.GetSpan(64)));
         o.Write("\",\"Level\":\""u8);
         o.Write(s_levels[(int)e.Level]);
         o.Write("\",\"MessageTemplate\":"u8);
-        WriteQuoted(e.MessageTemplate.Text, o);
+        var template = e.MessageTemplate;
+        if (!ReferenceEquals(_mapped, template)) MapTemplate(template, count);
+        if (!_template.TryCopy(template, o))
+        {
+            var start = o.Length;
+            WriteQuoted(template.Text, o);
+            _template.Keep(template, o, start);
+        }
         o.Write(",\"RenderedMessage\":\""u8);
         // A template this formatter cannot render sends the event to Serilog; Format takes back what was written.
-        if (!TryWriteMessage(e, o)) return false;
+        if (!TryWriteMessage(e, count, o)) return false;
         o.Write((byte)'"');
 
         if (e.TraceId is { } traceId)
@@ -116,24 +157,22 @@ public sealed class JsonLogLineFormatter
             WriteQuoted(exception.ToString(), o);
         }
 
-        if (e.Properties.Count != 0)
+        if (count != 0)
         {
             o.Write(",\"Properties\":{"u8);
-            var first = true;
-            // The dictionary's own order, as Serilog enumerates it; the struct enumerator when it is one.
-            if (e.Properties is Dictionary<string, LogEventPropertyValue> dictionary)
+            for (var i = 0; i < count; i++)
             {
-                foreach (var (name, value) in dictionary)
+                if (i != 0) o.Write((byte)',');
+                var (name, value) = _properties[i];
+                ref var kept = ref _names[i];
+                if (!kept.TryCopy(name, o))
                 {
-                    if (!TryWriteProperty(name, value, ref first, o)) return false;
+                    var start = o.Length;
+                    WriteQuoted(name, o);
+                    o.Write((byte)':');
+                    kept.Keep(name, o, start);
                 }
-            }
-            else
-            {
-                foreach (var (name, value) in e.Properties)
-                {
-                    if (!TryWriteProperty(name, value, ref first, o)) return false;
-                }
+                if (!TryWriteValue(value, ref _values[i], o)) return false;
             }
             o.Write((byte)'}');
         }
@@ -143,19 +182,87 @@ public sealed class JsonLogLineFormatter
         return true;
     }
 
+    /// <summary>Copies the event's properties into <see cref="_properties"/>, in the dictionary's own order as Serilog enumerates it.</summary>
+    private int ReadProperties(LogEvent e)
+    {
+        var count = e.Properties.Count;
+        if (_properties.Length < count)
+        {
+            var size = Math.Max(count, _properties.Length * 2);
+            _properties = new KeyValuePair<string, LogEventPropertyValue>[size];
+            Array.Resize(ref _names, size);
+            Array.Resize(ref _values, size);
+        }
+        var n = 0;
+        // The struct enumerator when it is a dictionary (it always is, from Serilog).
+        if (e.Properties is Dictionary<string, LogEventPropertyValue> dictionary)
+        {
+            foreach (var property in dictionary) _properties[n++] = property;
+        }
+        else
+        {
+            foreach (var property in e.Properties) _properties[n++] = property;
+        }
+        return n;
+    }
+
+    /// <summary>A template other than the last one's: where each of its properties is in this event, looked up once.</summary>
+    private void MapTemplate(MessageTemplate template, int count)
+    {
+        _mapped = template;
+        var tokens = Tokens(template);
+        if (_tokenProperties.Length < tokens.Length) _tokenProperties = new (int, string?)[tokens.Length];
+        if (_rendered.Length < tokens.Length) Array.Resize(ref _rendered, tokens.Length);
+        for (var t = 0; t < tokens.Length; t++)
+        {
+            _tokenProperties[t] = (-1, null);
+            if (tokens[t] is not PropertyToken property) continue;
+            for (var i = 0; i < count; i++)
+            {
+                if (string.Equals(_properties[i].Key, property.PropertyName, StringComparison.Ordinal))
+                {
+                    _tokenProperties[t] = (i, _properties[i].Key);
+                    break;
+                }
+            }
+        }
+    }
+
+    // Tokens is the template's own array behind IEnumerable: indexed, no enumerator per event.
+    private static MessageTemplateToken[] Tokens(MessageTemplate template) =>
+        template.Tokens as MessageTemplateToken[] ?? [.. template.Tokens];
+
     private static int Format(DateTimeOffset timestamp, Span<byte> destination)
     {
         timestamp.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture);
         return written;
     }
 
-    private bool TryWriteProperty(string name, LogEventPropertyValue value, ref bool first, LogLineBuffer o)
+    /// <summary><see cref="TryWriteValue(LogEventPropertyValue, LogLineBuffer)"/>, copied from <paramref name="kept"/> when it holds this very value.</summary>
+    private bool TryWriteValue(LogEventPropertyValue value, ref Kept kept, LogLineBuffer o)
     {
-        if (!first) o.Write((byte)',');
-        first = false;
-        WriteQuoted(name, o);
-        o.Write((byte)':');
-        return TryWriteValue(value, o);
+        if (kept.TryCopy(value, o)) return true;
+        var start = o.Length;
+        if (!TryWriteValue(value, o)) return false;
+        kept.Keep(Immutable(value) ? value : null, o, start);
+        return true;
+    }
+
+    /// <summary>
+    /// A value whose bytes can never change: a scalar (every type <see cref="TryWriteScalar"/> writes is immutable), or
+    /// a structure of scalars (Serilog's structures are). Not a dictionary: its keys are written by ToString() of any
+    /// object.
+    /// </summary>
+    private static bool Immutable(LogEventPropertyValue value)
+    {
+        if (value is ScalarValue) return true;
+        if (value is not StructureValue structure) return false;
+        var properties = structure.Properties;
+        for (var i = 0; i < properties.Count; i++)
+        {
+            if (properties[i].Value is not ScalarValue) return false;
+        }
+        return true;
     }
 
     /// <summary>Serilog's <c>JsonValueFormatter</c> (type tag <c>_typeTag</c>), value by value.</summary>
@@ -343,12 +450,12 @@ public sealed class JsonLogLineFormatter
     /// <c>MessageTemplate.Render(properties)</c>, escaped as the string it would be, written straight into the line (no
     /// rendered text kept to be scanned and escaped a second time), for templates whose properties carry neither a
     /// format nor an alignment and whose values are scalars of the types <see cref="TryWriteRendered"/> knows; false
-    /// otherwise, part of it written.
+    /// otherwise, part of it written. A property is found at its position in the template's first event when the
+    /// same name string is there again (the request line's always is), else looked up by name.
     /// </summary>
-    private static bool TryWriteMessage(LogEvent e, LogLineBuffer o)
+    private bool TryWriteMessage(LogEvent e, int count, LogLineBuffer o)
     {
-        // Tokens is the template's own array behind IEnumerable: indexed, no enumerator per event.
-        var tokens = e.MessageTemplate.Tokens as MessageTemplateToken[] ?? [.. e.MessageTemplate.Tokens];
+        var tokens = Tokens(e.MessageTemplate);
         for (var t = 0; t < tokens.Length; t++)
         {
             var token = tokens[t];
@@ -358,12 +465,23 @@ public sealed class JsonLogLineFormatter
                 continue;
             }
             if (token is not PropertyToken property || property.Format is not null || property.Alignment.HasValue) return false;
-            if (!e.Properties.TryGetValue(property.PropertyName, out var value))
+            var (position, name) = _tokenProperties[t];
+            LogEventPropertyValue? value;
+            if (position >= 0 && position < count && ReferenceEquals(_properties[position].Key, name))
+            {
+                value = _properties[position].Value;
+            }
+            else if (!e.Properties.TryGetValue(property.PropertyName, out value))
             {
                 WriteEscaped(property.ToString(), o); // the raw token, braces and all
                 continue;
             }
-            if (value is not ScalarValue scalar || !TryWriteRendered(scalar.Value, o)) return false;
+            if (value is not ScalarValue scalar) return false;
+            ref var kept = ref _rendered[t];
+            if (kept.TryCopy(scalar, o)) continue;
+            var start = o.Length;
+            if (!TryWriteRendered(scalar.Value, o)) return false;
+            kept.Keep(scalar, o, start);
         }
         return true;
     }
@@ -471,4 +589,37 @@ public sealed class JsonLogLineFormatter
 
     private static void WriteAscii(string ascii, LogLineBuffer o) =>
         o.Advance(Encoding.UTF8.GetBytes(ascii, o.GetSpan(ascii.Length)));
+
+    /// <summary>The bytes last written for one object at one place in the line, to be copied when that object comes again.</summary>
+    private struct Kept
+    {
+        /// <summary>Longer renderings are written each time: the request line's repeated ones are far shorter.</summary>
+        private const int MaxLength = 128;
+
+        public object? Key;
+        private byte[]? _bytes;
+        private int _length;
+
+        public readonly bool TryCopy(object key, LogLineBuffer o)
+        {
+            if (!ReferenceEquals(Key, key)) return false;
+            o.Write(_bytes.AsSpan(0, _length));
+            return true;
+        }
+
+        /// <summary>Keeps what was written since <paramref name="start"/> as <paramref name="key"/>'s bytes; null keeps nothing.</summary>
+        public void Keep(object? key, LogLineBuffer o, int start)
+        {
+            var written = o.WrittenSpan[start..];
+            if (key is null || written.Length > MaxLength)
+            {
+                Key = null;
+                return;
+            }
+            _bytes ??= new byte[MaxLength];
+            written.CopyTo(_bytes);
+            _length = written.Length;
+            Key = key;
+        }
+    }
 }

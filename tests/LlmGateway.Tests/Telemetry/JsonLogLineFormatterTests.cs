@@ -107,6 +107,86 @@ public class JsonLogLineFormatterTests
         AssertSameAsSerilog(events, expectedFallbacks: 0);
     }
 
+    /// <summary>
+    /// The formatter copies what it wrote for a name, a value or a template when the next event holds the same object
+    /// at the same place: thousands of request lines as the host logs them (straight into Serilog, values repeating
+    /// and changing at random, in and out of scopes and activities, through Microsoft.Extensions.Logging now and
+    /// then), mixed with other events whose properties have the same names in other places, must still be Serilog's
+    /// lines, byte for byte.
+    /// </summary>
+    [Fact]
+    public void Request_lines_one_after_another_are_Serilogs_whatever_repeats_or_changes()
+    {
+        var random = new Random(1919);
+        string?[] texts = ["bench-model", "gpt-4o-mini", "", "openai", "say \"hi\"", "back\\slash", "ütf8 日本 🙂", "ctl\u0001\n", new string('x', 300), null];
+        string Text() => texts[random.Next(texts.Length - 1)]!;
+        string? Nullable() => texts[random.Next(texts.Length)];
+        RequestRecord Random() => new()
+        {
+            RequestId = random.Next(3) == 0 ? "req_same" : "req_" + random.Next(),
+            StartedAt = DateTimeOffset.UnixEpoch,
+            KeyId = Nullable(),
+            TaskType = Text(),
+            RequestedModel = Text(),
+            Model = Text(),
+            Provider = Text(),
+            Stream = random.Next(2) == 0,
+            Status = random.Next(4) switch { 0 => 200, 1 => 502, 2 => 429, _ => random.Next(0, 100_000) },
+            Outcome = random.Next(5) == 0 ? RequestOutcomes.Broken : Text(),
+            ErrorCode = Nullable(),
+            Usage = new TokenUsage(random.Next(0, 2000), random.Next(0, 2000), random.Next(3) == 0 ? random.Next() : 0),
+            CostUsd = random.Next(3) == 0 ? 0.0000702m : new decimal(random.Next(), 0, 0, false, (byte)random.Next(0, 12)),
+            Attempts = random.Next(0, 4),
+            Fallbacks = random.Next(0, 700),
+            CacheResult = Text(),
+            Route = Nullable(),
+            TimeToFirstToken = random.Next(2) == 0 ? null : TimeSpan.FromTicks(random.NextInt64(0, 100_000_000)),
+            Duration = TimeSpan.FromTicks(random.NextInt64(0, 100_000_000)),
+            Overhead = TimeSpan.FromTicks(random.Next(0, 100_000)),
+        };
+
+        var capture = new Capture();
+        using var serilog = new LoggerConfiguration().MinimumLevel.Information().Enrich.FromLogContext().WriteTo.Sink(capture).CreateLogger();
+        var provider = new Serilog.Extensions.Logging.SerilogLoggerProvider(serilog);
+        using var factory = LoggerFactory.Create(b =>
+        {
+            b.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.SpanId | ActivityTrackingOptions.TraceId | ActivityTrackingOptions.ParentId);
+            b.AddProvider(provider);
+        });
+        var direct = new RequestLog(factory.CreateLogger<RequestLog>(), [provider], new GatewaySerilog(serilog));
+        var throughMel = new RequestLog(factory.CreateLogger<RequestLog>());
+        Assert.True(direct.WritesToSerilog);
+        var connections = factory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Connections");
+        for (var i = 0; i < 3000; i++)
+        {
+            switch (random.Next(20))
+            {
+                case 0:
+                    throughMel.OnRequestCompleted(Random());
+                    break;
+                case 1:
+                    // The same names, in other places and other string instances, and a template naming some of them.
+                    serilog.Information("{Model} {Provider} {Status} other", Text(), Text(), random.Next(3));
+                    break;
+                case 2:
+                    using (new Activity("request").SetIdFormat(ActivityIdFormat.W3C).Start())
+                    using (connections.BeginScope(new List<KeyValuePair<string, object>> { new("ConnectionId", "0HN" + random.Next(3)) }))
+                    {
+                        direct.OnRequestCompleted(Random());
+                    }
+                    break;
+                default:
+                    using (connections.BeginScope(new List<KeyValuePair<string, object>> { new("ConnectionId", "0HN1") }))
+                    {
+                        direct.OnRequestCompleted(Random());
+                    }
+                    break;
+            }
+        }
+        Assert.Equal(3000, capture.Events.Count);
+        AssertSameAsSerilog(capture.Events, expectedFallbacks: 0);
+    }
+
     [Fact]
     public void Every_level_exceptions_and_an_empty_event_are_Serilogs()
     {

@@ -379,13 +379,25 @@ public sealed class JsonLogLineFormatter
     /// </summary>
     private static bool TryWriteThousandths(double value, LogLineBuffer o)
     {
+        if (!IsThousandths(value, out var thousandths)) return false;
+        o.Advance(Thousandths.Write(thousandths, o.GetSpan(Thousandths.MaxLength)));
+        return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="value"/> is the double nearest to <paramref name="thousandths"/> / 1000, not negative and
+    /// below 10^9: then <see cref="Thousandths.Write"/> writes its shortest round-trip text (the usage ledger's JSON
+    /// relies on this too).
+    /// </summary>
+    internal static bool IsThousandths(double value, out long thousandths)
+    {
+        thousandths = 0;
         // Not NaN, not negative (nor -0, written "-0"), and in the range where positional notation is used.
         if (!(value >= 0 && value < 1e9) || double.IsNegative(value)) return false;
-        var thousandths = Math.Round(value * 1000);
+        var rounded = Math.Round(value * 1000);
         // Division of two doubles that are exact integers is correctly rounded: the double nearest to n / 1000.
-        if (thousandths / 1000 != value) return false;
-
-        o.Advance(Thousandths.Write((long)thousandths, o.GetSpan(Thousandths.MaxLength)));
+        if (rounded / 1000 != value) return false;
+        thousandths = (long)rounded;
         return true;
     }
 

@@ -72,7 +72,7 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
     {
         var entry = t_entry ??= new LedgerEntry();
         entry.Set(record);
-        _queue.Enqueue(JsonSerializer.SerializeToUtf8Bytes(entry, UsageJsonContext.Default.LedgerEntry));
+        _queue.Enqueue(LedgerJson.Serialize(entry));
         if (Interlocked.Increment(ref _queued) > _maxBuffered && _queue.TryDequeue(out _))
         {
             Interlocked.Decrement(ref _queued);

@@ -70,10 +70,14 @@ public sealed class JsonLogLineFormatter
     // is written as always. The same bytes either way, by construction.
 
     /// <summary>The event's properties in enumeration order, read once: the message and the properties both use them.</summary>
-    private KeyValuePair<string, LogEventPropertyValue>[] _properties = new KeyValuePair<string, LogEventPropertyValue>[32];
-    private Kept[] _names = new Kept[32];
-    private Kept[] _values = new Kept[32];
-    private Kept[] _rendered = [];
+    private KeyValuePair<string, LogEventPropertyValue>[] _properties = new KeyValuePair<string, LogEventPropertyValue>[KeptPlaces];
+    // A slot for each of the first places only, so that an event with thousands of properties does not leave thousands
+    // of slots behind; any later place shares the one overflow slot (still keyed by reference, so still correct).
+    private const int KeptPlaces = 64;
+    private readonly Kept[] _names = new Kept[KeptPlaces];
+    private readonly Kept[] _values = new Kept[KeptPlaces];
+    private readonly Kept[] _rendered = new Kept[KeptPlaces];
+    private Kept _overflow;
     private Kept _template;
 
     /// <summary>The template <see cref="_tokenProperties"/> was made for.</summary>
@@ -114,8 +118,10 @@ public sealed class JsonLogLineFormatter
         }
         finally
         {
-            // The event's values are not kept past its line (the slots keep only what repeats).
+            // The event's values are not kept past its line (the slots keep only what repeats), nor the room an
+            // outsized event needed.
             Array.Clear(_properties, 0, count);
+            if (_properties.Length > 16 * KeptPlaces) _properties = new KeyValuePair<string, LogEventPropertyValue>[KeptPlaces];
         }
     }
 
@@ -164,7 +170,7 @@ public sealed class JsonLogLineFormatter
             {
                 if (i != 0) o.Write((byte)',');
                 var (name, value) = _properties[i];
-                ref var kept = ref _names[i];
+                ref var kept = ref i < KeptPlaces ? ref _names[i] : ref _overflow;
                 if (!kept.TryCopy(name, o))
                 {
                     var start = o.Length;
@@ -172,7 +178,7 @@ public sealed class JsonLogLineFormatter
                     o.Write((byte)':');
                     kept.Keep(name, o, start);
                 }
-                if (!TryWriteValue(value, ref _values[i], o)) return false;
+                if (!TryWriteValue(value, ref i < KeptPlaces ? ref _values[i] : ref _overflow, o)) return false;
             }
             o.Write((byte)'}');
         }
@@ -190,8 +196,6 @@ public sealed class JsonLogLineFormatter
         {
             var size = Math.Max(count, _properties.Length * 2);
             _properties = new KeyValuePair<string, LogEventPropertyValue>[size];
-            Array.Resize(ref _names, size);
-            Array.Resize(ref _values, size);
         }
         var n = 0;
         // The struct enumerator when it is a dictionary (it always is, from Serilog).
@@ -212,7 +216,6 @@ public sealed class JsonLogLineFormatter
         _mapped = template;
         var tokens = Tokens(template);
         if (_tokenProperties.Length < tokens.Length) _tokenProperties = new (int, string?)[tokens.Length];
-        if (_rendered.Length < tokens.Length) Array.Resize(ref _rendered, tokens.Length);
         for (var t = 0; t < tokens.Length; t++)
         {
             _tokenProperties[t] = (-1, null);
@@ -489,7 +492,7 @@ public sealed class JsonLogLineFormatter
                 continue;
             }
             if (value is not ScalarValue scalar) return false;
-            ref var kept = ref _rendered[t];
+            ref var kept = ref t < KeptPlaces ? ref _rendered[t] : ref _overflow;
             if (kept.TryCopy(scalar, o)) continue;
             var start = o.Length;
             if (!TryWriteRendered(scalar.Value, o)) return false;

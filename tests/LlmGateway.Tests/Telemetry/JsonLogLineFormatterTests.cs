@@ -188,6 +188,16 @@ public class JsonLogLineFormatterTests
     }
 
     [Fact]
+    public void Events_with_more_properties_and_tokens_than_it_keeps_places_for_are_Serilogs()
+    {
+        var shared = Enumerable.Range(0, 2000).Select(i => new ScalarValue(i % 7 == 0 ? "s" + i : i)).ToArray();
+        var template = string.Join(" ", Enumerable.Range(0, 150).Select(i => "{P" + i + "}"));
+        LogEvent Many(int count, int shift) => Event(template, [.. Enumerable.Range(0, count)
+            .Select(i => ("P" + ((i + shift) % count), (LogEventPropertyValue)shared[(i * 3 + shift) % shared.Length]))]);
+        AssertSameAsSerilog([Many(200, 0), Many(200, 0), Many(2000, 1), Many(70, 5), Many(2000, 1), Many(3, 0), Many(200, 0)], expectedFallbacks: 0);
+    }
+
+    [Fact]
     public void Every_level_exceptions_and_an_empty_event_are_Serilogs()
     {
         Exception thrown;

@@ -82,6 +82,8 @@ public sealed class CircuitBreaker
     {
         get
         {
+            // A closed circuit, the router's every candidate on every request, without the lock and the clock.
+            if (_state != CircuitState.Open) return TimeSpan.Zero;
             lock (_lock)
             {
                 if (_state != CircuitState.Open) return TimeSpan.Zero;

@@ -19,4 +19,11 @@ public interface IProviderHealth
 
     /// <summary>How long until an open circuit lets a probe through: the Retry-After of a 503 when every circuit is open.</summary>
     TimeSpan RemainingBreak(string provider, string upstreamModel) => TimeSpan.Zero;
+
+    /// <summary>
+    /// <see cref="GetCircuitState"/> and <see cref="RemainingBreak"/> at once: the router reads both of every candidate
+    /// on every request, and one call finds the provider and the deployment once instead of twice.
+    /// </summary>
+    (CircuitState State, TimeSpan RemainingBreak) GetCircuit(string provider, string upstreamModel) =>
+        (GetCircuitState(provider, upstreamModel), RemainingBreak(provider, upstreamModel));
 }

@@ -38,21 +38,33 @@ public sealed class ProviderResilienceRegistry : IProviderHealth, IProviderHealt
     /// Open while the provider's or the deployment's break lasts: once a probe may go, the router should
     /// let the request through.
     /// </summary>
-    public CircuitState GetCircuitState(string provider, string upstreamModel)
+    public CircuitState GetCircuitState(string provider, string upstreamModel) =>
+        _providers.TryGetValue(provider, out var p) ? StateOf(p, upstreamModel) : CircuitState.Closed;
+
+    public TimeSpan RemainingBreak(string provider, string upstreamModel) =>
+        _providers.TryGetValue(provider, out var p) ? RemainingBreakOf(p, p.Deployment(upstreamModel).Breaker) : TimeSpan.Zero;
+
+    public (CircuitState State, TimeSpan RemainingBreak) GetCircuit(string provider, string upstreamModel)
     {
-        if (!_providers.TryGetValue(provider, out var p)) return CircuitState.Closed;
+        if (!_providers.TryGetValue(provider, out var p)) return (CircuitState.Closed, TimeSpan.Zero);
+        var deployment = p.Deployment(upstreamModel).Breaker;
         var state = p.Breaker.State;
-        if (state == CircuitState.Open) return state;
-        var deployment = p.Deployment(upstreamModel).Breaker.State;
-        return deployment > state ? deployment : state;
+        return (state == CircuitState.Open ? state : Worse(state, deployment.State), RemainingBreakOf(p, deployment));
     }
 
-    public TimeSpan RemainingBreak(string provider, string upstreamModel)
+    private static CircuitState StateOf(ProviderResilience p, string upstreamModel)
     {
-        if (!_providers.TryGetValue(provider, out var p)) return TimeSpan.Zero;
+        var state = p.Breaker.State;
+        return state == CircuitState.Open ? state : Worse(state, p.Deployment(upstreamModel).Breaker.State);
+    }
+
+    private static CircuitState Worse(CircuitState a, CircuitState b) => b > a ? b : a;
+
+    private static TimeSpan RemainingBreakOf(ProviderResilience p, CircuitBreaker deployment)
+    {
         var own = p.Breaker.RemainingBreak;
-        var deployment = p.Deployment(upstreamModel).Breaker.RemainingBreak;
-        return own > deployment ? own : deployment;
+        var its = deployment.RemainingBreak;
+        return own > its ? own : its;
     }
 
     /// <summary>Each provider's and each deployment's status, as the admin view computes it, for the metrics.</summary>

@@ -224,13 +224,14 @@ public sealed class ModelRouter : IModelRouter
     {
         var model = candidate.Model;
         var expectedOutput = Math.Min(input.MaxTokens ?? RoutingDefaults.TypicalOutputTokens, model.MaxOutputTokens);
+        var circuit = _health?.GetCircuit(candidate.Provider.Name, candidate.UpstreamModel);
         return new RouteCandidate(candidate, index)
         {
             EstimatedCostUsd = Pricing.CostUsd(model, new TokenUsage(input.PromptTokens, expectedOutput)),
             MaxCostUsd = Pricing.MaxCostUsd(model, input.PromptTokens, input.MaxTokens),
             Latency = _latency.Get(candidate.ModelName),
-            Circuit = _health?.GetCircuitState(candidate.Provider.Name, candidate.UpstreamModel),
-            CircuitRetryIn = _health?.RemainingBreak(candidate.Provider.Name, candidate.UpstreamModel),
+            Circuit = circuit?.State,
+            CircuitRetryIn = circuit?.RemainingBreak,
         };
     }
 

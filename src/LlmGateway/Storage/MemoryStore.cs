@@ -27,6 +27,12 @@ public sealed class MemoryStore : IGatewayStore
     private long _countersDueMs = long.MaxValue;
     private int _counterSweeps;
 
+    /// <summary>
+    /// The counters a reservation found while checking them, used under the lock to reserve on them: looking each
+    /// up again by its key was a second hash of every key per reservation.
+    /// </summary>
+    private Counter[] _reserving = new Counter[8];
+
     private const int SweepOnceAbove = 1024;
     private readonly ConcurrentDictionary<string, long> _once = new(StringComparer.Ordinal);
     private readonly Lock _onceSweepLock = new();
@@ -183,9 +189,11 @@ public sealed class MemoryStore : IGatewayStore
         var refused = -1;
         lock (_countersLock)
         {
+            if (_reserving.Length < counters.Length) _reserving = new Counter[counters.Length];
+            var found = _reserving.AsSpan(0, counters.Length);
             for (var i = 0; i < counters.Length; i++)
             {
-                var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
+                var c = found[i] = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
                 states[i] = new CounterState(c.Spent, c.Reserved);
                 if (refused < 0 && c.Spent + c.Reserved + amount > counters[i].Limit) refused = i;
@@ -193,13 +201,14 @@ public sealed class MemoryStore : IGatewayStore
             if (refused < 0)
             {
                 var expires = reservationExpiresAt.ToUnixTimeMilliseconds();
-                for (var i = 0; i < counters.Length; i++)
+                for (var i = 0; i < found.Length; i++)
                 {
-                    var c = _counters[counters[i].Key];
+                    var c = found[i];
                     c.Reserve(reservationId, amount, expires);
                     states[i] = new CounterState(c.Spent, c.Reserved);
                 }
             }
+            found.Clear(); // holds no counter past its sweep
         }
         return refused;
     }

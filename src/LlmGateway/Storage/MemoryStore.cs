@@ -271,6 +271,15 @@ public sealed class MemoryStore : IGatewayStore
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// A counter's spent and reserved as the last reservation, settlement or read left them (expired reservations are
+    /// not looked for): the budgets' view of the counters between refreshes. Zero for a counter never used.
+    /// </summary>
+    internal CounterState ReadCounter(string key)
+    {
+        lock (_countersLock) return _counters.TryGetValue(key, out var c) ? new CounterState(c.Spent, c.Reserved) : default;
+    }
+
     /// <summary>What a counter holds in memory (reservations in flight, markers remembered), for tests.</summary>
     internal (int Reservations, int Expired, int Settled) Held(string key)
     {

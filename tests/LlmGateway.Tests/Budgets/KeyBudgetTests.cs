@@ -121,6 +121,35 @@ public sealed class KeyBudgetTests : IDisposable
         Assert.Equal(0.15m, Assert.Single(budgets.Snapshot(), s => s.Scope == "key:team-c").LimitUsd);
     }
 
+    /// <summary>
+    /// With the embedded store, what the router and /admin/budgets see of the counters is the store's own state, read
+    /// where it is: every admission and settlement shows at once, without the refresh (which never runs here).
+    /// </summary>
+    [Fact]
+    public async Task Holds_and_spend_on_the_embedded_store_show_at_once_and_a_spent_provider_is_skipped_at_once()
+    {
+        var options = new GatewayOptions();
+        options.Budgets.Providers["mock"] = new BudgetLimit { DailyUsd = 0.25m };
+        using var budgets = new BudgetService(Options.Create(options), new MemoryStore(new StoreOptions(), TimeProvider.System), new ConfiguredKeyBudgets(Options.Create(options)),
+            TimeProvider.System, new NullGatewayEvents(), NullLogger<BudgetService>.Instance);
+
+        var first = await budgets.AdmitAsync(Request(null), _candidate, default);
+        var held = Assert.Single(budgets.Snapshot(), s => s.Scope == "provider:mock");
+        Assert.Equal(0m, held.SpentUsd);
+        Assert.Equal(0.10m, held.ReservedUsd);
+        Assert.False(budgets.IsProviderExhausted("mock"));
+
+        await first.Ticket!.SettleAsync(0.15m);
+        var second = await budgets.AdmitAsync(Request(null), _candidate, default);
+        await second.Ticket!.SettleAsync(0.10m);
+
+        var spent = Assert.Single(budgets.Snapshot(), s => s.Scope == "provider:mock");
+        Assert.Equal(0.25m, spent.SpentUsd);
+        Assert.Equal(0m, spent.ReservedUsd);
+        Assert.True(budgets.IsProviderExhausted("mock"));
+        Assert.Contains("provider 'mock' is spent", budgets.ExhaustedReason("mock"));
+    }
+
     public void Dispose()
     {
         foreach (var d in _disposables) d.Dispose();

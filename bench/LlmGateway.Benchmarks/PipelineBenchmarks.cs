@@ -205,6 +205,12 @@ public class PipelineBenchmarks
 
     private static readonly TimeSpan s_overhead = TimeSpan.FromTicks(3123);
 
+    /// <summary>Step 6: x-gateway-cost-usd's value, as a miss's headers write it (the bench's answer priced: 0.0000702).</summary>
+    [Benchmark]
+    public string CostUsd_Format() => GatewayHeaders.FormatUsd(s_cost);
+
+    private static readonly decimal s_cost = Pricing.CostUsd(new Configuration.ModelOptions { CostPer1kInput = 0.00015m, CostPer1kOutput = 0.0006m }, new TokenUsage(236, 58));
+
     /// <summary>Step 7: the cost from the usage.</summary>
     [Benchmark]
     public decimal Pricing_CostUsd() => Pricing.CostUsd(_candidate.Model, _record.Usage);

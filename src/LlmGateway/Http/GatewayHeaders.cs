@@ -90,16 +90,45 @@ public static class GatewayHeaders
 
     /// <summary>
     /// The amount with at most ten decimals and none trailing, what the custom format "0.##########" gives, without
-    /// parsing a custom format on every answer (about five times the cost): rounded, written in the standard
-    /// format (a decimal keeps its scale, so trailing zeros are cut).
+    /// parsing a custom format on every answer (about five times the cost). Any other amount than a cost's is rounded,
+    /// written in the standard format (a decimal keeps its scale, so trailing zeros are cut).
     /// </summary>
     public static string FormatUsd(decimal usd)
     {
+        // A cost as pricing makes it: not negative, a 64-bit integer of at most ten decimals, so rounding leaves it as it
+        // is and its digits are written from the integer and the scale, without decimal arithmetic or the formatter.
+        var parts = Usage.DecimalParts.Of(usd);
+        if (parts.Fits && !parts.Negative && parts.Scale <= 10) return FormatUsd(parts.Integer, parts.Scale);
         Span<char> text = stackalloc char[40]; // a decimal's 29 digits, a sign and a point
         decimal.Round(usd, 10, MidpointRounding.AwayFromZero).TryFormat(text, out var length, default, CultureInfo.InvariantCulture);
         var written = text[..length];
         if (written.Contains('.')) written = written.TrimEnd('0').TrimEnd('.');
         return new string(written);
+    }
+
+    /// <summary><paramref name="integer"/> / 10^<paramref name="scale"/> with no trailing zeros after the point, and no point without digits after it.</summary>
+    private static string FormatUsd(ulong integer, int scale)
+    {
+        for (; scale > 0 && integer % 10 == 0; scale--) integer /= 10;
+        Span<char> digits = stackalloc char[20]; // a ulong's digits
+        integer.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture);
+        digits = digits[..length];
+        if (scale == 0) return new string(digits);
+        Span<char> text = stackalloc char[32]; // 20 digits, or a zero, a point and ten decimals
+        var whole = length - scale;
+        if (whole > 0)
+        {
+            digits[..whole].CopyTo(text);
+            text[whole] = '.';
+            digits[whole..].CopyTo(text[(whole + 1)..]);
+            return new string(text[..(length + 1)]);
+        }
+        // 0.0000702: a zero, the point, then zeros up to the first digit.
+        text[0] = '0';
+        text[1] = '.';
+        text.Slice(2, -whole).Fill('0');
+        digits.CopyTo(text[(2 - whole)..]);
+        return new string(text[..(2 + scale)]);
     }
 
     /// <summary>Milliseconds with at most three decimals, as "0.###" gives them, without parsing a custom format per answer.</summary>

@@ -84,6 +84,15 @@ public sealed class GatewayHeadersTests
         {
             Assert.Equal(cost.ToString("0.##########", CultureInfo.InvariantCulture), GatewayHeaders.FormatUsd(cost));
         }
+        // Every scale, inside and outside the ten decimals written from the integer, trailing zeros and negatives included.
+        for (var i = 0; i < 20_000; i++)
+        {
+            var low = random.Next(0, 100_000) * (int)Math.Pow(10, random.Next(0, 5)); // trailing zeros too
+            var mid = random.Next(3) == 0 ? random.Next() : 0;
+            var high = random.Next(8) == 0 ? random.Next() : 0; // beyond 64 bits
+            var cost = new decimal(low, mid, high, isNegative: random.Next(8) == 0, scale: (byte)random.Next(0, 29));
+            Assert.Equal(cost.ToString("0.##########", CultureInfo.InvariantCulture), GatewayHeaders.FormatUsd(cost));
+        }
         double[] milliseconds = [0, 0.0001, 0.0004, 0.001, 0.3123, 1.2, 1.25, 17, 999.9999, 123456.789];
         foreach (var ms in milliseconds.Concat(Enumerable.Range(0, 2000).Select(_ => random.NextDouble() * Math.Pow(10, random.Next(-4, 6)))))
         {

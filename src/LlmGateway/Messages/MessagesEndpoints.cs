@@ -137,8 +137,8 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
     private static async Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, string model)
     {
         var response = http.Response;
-        GatewayHeaders.Write(response, outcome);
-        SetRequestId(response, outcome.RequestId);
+        // The ingress skeleton set x-request-id and request-id (the outcome's id) before it read the body.
+        GatewayHeaders.Write(response, outcome, requestIdSet: true);
         switch (outcome.Kind)
         {
             case OutcomeKind.Error:

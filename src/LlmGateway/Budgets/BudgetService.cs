@@ -57,8 +57,13 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private readonly TimeSpan _lease;
     private readonly StoreOptions _storeOptions;
 
-    /// <summary>Reservations this instance holds in the store, with the expiry of their lease.</summary>
-    private readonly ConcurrentDictionary<BudgetTicket, DateTimeOffset> _leases = new();
+    /// <summary>
+    /// Reservations this instance holds in the store, each with the expiry of its lease: a list linked through the
+    /// tickets themselves, so holding one costs no map node and no hash per request, only this lock, which guards the
+    /// links and the expiries.
+    /// </summary>
+    private BudgetTicket? _leased;
+    private readonly Lock _leasesLock = new();
 
     /// <summary>Settlements not yet in the store, on disk (with a remote store only; see <see cref="StartAsync"/>).</summary>
     private LocalSpool? _spool;
@@ -171,7 +176,14 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     private Admission Admitted(AttemptCounters counters, Reservation reservation, DateTimeOffset now)
     {
         var ticket = new BudgetTicket(this, counters, reservation, inStore: true);
-        _leases[ticket] = now + _lease;
+        lock (_leasesLock)
+        {
+            ticket.LeaseExpiresAt = (now + _lease).UtcDateTime;
+            ticket.NextLeased = _leased;
+            if (_leased is not null) _leased.PreviousLeased = ticket;
+            _leased = ticket;
+            ticket.Leased = true;
+        }
         return new Admission(null, ticket);
     }
 
@@ -243,7 +255,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     internal ValueTask SettleAsync(BudgetTicket ticket, long spent)
     {
         var counters = ticket.Counters;
-        _leases.TryRemove(ticket, out _);
+        if (ticket.InStore) EndLease(ticket);
         var settlement = new Settlement(ticket.Reservation, spent, Held: ticket.InStore);
         if (!ticket.InStore)
         {
@@ -254,6 +266,19 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         }
         // A reservation admitted without the store is settled through the flush, like the rest of its outage spend.
         return WriteAsync(counters, settlement, tryStore: ticket.InStore);
+    }
+
+    private void EndLease(BudgetTicket ticket)
+    {
+        lock (_leasesLock)
+        {
+            if (!ticket.Leased) return;
+            if (ticket.PreviousLeased is { } previous) previous.NextLeased = ticket.NextLeased;
+            else _leased = ticket.NextLeased;
+            if (ticket.NextLeased is { } next) next.PreviousLeased = ticket.PreviousLeased;
+            ticket.PreviousLeased = ticket.NextLeased = null;
+            ticket.Leased = false;
+        }
     }
 
     /// <summary>Writes a settlement to the store, or keeps it to write when the store is back; then checks the alerts.</summary>
@@ -547,11 +572,19 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     /// </summary>
     internal async Task RenewLeasesAsync()
     {
-        if (_leases.IsEmpty || !_store.IsAvailable) return;
+        if (Volatile.Read(ref _leased) is null || !_store.IsAvailable) return;
         var now = _time.GetUtcNow();
-        foreach (var (ticket, expiresAt) in _leases)
+        List<(BudgetTicket Ticket, DateTime ExpiresAt)>? due = null;
+        lock (_leasesLock)
         {
-            if (expiresAt - now > _lease * 2 / 3) continue;
+            for (var ticket = _leased; ticket is not null; ticket = ticket.NextLeased)
+            {
+                if (ticket.LeaseExpiresAt - now.UtcDateTime <= _lease * 2 / 3) (due ??= []).Add((ticket, ticket.LeaseExpiresAt));
+            }
+        }
+        if (due is null) return;
+        foreach (var (ticket, expiresAt) in due)
+        {
             var next = now + _lease;
             try
             {
@@ -562,7 +595,11 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                 // Next tick. A lease that runs out meanwhile is released; the settlement still adds the spend.
                 return;
             }
-            _leases.TryUpdate(ticket, next, expiresAt);
+            lock (_leasesLock)
+            {
+                // Unless it was settled meanwhile.
+                if (ticket.Leased && ticket.LeaseExpiresAt == expiresAt) ticket.LeaseExpiresAt = next.UtcDateTime;
+            }
         }
     }
 
@@ -808,6 +845,12 @@ internal sealed class BudgetTicket(BudgetService owner, AttemptCounters counters
 
     /// <summary>False when admitted without the store (FailMode open during an outage).</summary>
     public bool InStore { get; } = inStore;
+
+    // The owner's list of leases held in the store (see BudgetService._leased), under its lock.
+    internal BudgetTicket? PreviousLeased;
+    internal BudgetTicket? NextLeased;
+    internal DateTime LeaseExpiresAt; // UTC: half a DateTimeOffset, on every ticket
+    internal bool Leased;
 
     public ValueTask SettleAsync(decimal actualCostUsd) =>
         Interlocked.Exchange(ref _done, 1) == 0 ? owner.SettleAsync(this, Nanos.FromUsd(actualCostUsd)) : ValueTask.CompletedTask;

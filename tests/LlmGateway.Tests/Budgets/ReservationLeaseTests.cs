@@ -77,6 +77,31 @@ public sealed class ReservationLeaseTests : IDisposable
     }
 
     [Fact]
+    public async Task Requests_that_end_in_any_order_leave_the_others_renewed_and_their_own_never_renewed_again()
+    {
+        var budgets = Instance();
+        var tickets = new List<IAdmissionTicket>();
+        for (var i = 0; i < 5; i++) tickets.Add((await budgets.AdmitAsync(Request(), _candidate, default)).Ticket!);
+
+        // The newest, the oldest and one between end; the two left are held through many leases.
+        await tickets[4].SettleAsync(0.01m);
+        await tickets[0].ReleaseAsync();
+        await tickets[2].SettleAsync(0.01m);
+        for (var i = 0; i < 6; i++)
+        {
+            _time.Advance(Lease / 2);
+            await budgets.RenewLeasesAsync();
+        }
+        Assert.Equal(0.20m, await ReservedAsync(budgets));
+
+        await tickets[1].SettleAsync(0.01m);
+        await tickets[3].SettleAsync(0.01m);
+        await budgets.RenewLeasesAsync();
+        var status = (await budgets.GetStatusAsync()).Statuses.Single(s => s.Scope == "global");
+        Assert.Equal((0.04m, 0m), (status.SpentUsd, status.ReservedUsd));
+    }
+
+    [Fact]
     public async Task The_holds_of_an_instance_that_died_are_released_within_one_lease()
     {
         var crashed = Instance();

@@ -193,8 +193,7 @@ public sealed class ModelRouter : IModelRouter
             kept.RemoveRange(1, kept.Count - 1);
         }
 
-        var candidates = new Candidate[kept.Count];
-        for (var i = 0; i < kept.Count; i++) candidates[i] = kept[i].Candidate;
+        var candidates = InOrder(kept, list);
         var evaluated = kept;
         RemovedCandidate[] removed = [];
         if (dropped is not null)
@@ -217,6 +216,21 @@ public sealed class ModelRouter : IModelRouter
             Input = input,
             Error = candidates.Length == 0 ? CandidateFilters.NoCandidateError(evaluated, input) : null,
         };
+    }
+
+    /// <summary>
+    /// The candidates kept, in order. When that is the configured list itself (nothing removed, the order unchanged:
+    /// every request for a named model whose candidates are all usable), the list, built once, is shared rather than
+    /// copied per request; nothing writes to a decision's candidates.
+    /// </summary>
+    private static Candidate[] InOrder(List<RouteCandidate> kept, Candidate[] configured)
+    {
+        var same = kept.Count == configured.Length;
+        for (var i = 0; same && i < kept.Count; i++) same = ReferenceEquals(kept[i].Candidate, configured[i]);
+        if (same) return configured;
+        var candidates = new Candidate[kept.Count];
+        for (var i = 0; i < kept.Count; i++) candidates[i] = kept[i].Candidate;
+        return candidates;
     }
 
     /// <summary>What the strategy and the explain output show of a candidate: estimates from configuration and traffic.</summary>

@@ -14,6 +14,25 @@ internal static class Thousandths
     /// <summary>Room enough for any count: 16 digits of a long's thousands, a point and three.</summary>
     public const int MaxLength = 20;
 
+    /// <summary>
+    /// Whether <paramref name="value"/> is the double nearest to <paramref name="thousandths"/> / 1000, not negative and
+    /// below 10^9: then <see cref="Write"/> writes its shortest round-trip text, what the general algorithm (<c>"R"</c>,
+    /// the default format, System.Text.Json) prints for it. That text is the multiple itself, trailing zeros cut: it
+    /// reads back as the value, and any shorter text would be another multiple of 0.001 within the value's rounding
+    /// interval, which below 10^9 is far narrower than 0.001. The log line's durations and the usage ledger's rely on it.
+    /// </summary>
+    public static bool TryOf(double value, out long thousandths)
+    {
+        thousandths = 0;
+        // Not NaN, not negative (nor -0, written "-0"), and in the range where positional notation is used.
+        if (!(value >= 0 && value < 1e9) || double.IsNegative(value)) return false;
+        var rounded = Math.Round(value * 1000);
+        // Division of two doubles that are exact integers is correctly rounded: the double nearest to n / 1000.
+        if (rounded / 1000 != value) return false;
+        thousandths = (long)rounded;
+        return true;
+    }
+
     /// <summary>Writes the text of <paramref name="thousandths"/> (not negative) as ASCII into <paramref name="into"/>; its length.</summary>
     public static int Write(long thousandths, Span<byte> into)
     {

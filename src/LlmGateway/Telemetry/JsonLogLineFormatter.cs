@@ -376,31 +376,13 @@ public sealed class JsonLogLineFormatter
     /// <summary>
     /// A double that is exactly the double nearest to a multiple of 0.001 (every duration the gateway logs is rounded
     /// so) as its shortest round-trip text, which is what both <c>"R"</c> and the default format write, without their
-    /// general algorithm (the formatter's next largest frame in perf). That text is the multiple itself, trailing
-    /// zeros cut: it reads back as the value, and any shorter text would be another multiple of 0.001 within the
-    /// value's rounding interval, which below 10^9 is far narrower than 0.001. False, nothing written, otherwise.
+    /// general algorithm (the formatter's next largest frame in perf); see <see cref="Thousandths.TryOf"/>. False,
+    /// nothing written, otherwise.
     /// </summary>
     private static bool TryWriteThousandths(double value, LogLineBuffer o)
     {
-        if (!IsThousandths(value, out var thousandths)) return false;
+        if (!Thousandths.TryOf(value, out var thousandths)) return false;
         o.Advance(Thousandths.Write(thousandths, o.GetSpan(Thousandths.MaxLength)));
-        return true;
-    }
-
-    /// <summary>
-    /// Whether <paramref name="value"/> is the double nearest to <paramref name="thousandths"/> / 1000, not negative and
-    /// below 10^9: then <see cref="Thousandths.Write"/> writes its shortest round-trip text (the usage ledger's JSON
-    /// relies on this too).
-    /// </summary>
-    internal static bool IsThousandths(double value, out long thousandths)
-    {
-        thousandths = 0;
-        // Not NaN, not negative (nor -0, written "-0"), and in the range where positional notation is used.
-        if (!(value >= 0 && value < 1e9) || double.IsNegative(value)) return false;
-        var rounded = Math.Round(value * 1000);
-        // Division of two doubles that are exact integers is correctly rounded: the double nearest to n / 1000.
-        if (rounded / 1000 != value) return false;
-        thousandths = (long)rounded;
         return true;
     }
 

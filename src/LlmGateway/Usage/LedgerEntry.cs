@@ -171,11 +171,11 @@ internal static class LedgerJson
 
         /// <summary>
         /// A duration as <see cref="LedgerEntry.Set"/> rounds it, as its shortest round-trip text, which is what the
-        /// serializer writes (<see cref="Telemetry.JsonLogLineFormatter.IsThousandths"/> says why); false for any other.
+        /// serializer writes (<see cref="Http.Thousandths.TryOf"/> says why); false for any other.
         /// </summary>
         public bool Thousandths(double value)
         {
-            if (!Telemetry.JsonLogLineFormatter.IsThousandths(value, out var thousandths)) return false;
+            if (!Http.Thousandths.TryOf(value, out var thousandths)) return false;
             Length += Http.Thousandths.Write(thousandths, _buffer[Length..]);
             return true;
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using LlmGateway.Auth;
 using LlmGateway.Caching;
 using LlmGateway.Conversations;
@@ -110,25 +111,8 @@ public static class GatewayHeaders
     private static string FormatUsd(ulong integer, int scale)
     {
         for (; scale > 0 && integer % 10 == 0; scale--) integer /= 10;
-        Span<char> digits = stackalloc char[20]; // a ulong's digits
-        integer.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture);
-        digits = digits[..length];
-        if (scale == 0) return new string(digits);
-        Span<char> text = stackalloc char[32]; // 20 digits, or a zero, a point and ten decimals
-        var whole = length - scale;
-        if (whole > 0)
-        {
-            digits[..whole].CopyTo(text);
-            text[whole] = '.';
-            digits[whole..].CopyTo(text[(whole + 1)..]);
-            return new string(text[..(length + 1)]);
-        }
-        // 0.0000702: a zero, the point, then zeros up to the first digit.
-        text[0] = '0';
-        text[1] = '.';
-        text.Slice(2, -whole).Fill('0');
-        digits.CopyTo(text[(2 - whole)..]);
-        return new string(text[..(2 + scale)]);
+        Span<byte> text = stackalloc byte[Usage.DecimalParts.MaxPositionalLength];
+        return Encoding.ASCII.GetString(text[..Usage.DecimalParts.WritePositional(integer, scale, text)]);
     }
 
     /// <summary>Milliseconds with at most three decimals, as "0.###" gives them, without parsing a custom format per answer.</summary>

@@ -399,36 +399,7 @@ public sealed class JsonLogLineFormatter
             o.Advance(Invariant(value, o));
             return;
         }
-        var integer = parts.Integer;
-        var scale = parts.Scale;
-        Span<byte> digits = stackalloc byte[20];
-        integer.TryFormat(digits, out var length, default, CultureInfo.InvariantCulture);
-        digits = digits[..length];
-        if (scale == 0)
-        {
-            o.Write(digits);
-            return;
-        }
-        var whole = length - scale;
-        var room = o.GetSpan(Math.Max(length, scale + 1) + 2);
-        int at;
-        if (whole > 0)
-        {
-            digits[..whole].CopyTo(room);
-            room[whole] = (byte)'.';
-            digits[whole..].CopyTo(room[(whole + 1)..]);
-            at = length + 1;
-        }
-        else
-        {
-            // 0.000702: a zero, the point, then zeros up to the first digit.
-            room[0] = (byte)'0';
-            room[1] = (byte)'.';
-            room.Slice(2, -whole).Fill((byte)'0');
-            digits.CopyTo(room[(2 - whole)..]);
-            at = 2 - whole + length;
-        }
-        o.Advance(at);
+        o.Advance(Usage.DecimalParts.WritePositional(parts.Integer, parts.Scale, o.GetSpan(Usage.DecimalParts.MaxPositionalLength)));
     }
 
     private static int Iso<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable

@@ -13,4 +13,38 @@ internal readonly record struct DecimalParts(bool Negative, bool Fits, ulong Int
         decimal.GetBits(value, bits);
         return new(bits[3] < 0, bits[2] == 0, (ulong)(uint)bits[1] << 32 | (uint)bits[0], value.Scale);
     }
+
+    /// <summary>Room enough for <see cref="WritePositional"/>: "0." and 28 digits, or 20 digits and a point.</summary>
+    public const int MaxPositionalLength = 32;
+
+    /// <summary>
+    /// <paramref name="integer"/> / 10^<paramref name="scale"/> (scale at most 28) as ASCII positional text with every
+    /// digit of the scale, trailing zeros kept ("0.0000702", "12.50", "7"), as a decimal's invariant default text is
+    /// written; its length. The log line's costs and x-gateway-cost-usd both write it per request, from this one place.
+    /// </summary>
+    public static int WritePositional(ulong integer, int scale, Span<byte> into)
+    {
+        Span<byte> digits = stackalloc byte[20]; // a ulong's digits
+        integer.TryFormat(digits, out var length, default, System.Globalization.CultureInfo.InvariantCulture);
+        digits = digits[..length];
+        if (scale == 0)
+        {
+            digits.CopyTo(into);
+            return length;
+        }
+        var whole = length - scale;
+        if (whole > 0)
+        {
+            digits[..whole].CopyTo(into);
+            into[whole] = (byte)'.';
+            digits[whole..].CopyTo(into[(whole + 1)..]);
+            return length + 1;
+        }
+        // 0.0000702: a zero, the point, then zeros up to the first digit.
+        into[0] = (byte)'0';
+        into[1] = (byte)'.';
+        into.Slice(2, -whole).Fill((byte)'0');
+        digits.CopyTo(into[(2 - whole)..]);
+        return 2 - whole + length;
+    }
 }

@@ -147,8 +147,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         var reservation = new Reservation(context.Record.RequestId + "." + context.Record.Attempts.ToString(CultureInfo.InvariantCulture), Nanos.FromUsdCeiling(maxCost));
         if (_memory is not null)
         {
-            Span<CounterState> states = stackalloc CounterState[counters.Length];
-            var refused = _memory.Reserve(counters.Limits, reservation.Id, reservation.Amount, now + _lease, now, states);
+            // No states back: budgets read the embedded store's counters where they are (see Known).
+            var refused = _memory.Reserve(counters.Limits, reservation.Id, reservation.Amount, now + _lease, now, states: default);
             return new(refused >= 0 ? Refuse(candidate, counters[refused]) : Admitted(counters, reservation, now));
         }
         return AdmitInStoreAsync(candidate, counters, reservation, now);
@@ -286,8 +286,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         if (tryStore && _memory is not null)
         {
-            Span<CounterState> states = stackalloc CounterState[counters.Length];
-            _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states);
+            _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states: default);
             return CheckAlertsAsync(counters);
         }
         return WriteToStoreAsync(counters, settlement, tryStore);

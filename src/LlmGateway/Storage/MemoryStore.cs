@@ -180,8 +180,9 @@ public sealed class MemoryStore : IGatewayStore
 
     /// <summary>
     /// <see cref="ReserveAsync"/> as the budgets call it on this store, once per attempt: it never waits, so it
-    /// answers without a task, and the counters' states go into <paramref name="states"/> rather than a new array.
-    /// Returns the index of the first counter without room, or -1 when reserved.
+    /// answers without a task, and the counters' states go into <paramref name="states"/> rather than a new array (or
+    /// nowhere, when it is empty: the budgets read the counters here when they need them). Returns the index of the
+    /// first counter without room, or -1 when reserved.
     /// </summary>
     internal int Reserve(ReadOnlySpan<CounterLimit> counters, string reservationId, long amount, DateTimeOffset reservationExpiresAt, DateTimeOffset now, Span<CounterState> states)
     {
@@ -195,7 +196,7 @@ public sealed class MemoryStore : IGatewayStore
             {
                 var c = found[i] = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
-                states[i] = new CounterState(c.Spent, c.Reserved);
+                if (!states.IsEmpty) states[i] = new CounterState(c.Spent, c.Reserved);
                 if (refused < 0 && c.Spent + c.Reserved + amount > counters[i].Limit) refused = i;
             }
             if (refused < 0)
@@ -205,7 +206,7 @@ public sealed class MemoryStore : IGatewayStore
                 {
                     var c = found[i];
                     c.Reserve(reservationId, amount, expires);
-                    states[i] = new CounterState(c.Spent, c.Reserved);
+                    if (!states.IsEmpty) states[i] = new CounterState(c.Spent, c.Reserved);
                 }
             }
             found.Clear(); // holds no counter past its sweep
@@ -220,7 +221,7 @@ public sealed class MemoryStore : IGatewayStore
         return Task.FromResult(states);
     }
 
-    /// <summary><see cref="SettleAsync"/> as the budgets call it on this store, once per attempt (see <see cref="Reserve"/>).</summary>
+    /// <summary><see cref="SettleAsync"/> as the budgets call it on this store, once per attempt (see <see cref="Reserve"/>; an empty <paramref name="states"/> wants none).</summary>
     internal void Settle(ReadOnlySpan<CounterRef> counters, ReadOnlySpan<Settlement> settlements, DateTimeOffset now, Span<CounterState> states)
     {
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -231,7 +232,7 @@ public sealed class MemoryStore : IGatewayStore
                 var c = GetCounter(counters[i].Key, counters[i].ExpiresAt, nowMs);
                 c.DropExpired(nowMs);
                 foreach (var settlement in settlements) c.Settle(settlement, nowMs);
-                states[i] = new CounterState(c.Spent, c.Reserved);
+                if (!states.IsEmpty) states[i] = new CounterState(c.Spent, c.Reserved);
             }
         }
     }

@@ -123,13 +123,14 @@ case "$mode" in
     command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
     load "$conns" "$warmup"
     n0=$(chat_calls)
-    perf record -e cpu-clock -F 1999 -g -p "$gpid" -o "$tmp/perf.data" -- sleep "$seconds" >"$tmp/perf.log" 2>&1 &
+    hz=1999
+    perf record -e cpu-clock -F "$hz" -g -p "$gpid" -o "$tmp/perf.data" -- sleep "$seconds" >"$tmp/perf.log" 2>&1 &
     pp=$!
     load "$conns" "$((seconds + 1))"
     wait "$pp" || { cat "$tmp/perf.log" >&2; exit 1; }
     n=$(($(chat_calls) - n0))
-    echo "$n requests at $conns connections; the gateway's CPU under perf (perf costs CPU of its own), by where it went:"
-    perf script -i "$tmp/perf.data" -F comm,tid,ip,sym 2>/dev/null | awk -f "$here/lib/perf-buckets.awk"
+    echo "$n requests at $conns connections; the $target's CPU under perf (perf costs CPU of its own), by where it went:"
+    perf script -i "$tmp/perf.data" -F comm,tid,ip,sym 2>/dev/null | awk -v requests="$n" -v hz="$hz" -f "$here/lib/perf-buckets.awk"
     ;;
   alloc)
     # dotnet-trace, pinned as bench/profile.sh pins it, into bench/.tools on first use.

@@ -1,7 +1,9 @@
 # Reads `perf script -F comm,tid,ip,sym` of the gateway (call graphs, the JIT's perf map) and prints where its CPU
 # went: samples whose innermost frame is the kernel's as "the kernel", the others given to the innermost frame that
 # names one of the gateway's steps (or the frameworks' parts) below; "other" is what none of them names (the
-# runtime, GC, async plumbing of unplaced frames). Used by bench/diagnose.sh perf.
+# runtime, GC, async plumbing of unplaced frames). Used by bench/diagnose.sh perf, which passes the requests the window
+# served and the sampling rate: each bucket then also reads as CPU µs per request of the perf window (every sample
+# stands for 1/hz s of one thread's CPU), so the gateway and the floor compare in time as well as in shares.
 function place(   i, f) {
   for (i = 1; i <= n; i++) {
     f = fr[i]
@@ -35,5 +37,10 @@ function flush() {
 }
 END {
   flush()
-  for (k in c) printf "  %5.1f %%  %s\n", 100 * c[k] / total, k | "sort -rn"
+  if (requests > 0 && hz > 0) {
+    printf "  %5.1f µs per request in all (%d samples at %d Hz over %d requests)\n", total * 1e6 / hz / requests, total, hz, requests
+    for (k in c) printf "  %5.1f %%  %6.1f µs  %s\n", 100 * c[k] / total, c[k] * 1e6 / hz / requests, k | "sort -rn"
+  } else {
+    for (k in c) printf "  %5.1f %%  %s\n", 100 * c[k] / total, k | "sort -rn"
+  }
 }

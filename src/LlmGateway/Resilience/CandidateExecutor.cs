@@ -80,14 +80,20 @@ public readonly record struct AttemptResult(Execution? Execution, ProviderFailur
 /// </summary>
 public sealed class CandidateExecutor(ProviderResilienceRegistry providers, TimeProvider time, IGatewayEvents events, IAttemptAdmission? admission = null)
 {
+    /// <remarks>
+    /// One async method for the candidates, their retries and each attempt: the attempt was an async method of its own,
+    /// a second state machine suspended and resumed with the first on every upstream call, and the state of the request's
+    /// way through the candidates was an object made per request to share between the two. Here it is locals.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
         var candidates = context.Route!.Candidates;
+        var record = context.Record;
+        var stream = context.Request.Stream;
         // Made at the first failure: an answer from the first candidate, the common case, never needs it.
         List<ProviderFailure>? failures = null;
         var minContextWindow = 0;
-        AttemptState? state = null;
         string? previousModel = null;
 
         for (var i = 0; i < candidates.Count; i++)
@@ -102,9 +108,14 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             }
 
             var provider = providers.Get(candidate.Provider.Name);
-            state ??= new AttemptState(context, total);
-            // Only a stream's first-token budget runs from the candidate's first try: no clock read for a complete body.
-            state.Start(candidate, provider, provider.Deployment(candidate.UpstreamModel), previousModel, context.Request.Stream ? time.GetTimestamp() : 0);
+            var deployment = provider.Deployment(candidate.UpstreamModel);
+            // When the first try of this candidate began: its stream's first-token budget runs from here (no clock read for a complete body).
+            var candidateStarted = stream ? time.GetTimestamp() : 0;
+            // The next try waits out this deployment's cooldown (the upstream's own Retry-After).
+            var retryThroughCooldown = false;
+            // The failure of the last call actually made to this candidate, and when it came.
+            ProviderFailure? lastCallFailure = null;
+            long failedAt = 0;
 
             // :: The retries of this candidate. Every decision (retry or not, and after how long) is the attempt's,
             // which knows the failure's classification and the upstream's Retry-After; this loop only waits, on the
@@ -115,11 +126,180 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             AttemptResult result;
             try
             {
-                result = await AttemptAsync(state).ConfigureAwait(false);
-                for (var retries = 0; result.RetryDelay is { } delay && retries < provider.Options.MaxRetries; retries++)
+                for (var retry = 0; ; retry++)
                 {
-                    if (delay > TimeSpan.Zero) await Task.Delay(delay, time, total.Token).ConfigureAwait(false);
-                    result = await AttemptAsync(state).ConfigureAwait(false);
+                    // :: One try on this candidate.
+                    if (retry > 0)
+                    {
+                        // The wait before a retry is the upstream's doing, not the gateway's overhead.
+                        context.AddUpstreamTime(failedAt);
+                        events.Retry(provider.Name, deployment.UpstreamModel);
+                    }
+                    var throughCooldown = retryThroughCooldown;
+                    retryThroughCooldown = false;
+                    if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var lease, out var attemptLimit) is { } skipped)
+                    {
+                        result = Fail(skipped);
+                    }
+                    else
+                    {
+                        IAdmissionTicket? ticket = null;
+                        TimedCancellation? timer = null;
+                        var committed = false;
+                        var called = false;
+                        try
+                        {
+                            // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
+                            ProviderFailure? refusal = null;
+                            if (admission is not null)
+                            {
+                                var admitted = await admission.AdmitAsync(context, candidate, total.Token).ConfigureAwait(false);
+                                if (admitted.Refusal is { } refused) refusal = refused;
+                                else ticket = admitted.Ticket;
+                            }
+                            if (refusal is not null)
+                            {
+                                result = Fail(refusal);
+                            }
+                            else
+                            {
+                                // :: Step 4: one call, up to the commit point.
+                                if (retry == 0 && previousModel is { } from)
+                                {
+                                    record.Fallbacks++;
+                                    events.Fallback(from, candidate.ModelName);
+                                }
+                                record.Attempts++;
+                                record.Model = candidate.ModelName;
+                                record.Provider = provider.Name;
+                                called = true;
+                                timer = new TimedCancellation(time, total.Token);
+                                timer.CancelAfter(attemptLimit);
+
+                                using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
+
+                                // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
+                                // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
+                                // call started and ended: the upstream time, the latency and the provider's health all read those two
+                                // moments, not the clock again. (The call was an async method of its own: one state machine more to run,
+                                // and to suspend and resume when the upstream answers, on every call.)
+                                var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
+                                ProviderResponse? response = null;
+                                List<(StreamEventKind, byte[])>? pending = null;
+                                var endedEarly = false;
+                                ProviderFailure? failure = null;
+                                var started = time.GetTimestamp();
+                                long ended;
+                                try
+                                {
+                                    response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
+                                    if (!response.IsSuccess)
+                                    {
+                                        failure = response.Failure;
+                                        response = null;
+                                    }
+                                    else if (response.Stream is { } chatStream)
+                                    {
+                                        pending = new List<(StreamEventKind, byte[])>(2);
+                                        while (true)
+                                        {
+                                            var ev = await chatStream.ReadAsync(timer.Token).ConfigureAwait(false);
+                                            if (ev.Kind == StreamEventKind.Failed)
+                                            {
+                                                await response.DisposeAsync().ConfigureAwait(false);
+                                                (response, pending, failure) = (null, null, ev.Failure);
+                                                break;
+                                            }
+                                            if (ev.Kind == StreamEventKind.End)
+                                            {
+                                                endedEarly = true;
+                                                break;
+                                            }
+                                            pending.Add((ev.Kind, ev.Data.ToArray()));
+                                            if (ev.Kind == StreamEventKind.Content) break;
+                                        }
+                                    }
+                                }
+                                catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+                                {
+                                    if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                                    (response, pending, endedEarly) = (null, null, false);
+                                    var what = !timer.TimedOut ? "the request's total time ran out"
+                                        : stream ? "no first token in time" : "no answer in time";
+                                    failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
+                                }
+                                catch
+                                {
+                                    if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                                    throw;
+                                }
+                                finally
+                                {
+                                    ended = time.GetTimestamp();
+                                    context.AddUpstreamTime(started, ended);
+                                }
+
+                                if (failure is not null)
+                                {
+                                    Telemetry.GatewayTracing.EndAttempt(span, null, failure);
+                                    lastCallFailure = failure;
+                                    failedAt = ended;
+                                    provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
+                                    var delay = RetryDelay(provider, deployment, failure, retry, stream, candidateStarted, total.Token, out retryThroughCooldown);
+                                    result = new AttemptResult(null, failure, delay);
+                                }
+                                else
+                                {
+                                    // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
+                                    var latency = time.GetElapsedTime(started, ended);
+                                    StreamCommit? commit = null;
+                                    if (response!.Stream is null || endedEarly)
+                                    {
+                                        provider.Succeeded(entry, latency, ended);
+                                    }
+                                    else
+                                    {
+                                        provider.Committed(entry);
+                                        commit = new StreamCommit(provider, entry.Deployment, latency);
+                                    }
+                                    context.Admission = ticket;
+                                    committed = true;
+                                    var execution = new Execution
+                                    {
+                                        Candidate = candidate,
+                                        Response = response,
+                                        Pending = pending ?? Execution.NothingPending,
+                                        EndedBeforeContent = endedEarly,
+                                        Cancellation = timer,
+                                        StreamIdleTimeout = provider.StreamIdleTimeout,
+                                        Lease = lease,
+                                        Commit = commit,
+                                    };
+                                    Telemetry.GatewayTracing.EndAttempt(span, execution, null);
+                                    result = new AttemptResult(execution, null, null);
+                                }
+                            }
+                        }
+                        catch
+                        {
+                            // The client left mid-call: that tells nothing about the provider.
+                            if (called) provider.Abandoned(entry);
+                            throw;
+                        }
+                        finally
+                        {
+                            if (!committed)
+                            {
+                                if (!called) provider.Abandoned(entry);
+                                timer?.Dispose();
+                                lease?.Dispose();
+                                if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
+                            }
+                        }
+                    }
+
+                    if (result.RetryDelay is not { } wait || retry >= provider.Options.MaxRetries) break;
+                    if (wait > TimeSpan.Zero) await Task.Delay(wait, time, total.Token).ConfigureAwait(false);
                 }
             }
             catch (Exception exception)
@@ -131,16 +311,16 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 break;
             }
 
-            if (result.Execution is { } execution) return execution;
+            if (result.Execution is { } committedExecution) return committedExecution;
             // A retry that found the circuit open, the deployment cooling down or the provider at its
             // limit says less than the call that failed before it: the client hears about that one.
-            var failure = ResilienceFailures.IsSkip(result.Failure!) && state.LastCallFailure is { } called ? called : result.Failure!;
-            (failures ??= new(candidates.Count)).Add(failure);
+            var candidateFailure = ResilienceFailures.IsSkip(result.Failure!) && lastCallFailure is { } lastCalled ? lastCalled : result.Failure!;
+            (failures ??= new(candidates.Count)).Add(candidateFailure);
             previousModel = candidate.ModelName;
-            switch (failure.Kind)
+            switch (candidateFailure.Kind)
             {
                 case FailureKind.FailRequest:
-                    return new Execution { Candidate = candidate, Error = Settled(failure.ToApiError(), context) };
+                    return new Execution { Candidate = candidate, Error = Settled(candidateFailure.ToApiError(), context) };
                 case FailureKind.ContextLength:
                     minContextWindow = candidate.Model.ContextWindow;
                     break;
@@ -158,190 +338,39 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private static ApiError Settled(ApiError error, GatewayContext context) =>
         context.Record.Attempts > 0 ? error with { ShouldRetry = false } : error;
 
-    /// <summary>One try on the current candidate; the candidate loop calls it again for each retry.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<AttemptResult> AttemptAsync(AttemptState state)
+    /// <summary>
+    /// Steps 1 and 2 of an attempt, before anything is awaited: a deployment cooling down, an open circuit (the
+    /// provider's or the deployment's), or a provider over its own limits is skipped without a call, and a stream's
+    /// retries share one first-token budget, so the next candidate starts within FirstTokenTimeout of this one's first
+    /// try (a non-stream call has a limit per attempt). Null when the call may go ahead, holding what it entered.
+    /// </summary>
+    private ProviderFailure? Enter(ProviderResilience provider, DeploymentHealth deployment, GatewayContext context, bool throughCooldown, bool stream,
+        long candidateStarted, ProviderFailure? lastCallFailure, out HealthEntry entry, out RateLimitLease? lease, out TimeSpan attemptLimit)
     {
-        var (context, candidate, provider, deployment) = (state.Context, state.Candidate!, state.Provider!, state.Deployment!);
-        var record = context.Record;
-        var retry = state.Tries++;
-        if (retry > 0)
-        {
-            // The wait before a retry is the upstream's doing, not the gateway's overhead.
-            context.AddUpstreamTime(state.FailedAt);
-            events.Retry(provider.Name, deployment.UpstreamModel);
-        }
+        lease = null;
+        attemptLimit = default;
+        if (provider.TryEnter(deployment, out entry, ignoreCooldown: throughCooldown) is { } skipped) return skipped;
 
-        // :: Step 1: a deployment cooling down, or an open circuit (the provider's or the deployment's), is skipped without a call.
-        var throughCooldown = state.RetryThroughCooldown;
-        state.RetryThroughCooldown = false;
-        if (provider.TryEnter(deployment, out var entry, ignoreCooldown: throughCooldown) is { } skipped) return Fail(skipped);
-
-        // :: Step 2: a provider over its own limits is skipped, not waited for.
-        var verdict = provider.Limits.TryAcquire(context.Request, out var lease, out var limitRetryAfter);
+        var verdict = provider.Limits.TryAcquire(context.Request, out lease, out var limitRetryAfter);
         if (verdict != LimitVerdict.Acquired)
         {
             provider.Abandoned(entry);
-            return Fail(ResilienceFailures.OverLimit(provider.Name, verdict, limitRetryAfter));
+            return ResilienceFailures.OverLimit(provider.Name, verdict, limitRetryAfter);
         }
 
-        // A stream's retries share one first-token budget, so the next candidate starts within
-        // FirstTokenTimeout of this one's first try; a non-stream call has a limit per attempt.
-        var attemptLimit = provider.AttemptTimeout;
-        if (context.Request.Stream)
+        attemptLimit = provider.AttemptTimeout;
+        if (stream)
         {
-            attemptLimit = provider.FirstTokenTimeout - time.GetElapsedTime(state.CandidateStarted);
+            attemptLimit = provider.FirstTokenTimeout - time.GetElapsedTime(candidateStarted);
             if (attemptLimit <= TimeSpan.Zero)
             {
                 provider.Abandoned(entry);
                 lease?.Dispose();
-                return Fail(state.LastCallFailure ?? ProviderFailure.Timeout(provider.Name, "no first token in time"));
+                lease = null;
+                return lastCallFailure ?? ProviderFailure.Timeout(provider.Name, "no first token in time");
             }
         }
-
-        IAdmissionTicket? ticket = null;
-        TimedCancellation? timer = null;
-        var committed = false;
-        var called = false;
-        try
-        {
-            // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
-            if (admission is not null)
-            {
-                var admitted = await admission.AdmitAsync(context, candidate, state.Total.Token).ConfigureAwait(false);
-                if (admitted.Refusal is { } refusal) return Fail(refusal);
-                ticket = admitted.Ticket;
-            }
-
-            // :: Step 4: one call, up to the commit point.
-            if (retry == 0 && state.FallbackFrom is { } from)
-            {
-                record.Fallbacks++;
-                events.Fallback(from, candidate.ModelName);
-            }
-            record.Attempts++;
-            record.Model = candidate.ModelName;
-            record.Provider = provider.Name;
-            called = true;
-            timer = new TimedCancellation(time, state.Total.Token);
-            timer.CancelAfter(attemptLimit);
-
-            using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-
-            // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
-            // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
-            // call started and ended lands in the state: the upstream time, the latency and the provider's health all
-            // read those two moments, not the clock again. (The call was an async method of its own: one state machine
-            // more to run, and to suspend and resume when the upstream answers, on every call.)
-            var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
-            ProviderResponse? response = null;
-            List<(StreamEventKind, byte[])>? pending = null;
-            var endedEarly = false;
-            ProviderFailure? failure = null;
-            var started = state.CallStarted = time.GetTimestamp();
-            try
-            {
-                response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
-                if (!response.IsSuccess)
-                {
-                    failure = response.Failure;
-                    response = null;
-                }
-                else if (response.Stream is { } stream)
-                {
-                    pending = new List<(StreamEventKind, byte[])>(2);
-                    while (true)
-                    {
-                        var ev = await stream.ReadAsync(timer.Token).ConfigureAwait(false);
-                        if (ev.Kind == StreamEventKind.Failed)
-                        {
-                            await response.DisposeAsync().ConfigureAwait(false);
-                            (response, pending, failure) = (null, null, ev.Failure);
-                            break;
-                        }
-                        if (ev.Kind == StreamEventKind.End)
-                        {
-                            endedEarly = true;
-                            break;
-                        }
-                        pending.Add((ev.Kind, ev.Data.ToArray()));
-                        if (ev.Kind == StreamEventKind.Content) break;
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-            {
-                if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                (response, pending, endedEarly) = (null, null, false);
-                var what = !timer.TimedOut ? "the request's total time ran out"
-                    : context.Request.Stream ? "no first token in time" : "no answer in time";
-                failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
-            }
-            catch
-            {
-                if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                throw;
-            }
-            finally
-            {
-                var ended = state.CallEnded = time.GetTimestamp();
-                context.AddUpstreamTime(started, ended);
-            }
-
-            if (failure is not null)
-            {
-                Telemetry.GatewayTracing.EndAttempt(span, null, failure);
-                state.LastCallFailure = failure;
-                state.FailedAt = state.CallEnded;
-                provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
-                var delay = RetryDelay(state, provider, failure, retry);
-                return new AttemptResult(null, failure, delay);
-            }
-
-            // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
-            var latency = time.GetElapsedTime(state.CallStarted, state.CallEnded);
-            StreamCommit? commit = null;
-            if (response!.Stream is null || endedEarly)
-            {
-                provider.Succeeded(entry, latency, state.CallEnded);
-            }
-            else
-            {
-                provider.Committed(entry);
-                commit = new StreamCommit(provider, entry.Deployment, latency);
-            }
-            context.Admission = ticket;
-            committed = true;
-            var execution = new Execution
-            {
-                Candidate = candidate,
-                Response = response,
-                Pending = pending ?? Execution.NothingPending,
-                EndedBeforeContent = endedEarly,
-                Cancellation = timer,
-                StreamIdleTimeout = provider.StreamIdleTimeout,
-                Lease = lease,
-                Commit = commit,
-            };
-            Telemetry.GatewayTracing.EndAttempt(span, execution, null);
-            return new AttemptResult(execution, null, null);
-        }
-        catch
-        {
-            // The client left mid-call: that tells nothing about the provider.
-            if (called) provider.Abandoned(entry);
-            throw;
-        }
-        finally
-        {
-            if (!committed)
-            {
-                if (!called) provider.Abandoned(entry);
-                timer?.Dispose();
-                lease?.Dispose();
-                if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
-            }
-        }
+        return null;
     }
 
     /// <summary>
@@ -349,27 +378,30 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     /// candidate. Only what another try can fix is retried, only while the wait fits the request's total,
     /// a stream's first-token budget, and (after a 429 or 529) the deployment's cooldown: the upstream
     /// named the wait, and a wait longer than MaxDelayMs is better spent on the next candidate.
+    /// <paramref name="throughCooldown"/> says the retry is this request's turn after the cooldown.
     /// </summary>
-    private TimeSpan? RetryDelay(AttemptState state, ProviderResilience provider, ProviderFailure failure, int retry)
+    private TimeSpan? RetryDelay(ProviderResilience provider, DeploymentHealth deployment, ProviderFailure failure, int retry, bool stream,
+        long candidateStarted, CancellationToken total, out bool throughCooldown)
     {
-        if (failure.Kind != FailureKind.Retryable || state.Total.Token.IsCancellationRequested) return null;
+        throughCooldown = false;
+        if (failure.Kind != FailureKind.Retryable || total.IsCancellationRequested) return null;
         TimeSpan? delay;
         if (failure.CoolsDown)
         {
             // Wait out a cooldown only when the upstream itself named a short one; without a
             // Retry-After the configured cooldown is a guess, and the next candidate can answer now.
-            var cooldown = state.Deployment!.RemainingCooldown;
+            var cooldown = deployment.RemainingCooldown;
             delay = failure.RetryAfter is { } asked && asked > TimeSpan.Zero && cooldown <= TimeSpan.FromMilliseconds(provider.Options.MaxDelayMs)
                 ? cooldown
                 : null;
             // The retry is this request's turn after the cooldown: a timer firing a tick early must not skip it.
-            state.RetryThroughCooldown = delay is not null;
+            throughCooldown = delay is not null;
         }
         else
         {
             delay = Backoff.RetryDelay(retry, provider.Options, failure.RetryAfter, Random.Shared.NextDouble());
         }
-        if (delay is { } wait && state.Context.Request.Stream && time.GetElapsedTime(state.CandidateStarted) + wait >= provider.FirstTokenTimeout)
+        if (delay is { } wait && stream && time.GetElapsedTime(candidateStarted) + wait >= provider.FirstTokenTimeout)
         {
             return null;
         }
@@ -430,46 +462,6 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     private static string Summary(string verb, List<ProviderFailure> failures) => failures.Count == 1
         ? failures[0].Message
         : $"Every candidate {verb}: " + string.Join(" | ", failures.Select(f => f.Message));
-
-    /// <summary>The state of one request's way through the candidates, one object for all its attempts.</summary>
-    private sealed class AttemptState(GatewayContext context, TimedCancellation total)
-    {
-        public GatewayContext Context { get; } = context;
-        public TimedCancellation Total { get; } = total;
-        public Candidate? Candidate { get; private set; }
-        public ProviderResilience? Provider { get; private set; }
-        public DeploymentHealth? Deployment { get; private set; }
-
-        /// <summary>When the first try of this candidate began: its stream's first-token budget runs from here.</summary>
-        public long CandidateStarted { get; private set; }
-
-        /// <summary>The next try waited out this deployment's cooldown (the upstream's own Retry-After).</summary>
-        public bool RetryThroughCooldown { get; set; }
-
-        /// <summary>The model tried (or skipped) before this candidate, for the fallback event.</summary>
-        public string? FallbackFrom { get; private set; }
-        public int Tries { get; set; }
-
-        /// <summary>The failure of the last call actually made to this candidate, and when it came.</summary>
-        public ProviderFailure? LastCallFailure { get; set; }
-        public long FailedAt { get; set; }
-
-        /// <summary>When the last call was sent and when it came back (or failed), as <see cref="TimeProvider.GetTimestamp"/>s.</summary>
-        public long CallStarted { get; set; }
-        public long CallEnded { get; set; }
-
-        public void Start(Candidate candidate, ProviderResilience provider, DeploymentHealth deployment, string? fallbackFrom, long now)
-        {
-            Candidate = candidate;
-            Provider = provider;
-            Deployment = deployment;
-            CandidateStarted = now;
-            RetryThroughCooldown = false;
-            FallbackFrom = fallbackFrom;
-            Tries = 0;
-            LastCallFailure = null;
-        }
-    }
 }
 
 /// <summary>Failures the resilience layer itself decides on, before any call.</summary>

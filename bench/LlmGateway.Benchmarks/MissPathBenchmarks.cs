@@ -143,8 +143,8 @@ internal sealed class FakeUpstream(string name, ProviderOptions options) : IChat
 
     private static TaskCompletionSource<ProviderResponse>? s_pending;
 
-    public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken) =>
-        Suspends ? (s_pending = new TaskCompletionSource<ProviderResponse>()).Task : Task.FromResult(Answer());
+    public ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken) =>
+        Suspends ? new((s_pending = new TaskCompletionSource<ProviderResponse>()).Task) : ValueTask.FromResult(Answer());
 
     /// <summary>Answers the waiting call on the caller's thread: its awaiters (all ConfigureAwait(false)) resume there.</summary>
     internal static void AnswerPending() => Interlocked.Exchange(ref s_pending, null)!.SetResult(Answer());

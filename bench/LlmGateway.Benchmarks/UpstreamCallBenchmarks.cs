@@ -39,7 +39,7 @@ public class UpstreamCallBenchmarks
         // The row is checked to be the path it names: a complete answer over the socket, its usage read from the body,
         // and the request as the upstream saw it (the key, the JSON type, the renamed model).
         _upstream.KeepNextRequest = true;
-        var response = _provider.SendAsync(_request, CancellationToken.None).GetAwaiter().GetResult();
+        var response = _provider.SendAsync(_request, CancellationToken.None).AsTask().GetAwaiter().GetResult();
         try
         {
             if (!response.IsSuccess || response.Stream is not null || response.Usage != new TokenUsage(236, 58) || !response.Body.Span.SequenceEqual(Samples.Completion))

@@ -26,8 +26,12 @@ public interface IChatProvider
     /// </summary>
     string? NativeDialect => null;
 
-    /// <summary>Sends the request; for a stream, returns once headers arrived (the body is read through <see cref="ProviderResponse.Stream"/>).</summary>
-    Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken);
+    /// <summary>
+    /// Sends the request; for a stream, returns once headers arrived (the body is read through <see cref="ProviderResponse.Stream"/>).
+    /// Awaited once, at once, by the candidate loop: a provider may return a pooled task (a <see cref="Task"/> was a new
+    /// object of about 200 B on every upstream call).
+    /// </summary>
+    ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>Builds providers of one configuration <c>Type</c>.</summary>

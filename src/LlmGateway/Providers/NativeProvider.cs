@@ -72,15 +72,15 @@ public abstract class NativeProvider : IChatProvider, IDisposable
     /// </summary>
     protected virtual bool HasNativeChoices(ProviderRequest request) => false;
 
-    public Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    public ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
         if (request.Operation == Pipeline.RequestOperation.Chat && request.Choices > 1)
         {
             // Settled before any call: more than the provider can give is the request's fault (400), never a 5xx.
-            if (request.Choices > ChoiceFanOut.MaxChoices) return Task.FromResult(ProviderResponse.Failed(ChoiceFanOut.TooMany(Name, request.Choices)));
-            if (!HasNativeChoices(request)) return ChoiceFanOut.SendAsync(request, request.Choices, SendOneAsync, Time, cancellationToken);
+            if (request.Choices > ChoiceFanOut.MaxChoices) return ValueTask.FromResult(ProviderResponse.Failed(ChoiceFanOut.TooMany(Name, request.Choices)));
+            if (!HasNativeChoices(request)) return new(ChoiceFanOut.SendAsync(request, request.Choices, SendOneAsync, Time, cancellationToken));
         }
-        return SendOneAsync(request, cancellationToken);
+        return new(SendOneAsync(request, cancellationToken));
     }
 
     private async Task<ProviderResponse> SendOneAsync(ProviderRequest request, CancellationToken cancellationToken)

@@ -62,17 +62,27 @@ public static class ProviderHttp
             return (null, FromException(provider, e));
         }
         if (response.IsSuccessStatusCode) return (response, null);
+        return (null, await ReadFailureAsync(response, provider, readError, time, cancellationToken).ConfigureAwait(false));
+    }
 
+    /// <summary>
+    /// A non-2xx answer as the failure it is: its error body (at most <see cref="MaxErrorBodyBytes"/>) classified by
+    /// <paramref name="readError"/>, or the connection's failure if the body can't be read. Disposes
+    /// <paramref name="response"/>; throws only for the caller's cancellation.
+    /// </summary>
+    public static async Task<ProviderFailure> ReadFailureAsync(
+        HttpResponseMessage response, string provider, ErrorReader readError, TimeProvider time, CancellationToken cancellationToken)
+    {
         using (response)
         {
             try
             {
                 var errorBody = await ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
-                return (null, readError((int)response.StatusCode, errorBody, ReadRetryAfter(response, time)));
+                return readError((int)response.StatusCode, errorBody, ReadRetryAfter(response, time));
             }
             catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
             {
-                return (null, FromException(provider, e));
+                return FromException(provider, e);
             }
         }
     }

@@ -410,7 +410,7 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         public int Calls;
         public int LastMessageCount;
 
-        public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+        public async ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref Calls);
             if (request.Operation == RequestOperation.Embeddings)

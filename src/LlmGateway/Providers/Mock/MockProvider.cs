@@ -24,7 +24,7 @@ public sealed class MockProvider(string name, ProviderOptions options, TimeProvi
     /// <summary>Vector length when the request sets no <c>dimensions</c>: small, since the vectors only show the path works.</summary>
     public const int DefaultDimensions = 16;
 
-    public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    public async ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
         var mock = Options.Mock;
         if (request.Operation == RequestOperation.Embeddings)

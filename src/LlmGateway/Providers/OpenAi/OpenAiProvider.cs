@@ -60,7 +60,12 @@ public sealed class OpenAiProvider : IChatProvider
     private Uri AzureUri(string deployment, string operation) =>
         new($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(deployment)}/{operation}?api-version={Uri.EscapeDataString(Options.ApiVersion!)}");
 
-    public async Task<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The handler is awaited here, not through <see cref="ProviderHttp.SendAsync"/>: one async level fewer to suspend
+    /// and resume when the upstream answers, on every call. Its state machine is pooled (see <see cref="IChatProvider.SendAsync"/>).
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
     {
         if (UnusableReason is not null) return ProviderResponse.Failed(ProviderFailure.NotConfigured(Name, UnusableReason));
 
@@ -79,8 +84,19 @@ public sealed class OpenAiProvider : IChatProvider
         // Added as text: not parsed into a header value object on every stream.
         if (request.Stream) message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
 
-        var (response, failure) = await ProviderHttp.SendAsync(_client, message, Name, _readError, _time, cancellationToken).ConfigureAwait(false);
-        if (response is null) return ProviderResponse.Failed(failure!);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _client.SendAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
+        }
+        if (!response.IsSuccessStatusCode)
+        {
+            return ProviderResponse.Failed(await ProviderHttp.ReadFailureAsync(response, Name, _readError, _time, cancellationToken).ConfigureAwait(false));
+        }
 
         var keep = false;
         try

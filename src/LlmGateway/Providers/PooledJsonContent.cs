@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net;
-using System.Net.Http.Headers;
 
 namespace LlmGateway.Providers;
 
@@ -15,14 +14,14 @@ namespace LlmGateway.Providers;
 /// </summary>
 public sealed class PooledJsonContent : HttpContent, IBufferWriter<byte>
 {
-    private static readonly MediaTypeHeaderValue s_json = new("application/json");
     private byte[]? _buffer;
     private int _length;
 
     private PooledJsonContent(int sizeHint)
     {
         _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(sizeHint, 256));
-        Headers.ContentType = s_json;
+        // As text: a parsed value is a header-info object per request, read back as text when the headers are written.
+        Headers.TryAddWithoutValidation("Content-Type", "application/json");
     }
 
     /// <summary>

@@ -113,10 +113,14 @@ public static class ProviderHttp
     /// <see cref="PooledBody.Return"/>). On an exception nothing is left rented. The buffer grows with the
     /// bytes that arrive, never by what Content-Length claims beyond <see cref="MaxFirstBufferBytes"/>.
     /// </summary>
+    /// <remarks>
+    /// The stream is taken synchronously: a handler's answer content has it already (no I/O, nothing to wait for), and
+    /// <see cref="HttpContent.ReadAsStreamAsync(CancellationToken)"/> wrapped it in a new task on every call.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<PooledBody> ReadPooledAsync(HttpContent content, CancellationToken cancellationToken)
     {
-        using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var stream = content.ReadAsStream(cancellationToken);
         // One byte more than announced, so the read that finds the end needs no bigger buffer.
         var first = content.Headers.ContentLength is { } known and >= 0 ? (int)Math.Min(known + 1, MaxFirstBufferBytes) : 16 * 1024;
         var (buffer, length) = await PooledRead.ToEndAsync(stream, first, Array.MaxLength, cancellationToken).ConfigureAwait(false);

@@ -12,6 +12,9 @@ public class PooledBodyTests
 
         protected override Task<Stream> CreateContentReadStreamAsync() => Task.FromResult<Stream>(new TrickleStream(bytes));
 
+        // As a handler's answer content: the stream is there at once, asked for with or without a task.
+        protected override Stream CreateContentReadStream(CancellationToken cancellationToken) => new TrickleStream(bytes);
+
         protected override bool TryComputeLength(out long length)
         {
             length = bytes.Length;

@@ -55,6 +55,7 @@ public class PipelineBenchmarks
         _route = _router.Route(_miss, new RoutingContext(RequestHints.None));
         if (_route.Error is not null || _route.Candidates.Count == 0) throw new InvalidOperationException($"bench-model does not route: {_route.Summary}");
         _candidate = _route.Candidates[0];
+        if (_route.Summary != "fallbacks: bench-model | task type by default") throw new InvalidOperationException($"bench-model's route is not its chain alone: {_route.Summary}");
         _record = CompletedRecord("req_bench");
         // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
         var pipeline = _services.Get<GatewayPipeline>();
@@ -127,6 +128,13 @@ public class PipelineBenchmarks
     /// <summary>Step 3: task type and the candidate chain for an explicit model, no routing headers.</summary>
     [Benchmark]
     public int Route_ExplicitModel() => _router.Route(_miss, new RoutingContext(RequestHints.None)).Candidates.Count;
+
+    /// <summary>
+    /// <see cref="Route_ExplicitModel"/> with the decision's summary line, which the pipeline puts in every request's
+    /// record for the log line (the setup checks it is the explicit model's whole chain, nothing removed).
+    /// </summary>
+    [Benchmark]
+    public int Route_ExplicitModel_Summary() => _router.Route(_miss, new RoutingContext(RequestHints.None)).Summary.Length;
 
     /// <summary>Step 4, not cacheable (temperature 0.2): the decision that skips the cache.</summary>
     [Benchmark]

@@ -47,6 +47,9 @@ public sealed class ModelRouter : IModelRouter
     private readonly IProviderHealth? _health;
     private readonly IBudgetGate? _budgets;
 
+    /// <summary>Each configured candidate list's summary line (see <see cref="SharedRouteSummary"/>); filled at start-up, then only read.</summary>
+    private readonly Dictionary<Candidate[], SharedRouteSummary> _summaries = new(ReferenceEqualityComparer.Instance);
+
     public ModelRouter(
         IOptions<GatewayOptions> options,
         ProviderRegistry providers,
@@ -108,6 +111,12 @@ public sealed class ModelRouter : IModelRouter
         }
         routes.Sort(static (a, b) => string.CompareOrdinal(a.TaskType, b.TaskType));
         TaskTypes = routes;
+
+        foreach (var list in _chains.Values) _summaries.TryAdd(list, new SharedRouteSummary());
+        foreach (var (list, _) in _taskTypes.Values) _summaries.TryAdd(list, new SharedRouteSummary());
+        _summaries.TryAdd(_allModels, new SharedRouteSummary());
+        _summaries.TryAdd(_embeddingModels, new SharedRouteSummary());
+        if (_embeddingsTaskType is { } embeddingsRoute) _summaries.TryAdd(embeddingsRoute.Models, new SharedRouteSummary());
     }
 
     public IReadOnlyList<TaskTypeRoute> TaskTypes { get; }
@@ -215,6 +224,7 @@ public sealed class ModelRouter : IModelRouter
             Evaluated = evaluated,
             Input = input,
             Error = candidates.Length == 0 ? CandidateFilters.NoCandidateError(evaluated, input) : null,
+            SharedSummary = dropped is null && candidates.Length > 0 && ReferenceEquals(candidates, list) ? _summaries.GetValueOrDefault(list) : null,
         };
     }
 

@@ -53,12 +53,18 @@ public sealed class RouteDecision
     public ApiError? Error { get; init; }
 
     /// <summary>
+    /// Set by the router when the candidates are a configured list as it is (nothing removed, the order unchanged): the
+    /// line is then the same as the last such decision's with the same strategy and task-type source, and is reused.
+    /// </summary>
+    internal SharedRouteSummary? SharedSummary { get; init; }
+
+    /// <summary>
     /// The decision in one short line for the request log: strategy and order, what was removed and
     /// why, and where the task type came from. Built on first use.
     /// </summary>
-    public string Summary => _summary ??= BuildSummary();
+    public string Summary => _summary ??= SharedSummary?.For(this) ?? BuildSummary();
 
-    private string BuildSummary()
+    internal string BuildSummary()
     {
         // Rejected before any candidate was weighed (a malformed routing header, an unknown model).
         if (Error is not null && Evaluated.Count == 0) return "no route: " + Error.Message;
@@ -88,6 +94,33 @@ public sealed class RouteDecision
         s.AppendLiteral(" | task type by ");
         s.AppendFormatted(TaskTypeSource);
         return s.ToStringAndClear();
+    }
+}
+
+/// <summary>
+/// The summary line of one configured candidate list, kept from the last decision that used the list unchanged. The
+/// request log reads a route's summary on every request, and for a named model it is the same text every time: built
+/// per request, it was a new string each time (and the log compared it, character by character, with the last line's).
+/// </summary>
+internal sealed class SharedRouteSummary
+{
+    private sealed record Entry(string Strategy, string TaskTypeSource, string Summary);
+
+    private Entry? _last;
+
+    /// <summary>The summary of <paramref name="decision"/>, whose candidates are this list, in order, none removed.</summary>
+    public string For(RouteDecision decision)
+    {
+        // One object read once: a concurrent request may replace it, never tear it.
+        var last = _last;
+        if (last is not null && string.Equals(last.Strategy, decision.Strategy, StringComparison.Ordinal)
+            && string.Equals(last.TaskTypeSource, decision.TaskTypeSource, StringComparison.Ordinal))
+        {
+            return last.Summary;
+        }
+        var summary = decision.BuildSummary();
+        _last = new Entry(decision.Strategy, decision.TaskTypeSource, summary);
+        return summary;
     }
 }
 

@@ -254,4 +254,21 @@ public class ModelRouterTests
         Assert.True(d.Evaluated[0].EstimatedCostUsd < d.Evaluated[1].EstimatedCostUsd);
         Assert.Equal("cost: local>mini | removed big (max-cost) | task type by header", d.Summary);
     }
+
+    [Fact]
+    public void A_named_models_unchanged_chain_shares_its_summary_line_and_a_new_task_type_source_gets_its_own()
+    {
+        var router = Setup().Build();
+
+        var first = router.Route(Ask("mini"), Headers());
+        var second = router.Route(Ask("mini"), Headers());
+        Assert.Equal("fallbacks: mini>local>big | task type by default", first.Summary);
+        Assert.Same(first.Summary, second.Summary);
+
+        var byHeader = router.Route(Ask("mini"), Headers(("X-Task-Type", "sql")));
+        Assert.Equal("fallbacks: mini>local>big | task type by header", byHeader.Summary);
+        var removed = router.Route(Ask("mini"), Headers(("X-Local-Only", "true")));
+        Assert.Equal("fallbacks: local | removed mini (local-only), big (local-only) | task type by default", removed.Summary);
+        Assert.Equal("fallbacks: mini>local>big | task type by default", router.Route(Ask("mini"), Headers()).Summary);
+    }
 }

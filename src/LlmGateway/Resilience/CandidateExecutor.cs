@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Threading.RateLimiting;
 using LlmGateway.Budgets;
 using LlmGateway.ChatCompletions;
 using LlmGateway.Http;
@@ -37,8 +36,13 @@ public sealed class Execution : IAsyncDisposable
 
     public ApiError? Error { get; init; }
 
-    /// <summary>The provider's concurrency slot, held until the answer is fully delivered.</summary>
-    internal RateLimitLease? Lease { get; init; }
+    /// <summary>The limits whose concurrency slot this answer holds until it is fully delivered; given back once.</summary>
+    internal ProviderLimits? Slot
+    {
+        get => _slot;
+        init => _slot = value;
+    }
+    private ProviderLimits? _slot;
 
     /// <summary>A committed stream's outcome for the provider's health, told by its reader; null for a complete body.</summary>
     internal StreamCommit? Commit { get; init; }
@@ -62,7 +66,7 @@ public sealed class Execution : IAsyncDisposable
     private void DisposeRest()
     {
         Cancellation?.Dispose();
-        Lease?.Dispose();
+        Interlocked.Exchange(ref _slot, null)?.Release();
     }
 }
 
@@ -137,7 +141,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                     }
                     var throughCooldown = retryThroughCooldown;
                     retryThroughCooldown = false;
-                    if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var lease, out var attemptLimit) is { } skipped)
+                    if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var attemptLimit) is { } skipped)
                     {
                         result = Fail(skipped);
                     }
@@ -272,7 +276,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                                         EndedBeforeContent = endedEarly,
                                         Cancellation = timer,
                                         StreamIdleTimeout = provider.StreamIdleTimeout,
-                                        Lease = lease,
+                                        Slot = provider.Limits,
                                         Commit = commit,
                                     };
                                     Telemetry.GatewayTracing.EndAttempt(span, execution, null);
@@ -292,7 +296,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                             {
                                 if (!called) provider.Abandoned(entry);
                                 timer?.Dispose();
-                                lease?.Dispose();
+                                provider.Limits.Release();
                                 if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
                             }
                         }
@@ -345,13 +349,12 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     /// try (a non-stream call has a limit per attempt). Null when the call may go ahead, holding what it entered.
     /// </summary>
     private ProviderFailure? Enter(ProviderResilience provider, DeploymentHealth deployment, GatewayContext context, bool throughCooldown, bool stream,
-        long candidateStarted, ProviderFailure? lastCallFailure, out HealthEntry entry, out RateLimitLease? lease, out TimeSpan attemptLimit)
+        long candidateStarted, ProviderFailure? lastCallFailure, out HealthEntry entry, out TimeSpan attemptLimit)
     {
-        lease = null;
         attemptLimit = default;
         if (provider.TryEnter(deployment, out entry, ignoreCooldown: throughCooldown) is { } skipped) return skipped;
 
-        var verdict = provider.Limits.TryAcquire(context.Request, out lease, out var limitRetryAfter);
+        var verdict = provider.Limits.TryAcquire(context.Request, out var limitRetryAfter);
         if (verdict != LimitVerdict.Acquired)
         {
             provider.Abandoned(entry);
@@ -365,8 +368,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
             if (attemptLimit <= TimeSpan.Zero)
             {
                 provider.Abandoned(entry);
-                lease?.Dispose();
-                lease = null;
+                provider.Limits.Release();
                 return lastCallFailure ?? ProviderFailure.Timeout(provider.Name, "no first token in time");
             }
         }

@@ -17,7 +17,11 @@ namespace LlmGateway.Resilience;
 /// </remarks>
 public sealed class ProviderLimits : IDisposable
 {
-    private readonly ConcurrencyLimiter _concurrency;
+    /// <summary>
+    /// Calls in flight, counted here rather than by a ConcurrencyLimiter: without a queue, a limiter's slot is this
+    /// count under a lock, taken and given back with a lease object per call; here it is one compare-and-swap each way.
+    /// </summary>
+    private int _inFlight;
     private readonly FixedWindowRateLimiter? _requests;
     private readonly FixedWindowRateLimiter? _tokens;
     private readonly int _tpm;
@@ -27,7 +31,6 @@ public sealed class ProviderLimits : IDisposable
         MaxConcurrency = options.MaxConcurrency;
         Rpm = options.Rpm;
         Tpm = options.Tpm;
-        _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = options.MaxConcurrency, QueueLimit = 0 });
         if (options.Rpm > 0)
         {
             _requests = new FixedWindowRateLimiter(new FixedWindowRateLimiterOptions
@@ -49,23 +52,23 @@ public sealed class ProviderLimits : IDisposable
     public int Rpm { get; }
     public int Tpm { get; }
 
-    public long InFlight => MaxConcurrency - (_concurrency.GetStatistics()?.CurrentAvailablePermits ?? MaxConcurrency);
+    public long InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>
-    /// Takes a slot for one call, held (through <paramref name="lease"/>) until the answer is fully
-    /// delivered, since a stream occupies the provider until its last chunk. The token count is what
-    /// the provider will charge against its own TPM before it answers: the prompt estimate plus the
-    /// output the request allows (OpenAI's own rule).
+    /// Takes a slot for one call, held until the answer is fully delivered (then <see cref="Release"/>, once), since a
+    /// stream occupies the provider until its last chunk. The token count is what the provider will charge against its
+    /// own TPM before it answers: the prompt estimate plus the output the request allows (OpenAI's own rule).
     /// </summary>
-    public LimitVerdict TryAcquire(GatewayRequest request, out RateLimitLease? lease, out TimeSpan retryAfter)
+    public LimitVerdict TryAcquire(GatewayRequest request, out TimeSpan retryAfter)
     {
         retryAfter = ResilienceDefaults.ConcurrencyRetryAfter;
-        lease = _concurrency.AttemptAcquire();
-        if (!lease.IsAcquired)
+        var inFlight = Volatile.Read(ref _inFlight);
+        while (true)
         {
-            lease.Dispose();
-            lease = null;
-            return LimitVerdict.Concurrency;
+            if (inFlight >= MaxConcurrency) return LimitVerdict.Concurrency;
+            var seen = Interlocked.CompareExchange(ref _inFlight, inFlight + 1, inFlight);
+            if (seen == inFlight) break;
+            inFlight = seen;
         }
         if (_requests is not null)
         {
@@ -73,8 +76,7 @@ public sealed class ProviderLimits : IDisposable
             if (!rpm.IsAcquired)
             {
                 retryAfter = WindowRest(rpm);
-                lease.Dispose();
-                lease = null;
+                Release();
                 return LimitVerdict.Rpm;
             }
         }
@@ -86,13 +88,15 @@ public sealed class ProviderLimits : IDisposable
             if (!tpm.IsAcquired)
             {
                 retryAfter = WindowRest(tpm);
-                lease.Dispose();
-                lease = null;
+                Release();
                 return LimitVerdict.Tpm;
             }
         }
         return LimitVerdict.Acquired;
     }
+
+    /// <summary>Gives back the slot of one call that <see cref="TryAcquire"/> let through.</summary>
+    public void Release() => Interlocked.Decrement(ref _inFlight);
 
     /// <summary>When a refused rate-limit lease says the window renews; else a whole minute.</summary>
     private static TimeSpan WindowRest(RateLimitLease refused) =>
@@ -100,7 +104,6 @@ public sealed class ProviderLimits : IDisposable
 
     public void Dispose()
     {
-        _concurrency.Dispose();
         _requests?.Dispose();
         _tokens?.Dispose();
     }

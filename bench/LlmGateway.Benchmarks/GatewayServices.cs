@@ -15,8 +15,8 @@ namespace LlmGateway.Benchmarks;
 /// <summary>
 /// The gateway's own services, built by its own Program (through <see cref="WebApplicationFactory{TEntryPoint}"/>:
 /// no socket, every registration the shipped gateway makes), with the configuration bench/run.sh gives
-/// the gateway (one OpenAI provider, the bench models, a global budget so that reserve and settle run, the
-/// cache on, the embedded store). The hosted services run (metrics listener, ledger writer, budget
+/// the gateway (one OpenAI provider, the bench models, a global budget so that reserve and settle run, with
+/// the shipped alert thresholds, the cache on, the embedded store). The hosted services run (metrics listener, ledger writer, budget
 /// refresh): each benchmark calls one step of the request path on the real instances. The per-request
 /// log goes through the production JSON formatter at Information, as in production, into a buffer cleared
 /// each time: what is measured is the formatting, not a terminal.
@@ -90,6 +90,11 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
         ["Gateway:Models:bench-embed:Capabilities:0"] = "embeddings",
         ["Gateway:Budgets:Global:DailyUsd"] = "1000000",
         ["Gateway:Budgets:Global:MonthlyUsd"] = "10000000",
+        // The shipped appsettings.json's alert thresholds, which bench/run.sh's gateway loads under its gateway.json:
+        // every settle checks them.
+        ["Gateway:Budgets:AlertThresholds:0"] = "0.5",
+        ["Gateway:Budgets:AlertThresholds:1"] = "0.8",
+        ["Gateway:Budgets:AlertThresholds:2"] = "1.0",
         ["Gateway:Cache:Enabled"] = "true",
         ["Gateway:Cache:OnlyDeterministic"] = "true",
         ["Serilog:MinimumLevel:Default"] = "Information",

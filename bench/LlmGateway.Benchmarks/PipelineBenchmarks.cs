@@ -56,6 +56,8 @@ public class PipelineBenchmarks
         if (_route.Error is not null || _route.Candidates.Count == 0) throw new InvalidOperationException($"bench-model does not route: {_route.Summary}");
         _candidate = _route.Candidates[0];
         if (_route.Summary != "fallbacks: bench-model | task type by default") throw new InvalidOperationException($"bench-model's route is not its chain alone: {_route.Summary}");
+        if (_services.Get<Microsoft.Extensions.Options.IOptions<Configuration.GatewayOptions>>().Value.Budgets is not { Global.DailyUsd: > 0, AlertThresholds.Count: > 0 })
+            throw new InvalidOperationException("no global budget with alert thresholds: the budget row would not settle and check alerts as the bench's gateway does");
         _record = CompletedRecord("req_bench");
         // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
         var pipeline = _services.Get<GatewayPipeline>();
@@ -160,7 +162,7 @@ public class PipelineBenchmarks
         return lookup.Result;
     }
 
-    /// <summary>Step 5's budget: reserve the worst case on the embedded store, then settle the real cost (step 7).</summary>
+    /// <summary>Step 5's budget: reserve the worst case on the embedded store, then settle the real cost and check the alert thresholds (step 7).</summary>
     [Benchmark]
     public bool Budget_AdmitAndSettle_EmbeddedStore()
     {

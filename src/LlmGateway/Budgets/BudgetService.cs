@@ -286,8 +286,24 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     {
         if (tryStore && _memory is not null)
         {
-            _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states: default);
-            return CheckAlertsAsync(counters);
+            if (_thresholds.Length == 0)
+            {
+                _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states: default);
+                return ValueTask.CompletedTask;
+            }
+            // The alerts want each scope's spend: taken as this settle leaves it, under the store's lock the settle
+            // holds anyway, instead of read back by key (the store's lock and lookup, then the outage's lock and
+            // lookup, per scope, on every request). Spend only grows within a window, so a settle that finds no
+            // threshold newly crossed here would have found none a moment later but for a concurrent settle, which
+            // then finds it in its own states. Nothing is ever kept locally with the embedded store (it has no
+            // outage), so its states are the whole spend.
+            Span<CounterState> states = stackalloc CounterState[counters.Length];
+            _memory.Settle(counters.Refs, new ReadOnlySpan<Settlement>(in settlement), _time.GetUtcNow(), states);
+            for (var i = 0; i < states.Length; i++)
+            {
+                if (AlertDue(counters[i], states[i].Spent)) return CheckThresholdsAsync(counters);
+            }
+            return ValueTask.CompletedTask;
         }
         return WriteToStoreAsync(counters, settlement, tryStore);
     }
@@ -332,15 +348,7 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         foreach (var c in counters.Scopes)
         {
             var spent = SpentKnown(c.Key);
-            var level = -1;
-            for (var i = _thresholds.Length - 1; i >= 0; i--)
-            {
-                if ((double)spent >= _thresholds[i] * c.Counter.Limit)
-                {
-                    level = i;
-                    break;
-                }
-            }
+            var level = AlertLevel(c, spent);
             if (level < 0) continue;
             // Once per threshold per window (the counter key names the window): in this instance, then across
             // instances through the store. Jumping past several thresholds at once logs the highest.
@@ -366,6 +374,23 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
                     c.Scope, Math.Round(threshold * 100), c.Window, Math.Round(Nanos.ToUsd(spent), 6), c.LimitUsd, c.WindowEnd);
             }
         }
+    }
+
+    /// <summary>The highest threshold <paramref name="spent"/> has reached in <paramref name="c"/>'s window; -1 for none.</summary>
+    private int AlertLevel(ScopeCounter c, long spent)
+    {
+        for (var i = _thresholds.Length - 1; i >= 0; i--)
+        {
+            if ((double)spent >= _thresholds[i] * c.Counter.Limit) return i;
+        }
+        return -1;
+    }
+
+    /// <summary>Whether <paramref name="spent"/> reaches a threshold of <paramref name="c"/>'s window not yet alerted in this instance.</summary>
+    private bool AlertDue(ScopeCounter c, long spent)
+    {
+        var level = AlertLevel(c, spent);
+        return level >= 0 && (!_alerted.TryGetValue(c.Key, out var logged) || logged < level);
     }
 
     // :: What the router, the admin endpoint and the gauges read

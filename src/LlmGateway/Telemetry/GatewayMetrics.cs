@@ -156,11 +156,10 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
 
     public void OnRequestCompleted(RequestRecord record)
     {
-        var model = _labels.Model(record.Model);
-        var provider = _labels.Provider(record.Provider);
-        var series = new RequestSeries(model, provider, _labels.TaskType(record.TaskType), MetricLabels.Status(record));
-        if (!_requests.TryGetValue(series, out var count)) count = _requests.GetOrAdd(series, static _ => new Count());
-        Interlocked.Increment(ref count.Value);
+        var cells = CellsOf(record);
+        Interlocked.Increment(ref cells.Count!.Value);
+        var model = cells.Model!;
+        var provider = cells.Provider!;
 
         // Latency, tokens and cost only for requests that reached a model: requests turned away before
         // routing (bad JSON, unknown model) would drag every percentile toward zero.
@@ -171,7 +170,7 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         if (record.TimeToFirstToken is { } firstToken) _firstToken.Record(firstToken.TotalSeconds, byModel);
         _overhead.Record(record.Overhead.TotalSeconds, new TagList { { "provider", provider } });
 
-        var usage = UsageOf(model, provider);
+        var usage = cells.Usage!;
         var tokens = record.Usage;
         if (tokens.Prompt != 0) Interlocked.Add(ref usage.Input, tokens.Prompt);
         if (tokens.Completion != 0) Interlocked.Add(ref usage.Output, tokens.Completion);
@@ -206,6 +205,43 @@ public sealed class GatewayMetrics : IRequestObserver, IGatewayEvents
         MetricLabels.None => 4,
         _ => 5,
     };
+
+    /// <summary>
+    /// The last series this thread recorded, by the record's own strings: a request's model, provider and task type are
+    /// the configured names' very strings (the route's candidates and task types), and its status one of
+    /// <see cref="MetricLabels.Status"/>'s, so a thread's next request is nearly always the same series, found by four
+    /// reference comparisons instead of three label lookups and two dictionary lookups that hash every label. Compared
+    /// by reference only: equal text in another string is looked up as before, to the same cells.
+    /// </summary>
+    [ThreadStatic]
+    private static SeriesCells? t_last;
+
+    private SeriesCells CellsOf(RequestRecord record)
+    {
+        var status = MetricLabels.Status(record);
+        var last = t_last ??= new SeriesCells();
+        if (ReferenceEquals(last.Owner, this) && ReferenceEquals(last.RecordModel, record.Model) && ReferenceEquals(last.RecordProvider, record.Provider)
+            && ReferenceEquals(last.RecordTaskType, record.TaskType) && ReferenceEquals(last.Status, status)) return last;
+
+        var model = _labels.Model(record.Model);
+        var provider = _labels.Provider(record.Provider);
+        var series = new RequestSeries(model, provider, _labels.TaskType(record.TaskType), status);
+        if (!_requests.TryGetValue(series, out var count)) count = _requests.GetOrAdd(series, static _ => new Count());
+        (last.Owner, last.RecordModel, last.RecordProvider, last.RecordTaskType, last.Status) = (this, record.Model, record.Provider, record.TaskType, status);
+        // Tokens and cost only for requests that reached a model (see OnRequestCompleted): no series for the others.
+        (last.Model, last.Provider, last.Count, last.Usage) = (model, provider, count, record.Model.Length == 0 ? null : UsageOf(model, provider));
+        return last;
+    }
+
+    /// <summary>A thread's last series: the record's strings it was found by, and its labels and cells.</summary>
+    private sealed class SeriesCells
+    {
+        public GatewayMetrics? Owner;
+        public string? RecordModel, RecordProvider, RecordTaskType, Status;
+        public string? Model, Provider;
+        public Count? Count;
+        public Usage? Usage;
+    }
 
     private Usage UsageOf(string model, string provider)
     {

@@ -77,6 +77,34 @@ public sealed class GatewayMetricsTests : IDisposable
     }
 
     [Fact]
+    public async Task Each_request_counts_in_its_own_series_whichever_series_its_thread_recorded_last()
+    {
+        var echo = Record();
+        var failed = Record(status: 500);
+        var sameText = Record(model: new string("echo".AsSpan())); // equal text, another string
+        var noModel = Record(model: "");
+        var otherTask = Record();
+        otherTask.TaskType = "unknown";
+        var noProvider = Record();
+        noProvider.Provider = "";
+        foreach (var record in (RequestRecord[])[echo, echo, failed, echo, sameText, noModel, echo, otherTask, noProvider, echo])
+        {
+            _metrics.OnRequestCompleted(record);
+        }
+
+        var text = await MetricsScrape.TextAsync(_exposure);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"Echo\",provider=\"Mock\",status=\"200\",task_type=\"Coding\"} 6", text, StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"Echo\",provider=\"Mock\",status=\"500\",task_type=\"Coding\"} 1", text, StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"none\",provider=\"Mock\",status=\"200\",task_type=\"Coding\"} 1", text, StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"Echo\",provider=\"Mock\",status=\"200\",task_type=\"other\"} 1", text, StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_requests_total{otel_scope_name=\"LlmGateway\",model=\"Echo\",provider=\"none\",status=\"200\",task_type=\"Coding\"} 1", text, StringComparison.Ordinal);
+        // Tokens only for requests that reached a model: eight of them on Echo and Mock, one on Echo without a provider.
+        Assert.Contains("llm_gateway_tokens_total{otel_scope_name=\"LlmGateway\",direction=\"input\",model=\"Echo\",provider=\"Mock\"} 80", text, StringComparison.Ordinal);
+        Assert.Contains("llm_gateway_tokens_total{otel_scope_name=\"LlmGateway\",direction=\"input\",model=\"Echo\",provider=\"none\"} 10", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("model=\"none\",provider=\"Mock\"} ", text.Split('\n').Where(l => l.StartsWith("llm_gateway_tokens_total", StringComparison.Ordinal)).Aggregate("", string.Concat), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Label_values_use_the_configured_spelling_and_anything_unknown_is_other()
     {
         var labels = new MetricLabels(Options.Create(new GatewayOptions

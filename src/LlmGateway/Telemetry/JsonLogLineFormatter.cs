@@ -386,21 +386,9 @@ public sealed class JsonLogLineFormatter
         return true;
     }
 
-    /// <summary>
-    /// A decimal as its invariant default text: every digit of its scale, trailing zeros kept. Written from its
-    /// integer and scale when the integer fits in 64 bits and it is not negative (a cost always is), without the
-    /// general formatter; any other through it.
-    /// </summary>
-    private static void WriteDecimal(decimal value, LogLineBuffer o)
-    {
-        var parts = Usage.DecimalParts.Of(value);
-        if (!parts.Fits || parts.Negative)
-        {
-            o.Advance(Invariant(value, o));
-            return;
-        }
-        o.Advance(Usage.DecimalParts.WritePositional(parts.Integer, parts.Scale, o.GetSpan(Usage.DecimalParts.MaxPositionalLength)));
-    }
+    /// <summary>A decimal as its invariant default text: every digit of its scale, trailing zeros kept.</summary>
+    private static void WriteDecimal(decimal value, LogLineBuffer o) =>
+        o.Advance(Usage.DecimalParts.WriteInvariant(value, o.GetSpan(Usage.DecimalParts.MaxPositionalLength)));
 
     private static int Iso<T>(T value, LogLineBuffer o) where T : IUtf8SpanFormattable
     {

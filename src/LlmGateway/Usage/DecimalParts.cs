@@ -14,8 +14,25 @@ internal readonly record struct DecimalParts(bool Negative, bool Fits, ulong Int
         return new(bits[3] < 0, bits[2] == 0, (ulong)(uint)bits[1] << 32 | (uint)bits[0], value.Scale);
     }
 
-    /// <summary>Room enough for <see cref="WritePositional"/>: "0." and 28 digits, or 20 digits and a point.</summary>
+    /// <summary>Room enough for <see cref="WritePositional"/> ("0." and 28 digits, or 20 digits and a point) and <see cref="WriteInvariant"/> (a sign too, 29 digits).</summary>
     public const int MaxPositionalLength = 32;
+
+    /// <summary>
+    /// <paramref name="value"/> as its invariant default text, the bytes <c>decimal.TryFormat</c> writes ("0.0000702",
+    /// "12.50"): from its integer and scale by <see cref="WritePositional"/> when the integer fits in 64 bits and it is
+    /// not negative (a cost always is), without the general formatter; any other through it. Its length; the log
+    /// line's and the usage ledger's costs, per request.
+    /// </summary>
+    public static int WriteInvariant(decimal value, Span<byte> into)
+    {
+        var parts = Of(value);
+        if (!parts.Fits || parts.Negative)
+        {
+            value.TryFormat(into, out var written, default, System.Globalization.CultureInfo.InvariantCulture);
+            return written;
+        }
+        return WritePositional(parts.Integer, parts.Scale, into);
+    }
 
     /// <summary>
     /// <paramref name="integer"/> / 10^<paramref name="scale"/> (scale at most 28) as ASCII positional text with every

@@ -169,6 +169,9 @@ internal static class LedgerJson
             Length += written;
         }
 
+        /// <summary>A cost as decimal.TryFormat writes it, which is what the serializer writes, without the general formatter for a cost.</summary>
+        public void Number(decimal value) => Length += DecimalParts.WriteInvariant(value, _buffer[Length..]);
+
         /// <summary>
         /// A duration as <see cref="LedgerEntry.Set"/> rounds it, as its shortest round-trip text, which is what the
         /// serializer writes (<see cref="Http.Thousandths.TryOf"/> says why); false for any other.

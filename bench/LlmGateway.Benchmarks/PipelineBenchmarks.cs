@@ -23,6 +23,7 @@ namespace LlmGateway.Benchmarks;
 public class PipelineBenchmarks
 {
     private GatewayServices _services = null!;
+    private GatewayPipeline _pipeline = null!;
     private IModelRouter _router = null!;
     private ResponseCache _cache = null!;
     private IAttemptAdmission _budgets = null!;
@@ -60,7 +61,8 @@ public class PipelineBenchmarks
             throw new InvalidOperationException("no global budget with alert thresholds: the budget row would not settle and check alerts as the bench's gateway does");
         _record = CompletedRecord("req_bench");
         // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
-        var pipeline = _services.Get<GatewayPipeline>();
+        var pipeline = _pipeline = _services.Get<GatewayPipeline>();
+        if (Settle_Miss() is not { Duration.Ticks: > 0, CostUsd: > 0 }) throw new InvalidOperationException("the settle row did not settle a budget ticket and record the request");
         // Its own request: disposing the outcome at cleanup lets go of it (and records the request).
         var run = new RequestRun(pipeline, pipeline.Start(), ChatRequest.TryParse(Samples.MissBody, out _));
         Fill(run.Record);
@@ -224,6 +226,23 @@ public class PipelineBenchmarks
     /// <summary>Step 7: the cost from the usage.</summary>
     [Benchmark]
     public decimal Pricing_CostUsd() => Pricing.CostUsd(_candidate.Model, _record.Usage);
+
+    /// <summary>
+    /// Step 7 as a miss's outcome is completed (<see cref="GatewayPipeline.SettleAsync"/>): the duration and overhead,
+    /// the price, the budget ticket settled with the alert thresholds checked, every observer. The ticket's admission
+    /// is part of the row (a ticket settles once); <see cref="Budget_AdmitAndSettle_EmbeddedStore"/> is that part.
+    /// </summary>
+    [Benchmark]
+    public RequestRecord Settle_Miss()
+    {
+        var run = new RequestRun(_pipeline, _pipeline.Start(), request: null);
+        var context = run.Context = new GatewayContext(_miss, run.Record, run.StartTimestamp, TimeProvider.System) { Route = _route };
+        Fill(run.Record);
+        context.Admission = _budgets.AdmitAsync(context, _candidate, CancellationToken.None).AsTask().GetAwaiter().GetResult().Ticket
+            ?? throw new InvalidOperationException("the budget refused the settle row's request");
+        _pipeline.SettleAsync(run).AsTask().GetAwaiter().GetResult();
+        return run.Record;
+    }
 
     /// <summary>Step 7 whole: every observer (log line at Information, metrics, ledger, span) for one request.</summary>
     [Benchmark]

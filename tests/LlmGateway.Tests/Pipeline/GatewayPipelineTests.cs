@@ -264,6 +264,47 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         Assert.Equal((RequestOutcomes.Cancelled, 200), (_records.All[1].Outcome, _records.All[1].Status));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_request_is_recorded_once_its_budget_ticket_has_settled_at_once_or_later(bool later)
+    {
+        var pipeline = Pipeline();
+        var run = new RequestRun(pipeline, pipeline.Start(), request: null);
+        var ticket = new HeldTicket(later);
+        run.Context = new GatewayContext(Chat("""{"model":"m1","messages":[{"role":"user","content":"hi"}]}"""), run.Record, run.StartTimestamp, TimeProvider.System) { Admission = ticket };
+        run.Record.Model = "m1";
+        run.Record.Usage = new TokenUsage(1000, 500);
+
+        var settling = pipeline.SettleAsync(run);
+        Assert.Equal(2m, ticket.Settled); // priced (1 + 2 × 0.5) before the ticket is settled
+        Assert.Equal(!later, settling.IsCompletedSuccessfully);
+        Assert.Equal(later ? 0 : 1, _records.All.Count);
+
+        ticket.Complete();
+        await settling;
+        Assert.Same(run.Record, Assert.Single(_records.All));
+        Assert.Equal(2m, run.Record.CostUsd);
+    }
+
+    /// <summary>A budget ticket whose settle completes at once, or when the test says.</summary>
+    private sealed class HeldTicket(bool later) : IAdmissionTicket
+    {
+        private readonly TaskCompletionSource _settled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public decimal? Settled { get; private set; }
+
+        public ValueTask SettleAsync(decimal actualCostUsd)
+        {
+            Settled = actualCostUsd;
+            return later ? new ValueTask(_settled.Task) : ValueTask.CompletedTask;
+        }
+
+        public ValueTask ReleaseAsync() => ValueTask.CompletedTask;
+
+        public void Complete() => _settled.TrySetResult();
+    }
+
     [Fact]
     public async Task A_cancelled_caller_gets_an_OperationCanceledException_and_the_request_is_recorded_as_cancelled()
     {

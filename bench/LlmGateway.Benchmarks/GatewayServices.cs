@@ -6,6 +6,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using LlmGateway.Providers;
 using LlmGateway.Providers.OpenAi;
+using LlmGateway.Pipeline;
+using LlmGateway.Telemetry;
+using LlmGateway.Usage;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
@@ -19,7 +22,8 @@ namespace LlmGateway.Benchmarks;
 /// the shipped alert thresholds, the cache on, the embedded store). The hosted services run (metrics listener, ledger writer, budget
 /// refresh): each benchmark calls one step of the request path on the real instances. The per-request
 /// log goes through the production JSON formatter at Information, as in production, into a buffer cleared
-/// each time: what is measured is the formatting, not a terminal.
+/// each time (<see cref="FormatOnlySink"/>): what is measured is the formatting, not a terminal, and nothing
+/// reaches stdout. <see cref="StartAsync"/> fails unless a request's line is formatted there.
 /// </summary>
 public sealed class GatewayServices : WebApplicationFactory<global::Program>
 {
@@ -28,6 +32,8 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
     public IEnumerable<T> GetAll<T>() => Services.GetServices<T>();
 
     private bool _fakeUpstream;
+    private readonly FormatOnlySink _logLines = new();
+    private Serilog.Core.Logger? _logger;
 
     /// <param name="fakeUpstream">
     /// The openai provider answers from memory (<see cref="FakeUpstream"/>) instead of over HTTP, so a benchmark can run
@@ -38,7 +44,23 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
         Environment.SetEnvironmentVariable("BENCH_UPSTREAM_KEY", "bench-dummy-upstream-key");
         var services = new GatewayServices { _fakeUpstream = fakeUpstream };
         _ = services.Services; // builds and starts the host
+        services.CheckRequestLineFormattedOnly();
         return Task.FromResult(services);
+    }
+
+    /// <summary>
+    /// Fails unless the per-request line goes where the rows say: straight into Serilog, as in production
+    /// (<see cref="LlmGateway.Usage.RequestLog.WritesToSerilog"/>), whose root is this logger, formatted by
+    /// <see cref="FormatOnlySink"/> (one line moves its count) and not written to stdout.
+    /// </summary>
+    private void CheckRequestLineFormattedOnly()
+    {
+        if (!ReferenceEquals(Get<GatewaySerilog>().Root, _logger)) throw new InvalidOperationException("the request line's Serilog root is not the benchmark's discarding logger");
+        var log = GetAll<IRequestObserver>().OfType<RequestLog>().Single();
+        if (!log.WritesToSerilog) throw new InvalidOperationException("the request line does not go straight into Serilog, as the shipped gateway's does");
+        var before = _logLines.Formatted;
+        log.OnRequestCompleted(PipelineBenchmarks.CompletedRecord("req_bench_log_check"));
+        if (_logLines.Formatted == before) throw new InvalidOperationException("the request line was not formatted by the discarding sink");
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -51,11 +73,23 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
         });
         builder.ConfigureTestServices(services =>
         {
+            var logger = _logger = new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(_logLines).CreateLogger();
             services.AddLogging(logging =>
             {
                 logging.ClearProviders();
-                logging.AddSerilog(new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(new FormatOnlySink()).CreateLogger(), dispose: true);
+                logging.AddSerilog(logger, dispose: true);
             });
+            // The request line is written straight into the Serilog root the app registers (RequestLog says why), not
+            // through the providers: left in place, every request's line went to stdout through the app's writer thread,
+            // which competed with the rows. That root is this logger too; the app's own (stdout) is let go, its writer
+            // thread with it.
+            for (var i = services.Count - 1; i >= 0; i--)
+            {
+                if (services[i].ServiceType != typeof(GatewaySerilog)) continue;
+                if ((services[i].ImplementationInstance as GatewaySerilog)?.Root is IDisposable appRoot) appRoot.Dispose();
+                services.RemoveAt(i);
+            }
+            services.AddSingleton(new GatewaySerilog(logger));
             if (_fakeUpstream)
             {
                 for (var i = services.Count - 1; i >= 0; i--)
@@ -110,6 +144,10 @@ internal sealed class FormatOnlySink : ILogEventSink
 {
     private readonly LlmGateway.Telemetry.JsonLogLineFormatter _formatter = new();
     private readonly LlmGateway.Telemetry.LogLineBuffer _buffer = new(16 * 1024);
+    private long _formatted;
+
+    /// <summary>Lines formatted so far (for the setups that check the lines come here).</summary>
+    public long Formatted => Interlocked.Read(ref _formatted);
 
     public void Emit(LogEvent logEvent)
     {
@@ -117,6 +155,7 @@ internal sealed class FormatOnlySink : ILogEventSink
         {
             _buffer.Clear();
             _formatter.Format(logEvent, _buffer);
+            _formatted++;
         }
     }
 }

@@ -6,6 +6,7 @@ using LlmGateway.Http;
 using LlmGateway.Pipeline;
 using LlmGateway.Providers;
 using LlmGateway.Providers.OpenAi;
+using LlmGateway.Resilience;
 using LlmGateway.Routing;
 using LlmGateway.Telemetry;
 using LlmGateway.Usage;
@@ -37,6 +38,7 @@ public class PipelineBenchmarks
     private Candidate _candidate = null!;
     private RequestRecord _record = null!;
     private PipelineOutcome _outcome = null!;
+    private Execution _answered = null!;
     private static readonly RequestHints s_noStore = new() { NoStore = true };
     private long _requests;
 
@@ -62,6 +64,9 @@ public class PipelineBenchmarks
         _record = CompletedRecord("req_bench");
         // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
         var pipeline = _pipeline = _services.Get<GatewayPipeline>();
+        // The answer committed at step 5 and priced at step 6, as the settle row's run holds it (never disposed: the row does not let go of it).
+        _answered = new Execution { Candidate = _candidate, Response = ProviderResponse.Completed(Samples.Completion, _record.Usage, "stop") };
+        if (Pricing.CostUsd(_candidate.Model, _record.Usage) != _record.CostUsd) throw new InvalidOperationException("the settle row's record is not priced as step 6 prices its answer");
         if (Settle_Miss() is not { Duration.Ticks: > 0, CostUsd: > 0 }) throw new InvalidOperationException("the settle row did not settle a budget ticket and record the request");
         // Its own request: disposing the outcome at cleanup lets go of it (and records the request).
         var run = new RequestRun(pipeline, pipeline.Start(), ChatRequest.TryParse(Samples.MissBody, out _));
@@ -229,8 +234,10 @@ public class PipelineBenchmarks
 
     /// <summary>
     /// Step 7 as a miss's outcome is completed (<see cref="GatewayPipeline.SettleAsync"/>): the duration and overhead,
-    /// the price, the budget ticket settled with the alert thresholds checked, every observer. The ticket's admission
-    /// is part of the row (a ticket settles once); <see cref="Budget_AdmitAndSettle_EmbeddedStore"/> is that part.
+    /// the price (the one step 6 put on the answer, kept), the budget ticket settled with the alert thresholds checked,
+    /// every observer. The ticket's admission is part of the row (a ticket settles once);
+    /// <see cref="Budget_AdmitAndSettle_EmbeddedStore"/> is that part. The run carries the committed answer and the
+    /// record its model as the executor leaves them, so the row settles what a miss settles.
     /// </summary>
     [Benchmark]
     public RequestRecord Settle_Miss()
@@ -238,6 +245,8 @@ public class PipelineBenchmarks
         var run = new RequestRun(_pipeline, _pipeline.Start(), request: null);
         var context = run.Context = new GatewayContext(_miss, run.Record, run.StartTimestamp, TimeProvider.System) { Route = _route };
         Fill(run.Record);
+        run.Record.Model = _candidate.ModelName;
+        run.Execution = _answered;
         context.Admission = _budgets.AdmitAsync(context, _candidate, CancellationToken.None).AsTask().GetAwaiter().GetResult().Ticket
             ?? throw new InvalidOperationException("the budget refused the settle row's request");
         _pipeline.SettleAsync(run).AsTask().GetAwaiter().GetResult();

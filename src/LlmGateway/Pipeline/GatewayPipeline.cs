@@ -164,7 +164,7 @@ public sealed class GatewayPipeline(
         record.Duration = time.GetElapsedTime(run.StartTimestamp, now);
         record.Overhead = run.Context?.Overhead(now) ?? record.Duration;
         // A cache hit keeps its tokens (they were served) but cost nothing.
-        if (record.CacheResult != CacheResults.Hit && !record.Usage.IsEmpty && _options.Models.TryGetValue(record.Model, out var model))
+        if (record.CacheResult != CacheResults.Hit && !record.Usage.IsEmpty && PricedModel(run) is { } model)
         {
             // A complete answer was priced at step 6 for x-gateway-cost-usd: from the same model and usage, not divided out again.
             var priced = record.CostUsd != 0 && run.Execution is { Candidate: { } candidate, Response: { } response }
@@ -183,6 +183,15 @@ public sealed class GatewayPipeline(
         }
         recorder.Record(record);
     }
+
+    /// <summary>
+    /// The configured model the record names. When it names the committed candidate (the executor sets the record's model
+    /// to that candidate's name), the candidate's options are that entry itself: the router builds its candidates from the
+    /// same options, which are read once and never reload (<c>IOptions</c>), so no case-insensitive lookup by name for it.
+    /// </summary>
+    private ModelOptions? PricedModel(RequestRun run) =>
+        run.Execution?.Candidate is { } candidate && ReferenceEquals(candidate.ModelName, run.Record.Model) ? candidate.Model
+        : _options.Models.TryGetValue(run.Record.Model, out var model) ? model : null;
 
     internal ValueTask CompleteCacheAsync(CacheLookup lookup, GatewayContext context, Execution execution) => cache.CompleteAsync(lookup, context, execution);
 

@@ -287,6 +287,35 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         Assert.Equal(2m, run.Record.CostUsd);
     }
 
+    [Fact]
+    public async Task The_committed_candidate_is_the_options_model_entry_and_a_configuration_reload_leaves_both_as_read_at_start()
+    {
+        // Step 7 prices from the committed candidate's options without looking the model up by name: that is sound only
+        // while the router's candidates are the options' own entries, named by their keys, and neither side reloads.
+        var pipeline = Pipeline();
+        var options = _services!.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value;
+        var router = _services!.GetRequiredService<IModelRouter>();
+        using (var routed = Ask())
+        {
+            var candidate = router.Route(routed, new RoutingContext(RequestHints.None)).Candidates[0];
+            Assert.Same(options.Models["m1"], candidate.Model);
+            Assert.Same(options.Models.Keys.Single(k => k == "m1"), candidate.ModelName);
+        }
+
+        var configuration = (IConfigurationRoot)_services!.GetRequiredService<IConfiguration>();
+        configuration["Gateway:Models:m1:CostPer1kInput"] = "5";
+        configuration.Reload();
+        Assert.Equal("5", configuration["Gateway:Models:m1:CostPer1kInput"]);
+
+        Assert.Same(options, _services!.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayOptions>>().Value);
+        var outcome = await pipeline.ExecuteAsync(Ask(), null, RequestHints.None, CancellationToken.None);
+        await outcome.CompleteAsync(Delivery.Delivered);
+        var record = Assert.Single(_records.All);
+        Assert.Same(options.Models.Keys.Single(k => k == "m1"), record.Model); // the executor names the candidate: step 7 recognises it by reference
+        Assert.Equal(0.018m, outcome.CostUsd); // 10 in at $1/1k + 4 out at $2/1k, as configured at start
+        Assert.Equal(0.018m, record.CostUsd);
+    }
+
     /// <summary>A budget ticket whose settle completes at once, or when the test says.</summary>
     private sealed class HeldTicket(bool later) : IAdmissionTicket
     {

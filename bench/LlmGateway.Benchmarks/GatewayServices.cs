@@ -1,4 +1,6 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
@@ -34,6 +36,12 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
     private bool _fakeUpstream;
     private readonly FormatOnlySink _logLines = new();
     private Serilog.Core.Logger? _logger;
+
+    /// <summary>
+    /// The app's request pipeline as the host built it (Program's middleware, routing, the endpoints), below the host's
+    /// own startup filters: what a request runs between Kestrel's hosting layer and the handler.
+    /// </summary>
+    public RequestDelegate AppPipeline { get; private set; } = null!;
 
     /// <param name="fakeUpstream">
     /// The openai provider answers from memory (<see cref="FakeUpstream"/>) instead of over HTTP, so a benchmark can run
@@ -73,6 +81,8 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
         });
         builder.ConfigureTestServices(services =>
         {
+            // Captures the pipeline without adding a frame to it: the middleware returns the next one as itself.
+            services.AddTransient<IStartupFilter>(_ => new PipelineCapture(this));
             var logger = _logger = new LoggerConfiguration().MinimumLevel.Information().WriteTo.Sink(_logLines).CreateLogger();
             services.AddLogging(logging =>
             {
@@ -99,6 +109,15 @@ public sealed class GatewayServices : WebApplicationFactory<global::Program>
                 services.AddSingleton<IChatProviderFactory, FakeUpstream.Factory>();
             }
         });
+    }
+
+    private sealed class PipelineCapture(GatewayServices owner) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(pipeline => owner.AppPipeline = pipeline);
+            next(app);
+        };
     }
 
     /// <summary>bench/run.sh's gateway.json, flattened.</summary>

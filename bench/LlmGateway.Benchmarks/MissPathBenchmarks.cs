@@ -8,6 +8,8 @@ using LlmGateway.Resilience;
 using LlmGateway.Routing;
 using LlmGateway.Telemetry;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
 
 namespace LlmGateway.Benchmarks;
 
@@ -24,6 +26,7 @@ public class MissPathBenchmarks
     private CandidateExecutor _executor = null!;
     private RouteDecision _route = null!;
     private ChatRequest _miss = null!;
+    private IHttpContextFactory _contexts = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -44,6 +47,15 @@ public class MissPathBenchmarks
         if (http.Response.StatusCode != 200 || headers[GatewayHeaders.Cache] != "bypass" || headers[GatewayHeaders.Provider] != "openai")
             throw new InvalidOperationException($"the chat row is not a miss answered by the provider: {http.Response.StatusCode}, cache {headers[GatewayHeaders.Cache]}, provider {headers[GatewayHeaders.Provider]}");
         if (Executor_Miss_FakeUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the executor row did not answer at its first attempt");
+
+        // The whole app's row: the same miss, reached through the middleware and routing to the chat endpoint.
+        _contexts = _services.Get<IHttpContextFactory>();
+        var app = AppContext();
+        _services.AppPipeline(app).GetAwaiter().GetResult();
+        var endpoint = app.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
+        if (app.Response.StatusCode != 200 || endpoint != "CreateChatCompletion" || app.Response.Headers[GatewayHeaders.Cache] != "bypass")
+            throw new InvalidOperationException($"the app row is not a miss answered by the chat endpoint: {app.Response.StatusCode}, endpoint {endpoint}, cache {app.Response.Headers[GatewayHeaders.Cache]}");
+        _contexts.Dispose(app);
     }
 
     /// <summary>The same rows with an upstream that answers later (<see cref="FakeUpstream.Suspends"/>).</summary>
@@ -74,6 +86,39 @@ public class MissPathBenchmarks
         var http = MissContext();
         await _handler.HandleAsync(http).ConfigureAwait(false);
         return http.Response.StatusCode;
+    }
+
+    /// <summary>
+    /// <see cref="ChatCompletions_Miss_FakeUpstream"/> through the app's request pipeline as the host built it: the
+    /// middleware (errors, telemetry, the OpenAPI branch's test), routing and the endpoint in front of the handler, on a
+    /// context from the host's factory as a server's request gets one. The host's hosting layer (its span, the request
+    /// duration metric) is not in here.
+    /// </summary>
+    [Benchmark]
+    public async Task<int> App_ChatCompletions_Miss_FakeUpstream()
+    {
+        var http = AppContext();
+        await _services.AppPipeline(http).ConfigureAwait(false);
+        var status = http.Response.StatusCode;
+        _contexts.Dispose(http);
+        return status;
+    }
+
+    private HttpContext AppContext()
+    {
+        var features = new FeatureCollection();
+        var request = new HttpRequestFeature
+        {
+            Method = "POST",
+            Path = "/v1/chat/completions",
+            Body = new MemoryStream(Samples.MissBody, writable: false),
+        };
+        request.Headers.ContentType = "application/json";
+        request.Headers.ContentLength = Samples.MissBody.Length;
+        features.Set<IHttpRequestFeature>(request);
+        features.Set<IHttpResponseFeature>(new HttpResponseFeature());
+        features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(Stream.Null));
+        return _contexts.Create(features);
     }
 
     private DefaultHttpContext MissContext()

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace LlmGateway.Http;
@@ -12,7 +13,15 @@ public static class RequestBody
     /// <see cref="ReadAsync"/> with Kestrel's own 413 (its limit is set to <paramref name="max"/>) as the
     /// same refusal as a Content-Length over the limit, so every ingress answers it alike.
     /// </summary>
-    public static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
+    public static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
+    {
+        var request = http.Request;
+        // A Content-Length within the limit, the SDKs' requests: read without the general loop's async levels.
+        if (request.ContentLength is { } known && known > 0 && known <= max) return ReadKnownLength(http, request.Body, (int)known, max);
+        return ReadOrRefuseSlowAsync(http, max);
+    }
+
+    private static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseSlowAsync(HttpContext http, int max)
     {
         try
         {
@@ -23,6 +32,71 @@ public static class RequestBody
             return ([], 0, ApiError.RequestTooLarge(max)); // ReadAsync gave its buffer back before throwing
         }
     }
+
+    /// <summary>
+    /// A body whose Content-Length is within the limit, read into a buffer of that size, and done once that many bytes
+    /// are in: Kestrel ends a body at its Content-Length (a client that sends less fails the read), so the read that
+    /// would only return 0 is not made, and Kestrel's limit (twice <paramref name="max"/>, see
+    /// <see cref="KestrelLimits"/>) is not looked up and lowered, since such a body can't reach it. A body that has
+    /// arrived, nearly every one, is read without a state machine; the rest continue in <see cref="ReadRestAsync"/>.
+    /// A stream that ends early gives what it had, as the general loop does (Kestrel's never does).
+    /// </summary>
+    private static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadKnownLength(HttpContext http, Stream body, int length, int max)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        var read = 0;
+        try
+        {
+            while (true)
+            {
+                var pending = body.ReadAsync(buffer.AsMemory(read, length - read), http.RequestAborted);
+                if (!pending.IsCompletedSuccessfully) return ReadRestAsync(http, body, buffer, read, length, max, pending);
+                var got = pending.Result;
+                read += got;
+                if (got == 0 || read == length) return new(Read(buffer, read));
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new(([], 0, ApiError.RequestTooLarge(max)));
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    private static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadRestAsync(
+        HttpContext http, Stream body, byte[] buffer, int read, int length, int max, ValueTask<int> pending)
+    {
+        try
+        {
+            while (true)
+            {
+                var got = await pending.ConfigureAwait(false);
+                read += got;
+                if (got == 0 || read == length) return Read(buffer, read);
+                pending = body.ReadAsync(buffer.AsMemory(read, length - read), http.RequestAborted);
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return ([], 0, ApiError.RequestTooLarge(max));
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    private static (byte[] Buffer, int Length, ApiError? Error) Read(byte[] buffer, int length) =>
+        length == 0 ? (buffer, 0, EmptyBody()) : (buffer, length, null);
+
+    private static ApiError EmptyBody() => ApiError.InvalidRequest("The request body is empty; send a JSON request.", code: ErrorCodes.InvalidJson);
 
     /// <summary>
     /// The body in a buffer rented from <see cref="ArrayPool{T}.Shared"/> (the caller returns it, even
@@ -45,10 +119,7 @@ public static class RequestBody
         var (buffer, length) = await PooledRead.ToEndAsync(
             request.Body, request.ContentLength is { } known ? (int)known : 16 * 1024, max, http.RequestAborted).ConfigureAwait(false);
         if (length > max) return (buffer, 0, ApiError.RequestTooLarge(max));
-        if (length == 0)
-        {
-            return (buffer, 0, ApiError.InvalidRequest("The request body is empty; send a JSON request.", code: ErrorCodes.InvalidJson));
-        }
+        if (length == 0) return (buffer, 0, EmptyBody());
         return (buffer, length, null);
     }
 }

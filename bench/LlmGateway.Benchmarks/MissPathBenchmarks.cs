@@ -48,14 +48,19 @@ public class MissPathBenchmarks
             throw new InvalidOperationException($"the chat row is not a miss answered by the provider: {http.Response.StatusCode}, cache {headers[GatewayHeaders.Cache]}, provider {headers[GatewayHeaders.Provider]}");
         if (Executor_Miss_FakeUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the executor row did not answer at its first attempt");
 
-        // The whole app's row: the same miss, reached through the middleware and routing to the chat endpoint.
+        // The whole app's row: the same miss, reached through the middleware and routing to the chat endpoint. Twice: a
+        // first request can take another way than the ones after it (routing's shortcut learns from it, RouteShortcut).
         _contexts = _services.Get<IHttpContextFactory>();
-        var app = AppContext();
-        _services.AppPipeline(app).GetAwaiter().GetResult();
-        var endpoint = app.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
-        if (app.Response.StatusCode != 200 || endpoint != "CreateChatCompletion" || app.Response.Headers[GatewayHeaders.Cache] != "bypass")
-            throw new InvalidOperationException($"the app row is not a miss answered by the chat endpoint: {app.Response.StatusCode}, endpoint {endpoint}, cache {app.Response.Headers[GatewayHeaders.Cache]}");
-        _contexts.Dispose(app);
+        for (var i = 0; i < 2; i++)
+        {
+            var app = AppContext();
+            _services.AppPipeline(app).GetAwaiter().GetResult();
+            var endpoint = app.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
+            var appHeaders = app.Response.Headers;
+            if (app.Response.StatusCode != 200 || endpoint != "CreateChatCompletion" || appHeaders[GatewayHeaders.Cache] != "bypass" || appHeaders[GatewayHeaders.Provider] != "openai")
+                throw new InvalidOperationException($"the app row is not a miss answered by the chat endpoint: {app.Response.StatusCode}, endpoint {endpoint}, cache {appHeaders[GatewayHeaders.Cache]}, provider {appHeaders[GatewayHeaders.Provider]}");
+            _contexts.Dispose(app);
+        }
     }
 
     /// <summary>The same rows with an upstream that answers later (<see cref="FakeUpstream.Suspends"/>).</summary>

@@ -72,6 +72,8 @@ builder.Services.AddSwaggerGen();
 
 var app = builder.Build();
 
+// Routing first, where the host would put it, with the chat completions route matched before it (see RouteShortcut).
+app.UseRoutingWithShortcut(ChatCompletionsEndpoints.Path, ChatCompletionsEndpoints.EndpointName);
 app.UseOpenAiErrors();
 app.UseTelemetry();
 app.UseGatewayAuth();

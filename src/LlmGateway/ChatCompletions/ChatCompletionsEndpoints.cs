@@ -5,6 +5,9 @@ namespace LlmGateway.ChatCompletions;
 
 public static class ChatCompletionsEndpoints
 {
+    public const string Path = "/v1/chat/completions";
+    public const string EndpointName = "CreateChatCompletion";
+
     public static IServiceCollection AddChatCompletions(this IServiceCollection services)
     {
         // The pipeline itself comes with AddGatewayPipeline; this is the OpenAI ingress in front of it.
@@ -17,9 +20,9 @@ public static class ChatCompletionsEndpoints
         // The handler reads the raw body itself (size limit, pooled buffer, no DTO round trip), so the
         // endpoint takes the HttpContext. No Accepts(): that would turn away curl's default content type.
         // The handler, a singleton, without a DI scope per request (SingletonHandlers).
-        app.MapPost("/v1/chat/completions", app.Calling<ChatCompletionsHandler>(static (handler, http) => handler.HandleAsync(http)))
+        app.MapPost(Path, app.Calling<ChatCompletionsHandler>(static (handler, http) => handler.HandleAsync(http)))
             .WithRequestTelemetry(logContent: true)
-            .WithName("CreateChatCompletion")
+            .WithName(EndpointName)
             .WithTags("Chat")
             .WithSummary("OpenAI Chat Completions, streamed (SSE) or not")
             .Produces(StatusCodes.Status200OK, contentType: "application/json")

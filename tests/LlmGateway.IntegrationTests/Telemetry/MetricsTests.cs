@@ -307,6 +307,31 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.NotEmpty(m.Find("http_client_open_connections"));
     }
 
+    [Fact]
+    public async Task Chat_completions_count_under_their_route_in_the_request_duration_whether_routing_or_its_shortcut_matched_them()
+    {
+        // The first request is matched by routing, the next ones by the shortcut that remembers its answer
+        // (RouteShortcut), and another spelling of the path by routing again: all are the same route.
+        _upstream.Handler = (http, _) => OpenAiWire.WriteJsonAsync(http, OpenAiWire.Completion("ok"));
+        await using var gateway = new GatewayFactory(Settings());
+        using var http = gateway.CreateClient();
+        const string body = """{"model":"test-model","messages":[{"role":"user","content":"x"}]}""";
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await PostAsync(http, body);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        using (var other = await http.PostAsync("/V1/Chat/Completions", new StringContent(body, Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+        }
+
+        var route = ("http_route", "/v1/chat/completions");
+        var m = await WaitForAsync(http, m => m.ValueOrNull("http_server_request_duration_seconds_count", route, ("http_response_status_code", "200")) == 4);
+        Assert.Equal(4, m.Value("http_server_request_duration_seconds_count", route, ("http_request_method", "POST"), ("http_response_status_code", "200")));
+        Assert.Equal(4, m.Value("llm_gateway_requests_total", ("model", "test-model"), ("status", "200")));
+    }
+
     /// <summary>Scrapes until <paramref name="condition"/> holds; at the deadline the test fails with the last scrape.</summary>
     private static async Task<MetricsText> WaitForAsync(HttpClient http, Func<MetricsText, bool> condition)
     {

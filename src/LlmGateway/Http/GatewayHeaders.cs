@@ -139,7 +139,10 @@ public static class GatewayHeaders
     /// </summary>
     public static RequestHints ReadHints(IHeaderDictionary headers, out ApiError? error)
     {
-        error = HeaderValues.CheckEchoedHeaders(headers);
+        // X-Task-Type is echoed in x-gateway-task-type: a value Kestrel would refuse to write is a 400. Looked up once, for
+        // the check and the value.
+        var sentTaskType = headers.TryGetValue(RoutingHeaders.TaskType, out var named);
+        error = sentTaskType ? HeaderValues.CheckEchoed(RoutingHeaders.TaskType, named) : null;
         ApiError? routingError = null;
         var localOnly = ReadFlag(headers, RoutingHeaders.LocalOnly, ref routingError);
         var noFallback = ReadFlag(headers, RoutingHeaders.NoFallback, ref routingError);
@@ -150,7 +153,7 @@ public static class GatewayHeaders
             else routingError ??= ApiError.InvalidRequest($"The {RoutingHeaders.MaxCostUsd} header must be a non-negative amount of US dollars, like 0.02.");
         }
         var (noCache, noStore) = ResponseCache.ReadCacheControl(headers.CacheControl);
-        var taskType = headers.TryGetValue(RoutingHeaders.TaskType, out var named) && named.ToString() is { Length: > 0 } name ? name : null;
+        var taskType = sentTaskType && named.ToString() is { Length: > 0 } name ? name : null;
         // Sent twice, the values arrive joined with ',', which no conversation id may hold: refused.
         var conversationId = headers.TryGetValue(ConversationService.IdHeader, out var conversation) ? conversation.ToString() : null;
         // Most requests send none of these: the shared empty hints, not a new record each.

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Primitives;
+
 namespace LlmGateway.Http;
 
 /// <summary>
@@ -10,9 +12,6 @@ public static class HeaderValues
 {
     public const int MaxTaskTypeLength = 64;
 
-    /// <summary>Request headers that are read as values and may be echoed back.</summary>
-    private static readonly string[] s_echoed = ["X-Task-Type"];
-
     public static bool IsSafe(string value, int maxLength)
     {
         if (value.Length == 0 || value.Length > maxLength) return false;
@@ -23,16 +22,15 @@ public static class HeaderValues
         return true;
     }
 
-    /// <summary>The 400 for a routing header that can't be used, or null when all are fine (or absent).</summary>
-    public static ApiError? CheckEchoedHeaders(IHeaderDictionary headers)
+    /// <summary>
+    /// The 400 for a request header read as a value that may be echoed back (X-Task-Type), sent as
+    /// <paramref name="values"/>, or null when it is fine. The caller has looked the header up once for its value.
+    /// </summary>
+    public static ApiError? CheckEchoed(string name, StringValues values)
     {
-        foreach (var name in s_echoed)
+        if (values.Count != 1 || !IsSafe(values[0] ?? "", MaxTaskTypeLength))
         {
-            if (!headers.TryGetValue(name, out var values)) continue;
-            if (values.Count != 1 || !IsSafe(values[0] ?? "", MaxTaskTypeLength))
-            {
-                return ApiError.InvalidRequest($"The '{name}' header must be one value of 1 to {MaxTaskTypeLength} printable ASCII characters.", name);
-            }
+            return ApiError.InvalidRequest($"The '{name}' header must be one value of 1 to {MaxTaskTypeLength} printable ASCII characters.", name);
         }
         return null;
     }

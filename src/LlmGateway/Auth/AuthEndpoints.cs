@@ -40,10 +40,12 @@ public static partial class AuthEndpoints
     /// <summary>Puts the key check in front of every /v1 endpoint when Gateway:Auth:Mode is keys; adds nothing otherwise.</summary>
     public static WebApplication UseGatewayAuth(this WebApplication app)
     {
-        var mode = app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.Auth.Mode;
-        if (string.Equals(mode, ModeKeys, StringComparison.Ordinal)) app.UseMiddleware<GatewayAuthMiddleware>();
+        if (ChecksKeys(app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value)) app.UseMiddleware<GatewayAuthMiddleware>();
         return app;
     }
+
+    /// <summary>Gateway:Auth:Mode is keys: the key check runs, and only then does a request carry a <see cref="CallerIdentity"/>.</summary>
+    public static bool ChecksKeys(GatewayOptions options) => string.Equals(options.Auth.Mode, ModeKeys, StringComparison.Ordinal);
 
     public static IEndpointRouteBuilder MapGatewayAuth(this IEndpointRouteBuilder app)
     {

@@ -19,7 +19,7 @@ public delegate GatewayRequest? RequestParser(ReadOnlyMemory<byte> body, out Api
 /// </summary>
 public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, GatewayPipeline pipeline)
 {
-    private readonly OpenAiIngress _chat = new(pipeline, options.Value.Limits.MaxRequestBytes, ChatRequest.TryParse);
+    private readonly OpenAiIngress _chat = new(pipeline, options.Value.Limits.MaxRequestBytes, ChatRequest.TryParse, AuthEndpoints.ChecksKeys(options.Value));
     private OpenAiIngress? _other;
 
     public Task HandleAsync(HttpContext http) => _chat.RunAsync(http);
@@ -28,7 +28,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
     {
         // One ingress per parser, made on its first request: /v1/embeddings passes the same cached delegate every time.
         var ingress = _other;
-        if (ingress is null || ingress.Parser != parse) _other = ingress = new(pipeline, options.Value.Limits.MaxRequestBytes, parse);
+        if (ingress is null || ingress.Parser != parse) _other = ingress = new(pipeline, options.Value.Limits.MaxRequestBytes, parse, AuthEndpoints.ChecksKeys(options.Value));
         return ingress.RunAsync(http);
     }
 
@@ -40,8 +40,12 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
     /// </summary>
     private readonly struct NoTurn;
 
-    /// <summary>The OpenAI dialect of the shared ingress skeleton: its parser, its headers as hints, its shapes.</summary>
-    private sealed class OpenAiIngress(GatewayPipeline pipeline, int maxRequestBytes, RequestParser parse)
+    /// <summary>
+    /// The OpenAI dialect of the shared ingress skeleton: its parser, its headers as hints, its shapes. Without the key
+    /// check (<paramref name="checksKeys"/> false) no request carries a caller, and the feature lookup, a miss that Kestrel
+    /// answers only after comparing the type with each of its own features and then the connection's, is not made.
+    /// </summary>
+    private sealed class OpenAiIngress(GatewayPipeline pipeline, int maxRequestBytes, RequestParser parse, bool checksKeys)
         : IngressRunner<NoTurn>(pipeline, maxRequestBytes)
     {
         public RequestParser Parser => parse;
@@ -56,7 +60,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
                 request.Dispose();
                 return new(IngressRequest<NoTurn>.Refuse(headerError));
             }
-            return new(IngressRequest<NoTurn>.Run(request, CallerIdentity.Of(http), hints));
+            return new(IngressRequest<NoTurn>.Run(request, checksKeys ? CallerIdentity.Of(http) : null, hints));
         }
 
         protected override Task<Delivery> WriteAsync(HttpContext http, PipelineOutcome outcome, NoTurn turn) =>

@@ -60,8 +60,8 @@ builder.Services.AddResponses();
 // their model allow-lists and RPM/TPM limits, and /admin/keys.
 builder.Services.AddRequestLimits();
 builder.Services.AddGatewayAuth();
-// Routing: no per-request check for the authorization, CORS and antiforgery metadata no endpoint has (RouteShortcut).
-builder.Services.AddRouteShortcut();
+// Routing: no per-request check for the authorization, CORS and antiforgery metadata no endpoint has (RouteShortcut.AddGatewayRouting).
+builder.Services.AddGatewayRouting();
 
 // Telemetry: Prometheus metrics at /metrics, request and attempt spans (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
 builder.Services.AddTelemetry();

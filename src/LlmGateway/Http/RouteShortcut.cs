@@ -41,7 +41,7 @@ public static class RouteShortcut
     /// find nothing, is switched off. A test fails if an endpoint ever carries such metadata, so the check is never
     /// missed where it would apply.
     /// </summary>
-    public static IServiceCollection AddRouteShortcut(this IServiceCollection services) =>
+    public static IServiceCollection AddGatewayRouting(this IServiceCollection services) =>
         services.Configure<RouteOptions>(o => o.SuppressCheckForUnhandledSecurityMetadata = true);
 
     /// <summary>The remembered endpoint, and the test that a request is the one it answers.</summary>

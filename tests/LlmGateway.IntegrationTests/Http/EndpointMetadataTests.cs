@@ -12,7 +12,7 @@ public class EndpointMetadataTests
 {
     /// <summary>
     /// The endpoint middleware's check for unhandled authorization, CORS and antiforgery metadata is switched off
-    /// (RouteShortcut.AddRouteShortcut) because no endpoint has any: an endpoint that gets some needs the check back.
+    /// (RouteShortcut.AddGatewayRouting) because no endpoint has any: an endpoint that gets some needs the check back.
     /// </summary>
     [Theory]
     [InlineData(false)]

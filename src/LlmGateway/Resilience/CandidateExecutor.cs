@@ -255,30 +255,9 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                                 else
                                 {
                                     // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
-                                    var latency = time.GetElapsedTime(started, ended);
-                                    StreamCommit? commit = null;
-                                    if (response!.Stream is null || endedEarly)
-                                    {
-                                        provider.Succeeded(entry, latency, ended);
-                                    }
-                                    else
-                                    {
-                                        provider.Committed(entry);
-                                        commit = new StreamCommit(provider, entry.Deployment, latency);
-                                    }
+                                    var execution = Commit(candidate, provider, entry, response!, pending, endedEarly, timer, time.GetElapsedTime(started, ended), ended);
                                     context.Admission = ticket;
                                     committed = true;
-                                    var execution = new Execution
-                                    {
-                                        Candidate = candidate,
-                                        Response = response,
-                                        Pending = pending ?? Execution.NothingPending,
-                                        EndedBeforeContent = endedEarly,
-                                        Cancellation = timer,
-                                        StreamIdleTimeout = provider.StreamIdleTimeout,
-                                        Slot = provider.Limits,
-                                        Commit = commit,
-                                    };
                                     Telemetry.GatewayTracing.EndAttempt(span, execution, null);
                                     result = new AttemptResult(execution, null, null);
                                 }
@@ -411,6 +390,37 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     }
 
     private static AttemptResult Fail(ProviderFailure failure) => new(null, failure, null);
+
+    /// <summary>
+    /// Step 5 of an attempt: the answer the client gets from this provider, whatever happens next. A complete body (or a
+    /// stream that ended before any content) is the provider's success now; a stream's health is told by its reader when
+    /// it ends (<see cref="StreamCommit"/>). The execution holds the attempt's timer and the provider's concurrency slot.
+    /// </summary>
+    private static Execution Commit(Candidate candidate, ProviderResilience provider, HealthEntry entry, ProviderResponse response,
+        List<(StreamEventKind, byte[])>? pending, bool endedEarly, TimedCancellation timer, TimeSpan latency, long ended)
+    {
+        StreamCommit? commit = null;
+        if (response.Stream is null || endedEarly)
+        {
+            provider.Succeeded(entry, latency, ended);
+        }
+        else
+        {
+            provider.Committed(entry);
+            commit = new StreamCommit(provider, entry.Deployment, latency);
+        }
+        return new Execution
+        {
+            Candidate = candidate,
+            Response = response,
+            Pending = pending ?? Execution.NothingPending,
+            EndedBeforeContent = endedEarly,
+            Cancellation = timer,
+            StreamIdleTimeout = provider.StreamIdleTimeout,
+            Slot = provider.Limits,
+            Commit = commit,
+        };
+    }
 
     /// <summary>
     /// Every candidate failed; the status names the cause across all of them. All over budget: 429

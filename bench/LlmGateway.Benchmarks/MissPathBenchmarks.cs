@@ -64,12 +64,13 @@ public class MissPathBenchmarks
     }
 
     /// <summary>The same rows with an upstream that answers later (<see cref="FakeUpstream.Suspends"/>).</summary>
-    [GlobalSetup(Targets = [nameof(ChatCompletions_Miss_SuspendingUpstream), nameof(Executor_Miss_SuspendingUpstream)])]
+    [GlobalSetup(Targets = [nameof(ChatCompletions_Miss_SuspendingUpstream), nameof(App_ChatCompletions_Miss_SuspendingUpstream), nameof(Executor_Miss_SuspendingUpstream)])]
     public void SetupSuspending()
     {
         Setup();
         FakeUpstream.Suspends = true;
         if (ChatCompletions_Miss_SuspendingUpstream().GetAwaiter().GetResult() != 200) throw new InvalidOperationException("the suspending chat row did not answer 200");
+        if (App_ChatCompletions_Miss_SuspendingUpstream().GetAwaiter().GetResult() != 200) throw new InvalidOperationException("the suspending app row did not answer 200");
         if (Executor_Miss_SuspendingUpstream().GetAwaiter().GetResult() != 1) throw new InvalidOperationException("the suspending executor row did not answer at its first attempt");
     }
 
@@ -150,6 +151,19 @@ public class MissPathBenchmarks
     public async Task<int> ChatCompletions_Miss_SuspendingUpstream()
     {
         var running = ChatCompletions_Miss_FakeUpstream();
+        FakeUpstream.AnswerPending();
+        return await running.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <see cref="App_ChatCompletions_Miss_FakeUpstream"/> with the upstream answering later (see
+    /// <see cref="ChatCompletions_Miss_SuspendingUpstream"/>): the async levels of the middleware in front of the handler
+    /// (the error handler's, the telemetry's) suspend and resume too, as they do on every request over a socket.
+    /// </summary>
+    [Benchmark]
+    public async Task<int> App_ChatCompletions_Miss_SuspendingUpstream()
+    {
+        var running = App_ChatCompletions_Miss_FakeUpstream();
         FakeUpstream.AnswerPending();
         return await running.ConfigureAwait(false);
     }

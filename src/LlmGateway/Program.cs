@@ -76,8 +76,9 @@ var app = builder.Build();
 
 // Routing first, where the host would put it, with the chat completions route matched before it (see RouteShortcut).
 app.UseRoutingWithShortcut(ChatCompletionsEndpoints.Path, ChatCompletionsEndpoints.EndpointName);
-app.UseOpenAiErrors();
-app.UseTelemetry();
+// Errors as OpenAI's JSON, and inside that handler the in-flight gauge and request span of the model-call endpoints:
+// one middleware, one async level (ErrorHandlingExtensions says why).
+app.UseOpenAiErrorsAndRequestTelemetry();
 app.UseGatewayAuth();
 // The OpenAPI page's files, in a branch only /swagger enters: as a middleware of its own it was one more async
 // frame and state-machine box on every request (an allocation profile of the miss path, 2026-12-02).

@@ -1,3 +1,5 @@
+using System.Runtime.ExceptionServices;
+using LlmGateway.Configuration;
 using LlmGateway.Usage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -33,8 +35,17 @@ public static class TelemetryExtensions
         return services;
     }
 
-    /// <summary>The in-flight gauge and the request span around each chat completion request.</summary>
-    public static IApplicationBuilder UseTelemetry(this IApplicationBuilder app) => app.UseMiddleware<RequestTelemetryMiddleware>();
+    /// <summary>
+    /// The in-flight gauge and the request span around each request to a marked endpoint, in front of
+    /// <paramref name="next"/>; every other request goes to <paramref name="unmarked"/>, and the failures of the marked
+    /// ones to <paramref name="handleFailure"/> (see <see cref="RequestTelemetryMiddleware"/>).
+    /// </summary>
+    internal static RequestDelegate RequestTelemetry(this IApplicationBuilder app, RequestDelegate next, RequestDelegate unmarked, Func<HttpContext, ExceptionDispatchInfo, Task> handleFailure)
+    {
+        var services = app.ApplicationServices;
+        return new RequestTelemetryMiddleware(next, unmarked, handleFailure, services.GetRequiredService<GatewayMetrics>(),
+            services.GetRequiredService<ContentLog>(), services.GetRequiredService<IOptions<GatewayOptions>>()).InvokeAsync;
+    }
 
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder app)
     {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using LlmGateway.IntegrationTests.Infrastructure;
@@ -39,14 +38,8 @@ public sealed class TracingTests : IAsyncLifetime
     [Fact]
     public async Task A_request_span_holds_one_attempt_span_per_candidate_with_genai_attributes()
     {
-        var stopped = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name == GatewayTracing.SourceName,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = stopped.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new SpanRecorder();
+        var stopped = spans.Stopped;
         await using var gateway = new GatewayFactory(FallbackSettings());
 
         var result = await gateway.ChatClient("first-model").CompleteChatAsync([new UserChatMessage("trace me")]);

@@ -90,14 +90,16 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json";
         response.ContentLength = outcome.Body.Length;
+        // Read once: Kestrel takes a lock on every read of it.
+        var aborted = http.RequestAborted;
         // A large answer to a client that stopped reading is cut off like a stream (see ClientWriteTimeout).
-        var write = ClientWriteTimeout.RunAsync(http, response.BodyWriter.WriteAsync(outcome.Body, http.RequestAborted));
+        var write = ClientWriteTimeout.RunAsync(http, response.BodyWriter.WriteAsync(outcome.Body, aborted));
         if (!write.IsCompletedSuccessfully) return AnswerWrittenAsync(http, write);
         write.GetAwaiter().GetResult();
         // A write that did not wait armed no write timeout (the answer is this response's only write), so none can
         // have cut the client off: the client leaving is all there is to ask, without looking the timeout up among
         // the request's features.
-        return !http.RequestAborted.IsCancellationRequested ? s_delivered : Task.FromResult(Deliveries.Undelivered(http));
+        return !aborted.IsCancellationRequested ? s_delivered : Task.FromResult(Deliveries.Undelivered(http));
     }
 
     private static async Task<Delivery> AnswerWrittenAsync(HttpContext http, ValueTask<FlushResult> write)

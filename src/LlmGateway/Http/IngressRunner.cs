@@ -32,13 +32,15 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
         var start = pipeline.Start();
         // Set first, so even the error middleware's 500 names the request.
         SetRequestId(http.Response, start.RequestId);
+        // Read once: Kestrel takes a lock on every read of it.
+        var aborted = http.RequestAborted;
         byte[]? rented = null;
         PipelineOutcome? outcome = null;
         TTurn? turn = default;
         try
         {
             // :: Step 1: read the body under the size limit (413 before reading more than the limit).
-            (rented, var length, var refusal) = await RequestBody.ReadOrRefuseAsync(http, maxRequestBytes).ConfigureAwait(false);
+            (rented, var length, var refusal) = await RequestBody.ReadOrRefuseAsync(http, maxRequestBytes, aborted).ConfigureAwait(false);
 
             // :: Step 2: the dialect's body as the neutral request and hints, then the pipeline (steps 2a to 6 are its own).
             if (refusal is null)
@@ -49,9 +51,9 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
                 {
                     try
                     {
-                        outcome = await pipeline.ExecuteAsync(request, prepared.Caller, prepared.Hints!, http.RequestAborted, start).ConfigureAwait(false);
+                        outcome = await pipeline.ExecuteAsync(request, prepared.Caller, prepared.Hints!, aborted, start).ConfigureAwait(false);
                     }
-                    catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+                    catch (OperationCanceledException) when (aborted.IsCancellationRequested)
                     {
                         return; // the client left while the pipeline ran: recorded there
                     }
@@ -67,7 +69,7 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
             var delivery = await WriteAsync(http, outcome, turn).ConfigureAwait(false);
             await outcome.CompleteAsync(delivery).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
         {
             // Nobody to answer. The pipeline recorded it if it ran; otherwise it is recorded here.
             outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);

@@ -13,11 +13,16 @@ public static class RequestBody
     /// <see cref="ReadAsync"/> with Kestrel's own 413 (its limit is set to <paramref name="max"/>) as the
     /// same refusal as a Content-Length over the limit, so every ingress answers it alike.
     /// </summary>
-    public static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max)
+    public static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max) =>
+        ReadOrRefuseAsync(http, max, http.RequestAborted);
+
+    /// <inheritdoc cref="ReadOrRefuseAsync(HttpContext, int)"/>
+    /// <param name="aborted">The request's <see cref="HttpContext.RequestAborted"/>, which the caller has read already.</param>
+    public static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadOrRefuseAsync(HttpContext http, int max, CancellationToken aborted)
     {
         var request = http.Request;
         // A Content-Length within the limit, the SDKs' requests: read without the general loop's async levels.
-        if (request.ContentLength is { } known && known > 0 && known <= max) return ReadKnownLength(http, request.Body, (int)known, max);
+        if (request.ContentLength is { } known && known > 0 && known <= max) return ReadKnownLength(request.Body, (int)known, max, aborted);
         return ReadOrRefuseSlowAsync(http, max);
     }
 
@@ -41,7 +46,7 @@ public static class RequestBody
     /// arrived, nearly every one, is read without a state machine; the rest continue in <see cref="ReadRestAsync"/>.
     /// A stream that ends early gives what it had, as the general loop does (Kestrel's never does).
     /// </summary>
-    private static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadKnownLength(HttpContext http, Stream body, int length, int max)
+    private static ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadKnownLength(Stream body, int length, int max, CancellationToken aborted)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(length);
         var read = 0;
@@ -49,8 +54,8 @@ public static class RequestBody
         {
             while (true)
             {
-                var pending = body.ReadAsync(buffer.AsMemory(read, length - read), http.RequestAborted);
-                if (!pending.IsCompletedSuccessfully) return ReadRestAsync(http, body, buffer, read, length, max, pending);
+                var pending = body.ReadAsync(buffer.AsMemory(read, length - read), aborted);
+                if (!pending.IsCompletedSuccessfully) return ReadRestAsync(body, buffer, read, length, max, pending, aborted);
                 var got = pending.Result;
                 read += got;
                 if (got == 0 || read == length) return new(Read(buffer, read));
@@ -69,7 +74,7 @@ public static class RequestBody
     }
 
     private static async ValueTask<(byte[] Buffer, int Length, ApiError? Error)> ReadRestAsync(
-        HttpContext http, Stream body, byte[] buffer, int read, int length, int max, ValueTask<int> pending)
+        Stream body, byte[] buffer, int read, int length, int max, ValueTask<int> pending, CancellationToken aborted)
     {
         try
         {
@@ -78,7 +83,7 @@ public static class RequestBody
                 var got = await pending.ConfigureAwait(false);
                 read += got;
                 if (got == 0 || read == length) return Read(buffer, read);
-                pending = body.ReadAsync(buffer.AsMemory(read, length - read), http.RequestAborted);
+                pending = body.ReadAsync(buffer.AsMemory(read, length - read), aborted);
             }
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)

@@ -30,7 +30,9 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
     public async Task RunAsync(HttpContext http)
     {
         var start = pipeline.Start();
-        // Set first, so even the error middleware's 500 names the request.
+        // Set first, so every answer the ingress writes names the request, a refusal before the body is read too
+        // (GatewayHeaders.Write does not set it again). Not the error handler's 500: it clears the response's headers
+        // (ErrorHandlingTests sees only its own).
         SetRequestId(http.Response, start.RequestId);
         // Read once: Kestrel takes a lock on every read of it.
         var aborted = http.RequestAborted;

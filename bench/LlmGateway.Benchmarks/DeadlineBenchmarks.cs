@@ -4,9 +4,9 @@ using LlmGateway.Resilience;
 namespace LlmGateway.Benchmarks;
 
 /// <summary>
-/// The deadlines of one non-streaming miss as step 5 sets them: the request's total (armed by the pipeline) and its one
-/// attempt's (linked to the total, armed by the executor), both let go at the end. The timer queue's lock and the clock
-/// are in here; the call between them is not.
+/// The deadlines of one non-streaming miss as step 5 sets them: the request's cancellation, capped at its total time
+/// (the pipeline's), its one attempt's limit set on it (the executor's), and let go. The timer queue's lock and the
+/// clock are in here; the call between them is not.
 /// </summary>
 [MemoryDiagnoser]
 public class DeadlineBenchmarks
@@ -17,12 +17,9 @@ public class DeadlineBenchmarks
     [Benchmark]
     public bool Deadlines_TotalAndAttempt()
     {
-        var total = new TimedCancellation(TimeProvider.System, CancellationToken.None);
-        total.CancelAfter(s_total);
-        var attempt = new TimedCancellation(TimeProvider.System, total.Token);
-        attempt.CancelAfter(s_attempt);
-        var cancelled = attempt.IsCancellationRequested;
-        attempt.Dispose();
+        var total = TimedCancellation.ForRequest(TimeProvider.System, CancellationToken.None, s_total);
+        total.CancelAfter(s_attempt, TimeProvider.System.GetTimestamp());
+        var cancelled = total.IsCancellationRequested;
         total.Dispose();
         return cancelled;
     }

@@ -177,13 +177,15 @@ public class MissPathBenchmarks
         return await running.ConfigureAwait(false);
     }
 
+    private static readonly TimeSpan s_total = TimeSpan.FromSeconds(600);
+
     /// <summary>Step 5 alone: one candidate tried and committed (a complete body), then let go, as the pipeline does.</summary>
     [Benchmark]
     public async Task<int> Executor_Miss_FakeUpstream()
     {
         var record = new RequestRecord { RequestId = "req_bench_executor", StartedAt = DateTimeOffset.UtcNow, RequestedModel = _miss.Model };
         var context = new GatewayContext(_miss, record, TimeProvider.System.GetTimestamp(), TimeProvider.System) { Route = _route };
-        using var total = new TimedCancellation(TimeProvider.System, CancellationToken.None);
+        using var total = TimedCancellation.ForRequest(TimeProvider.System, CancellationToken.None, s_total);
         var execution = await _executor.ExecuteAsync(context, total).ConfigureAwait(false);
         var attempts = execution.Error is null ? record.Attempts : -1;
         await execution.DisposeAsync().ConfigureAwait(false);

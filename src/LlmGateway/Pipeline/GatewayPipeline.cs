@@ -111,8 +111,7 @@ public sealed class GatewayPipeline(
             }
 
             // :: Step 5: try the candidates until one commits.
-            run.Total = new TimedCancellation(time, cancellationToken);
-            run.Total.CancelAfter(TimeSpan.FromSeconds(_options.Resilience.TotalTimeoutSeconds));
+            run.Total = TimedCancellation.ForRequest(time, cancellationToken, TimeSpan.FromSeconds(_options.Resilience.TotalTimeoutSeconds));
             var execution = run.Execution = await executor.ExecuteAsync(context, run.Total).ConfigureAwait(false);
             if (execution.Error is not null) return run.Fail(execution.Error);
 

@@ -28,7 +28,11 @@ public sealed class Execution : IAsyncDisposable
     /// <summary>The stream ended (cleanly) before any content: nothing more to read.</summary>
     public bool EndedBeforeContent { get; set; }
 
-    /// <summary>Cancels the committed attempt: the client leaving, the total timeout, or an idle timeout set by the reader.</summary>
+    /// <summary>
+    /// Cancels the committed attempt: the client leaving, the total timeout, or an idle timeout set by the reader. The
+    /// execution disposes it; it may be the request's own cancellation, which its owner disposes as well. For an error,
+    /// the successor the executor made when an attempt's limit ran out, if it did.
+    /// </summary>
     public TimedCancellation? Cancellation { get; init; }
 
     /// <summary>The committed provider's longest allowed silence between two chunks.</summary>
@@ -89,6 +93,12 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     /// a second state machine suspended and resumed with the first on every upstream call, and the state of the request's
     /// way through the candidates was an object made per request to share between the two. Here it is locals.
     /// </remarks>
+    /// <param name="total">
+    /// The request's cancellation, capped at its total time (<see cref="TimedCancellation.ForRequest"/>); the caller
+    /// disposes it. Each attempt runs on it with the attempt's limit set, and puts it back to the cap alone when the call
+    /// is over. When a limit ran out, the rest of the request goes on with its <see cref="TimedCancellation.Successor"/>,
+    /// which the returned execution owns.
+    /// </param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
@@ -99,219 +109,253 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         List<ProviderFailure>? failures = null;
         var minContextWindow = 0;
         string? previousModel = null;
+        // The request's cancellation as it is now: the caller's, or a successor once an attempt's limit ran out.
+        var current = total;
 
-        for (var i = 0; i < candidates.Count; i++)
+        try
         {
-            var candidate = candidates[i];
-            if (candidate.Model.ContextWindow <= minContextWindow) continue;
-            context.RequestAborted.ThrowIfCancellationRequested();
-            if (total.Token.IsCancellationRequested)
+            for (var i = 0; i < candidates.Count; i++)
             {
-                (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
-                break;
-            }
-
-            var provider = providers.Get(candidate.Provider.Name);
-            var deployment = provider.Deployment(candidate.UpstreamModel);
-            // When the first try of this candidate began: its stream's first-token budget runs from here (no clock read for a complete body).
-            var candidateStarted = stream ? time.GetTimestamp() : 0;
-            // The next try waits out this deployment's cooldown (the upstream's own Retry-After).
-            var retryThroughCooldown = false;
-            // The failure of the last call actually made to this candidate, and when it came.
-            ProviderFailure? lastCallFailure = null;
-            long failedAt = 0;
-
-            // :: The retries of this candidate. Every decision (retry or not, and after how long) is the attempt's,
-            // which knows the failure's classification and the upstream's Retry-After; this loop only waits, on the
-            // injected TimeProvider, and stops when the request's total time or the client's patience runs out.
-            // It was Polly's retry strategy, which added four async levels, two state-machine boxes and a pooled
-            // context to every attempt, retried or not (an allocation profile of the miss path, 2026-12-02), for a
-            // loop whose every choice was already made here.
-            AttemptResult result;
-            try
-            {
-                for (var retry = 0; ; retry++)
+                var candidate = candidates[i];
+                if (candidate.Model.ContextWindow <= minContextWindow) continue;
+                context.RequestAborted.ThrowIfCancellationRequested();
+                if (current.Token.IsCancellationRequested)
                 {
-                    // :: One try on this candidate.
-                    if (retry > 0)
+                    (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(candidate.Provider.Name, "the request's total time ran out before it could be tried"));
+                    break;
+                }
+
+                var provider = providers.Get(candidate.Provider.Name);
+                var deployment = provider.Deployment(candidate.UpstreamModel);
+                // When the first try of this candidate began: its stream's first-token budget runs from here (no clock read for a complete body).
+                var candidateStarted = stream ? time.GetTimestamp() : 0;
+                // The next try waits out this deployment's cooldown (the upstream's own Retry-After).
+                var retryThroughCooldown = false;
+                // The failure of the last call actually made to this candidate, and when it came.
+                ProviderFailure? lastCallFailure = null;
+                long failedAt = 0;
+
+                // :: The retries of this candidate. Every decision (retry or not, and after how long) is the attempt's,
+                // which knows the failure's classification and the upstream's Retry-After; this loop only waits, on the
+                // injected TimeProvider, and stops when the request's total time or the client's patience runs out.
+                // It was Polly's retry strategy, which added four async levels, two state-machine boxes and a pooled
+                // context to every attempt, retried or not (an allocation profile of the miss path, 2026-12-02), for a
+                // loop whose every choice was already made here.
+                AttemptResult result;
+                try
+                {
+                    for (var retry = 0; ; retry++)
                     {
-                        // The wait before a retry is the upstream's doing, not the gateway's overhead.
-                        context.AddUpstreamTime(failedAt);
-                        events.Retry(provider.Name, deployment.UpstreamModel);
-                    }
-                    var throughCooldown = retryThroughCooldown;
-                    retryThroughCooldown = false;
-                    if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var attemptLimit) is { } skipped)
-                    {
-                        result = Fail(skipped);
-                    }
-                    else
-                    {
-                        IAdmissionTicket? ticket = null;
-                        TimedCancellation? timer = null;
-                        var committed = false;
-                        var called = false;
-                        try
+                        // :: One try on this candidate.
+                        if (retry > 0)
                         {
-                            // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
-                            ProviderFailure? refusal = null;
-                            if (admission is not null)
+                            // The wait before a retry is the upstream's doing, not the gateway's overhead.
+                            context.AddUpstreamTime(failedAt);
+                            events.Retry(provider.Name, deployment.UpstreamModel);
+                        }
+                        var throughCooldown = retryThroughCooldown;
+                        retryThroughCooldown = false;
+                        if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var attemptLimit) is { } skipped)
+                        {
+                            result = Fail(skipped);
+                        }
+                        else
+                        {
+                            IAdmissionTicket? ticket = null;
+                            TimedCancellation? timer = null;
+                            var committed = false;
+                            var called = false;
+                            try
                             {
-                                var admitted = await admission.AdmitAsync(context, candidate, total.Token).ConfigureAwait(false);
-                                if (admitted.Refusal is { } refused) refusal = refused;
-                                else ticket = admitted.Ticket;
-                            }
-                            if (refusal is not null)
-                            {
-                                result = Fail(refusal);
-                            }
-                            else
-                            {
-                                // :: Step 4: one call, up to the commit point.
-                                if (retry == 0 && previousModel is { } from)
+                                // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
+                                ProviderFailure? refusal = null;
+                                if (admission is not null)
                                 {
-                                    record.Fallbacks++;
-                                    events.Fallback(from, candidate.ModelName);
+                                    var admitted = await admission.AdmitAsync(context, candidate, current.Token).ConfigureAwait(false);
+                                    if (admitted.Refusal is { } refused) refusal = refused;
+                                    else ticket = admitted.Ticket;
                                 }
-                                record.Attempts++;
-                                record.Model = candidate.ModelName;
-                                record.Provider = provider.Name;
-                                called = true;
-                                timer = new TimedCancellation(time, total.Token);
-                                timer.CancelAfter(attemptLimit);
-
-                                using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-
-                                // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
-                                // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
-                                // call started and ended: the upstream time, the latency and the provider's health all read those two
-                                // moments, not the clock again. (The call was an async method of its own: one state machine more to run,
-                                // and to suspend and resume when the upstream answers, on every call.)
-                                var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
-                                ProviderResponse? response = null;
-                                List<(StreamEventKind, byte[])>? pending = null;
-                                var endedEarly = false;
-                                ProviderFailure? failure = null;
-                                var started = time.GetTimestamp();
-                                long ended;
-                                try
+                                if (refusal is not null)
                                 {
-                                    response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
-                                    if (!response.IsSuccess)
-                                    {
-                                        failure = response.Failure;
-                                        response = null;
-                                    }
-                                    else if (response.Stream is { } chatStream)
-                                    {
-                                        pending = new List<(StreamEventKind, byte[])>(2);
-                                        while (true)
-                                        {
-                                            var ev = await chatStream.ReadAsync(timer.Token).ConfigureAwait(false);
-                                            if (ev.Kind == StreamEventKind.Failed)
-                                            {
-                                                await response.DisposeAsync().ConfigureAwait(false);
-                                                (response, pending, failure) = (null, null, ev.Failure);
-                                                break;
-                                            }
-                                            if (ev.Kind == StreamEventKind.End)
-                                            {
-                                                endedEarly = true;
-                                                break;
-                                            }
-                                            pending.Add((ev.Kind, ev.Data.ToArray()));
-                                            if (ev.Kind == StreamEventKind.Content) break;
-                                        }
-                                    }
-                                }
-                                catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-                                {
-                                    if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                                    (response, pending, endedEarly) = (null, null, false);
-                                    var what = !timer.TimedOut ? "the request's total time ran out"
-                                        : stream ? "no first token in time" : "no answer in time";
-                                    failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
-                                }
-                                catch
-                                {
-                                    if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                                    throw;
-                                }
-                                finally
-                                {
-                                    ended = time.GetTimestamp();
-                                    context.AddUpstreamTime(started, ended);
-                                }
-
-                                if (failure is not null)
-                                {
-                                    Telemetry.GatewayTracing.EndAttempt(span, null, failure);
-                                    lastCallFailure = failure;
-                                    failedAt = ended;
-                                    provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
-                                    var delay = RetryDelay(provider, deployment, failure, retry, stream, candidateStarted, total.Token, out retryThroughCooldown);
-                                    result = new AttemptResult(null, failure, delay);
+                                    result = Fail(refusal);
                                 }
                                 else
                                 {
-                                    // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
-                                    var execution = Commit(candidate, provider, entry, response!, pending, endedEarly, timer, time.GetElapsedTime(started, ended), ended);
-                                    context.Admission = ticket;
-                                    committed = true;
-                                    Telemetry.GatewayTracing.EndAttempt(span, execution, null);
-                                    result = new AttemptResult(execution, null, null);
+                                    // :: Step 4: one call, up to the commit point.
+                                    if (retry == 0 && previousModel is { } from)
+                                    {
+                                        record.Fallbacks++;
+                                        events.Fallback(from, candidate.ModelName);
+                                    }
+                                    record.Attempts++;
+                                    record.Model = candidate.ModelName;
+                                    record.Provider = provider.Name;
+                                    called = true;
+                                    // The attempt's limit, on the request's own cancellation: up to the total's cap at most.
+                                    timer = current;
+                                    var started = time.GetTimestamp();
+                                    timer.CancelAfter(attemptLimit, started);
+
+                                    using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
+
+                                    // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
+                                    // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
+                                    // call started and ended: the upstream time, the latency and the provider's health all read those two
+                                    // moments, not the clock again. (The call was an async method of its own: one state machine more to run,
+                                    // and to suspend and resume when the upstream answers, on every call.)
+                                    var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
+                                    ProviderResponse? response = null;
+                                    List<(StreamEventKind, byte[])>? pending = null;
+                                    var endedEarly = false;
+                                    ProviderFailure? failure = null;
+                                    long ended;
+                                    try
+                                    {
+                                        response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
+                                        if (!response.IsSuccess)
+                                        {
+                                            failure = response.Failure;
+                                            response = null;
+                                        }
+                                        else if (response.Stream is { } chatStream)
+                                        {
+                                            pending = new List<(StreamEventKind, byte[])>(2);
+                                            while (true)
+                                            {
+                                                var ev = await chatStream.ReadAsync(timer.Token).ConfigureAwait(false);
+                                                if (ev.Kind == StreamEventKind.Failed)
+                                                {
+                                                    await response.DisposeAsync().ConfigureAwait(false);
+                                                    (response, pending, failure) = (null, null, ev.Failure);
+                                                    break;
+                                                }
+                                                if (ev.Kind == StreamEventKind.End)
+                                                {
+                                                    endedEarly = true;
+                                                    break;
+                                                }
+                                                pending.Add((ev.Kind, ev.Data.ToArray()));
+                                                if (ev.Kind == StreamEventKind.Content) break;
+                                            }
+                                        }
+                                    }
+                                    catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+                                    {
+                                        if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                                        (response, pending, endedEarly) = (null, null, false);
+                                        var what = !timer.TimedOut ? "the request's total time ran out"
+                                            : stream ? "no first token in time" : "no answer in time";
+                                        failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
+                                    }
+                                    catch
+                                    {
+                                        if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                                        throw;
+                                    }
+                                    finally
+                                    {
+                                        ended = time.GetTimestamp();
+                                        context.AddUpstreamTime(started, ended);
+                                    }
+
+                                    if (failure is not null)
+                                    {
+                                        Telemetry.GatewayTracing.EndAttempt(span, null, failure);
+                                        lastCallFailure = failure;
+                                        failedAt = ended;
+                                        provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
+                                        current = AfterAttempt(timer, total, ended);
+                                        var delay = RetryDelay(provider, deployment, failure, retry, stream, candidateStarted, current.Token, out retryThroughCooldown);
+                                        result = new AttemptResult(null, failure, delay);
+                                    }
+                                    else
+                                    {
+                                        // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
+                                        var execution = Commit(candidate, provider, entry, response!, pending, endedEarly, timer, time.GetElapsedTime(started, ended), ended);
+                                        context.Admission = ticket;
+                                        committed = true;
+                                        Telemetry.GatewayTracing.EndAttempt(span, execution, null);
+                                        result = new AttemptResult(execution, null, null);
+                                    }
+                                }
+                            }
+                            catch
+                            {
+                                // The client left mid-call: that tells nothing about the provider.
+                                if (called) provider.Abandoned(entry);
+                                throw;
+                            }
+                            finally
+                            {
+                                if (!committed)
+                                {
+                                    if (!called) provider.Abandoned(entry);
+                                    provider.Limits.Release();
+                                    if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
                                 }
                             }
                         }
-                        catch
-                        {
-                            // The client left mid-call: that tells nothing about the provider.
-                            if (called) provider.Abandoned(entry);
-                            throw;
-                        }
-                        finally
-                        {
-                            if (!committed)
-                            {
-                                if (!called) provider.Abandoned(entry);
-                                timer?.Dispose();
-                                provider.Limits.Release();
-                                if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
-                            }
-                        }
-                    }
 
-                    if (result.RetryDelay is not { } wait || retry >= provider.Options.MaxRetries) break;
-                    if (wait > TimeSpan.Zero) await Task.Delay(wait, time, total.Token).ConfigureAwait(false);
+                        if (result.RetryDelay is not { } wait || retry >= provider.Options.MaxRetries) break;
+                        if (wait > TimeSpan.Zero) await Task.Delay(wait, time, current.Token).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception exception)
+                {
+                    // The client left (the handler answers 499), or the total ran out while waiting to retry.
+                    context.RequestAborted.ThrowIfCancellationRequested();
+                    if (exception is not OperationCanceledException) throw;
+                    (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
+                    break;
+                }
+
+                if (result.Execution is { } committedExecution) return committedExecution;
+                // A retry that found the circuit open, the deployment cooling down or the provider at its
+                // limit says less than the call that failed before it: the client hears about that one.
+                var candidateFailure = ResilienceFailures.IsSkip(result.Failure!) && lastCallFailure is { } lastCalled ? lastCalled : result.Failure!;
+                (failures ??= new(candidates.Count)).Add(candidateFailure);
+                previousModel = candidate.ModelName;
+                switch (candidateFailure.Kind)
+                {
+                    case FailureKind.FailRequest:
+                        return new Execution { Candidate = candidate, Error = Settled(candidateFailure.ToApiError(), context), Cancellation = Successor(current, total) };
+                    case FailureKind.ContextLength:
+                        minContextWindow = candidate.Model.ContextWindow;
+                        break;
                 }
             }
-            catch (Exception exception)
-            {
-                // The client left (the handler answers 499), or the total ran out while waiting to retry.
-                context.RequestAborted.ThrowIfCancellationRequested();
-                if (exception is not OperationCanceledException) throw;
-                (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
-                break;
-            }
 
-            if (result.Execution is { } committedExecution) return committedExecution;
-            // A retry that found the circuit open, the deployment cooling down or the provider at its
-            // limit says less than the call that failed before it: the client hears about that one.
-            var candidateFailure = ResilienceFailures.IsSkip(result.Failure!) && lastCallFailure is { } lastCalled ? lastCalled : result.Failure!;
-            (failures ??= new(candidates.Count)).Add(candidateFailure);
-            previousModel = candidate.ModelName;
-            switch (candidateFailure.Kind)
-            {
-                case FailureKind.FailRequest:
-                    return new Execution { Candidate = candidate, Error = Settled(candidateFailure.ToApiError(), context) };
-                case FailureKind.ContextLength:
-                    minContextWindow = candidate.Model.ContextWindow;
-                    break;
-            }
+            return new Execution { Error = Settled(FinalError(failures ?? []), context), Cancellation = Successor(current, total) };
         }
-
-        return new Execution { Error = Settled(FinalError(failures ?? []), context) };
+        catch
+        {
+            // The client left (or a bug): a successor no execution took is let go here.
+            Successor(current, total)?.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>
+    /// The request's cancellation once an attempt's call is over: when the attempt's limit ran out, a successor with
+    /// what the total still allows (the one that ran out let go, unless it is the caller's); otherwise the same one, its
+    /// timer back to the total's cap alone (a retry's wait, the next candidate's admission). Cancelled by the client or
+    /// the cap, it stays as it is: nothing more is tried.
+    /// </summary>
+    private static TimedCancellation AfterAttempt(TimedCancellation attempt, TimedCancellation total, long ended)
+    {
+        if (!attempt.TimedOut)
+        {
+            attempt.CancelAfter(Timeout.InfiniteTimeSpan, ended);
+            return attempt;
+        }
+        var next = attempt.Successor();
+        if (!ReferenceEquals(attempt, total)) attempt.Dispose();
+        return next;
+    }
+
+    /// <summary>The request's cancellation if it is a successor (the execution's to dispose), null if it is the caller's.</summary>
+    private static TimedCancellation? Successor(TimedCancellation current, TimedCancellation total) =>
+        ReferenceEquals(current, total) ? null : current;
 
     /// <summary>
     /// Once the gateway has called upstream (and retried, and failed over), a client's own retries would

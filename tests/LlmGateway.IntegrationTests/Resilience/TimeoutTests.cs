@@ -268,4 +268,36 @@ public sealed class TimeoutTests : IAsyncLifetime
         var m1 = await gateway.DeploymentAsync("p1", "upstream-m1");
         Assert.Contains("no answer in time", m1.GetProperty("last_error").GetProperty("message").GetString());
     }
+
+    [Fact]
+    public async Task After_an_attempt_timed_out_the_next_one_still_ends_at_the_total_and_only_the_first_is_held_against_its_provider()
+    {
+        _primary.Handler = (http, _) => HangAsync(http);
+        _fallback.Handler = (http, _) => HangAsync(http);
+        var settings = Settings(_primary, _fallback)
+            .With("Gateway:Resilience:AttemptTimeoutSeconds", "20")
+            .With("Gateway:Resilience:TotalTimeoutSeconds", "30");
+        await using var gateway = new ResilienceGateway(settings, _time);
+
+        var pending = gateway.PostAsync(ResilienceGateway.Body("m1"));
+        await UpstreamHangsAsync();
+        await _time.WaitForTimerAsync(TimeSpan.FromSeconds(20), pending);
+        _time.Advance(TimeSpan.FromSeconds(20));
+
+        // The fallback has what is left of the total (10 s), not an attempt's 20 s.
+        await UpstreamHangsAsync();
+        await _time.WaitForTimerAsync(d => d > TimeSpan.FromSeconds(9) && d <= TimeSpan.FromSeconds(10), "the rest of the total", pending);
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        using var response = await pending.WaitAsync(s_guard);
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Contains("total time ran out", await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, _primary.Calls);
+        Assert.Equal(1, _fallback.Calls);
+        var m1 = await gateway.DeploymentAsync("p1", "upstream-m1");
+        Assert.Contains("no answer in time", m1.GetProperty("last_error").GetProperty("message").GetString());
+        // The total running out says nothing about the fallback: no error of its own.
+        var m2 = await gateway.DeploymentAsync("p2", "upstream-m2");
+        Assert.False(m2.TryGetProperty("last_error", out var error) && error.ValueKind == JsonValueKind.Object, $"the fallback was held to the total: {m2}");
+    }
 }

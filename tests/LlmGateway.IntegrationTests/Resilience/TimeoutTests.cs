@@ -300,4 +300,38 @@ public sealed class TimeoutTests : IAsyncLifetime
         var m2 = await gateway.DeploymentAsync("p2", "upstream-m2");
         Assert.False(m2.TryGetProperty("last_error", out var error) && error.ValueKind == JsonValueKind.Object, $"the fallback was held to the total: {m2}");
     }
+
+    [Fact]
+    public async Task A_stream_the_total_time_cuts_ends_with_one_timeout_error_event_not_held_against_the_provider()
+    {
+        _primary.Handler = async (http, _) =>
+        {
+            OpenAiWire.StartSse(http);
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "half an "));
+            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "answer"));
+            await HangAsync(http);
+        };
+        // The idle timeout (7 s) is longer than the whole request may take (6 s).
+        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:TotalTimeoutSeconds", "6"), _time);
+
+        using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
+        var reading = SseClient.ReadAllAsync(response);
+        // Set to the cap: when the request starts, for the read that got "answer" and after it, and for the read now waiting.
+        await _time.WaitForArmedAsync(TimeSpan.FromSeconds(6), times: 4, reading);
+        _time.Advance(TimeSpan.FromSeconds(6) - TimeSpan.FromMilliseconds(1));
+        Assert.False(reading.IsCompleted);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        var sse = await reading.WaitAsync(s_guard);
+
+        Assert.Equal(4, sse.Events.Count);
+        var error = JsonDocument.Parse(sse.Events[3]).RootElement.GetProperty("error");
+        Assert.Equal("upstream_timeout", error.GetProperty("code").GetString());
+        Assert.False(sse.SawDone);
+        var record = await gateway.Observer.NextAsync();
+        Assert.Equal(RequestOutcomes.Broken, record.Outcome);
+        // The total running out is not the deployment going quiet.
+        var deployment = await gateway.DeploymentAsync("p1", "upstream-m1");
+        Assert.Equal(0, deployment.GetProperty("recent").GetProperty("errors").GetInt32());
+    }
 }

@@ -46,6 +46,16 @@ public sealed class TimeoutTests : IAsyncLifetime
         return Task.Delay(Timeout.Infinite, http.RequestAborted);
     }
 
+    /// <summary>Starts a stream ("half an answer" after the role chunk), then falls silent.</summary>
+    private async Task StartsThenHangsAsync(Microsoft.AspNetCore.Http.HttpContext http)
+    {
+        OpenAiWire.StartSse(http);
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "half an "));
+        await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "answer"));
+        await HangAsync(http);
+    }
+
     private async Task UpstreamHangsAsync() => Assert.True(await _hanging.WaitAsync(s_guard), "no upstream received the request");
 
     private static async Task<string> StreamTextAsync(Task<HttpResponseMessage> pending)
@@ -130,14 +140,7 @@ public sealed class TimeoutTests : IAsyncLifetime
     [Fact]
     public async Task A_stream_that_stalls_after_it_started_ends_with_one_timeout_error_event()
     {
-        _primary.Handler = async (http, _) =>
-        {
-            OpenAiWire.StartSse(http);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "half an "));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "answer"));
-            await HangAsync(http);
-        };
+        _primary.Handler = (http, _) => StartsThenHangsAsync(http);
         await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time);
 
         using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
@@ -304,14 +307,7 @@ public sealed class TimeoutTests : IAsyncLifetime
     [Fact]
     public async Task A_stream_the_total_time_cuts_ends_with_one_timeout_error_event_not_held_against_the_provider()
     {
-        _primary.Handler = async (http, _) =>
-        {
-            OpenAiWire.StartSse(http);
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(role: "assistant", content: ""));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "half an "));
-            await OpenAiWire.WriteEventAsync(http, OpenAiWire.Chunk(content: "answer"));
-            await HangAsync(http);
-        };
+        _primary.Handler = (http, _) => StartsThenHangsAsync(http);
         // The idle timeout (7 s) is longer than the whole request may take (6 s).
         await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:TotalTimeoutSeconds", "6"), _time);
 

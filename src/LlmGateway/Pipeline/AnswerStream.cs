@@ -92,8 +92,9 @@ public sealed class AnswerStream
         // The ingress comes back for more once it has passed on what was read before the commit.
         record.TimeToFirstToken ??= _context.Time.GetElapsedTime(_context.StartTimestamp);
 
-        _cancellation!.CancelAfter(_idle);
+        // One clock read for both: the idle timer (kept under the request's total) and the upstream time start here.
         var readStarted = _context.Time.GetTimestamp();
+        _cancellation!.CancelAfter(_idle, readStarted);
         StreamEvent ev;
         try
         {
@@ -110,8 +111,9 @@ public sealed class AnswerStream
         {
             // The idle timeout is the upstream's: it runs only while the upstream is waited on. Stopped here, so
             // time spent writing to a slow client is never taken for the provider going quiet (and held against it).
-            _cancellation.CancelAfter(Timeout.InfiniteTimeSpan);
-            _context.AddUpstreamTime(readStarted);
+            var readEnded = _context.Time.GetTimestamp();
+            _cancellation.CancelAfter(Timeout.InfiniteTimeSpan, readEnded);
+            _context.AddUpstreamTime(readStarted, readEnded);
         }
 
         _commit?.Observe(ev);

@@ -18,7 +18,7 @@ public class StreamBenchmarks
     private HttpResponse _response = null!;
     private ChunkBuilder _chunks = null!;
     private ChatRequest _chat = null!;
-    private ProviderRequest _providerRequest = null!;
+    private ProviderRequest _providerRequest;
 
     [GlobalSetup]
     public void Setup()

@@ -23,7 +23,7 @@ public class UpstreamCallBenchmarks
     private LoopbackUpstream _upstream = null!;
     private OpenAiProvider _provider = null!;
     private ChatRequest _miss = null!;
-    private ProviderRequest _request = null!;
+    private ProviderRequest _request;
 
     [GlobalSetup]
     public void Setup()

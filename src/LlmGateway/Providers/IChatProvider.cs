@@ -41,8 +41,11 @@ public interface IChatProviderFactory
     IChatProvider Create(string name, ProviderOptions options);
 }
 
-/// <summary>What a provider is asked to do: the parsed client request and the model it resolved to.</summary>
-public sealed class ProviderRequest(GatewayRequest request, string modelName, ModelOptions model)
+/// <summary>
+/// What a provider is asked to do: the parsed client request and the model it resolved to. A value, not an object:
+/// the candidate loop makes one for every attempt, and a provider only reads it.
+/// </summary>
+public readonly struct ProviderRequest(GatewayRequest request, string modelName, ModelOptions model)
 {
     public GatewayRequest Request { get; } = request;
     public RequestOperation Operation => Request.Operation;

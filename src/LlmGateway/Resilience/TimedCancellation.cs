@@ -94,8 +94,9 @@ public sealed class TimedCancellation : CancellationTokenSource
             Cancel();
             return;
         }
-        // In the timer's whole milliseconds, rounded up: the total never runs out before its time.
-        var toCap = (left * 1000 + _frequency - 1) / _frequency;
+        // In the timer's whole milliseconds, rounded up: the total never runs out before its time. Whole seconds apart
+        // from the rest, so no total overflows here (one beyond the timer's reach throws in CancelAfter, as it always did).
+        var toCap = left / _frequency * 1000 + ((left % _frequency * 1000) + _frequency - 1) / _frequency;
         if (delay != Timeout.InfiniteTimeSpan && delay.Ticks < toCap * TimeSpan.TicksPerMillisecond)
         {
             // A timer set for the cap can't be firing now: the cap is further away than this limit.

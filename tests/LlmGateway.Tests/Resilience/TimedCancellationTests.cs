@@ -111,4 +111,18 @@ public class TimedCancellationTests
         Assert.True(timeout.TimedOut);
         Assert.False(timeout.CapReached);
     }
+
+    [Fact]
+    public void A_total_of_weeks_runs_out_at_its_time_and_one_beyond_the_timers_reach_throws_as_CancelAfter_does()
+    {
+        var weeks = TimeSpan.FromDays(40);
+        using var request = TimedCancellation.ForRequest(_time, CancellationToken.None, weeks);
+        _time.Advance(weeks - TimeSpan.FromMilliseconds(1));
+        Assert.False(request.IsCancellationRequested);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(request.CapReached);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => TimedCancellation.ForRequest(_time, CancellationToken.None, TimeSpan.FromDays(60)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TimedCancellation.ForRequest(TimeProvider.System, CancellationToken.None, TimeSpan.FromDays(400)));
+    }
 }

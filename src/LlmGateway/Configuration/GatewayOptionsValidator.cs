@@ -214,16 +214,25 @@ public sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
         if (r.MaxRetries < 0) errors.Add($"{at}:MaxRetries must not be negative.");
         if (r.BaseDelayMs < 0) errors.Add($"{at}:BaseDelayMs must not be negative.");
         if (r.MaxDelayMs < r.BaseDelayMs) errors.Add($"{at}:MaxDelayMs must be at least BaseDelayMs.");
-        if (r.FirstTokenTimeoutSeconds <= 0) errors.Add($"{at}:FirstTokenTimeoutSeconds must be positive.");
-        if (r.StreamIdleTimeoutSeconds <= 0) errors.Add($"{at}:StreamIdleTimeoutSeconds must be positive.");
-        if (r.TotalTimeoutSeconds <= 0) errors.Add($"{at}:TotalTimeoutSeconds must be positive.");
-        if (r.AttemptTimeoutSeconds <= 0) errors.Add($"{at}:AttemptTimeoutSeconds must be positive.");
+        Timeout(errors, at, "FirstTokenTimeoutSeconds", r.FirstTokenTimeoutSeconds);
+        Timeout(errors, at, "StreamIdleTimeoutSeconds", r.StreamIdleTimeoutSeconds);
+        Timeout(errors, at, "TotalTimeoutSeconds", r.TotalTimeoutSeconds);
+        Timeout(errors, at, "AttemptTimeoutSeconds", r.AttemptTimeoutSeconds);
         if (r.CooldownSeconds <= 0) errors.Add($"{at}:CooldownSeconds must be positive.");
         var cb = r.CircuitBreaker;
         if (cb.FailureRatio is <= 0 or > 1) errors.Add($"{at}:CircuitBreaker:FailureRatio must be in (0, 1].");
         if (cb.MinimumThroughput < 2) errors.Add($"{at}:CircuitBreaker:MinimumThroughput must be at least 2.");
         if (cb.SamplingSeconds <= 0) errors.Add($"{at}:CircuitBreaker:SamplingSeconds must be positive.");
         if (cb.BreakSeconds <= 0) errors.Add($"{at}:CircuitBreaker:BreakSeconds must be positive.");
+    }
+
+    /// <summary>The longest timeout accepted: 30 days. Every timeout arms a timer, and a timer reaches at most about 49.7 days
+    /// (2^32 - 2 ms); a longer one was accepted at start and then failed every request with an exception.</summary>
+    internal const int MaxTimeoutSeconds = 30 * 24 * 3600;
+
+    private static void Timeout(List<string> errors, string at, string name, int seconds)
+    {
+        if (seconds is <= 0 or > MaxTimeoutSeconds) errors.Add($"{at}:{name} must be between 1 and {MaxTimeoutSeconds} seconds (30 days).");
     }
 
     private static void ValidateLimit(List<string> errors, string at, BudgetLimit l)

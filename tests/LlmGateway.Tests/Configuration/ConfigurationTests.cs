@@ -43,6 +43,26 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public void A_timeout_beyond_a_timers_reach_is_refused_at_start_and_the_longest_accepted_one_works()
+    {
+        // 60 days: accepted before, then every request threw (a timer reaches about 49.7 days).
+        var options = new GatewayOptions { Resilience = new ResilienceOptions { TotalTimeoutSeconds = 60 * 24 * 3600 } };
+        Assert.Contains(GatewayOptionsValidator.Validate(options), e => e.StartsWith("Gateway:Resilience:TotalTimeoutSeconds", StringComparison.Ordinal));
+        options.Resilience.TotalTimeoutSeconds = GatewayOptionsValidator.MaxTimeoutSeconds;
+        Assert.DoesNotContain(GatewayOptionsValidator.Validate(options), e => e.Contains("TimeoutSeconds", StringComparison.Ordinal));
+
+        // The longest accepted total and limit arm their timers as a request does.
+        var longest = TimeSpan.FromSeconds(GatewayOptionsValidator.MaxTimeoutSeconds);
+        using var request = LlmGateway.Resilience.TimedCancellation.ForRequest(TimeProvider.System, CancellationToken.None, longest);
+        request.CancelAfter(longest);
+        request.CancelAfter(Timeout.InfiniteTimeSpan);
+        using var uncapped = new LlmGateway.Resilience.TimedCancellation(TimeProvider.System, CancellationToken.None);
+        uncapped.CancelAfter(longest);
+        Assert.False(request.IsCancellationRequested);
+        Assert.False(uncapped.IsCancellationRequested);
+    }
+
+    [Fact]
     public void The_shipped_appsettings_is_valid()
     {
         var path = Path.Combine(AppContext.BaseDirectory, "appsettings.json");

@@ -34,6 +34,8 @@ public class MetricsBenchmarks
     private Histogram<double> _histogram = null!;
     private AllInSdk _sdk = null!;
     private RequestRecord _record = null!;
+    private UpDownCounter<long> _openConnections = null!;
+    private Connection _connection = null!;
 
     [Params(1, 2)]
     public int Providers { get; set; }
@@ -61,6 +63,11 @@ public class MetricsBenchmarks
         _counter = meter.CreateCounter<long>("bench.counter");
         _histogram = meter.CreateHistogram<double>("bench.histogram", "s");
         _sdk = new AllInSdk(meter);
+        // HttpClient's instrument as its handlers make it, on this host's meter factory so that the exposure takes it.
+        _openConnections = meterFactory.Create("System.Net.Http").CreateUpDownCounter<long>("http.client.open_connections", "{connection}",
+            "Number of outbound HTTP connections that are currently active or idle on the client.");
+        _connection = new Connection(_openConnections, "1.1", "http", "127.0.0.1", 8081, "127.0.0.1");
+        _connection.Established();
         _record = new RequestRecord
         {
             RequestId = "req_1",
@@ -104,6 +111,50 @@ public class MetricsBenchmarks
     /// <summary>Like the duration histogram: two tags.</summary>
     [Benchmark]
     public void Histogram_Record() => _histogram.Record(0.12, new TagList { { "model", "echo" }, { "provider", "mock" } });
+
+    /// <summary>
+    /// HttpClient's http_client_open_connections as one call upstream moves its connection from idle to active and back
+    /// (four measurements of six tags, as <c>ConnectionMetrics.IdleStateChanged</c> makes them; the dashboard reads the family).
+    /// </summary>
+    [Benchmark]
+    public void OpenConnections_RequestCycle()
+    {
+        _connection.IdleStateChanged(idle: false);
+        _connection.IdleStateChanged(idle: true);
+    }
+
+    /// <summary>
+    /// One upstream connection's tags as HttpClient's <c>ConnectionMetrics</c> holds them (its port boxed and its peer
+    /// address made once per connection) and the measurements it makes when the connection changes state.
+    /// </summary>
+    private sealed class Connection(UpDownCounter<long> openConnections, string protocolVersion, string scheme, string host, int port, string peerAddress)
+    {
+        private readonly object _port = port;
+
+        public void Established()
+        {
+            var tags = Tags();
+            tags.Add(State(idle: true));
+            openConnections.Add(1, tags);
+        }
+
+        public void IdleStateChanged(bool idle)
+        {
+            var tags = Tags();
+            tags.Add(State(!idle));
+            openConnections.Add(-1, tags);
+            tags[tags.Count - 1] = State(idle);
+            openConnections.Add(1, tags);
+        }
+
+        private TagList Tags() => new()
+        {
+            { "network.protocol.version", protocolVersion }, { "url.scheme", scheme }, { "server.address", host },
+            { "server.port", _port }, { "network.peer.address", peerAddress },
+        };
+
+        private static KeyValuePair<string, object?> State(bool idle) => new("http.connection.state", idle ? "idle" : "active");
+    }
 
     /// <summary>The gateway's recording of a request before its counters were its own (label values as MetricLabels gives them).</summary>
     private sealed class AllInSdk(Meter meter)

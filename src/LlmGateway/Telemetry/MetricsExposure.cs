@@ -17,6 +17,10 @@ namespace LlmGateway.Telemetry;
 /// instrument goes to both, so each measurement is taken twice (MetricsBenchmarks measures it). With no
 /// key configured no scrape can be authenticated, and the public provider is the only one.
 /// </para>
+/// <para>
+/// HttpClient's http.client.open_connections is the exception: <see cref="OpenConnectionsGauge"/> counts it once, for
+/// both providers, and hands them the same series as an observable instrument (it says why).
+/// </para>
 /// </summary>
 public sealed class MetricsExposure : IDisposable
 {
@@ -57,15 +61,27 @@ public sealed class MetricsExposure : IDisposable
 
     private readonly MetricsAccess _access;
     private readonly FirstScrapeFamilies _families;
+    private readonly OpenConnectionsGauge? _openConnections;
     private readonly RequestDelegate _publicScrape;
     private readonly RequestDelegate? _fullScrape;
 
     public MetricsExposure(IMeterFactory meterFactory, MetricsAccess access, IConfiguration configuration, IServiceProvider services)
+        : this(meterFactory, access, configuration, services, countOpenConnections: true)
+    {
+    }
+
+    /// <param name="countOpenConnections">
+    /// HttpClient's http.client.open_connections counted by <see cref="OpenConnectionsGauge"/> (always, but in the test that
+    /// compares it with the SDK's own count).
+    /// </param>
+    internal MetricsExposure(IMeterFactory meterFactory, MetricsAccess access, IConfiguration configuration, IServiceProvider services, bool countOpenConnections)
     {
         _access = access;
         _families = new FirstScrapeFamilies(meterFactory);
-        Public = Build(meterFactory, configuration, authenticated: false);
-        Full = access.AcceptsKeys ? Build(meterFactory, configuration, authenticated: true) : null;
+        // Before the providers: HttpClient's instrument may already be published, and they must find it left to the gauge.
+        _openConnections = countOpenConnections ? new OpenConnectionsGauge(meterFactory) : null;
+        Public = Build(meterFactory, configuration, authenticated: false, _openConnections is not null);
+        Full = access.AcceptsKeys ? Build(meterFactory, configuration, authenticated: true, _openConnections is not null) : null;
         _publicScrape = ScrapePipeline(services, Public);
         _fullScrape = Full is null ? null : ScrapePipeline(services, Full);
     }
@@ -108,7 +124,7 @@ public sealed class MetricsExposure : IDisposable
             .UseOpenTelemetryPrometheusScrapingEndpoint(provider, predicate: _ => true, path: null, configureBranchedPipeline: null, optionsName: null)
             .Build();
 
-    private static MeterProvider Build(IMeterFactory meterFactory, IConfiguration configuration, bool authenticated)
+    private static MeterProvider Build(IMeterFactory meterFactory, IConfiguration configuration, bool authenticated, bool openConnectionsCounted)
     {
         var excluded = authenticated ? PublicScrape.Value : AuthenticatedScrape.Value;
         return Sdk.CreateMeterProviderBuilder()
@@ -126,6 +142,8 @@ public sealed class MetricsExposure : IDisposable
                 if (instrument.Meter.Scope is IMeterFactory owner && !ReferenceEquals(owner, meterFactory)) return MetricStreamConfiguration.Drop;
                 if (ScrapeOf(instrument) is { } scrape && Equals(scrape, excluded)) return MetricStreamConfiguration.Drop;
                 if (s_perRequestBuiltIns.Contains((instrument.Meter.Name, instrument.Name))) return MetricStreamConfiguration.Drop;
+                // Exported from OpenConnectionsGauge's instrument instead: the same series, without the SDK's lookup per measurement.
+                if (openConnectionsCounted && OpenConnectionsGauge.IsHttpClients(instrument, meterFactory)) return MetricStreamConfiguration.Drop;
                 // _count, _sum and _bucket belong to histograms: a gauge named so (the runtime's dotnet.assembly.count,
                 // dotnet.timer.count, dotnet.process.cpu.count) reads as part of one, and promtool rejects it.
                 // The package keeps such names; they get _value, as /metrics has always shown them.
@@ -158,6 +176,7 @@ public sealed class MetricsExposure : IDisposable
     {
         Full?.Dispose();
         Public.Dispose();
+        _openConnections?.Dispose();
         _families.Dispose();
     }
 }

@@ -305,6 +305,8 @@ public sealed class MetricsTests : IAsyncLifetime
         Assert.NotEmpty(m.Find("http_server_request_duration_seconds_count"));
         Assert.NotEmpty(m.Find("http_client_request_duration_seconds_bucket"));
         Assert.NotEmpty(m.Find("http_client_open_connections"));
+        // Counted by OpenConnectionsGauge, not by the SDK from HttpClient's instrument: one family all the same.
+        Assert.Single(m.Text.Split('\n'), l => l == "# TYPE http_client_open_connections gauge");
     }
 
     [Fact]

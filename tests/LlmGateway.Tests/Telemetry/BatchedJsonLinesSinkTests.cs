@@ -56,6 +56,29 @@ public class BatchedJsonLinesSinkTests
     }
 
     [Fact]
+    public void Written_events_make_room_again_for_as_many_more()
+    {
+        var output = new LineCountingStream();
+        var sink = new BatchedJsonLinesSink(new JsonLogLineFormatter(), output, capacity: 10, interval: TimeSpan.FromMilliseconds(5));
+        for (var round = 1; round <= 3; round++)
+        {
+            for (var i = 0; i < 10; i++) sink.Emit(Event(i));
+            // Bounded wait for the background thread; failing, not returning quietly, at the deadline.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (output.Lines < 10 * round)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the writer never wrote round {round}");
+                Thread.Sleep(5);
+            }
+        }
+        sink.Dispose();
+
+        // Each round's events were counted out of the bound once written: none dropped, no warning line.
+        Assert.Equal(0, sink.Dropped);
+        Assert.Equal(30, output.Lines);
+    }
+
+    [Fact]
     public void The_writer_drains_on_its_interval_without_being_signalled()
     {
         var output = new MemoryStream();

@@ -127,16 +127,19 @@ public class MissPathBenchmarks
         return _contexts.Create(features);
     }
 
-    private DefaultHttpContext MissContext()
+    private DefaultHttpContext MissContext() => ChatContext(_services.Services, Samples.MissBody, Stream.Null);
+
+    /// <summary>A fresh POST /v1/chat/completions of <paramref name="body"/>, its response written to <paramref name="client"/>.</summary>
+    internal static DefaultHttpContext ChatContext(IServiceProvider services, byte[] body, Stream client)
     {
-        var http = new DefaultHttpContext { RequestServices = _services.Services };
+        var http = new DefaultHttpContext { RequestServices = services };
         var request = http.Request;
         request.Method = "POST";
         request.Path = "/v1/chat/completions";
         request.ContentType = "application/json";
-        request.ContentLength = Samples.MissBody.Length;
-        request.Body = new MemoryStream(Samples.MissBody, writable: false);
-        http.Response.Body = Stream.Null;
+        request.ContentLength = body.Length;
+        request.Body = new MemoryStream(body, writable: false);
+        http.Response.Body = client;
         return http;
     }
 
@@ -209,8 +212,12 @@ internal sealed class FakeUpstream(string name, ProviderOptions options) : IChat
 
     private static TaskCompletionSource<ProviderResponse>? s_pending;
 
+    /// <summary>Set by the stream rows: a streamed request is answered with this stream (see <see cref="StreamPathBenchmarks"/>).</summary>
+    internal static Func<ProviderRequest, ChatStream>? Streams { get; set; }
+
     public ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken) =>
-        Suspends ? new((s_pending = new TaskCompletionSource<ProviderResponse>()).Task) : ValueTask.FromResult(Answer());
+        request.Stream && Streams is { } streams ? ValueTask.FromResult(ProviderResponse.Streaming(streams(request)))
+        : Suspends ? new((s_pending = new TaskCompletionSource<ProviderResponse>()).Task) : ValueTask.FromResult(Answer());
 
     /// <summary>Answers the waiting call on the caller's thread: its awaiters (all ConfigureAwait(false)) resume there.</summary>
     internal static void AnswerPending() => Interlocked.Exchange(ref s_pending, null)!.SetResult(Answer());

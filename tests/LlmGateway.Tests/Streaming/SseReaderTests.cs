@@ -52,6 +52,38 @@ public class SseReaderTests
     }
 
     /// <summary>
+    /// The split read a framing reader awaits the body with (TryRead, then FillAsync and Filled when nothing is whole):
+    /// the same events as ReadAsync, an event's lines kept across the reads it spans, and false at the end.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(4096)]
+    public async Task TryRead_with_fills_reads_the_same_events_as_ReadAsync(int step)
+    {
+        var body = ": keep-alive\n\nevent: message_start\ndata: {\"a\":1}\n\r\ndata: line1\r\ndata: line2\r\n\r\ndata:nospace\n\nevent: ping\ndata: {}\n\ndata: last-without-blank-line";
+        using var reader = new SseReader(new TricklingStream(Encoding.UTF8.GetBytes(body), step));
+        var events = new List<(string, string)>();
+        var fills = 0;
+        while (true)
+        {
+            if (reader.TryRead())
+            {
+                events.Add((Encoding.UTF8.GetString(reader.EventType), Encoding.UTF8.GetString(reader.Data.Span)));
+                continue;
+            }
+            if (reader.AtEnd) break;
+            reader.Filled(await reader.FillAsync(CancellationToken.None));
+            fills++;
+        }
+        Assert.Equal((await ReadAll(body, step)).ToArray(), events.ToArray());
+        Assert.Equal(5, events.Count);
+        if (step == 1) Assert.True(fills > body.Length, "every byte was a read of its own");
+        Assert.False(reader.TryRead());
+        Assert.True(reader.AtEnd);
+    }
+
+    /// <summary>
     /// What a relay may hold unflushed: only a whole event with data already read. Everything arrives in one read here,
     /// so what is buffered after each event is exactly the rest of the body.
     /// </summary>

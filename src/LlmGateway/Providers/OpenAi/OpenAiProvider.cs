@@ -260,6 +260,10 @@ public sealed class OpenAiChatStream : ChatStream
 
     public override bool HasBufferedEvent => !_ended && _reader.HasBufferedEvent;
 
+    /// <remarks>
+    /// Takes the events already read with <see cref="SseReader.TryRead"/> and awaits the upstream's body itself when it
+    /// needs more: each chunk resumes this level straight from the body's read, not through the SSE reader's own.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
     {
@@ -269,7 +273,10 @@ public sealed class OpenAiChatStream : ChatStream
             bool more;
             try
             {
-                more = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                while (!(more = _reader.TryRead()) && !_reader.AtEnd)
+                {
+                    _reader.Filled(await _reader.FillAsync(cancellationToken).ConfigureAwait(false));
+                }
             }
             catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException && !cancellationToken.IsCancellationRequested)
             {

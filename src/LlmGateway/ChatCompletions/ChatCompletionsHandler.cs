@@ -122,6 +122,10 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
         var response = http.Response;
         var wantsUsage = stream.ClientWantsUsage;
         SseResponseWriter.Start(response);
+        // Taken once for the stream, not per chunk: the writer is the response's for its life, and Kestrel hands out the
+        // same aborted token each time, under a lock.
+        var writer = response.BodyWriter;
+        var aborted = http.RequestAborted;
         var unflushed = false;
         while (true)
         {
@@ -129,14 +133,14 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             switch (ev.Kind)
             {
                 case StreamEventKind.End:
-                    return await SseResponseWriter.WriteDoneAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
+                    return await SseResponseWriter.WriteDoneAsync(response, aborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     await SseResponseWriter.BreakAsync(http, ev.Error!).ConfigureAwait(false);
                     return Delivery.Delivered;
                 case StreamEventKind.Usage when !wantsUsage:
                     break;
                 default:
-                    SseResponseWriter.Write(response, ev.Data.Span);
+                    SseResponseWriter.Write(writer, ev.Data.Span);
                     unflushed = true;
                     break;
             }
@@ -144,7 +148,7 @@ public sealed class ChatCompletionsHandler(IOptions<GatewayOptions> options, Gat
             // in one flush. A skipped usage event still flushes what came before it when nothing else is in hand.
             if (!unflushed || stream.HasBufferedEvents) continue;
             unflushed = false;
-            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false))
+            if (!await SseResponseWriter.FlushAsync(http, writer, aborted).ConfigureAwait(false))
             {
                 return Deliveries.Undelivered(http);
             }

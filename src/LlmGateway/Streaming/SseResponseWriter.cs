@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Text.Json;
 using LlmGateway.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -27,9 +28,11 @@ public static class SseResponseWriter
     }
 
     /// <summary>Writes one event without flushing.</summary>
-    public static void Write(HttpResponse response, ReadOnlySpan<byte> data)
+    public static void Write(HttpResponse response, ReadOnlySpan<byte> data) => Write(response.BodyWriter, data);
+
+    /// <summary>Writes one event to the response's <paramref name="writer"/> without flushing (a relay takes the writer once, not per event).</summary>
+    public static void Write(PipeWriter writer, ReadOnlySpan<byte> data)
     {
-        var writer = response.BodyWriter;
         var length = DataPrefix.Length + data.Length + EventEnd.Length;
         var span = writer.GetSpan(length);
         DataPrefix.CopyTo(span);
@@ -39,11 +42,22 @@ public static class SseResponseWriter
     }
 
     /// <summary>Flushes what was written; false when the client is gone.</summary>
-    public static async ValueTask<bool> FlushAsync(HttpResponse response, CancellationToken cancellationToken)
+    public static ValueTask<bool> FlushAsync(HttpResponse response, CancellationToken cancellationToken) =>
+        FlushAsync(response.HttpContext, response.BodyWriter, cancellationToken);
+
+    /// <summary>
+    /// Flushes what was written to <paramref name="http"/>'s response <paramref name="writer"/>; false when the client is
+    /// gone. A flush that completed at once (the socket's buffers took it, as nearly every one does) runs no state machine.
+    /// </summary>
+    public static ValueTask<bool> FlushAsync(HttpContext http, PipeWriter writer, CancellationToken cancellationToken)
     {
-        var result = await ClientWriteTimeout.RunAsync(response.HttpContext, response.BodyWriter.FlushAsync(cancellationToken)).ConfigureAwait(false);
-        return !result.IsCanceled && !result.IsCompleted;
+        var flush = ClientWriteTimeout.RunAsync(http, writer.FlushAsync(cancellationToken));
+        return flush.IsCompletedSuccessfully ? new(Flushed(flush.Result)) : FlushedAsync(flush);
     }
+
+    private static bool Flushed(FlushResult result) => !result.IsCanceled && !result.IsCompleted;
+
+    private static async ValueTask<bool> FlushedAsync(ValueTask<FlushResult> flush) => Flushed(await flush.ConfigureAwait(false));
 
     public static ValueTask<bool> WriteAndFlushAsync(HttpResponse response, ReadOnlySpan<byte> data, CancellationToken cancellationToken)
     {

@@ -170,6 +170,38 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
         Assert.NotNull(record.TimeToFirstToken);
     }
 
+    /// <summary>
+    /// An answer stream's read that waits on the upstream is finished when the ingress resumes (AnswerStream.ReadAsync is
+    /// no async level of its own): the chunk that comes is the event, and silence past the idle timeout is one failed
+    /// event, the request recorded broken, with or without ConfigureAwait.
+    /// </summary>
+    [Fact]
+    public async Task A_stream_read_that_waits_gets_its_chunk_when_it_comes_and_silence_past_the_idle_timeout_is_one_failed_event()
+    {
+        var pipeline = Pipeline(("Gateway:Resilience:StreamIdleTimeoutSeconds", "1"));
+        _provider.StreamChunks = ["one", "two", "three"];
+        using var gate = _provider.ReadGate = new SemaphoreSlim(0);
+
+        var outcome = await pipeline.ExecuteAsync(Ask(extra: ""","stream":true"""), null, RequestHints.None, CancellationToken.None);
+        var stream = outcome.Stream!;
+        Assert.Equal(StreamEventKind.Chunk, (await stream.ReadAsync()).Kind); // read before the commit
+        Assert.Equal(StreamEventKind.Content, (await stream.ReadAsync().ConfigureAwait(false)).Kind);
+
+        var read = stream.ReadAsync();
+        Assert.False(read.GetAwaiter().IsCompleted); // the next chunk has not come
+        gate.Release();
+        var two = await read.ConfigureAwait(false);
+        Assert.Equal(StreamEventKind.Content, two.Kind);
+        Assert.Contains("\"two\"", Encoding.UTF8.GetString(two.Data.Span));
+
+        var quiet = await stream.ReadAsync(); // nothing comes: the idle timeout
+        Assert.Equal(StreamEventKind.Failed, quiet.Kind);
+        Assert.Equal(504, quiet.Error!.Status);
+        Assert.Equal(StreamEventKind.Failed, (await stream.ReadAsync()).Kind);
+        await outcome.CompleteAsync(Delivery.Delivered);
+        Assert.Equal(RequestOutcomes.Broken, Assert.Single(_records.All).Outcome);
+    }
+
     [Fact]
     public async Task A_stream_that_fails_after_the_commit_ends_with_one_failed_event_carrying_the_error_and_is_recorded_broken()
     {
@@ -498,35 +530,49 @@ public sealed class GatewayPipelineTests : IAsyncDisposable
                 var body = OpenAiJson.Completion("chatcmpl-1", 1, request.UpstreamModel, Answer, "stop", usage);
                 return ProviderResponse.Completed(body, usage, "stop");
             }
-            return ProviderResponse.Streaming(new ScriptedStream(StreamChunks ?? [Answer], FailStreamAfter));
+            return ProviderResponse.Streaming(new ScriptedStream(StreamChunks ?? [Answer], FailStreamAfter, ReadGate));
         }
+
+        /// <summary>When set, every read after the first two (the ones before the commit) waits for one release of it, as a chunk that has not arrived.</summary>
+        public SemaphoreSlim? ReadGate { get; set; }
     }
 
-    private sealed class ScriptedStream(string[] chunks, int? failAfter) : ChatStream
+    private sealed class ScriptedStream(string[] chunks, int? failAfter, SemaphoreSlim? gate = null) : ChatStream
     {
         private int _read;
 
         public override ValueTask<StreamEvent> ReadAsync(CancellationToken cancellationToken)
         {
             var i = _read++;
-            if (i == 0) return new(new StreamEvent(StreamEventKind.Chunk, Chunk("\"role\":\"assistant\",\"content\":\"\"")));
+            return gate is not null && i >= 2 ? GatedAsync(i, cancellationToken) : new(Next(i));
+        }
+
+        private async ValueTask<StreamEvent> GatedAsync(int i, CancellationToken cancellationToken)
+        {
+            await gate!.WaitAsync(cancellationToken);
+            return Next(i);
+        }
+
+        private StreamEvent Next(int i)
+        {
+            if (i == 0) return new StreamEvent(StreamEventKind.Chunk, Chunk("\"role\":\"assistant\",\"content\":\"\""));
             var content = i - 1;
             if (failAfter is { } n && content == n)
             {
-                return new(StreamEvent.Fail(ProviderFailure.Connection("scripted", "cut")));
+                return StreamEvent.Fail(ProviderFailure.Connection("scripted", "cut"));
             }
             if (content < chunks.Length)
             {
                 Usage = new TokenUsage(10, content + 1);
-                return new(new StreamEvent(StreamEventKind.Content, Chunk($"\"content\":\"{chunks[content]}\"")));
+                return new StreamEvent(StreamEventKind.Content, Chunk($"\"content\":\"{chunks[content]}\""));
             }
             if (content == chunks.Length)
             {
                 var usage = Encoding.UTF8.GetBytes($$$"""{"id":"c","object":"chat.completion.chunk","created":1,"model":"m1","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":{{{chunks.Length}}},"total_tokens":{{{10 + chunks.Length}}}}}""");
                 Usage = new TokenUsage(10, chunks.Length);
-                return new(new StreamEvent(StreamEventKind.Usage, usage));
+                return new StreamEvent(StreamEventKind.Usage, usage);
             }
-            return new(StreamEvent.EndOfStream);
+            return StreamEvent.EndOfStream;
         }
 
         private static byte[] Chunk(string delta) =>

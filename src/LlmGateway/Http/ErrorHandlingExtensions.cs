@@ -51,11 +51,26 @@ public static class ErrorHandlingExtensions
     private static Task WriteErrorAsync(HttpContext http)
     {
         if (http.Response.HasStarted) return Task.CompletedTask;
+        // Every answer carries x-request-id (the contract), this 500 too: the handler cleared the response's headers, so the
+        // id is set again, the one the ingress gave the request when it got that far (RememberRequestId), else a new one.
+        http.Response.Headers[GatewayHeaders.RequestId] = http.Items.TryGetValue(RequestIdItem, out var id) && id is string known ? known : GatewayHeaders.NewRequestId();
         var feature = http.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>();
         var error = feature?.Error is BadHttpRequestException bad
             ? new ApiError(bad.StatusCode, ErrorTypes.InvalidRequest, bad.StatusCode == 413 ? ErrorCodes.RequestTooLarge : null, "The request could not be read: " + bad.Message)
             : ApiError.Internal();
         return error.WriteAsync(http.Response);
+    }
+
+    private static readonly object RequestIdItem = new();
+
+    /// <summary>
+    /// For an exception filter on the way out of an ingress: remembers the request's id for the error handler's 500 and
+    /// returns false, so the exception goes on unhandled. Only a failing request pays for it (the Items dictionary).
+    /// </summary>
+    public static bool RememberRequestId(HttpContext http, string requestId)
+    {
+        http.Items[RequestIdItem] = requestId;
+        return false;
     }
 
     private sealed record CaughtFailure(ExceptionDispatchInfo Exception);

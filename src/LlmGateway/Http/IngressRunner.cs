@@ -31,8 +31,7 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
     {
         var start = pipeline.Start();
         // Set first, so every answer the ingress writes names the request, a refusal before the body is read too
-        // (GatewayHeaders.Write does not set it again). Not the error handler's 500: it clears the response's headers
-        // (ErrorHandlingTests sees only its own).
+        // (GatewayHeaders.Write does not set it again). The error handler's 500 clears it and sets it again (RememberRequestId).
         SetRequestId(http.Response, start.RequestId);
         // Read once: Kestrel takes a lock on every read of it.
         var aborted = http.RequestAborted;
@@ -76,6 +75,10 @@ public abstract class IngressRunner<TTurn>(GatewayPipeline pipeline, int maxRequ
             // Nobody to answer. The pipeline recorded it if it ran; otherwise it is recorded here.
             outcome ??= pipeline.Refuse(ApiError.InvalidRequest("The client closed the request."), start);
             await outcome.CompleteAsync(Delivery.ClientGone).ConfigureAwait(false);
+        }
+        catch (Exception) when (ErrorHandlingExtensions.RememberRequestId(http, start.RequestId))
+        {
+            // Never entered: the filter only hands the request's id to the error handler's 500 and lets the exception go on.
         }
         finally
         {

@@ -50,6 +50,8 @@ public sealed class ErrorHandlingTests
         Assert.Equal(expected.GetProperty("code").GetString(), error.GetProperty("code").GetString());
         Assert.Equal(expected.GetProperty("message").GetString(), error.GetProperty("message").GetString());
         Assert.DoesNotContain(FailingRouter.Message, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // Every answer, error or not, names its request (the contract), this one too although the handler cleared the headers.
+        Assert.StartsWith("req_", Assert.Single(response.Headers.GetValues("x-request-id")), StringComparison.Ordinal);
     }
 
     private static void AssertLoggedOnce(ConcurrentQueue<LogEntry> logs) =>

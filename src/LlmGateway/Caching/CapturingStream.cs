@@ -42,6 +42,9 @@ internal sealed class CapturingStream : ChatStream
         return new CapturingStream(stream, alreadyRead, maxBytes);
     }
 
+    /// <summary>The wrapped stream's: a cacheable stream coalesces the events that arrived together, as any other does.</summary>
+    public override bool HasBufferedEvent => _inner.HasBufferedEvent;
+
     /// <summary>The upstream ended cleanly ([DONE]) and every chunk was kept.</summary>
     public bool Completed { get; private set; }
 

@@ -73,6 +73,9 @@ public sealed class ConversationTurn
             return ev;
         }
 
+        /// <summary>The captured stream's: a stored turn's stream coalesces the events that arrived together, as any other does.</summary>
+        public override bool HasBufferedEvent => capture.HasBufferedEvent;
+
         /// <summary>The inner stream belongs to the provider response, which disposes it.</summary>
         public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }

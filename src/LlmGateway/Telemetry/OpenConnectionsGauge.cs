@@ -36,8 +36,15 @@ internal sealed class OpenConnectionsGauge : IDisposable
     public const string MeterName = "System.Net.Http";
     public const string InstrumentName = "http.client.open_connections";
 
-    /// <summary>Slots of the identity cache: a few per upstream connection (two states each) before they collide.</summary>
+    /// <summary>Slots of the identity cache, in sets of <see cref="Ways"/>: a tag set goes in one set, in either of its slots.</summary>
     private const int Slots = 256;
+
+    /// <summary>
+    /// Two slots a set: a direct-mapped cache (one slot) thrashed whenever two live tag sets shared a slot (a
+    /// connection's active and idle state, by chance one time in 256): every measurement then missed, allocated and took
+    /// the lookup by value. Two tag sets that share a set now both stay; a third replaces the older of them.
+    /// </summary>
+    private const int Ways = 2;
 
     private readonly IMeterFactory _meterFactory;
     private readonly MeterListener _listener = new();
@@ -45,6 +52,8 @@ internal sealed class OpenConnectionsGauge : IDisposable
     /// <summary>The series in the order they were first seen: the order the SDK creates its points in, and exports them.</summary>
     private readonly List<Series> _ordered = [];
     private readonly Seen?[] _seen = new Seen?[Slots];
+    /// <summary>Per set, which of its slots a new tag set replaces next when both are taken (a race only picks the other).</summary>
+    private readonly byte[] _next = new byte[Slots / Ways];
     private int _created;
 
     /// <param name="meterFactory">This host's meter factory: the observable instrument is made by it (so only this host's providers export it), and HttpClient's instruments are taken from the shared meter or from it.</param>
@@ -80,23 +89,28 @@ internal sealed class OpenConnectionsGauge : IDisposable
 
     private void Add(long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
-        var slot = Slot(tags);
-        if (Volatile.Read(ref _seen[slot]) is { } seen && seen.Is(tags))
+        var set = Set(tags);
+        var first = set * Ways;
+        for (var slot = first; slot < first + Ways; slot++)
         {
-            Interlocked.Add(ref seen.Series.Value, value);
-            return;
+            if (Volatile.Read(ref _seen[slot]) is { } seen && seen.Is(tags))
+            {
+                Interlocked.Add(ref seen.Series.Value, value);
+                return;
+            }
         }
         var series = SeriesOf(tags);
         Interlocked.Add(ref series.Value, value);
-        Volatile.Write(ref _seen[slot], new Seen([.. tags], series));
+        var free = Volatile.Read(ref _seen[first]) is null ? 0 : Volatile.Read(ref _seen[first + 1]) is null ? 1 : _next[set]++ & 1;
+        Volatile.Write(ref _seen[first + free], new Seen([.. tags], series));
     }
 
-    /// <summary>The slot of a tag set by its values' identities (its keys are HttpClient's constants, compared in <see cref="Seen.Is"/>).</summary>
-    private static int Slot(ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    /// <summary>The set of a tag set by its values' identities (its keys are HttpClient's constants, compared in <see cref="Seen.Is"/>).</summary>
+    private static int Set(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         var hash = 0;
         foreach (var tag in tags) hash = (hash * 31) + RuntimeHelpers.GetHashCode(tag.Value);
-        return (int)((uint)hash % Slots);
+        return (int)((uint)hash % (Slots / Ways));
     }
 
     /// <summary>The series of a tag set by value (keys ordinal, values by <see cref="object.Equals(object?, object?)"/>, order aside), as the SDK keys them.</summary>

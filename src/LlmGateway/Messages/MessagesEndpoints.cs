@@ -163,6 +163,8 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
     private static async Task<Delivery> StreamAsync(HttpContext http, PipelineOutcome outcome, string model)
     {
         var response = http.Response;
+        // Read once: Kestrel takes a lock on every read of it (the chat relay does the same).
+        var aborted = http.RequestAborted;
         var stream = outcome.Stream!;
         var translator = new MessagesStreamTranslator(model, outcome.Request?.EstimatedPromptTokens ?? 0);
         var events = new ArrayBufferWriter<byte>(1024);
@@ -175,7 +177,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
             {
                 case StreamEventKind.End:
                     translator.End(events);
-                    return await WriteEventsAsync(response, events.WrittenSpan, http.RequestAborted).ConfigureAwait(false)
+                    return await WriteEventsAsync(response, events.WrittenSpan, aborted).ConfigureAwait(false)
                         ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     translator.Fail(ev.Error!, outcome.RequestId, events);
@@ -186,7 +188,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
                     translator.Chunk(ev.Data.Span, events);
                     break;
             }
-            if (events.WrittenCount > 0 && !await WriteEventsAsync(response, events.WrittenSpan, http.RequestAborted).ConfigureAwait(false))
+            if (events.WrittenCount > 0 && !await WriteEventsAsync(response, events.WrittenSpan, aborted).ConfigureAwait(false))
             {
                 return Deliveries.Undelivered(http);
             }
@@ -200,6 +202,8 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
     private static async Task<Delivery> StreamNativeAsync(HttpContext http, PipelineOutcome outcome)
     {
         var response = http.Response;
+        // Read once: Kestrel takes a lock on every read of it.
+        var aborted = http.RequestAborted;
         var stream = outcome.Stream!;
         SseResponseWriter.Start(response);
         while (true)
@@ -208,7 +212,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
             switch (ev.Kind)
             {
                 case StreamEventKind.End:
-                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)
+                    return await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false)
                         ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     var error = MessagesStreamTranslator.ErrorEvent(ev.Error!, outcome.RequestId);
@@ -218,7 +222,7 @@ public sealed class MessagesHandler(IOptions<GatewayOptions> options, GatewayPip
             response.BodyWriter.Write(ev.Data.Span);
             if (!stream.HasBufferedEvents)
             {
-                if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
+                if (!await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
             }
         }
     }

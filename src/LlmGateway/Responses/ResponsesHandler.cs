@@ -123,10 +123,12 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
     private async Task<Delivery> StreamAsync(HttpContext http, AnswerStream stream, ResponseObject answer, Turn turn)
     {
         var response = http.Response;
+        // Read once: Kestrel takes a lock on every read of it (the chat relay does the same).
+        var aborted = http.RequestAborted;
         SseResponseWriter.Start(response);
         var events = new ResponsesStreamTranslator(answer, response.BodyWriter, time);
         events.Start();
-        if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
+        if (!await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
         while (true)
         {
             var ev = await stream.ReadAsync().ConfigureAwait(false);
@@ -138,18 +140,18 @@ public sealed class ResponsesHandler(IOptions<GatewayOptions> options, GatewayPi
                     events.Complete();
                     // Kept before response.completed leaves, as a non-streamed answer is kept before its body.
                     if (turn.Request.Store) await responses.SaveAsync(turn.Caller, answer, turn.Previous?.History, turn.Request.InputMessages, InputItems(turn, answer)).ConfigureAwait(false);
-                    return await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
+                    return await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false) ? Delivery.Delivered : Deliveries.Undelivered(http);
                 case StreamEventKind.Failed:
                     // response.failed is the Responses API's own end for a broken answer: a client reads it as
                     // a failure (never as complete), so the stream ends there, as OpenAI ends it.
                     events.Fail(ev.Error!);
-                    await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false);
+                    await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false);
                     return Delivery.Delivered;
                 default:
                     events.Chunk(ev.Data.Span);
                     break;
             }
-            if (!await SseResponseWriter.FlushAsync(response, http.RequestAborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
+            if (!await SseResponseWriter.FlushAsync(response, aborted).ConfigureAwait(false)) return Deliveries.Undelivered(http);
         }
     }
 

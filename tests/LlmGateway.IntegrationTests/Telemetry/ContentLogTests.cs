@@ -45,13 +45,18 @@ public sealed class ContentLogTests : IAsyncLifetime
         }
 
         // A client can have the whole answer before the middleware is done with the request: wait until both
-        // requests are recorded and nothing is in flight, so any content line would have been written.
+        // requests are recorded and nothing is in flight, so any content line would have been written; with content on,
+        // until both lines are in the capture too (the full suite once saw the first check pass with one missing there).
+        // Past the deadline the test fails, saying what it waited for.
         using var http = logged.CreateClient();
         var deadline = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             var m = await MetricsText.ScrapeAsync(http);
-            if ((m.Value("llm_gateway_inflight_requests") == 0 && m.Find("llm_gateway_requests_total").Sum(x => x.Value) == 2) || deadline.Elapsed > TimeSpan.FromSeconds(10)) break;
+            var settled = m.Value("llm_gateway_inflight_requests") == 0 && m.Find("llm_gateway_requests_total").Sum(x => x.Value) == 2;
+            var contentLines = logs.Lines.Count(l => l.StartsWith("RequestContent|", StringComparison.Ordinal));
+            if (settled && (includeContent != true || contentLines >= 2)) break;
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), $"after 10 s: requests settled {settled}, content lines {contentLines}");
             await Task.Delay(20);
         }
         return [.. logs.Lines];

@@ -68,15 +68,7 @@ public sealed class TimedCancellation : CancellationTokenSource
     /// Restarts the timer for <paramref name="delay"/>, or up to the cap when that comes first (an infinite delay: the
     /// cap alone); once cancelled, stays cancelled.
     /// </summary>
-    public new void CancelAfter(TimeSpan delay)
-    {
-        if (!_capped)
-        {
-            if (!IsCancellationRequested) base.CancelAfter(delay);
-            return;
-        }
-        CancelAfter(delay, _time.GetTimestamp());
-    }
+    public new void CancelAfter(TimeSpan delay) => CancelAfter(delay, _capped ? _time.GetTimestamp() : 0); // no cap: the moment is not read
 
     /// <summary><see cref="CancelAfter(TimeSpan)"/> with the moment it is set, already read by the caller.</summary>
     public void CancelAfter(TimeSpan delay, long now)

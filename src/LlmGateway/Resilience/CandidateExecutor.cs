@@ -103,7 +103,6 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
     public async ValueTask<Execution> ExecuteAsync(GatewayContext context, TimedCancellation total)
     {
         var candidates = context.Route!.Candidates;
-        var record = context.Record;
         var stream = context.Request.Stream;
         // Made at the first failure: an answer from the first candidate, the common case, never needs it.
         List<ProviderFailure>? failures = null;
@@ -111,7 +110,12 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
         string? previousModel = null;
         // The request's cancellation as it is now: the caller's, or a successor once an attempt's limit ran out.
         var current = total;
+        // The provider being tried: the total running out while a call waits (its admission, a retry's wait) is told as its timeout.
+        var trying = "";
 
+        // One try/catch for the whole way through the candidates: it keeps a successor no execution took from leaking,
+        // and tells the total running out while a call waits from the client leaving. Each attempt's own cleanup is its
+        // try/finally below; nothing here is an async method of its own (see the remarks).
         try
         {
             for (var i = 0; i < candidates.Count; i++)
@@ -127,6 +131,7 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
 
                 var provider = providers.Get(candidate.Provider.Name);
                 var deployment = provider.Deployment(candidate.UpstreamModel);
+                trying = provider.Name;
                 // When the first try of this candidate began: its stream's first-token budget runs from here (no clock read for a complete body).
                 var candidateStarted = stream ? time.GetTimestamp() : 0;
                 // The next try waits out this deployment's cooldown (the upstream's own Retry-After).
@@ -140,173 +145,146 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                 // injected TimeProvider, and stops when the request's total time or the client's patience runs out.
                 // It was Polly's retry strategy, which added four async levels, two state-machine boxes and a pooled
                 // context to every attempt, retried or not (an allocation profile of the miss path, 2026-12-02), for a
-                // loop whose every choice was already made here.
+                // loop whose every choice was already made here. An attempt that ends without a retry leaves it with break.
                 AttemptResult result;
-                try
+                for (var retry = 0; ; retry++)
                 {
-                    for (var retry = 0; ; retry++)
+                    if (retry > 0)
                     {
-                        // :: One try on this candidate.
-                        if (retry > 0)
-                        {
-                            // The wait before a retry is the upstream's doing, not the gateway's overhead.
-                            context.AddUpstreamTime(failedAt);
-                            events.Retry(provider.Name, deployment.UpstreamModel);
-                        }
-                        var throughCooldown = retryThroughCooldown;
-                        retryThroughCooldown = false;
-                        if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var attemptLimit) is { } skipped)
-                        {
-                            result = Fail(skipped);
-                        }
-                        else
-                        {
-                            IAdmissionTicket? ticket = null;
-                            TimedCancellation? timer = null;
-                            var committed = false;
-                            var called = false;
-                            try
-                            {
-                                // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
-                                ProviderFailure? refusal = null;
-                                if (admission is not null)
-                                {
-                                    var admitted = await admission.AdmitAsync(context, candidate, current.Token).ConfigureAwait(false);
-                                    if (admitted.Refusal is { } refused) refusal = refused;
-                                    else ticket = admitted.Ticket;
-                                }
-                                if (refusal is not null)
-                                {
-                                    result = Fail(refusal);
-                                }
-                                else
-                                {
-                                    // :: Step 4: one call, up to the commit point.
-                                    if (retry == 0 && previousModel is { } from)
-                                    {
-                                        record.Fallbacks++;
-                                        events.Fallback(from, candidate.ModelName);
-                                    }
-                                    record.Attempts++;
-                                    record.Model = candidate.ModelName;
-                                    record.Provider = provider.Name;
-                                    called = true;
-                                    // The attempt's limit, on the request's own cancellation: up to the total's cap at most.
-                                    timer = current;
-                                    var started = time.GetTimestamp();
-                                    timer.CancelAfter(attemptLimit, started);
-
-                                    using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
-
-                                    // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
-                                    // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
-                                    // call started and ended: the upstream time, the latency and the provider's health all read those two
-                                    // moments, not the clock again. (The call was an async method of its own: one state machine more to run,
-                                    // and to suspend and resume when the upstream answers, on every call.)
-                                    var request = new ProviderRequest(context.Request, candidate.ModelName, candidate.Model);
-                                    ProviderResponse? response = null;
-                                    List<(StreamEventKind, byte[])>? pending = null;
-                                    var endedEarly = false;
-                                    ProviderFailure? failure = null;
-                                    long ended;
-                                    try
-                                    {
-                                        response = await candidate.Provider.SendAsync(request, timer.Token).ConfigureAwait(false);
-                                        if (!response.IsSuccess)
-                                        {
-                                            failure = response.Failure;
-                                            response = null;
-                                        }
-                                        else if (response.Stream is { } chatStream)
-                                        {
-                                            pending = new List<(StreamEventKind, byte[])>(2);
-                                            while (true)
-                                            {
-                                                var ev = await chatStream.ReadAsync(timer.Token).ConfigureAwait(false);
-                                                if (ev.Kind == StreamEventKind.Failed)
-                                                {
-                                                    await response.DisposeAsync().ConfigureAwait(false);
-                                                    (response, pending, failure) = (null, null, ev.Failure);
-                                                    break;
-                                                }
-                                                if (ev.Kind == StreamEventKind.End)
-                                                {
-                                                    endedEarly = true;
-                                                    break;
-                                                }
-                                                pending.Add((ev.Kind, ev.Data.ToArray()));
-                                                if (ev.Kind == StreamEventKind.Content) break;
-                                            }
-                                        }
-                                    }
-                                    catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
-                                    {
-                                        if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                                        (response, pending, endedEarly) = (null, null, false);
-                                        var what = !timer.TimedOut ? "the request's total time ran out"
-                                            : stream ? "no first token in time" : "no answer in time";
-                                        failure = ProviderFailure.Timeout(candidate.Provider.Name, what);
-                                    }
-                                    catch
-                                    {
-                                        if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
-                                        throw;
-                                    }
-                                    finally
-                                    {
-                                        ended = time.GetTimestamp();
-                                        context.AddUpstreamTime(started, ended);
-                                    }
-
-                                    if (failure is not null)
-                                    {
-                                        Telemetry.GatewayTracing.EndAttempt(span, null, failure);
-                                        lastCallFailure = failure;
-                                        failedAt = ended;
-                                        provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
-                                        current = AfterAttempt(timer, total, ended);
-                                        var delay = RetryDelay(provider, deployment, failure, retry, stream, candidateStarted, current.Token, out retryThroughCooldown);
-                                        result = new AttemptResult(null, failure, delay);
-                                    }
-                                    else
-                                    {
-                                        // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
-                                        var execution = Commit(candidate, provider, entry, response!, pending, endedEarly, timer, time.GetElapsedTime(started, ended), ended);
-                                        context.Admission = ticket;
-                                        committed = true;
-                                        Telemetry.GatewayTracing.EndAttempt(span, execution, null);
-                                        result = new AttemptResult(execution, null, null);
-                                    }
-                                }
-                            }
-                            catch
-                            {
-                                // The client left mid-call: that tells nothing about the provider.
-                                if (called) provider.Abandoned(entry);
-                                throw;
-                            }
-                            finally
-                            {
-                                if (!committed)
-                                {
-                                    if (!called) provider.Abandoned(entry);
-                                    provider.Limits.Release();
-                                    if (ticket is not null) await ticket.ReleaseAsync().ConfigureAwait(false);
-                                }
-                            }
-                        }
-
-                        if (result.RetryDelay is not { } wait || retry >= provider.Options.MaxRetries) break;
-                        if (wait > TimeSpan.Zero) await Task.Delay(wait, time, current.Token).ConfigureAwait(false);
+                        // The wait before a retry is the upstream's doing, not the gateway's overhead.
+                        context.AddUpstreamTime(failedAt);
+                        events.Retry(provider.Name, deployment.UpstreamModel);
                     }
-                }
-                catch (Exception exception)
-                {
-                    // The client left (the handler answers 499), or the total ran out while waiting to retry.
-                    context.RequestAborted.ThrowIfCancellationRequested();
-                    if (exception is not OperationCanceledException) throw;
-                    (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(provider.Name, "the request's total time ran out while waiting to retry"));
-                    break;
+
+                    // :: Steps 1 and 2: a cooldown, an open circuit or the provider's limits skip the call (see Enter).
+                    var throughCooldown = retryThroughCooldown;
+                    retryThroughCooldown = false;
+                    if (Enter(provider, deployment, context, throughCooldown, stream, candidateStarted, lastCallFailure, out var entry, out var attemptLimit) is { } skipped)
+                    {
+                        result = Fail(skipped);
+                        break;
+                    }
+
+                    // From here the attempt holds the provider's health entry and a concurrency slot, and maybe a budget
+                    // ticket: a committed execution takes them over, anything else gives them back in the finally.
+                    IAdmissionTicket? ticket = null;
+                    var called = false;
+                    var committed = false;
+                    try
+                    {
+                        // :: Step 3: the budget may refuse this candidate, so traffic flows to one with room.
+                        if (admission is not null)
+                        {
+                            var admitted = await admission.AdmitAsync(context, candidate, current.Token).ConfigureAwait(false);
+                            if (admitted.Refusal is { } refused)
+                            {
+                                result = Fail(refused);
+                                break;
+                            }
+                            ticket = admitted.Ticket;
+                        }
+
+                        // :: Step 4: one call, up to the commit point, on the request's own cancellation with the attempt's
+                        // limit set (up to the total's cap at most).
+                        RecordCall(context.Record, candidate, provider.Name, retry == 0 ? previousModel : null);
+                        called = true;
+                        var timer = current;
+                        var started = time.GetTimestamp();
+                        timer.CancelAfter(attemptLimit, started);
+
+                        using var span = Telemetry.GatewayTracing.StartAttempt(candidate);
+
+                        // Send to the candidate and, for a stream, read up to the first real content: a provider may answer 200 and
+                        // then fail, and until the client has seen a byte, that failure can still go to the next candidate. When the
+                        // call started and ended: the upstream time, the latency and the provider's health all read those two
+                        // moments, not the clock again. (The call was an async method of its own: one state machine more to run,
+                        // and to suspend and resume when the upstream answers, on every call.)
+                        ProviderResponse? response = null;
+                        List<(StreamEventKind, byte[])>? pending = null;
+                        var endedEarly = false;
+                        ProviderFailure? failure = null;
+                        long ended;
+                        try
+                        {
+                            response = await candidate.Provider.SendAsync(new ProviderRequest(context.Request, candidate.ModelName, candidate.Model), timer.Token).ConfigureAwait(false);
+                            if (!response.IsSuccess)
+                            {
+                                failure = response.Failure;
+                                response = null;
+                            }
+                            else if (response.Stream is { } chatStream)
+                            {
+                                // What comes before the content (a role chunk) is kept, copied, for the client; the stream
+                                // ending or failing first ends the read too.
+                                pending = new List<(StreamEventKind, byte[])>(2);
+                                StreamEvent ev;
+                                do
+                                {
+                                    ev = await chatStream.ReadAsync(timer.Token).ConfigureAwait(false);
+                                    if (ev.Kind is StreamEventKind.End or StreamEventKind.Failed) break;
+                                    pending.Add((ev.Kind, ev.Data.ToArray()));
+                                }
+                                while (ev.Kind != StreamEventKind.Content);
+
+                                endedEarly = ev.Kind == StreamEventKind.End;
+                                if (ev.Kind == StreamEventKind.Failed)
+                                {
+                                    failure = ev.Failure;
+                                    await response.DisposeAsync().ConfigureAwait(false);
+                                    (response, pending) = (null, null);
+                                }
+                            }
+                        }
+                        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+                        {
+                            if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                            (response, pending, endedEarly) = (null, null, false);
+                            failure = ProviderFailure.Timeout(candidate.Provider.Name, TimedOutWhy(timer, stream));
+                        }
+                        catch
+                        {
+                            if (response is not null) await response.DisposeAsync().ConfigureAwait(false);
+                            throw;
+                        }
+                        finally
+                        {
+                            ended = time.GetTimestamp();
+                            context.AddUpstreamTime(started, ended);
+                        }
+
+                        if (failure is null)
+                        {
+                            // :: Step 5: committed. The client gets this provider's answer, whatever happens next.
+                            var execution = Commit(candidate, provider, entry, response!, pending, endedEarly, timer, time.GetElapsedTime(started, ended), ended);
+                            context.Admission = ticket;
+                            committed = true;
+                            Telemetry.GatewayTracing.EndAttempt(span, execution, null);
+                            result = new AttemptResult(execution, null, null);
+                            break;
+                        }
+
+                        // The call failed: the provider hears it, and the failure says whether this candidate gets another try.
+                        Telemetry.GatewayTracing.EndAttempt(span, null, failure);
+                        lastCallFailure = failure;
+                        failedAt = ended;
+                        provider.Failed(entry, failure, providerTimedOut: timer.TimedOut);
+                        current = AfterAttempt(timer, total, ended);
+                        var delay = RetryDelay(provider, deployment, failure, retry, stream, candidateStarted, current.Token, out retryThroughCooldown);
+                        result = new AttemptResult(null, failure, delay);
+                    }
+                    catch
+                    {
+                        // The client left mid-call: that tells nothing about the provider.
+                        if (called) provider.Abandoned(entry);
+                        throw;
+                    }
+                    finally
+                    {
+                        if (!committed) await GiveBack(provider, entry, called, ticket).ConfigureAwait(false);
+                    }
+
+                    if (result.RetryDelay is not { } wait || retry >= provider.Options.MaxRetries) break;
+                    if (wait > TimeSpan.Zero) await Task.Delay(wait, time, current.Token).ConfigureAwait(false);
                 }
 
                 if (result.Execution is { } committedExecution) return committedExecution;
@@ -324,15 +302,54 @@ public sealed class CandidateExecutor(ProviderResilienceRegistry providers, Time
                         break;
                 }
             }
-
-            return new Execution { Error = Settled(FinalError(failures ?? []), context), Cancellation = Successor(current, total) };
+        }
+        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            // The total ran out while a call waited (its admission, or the wait before a retry): no candidate is tried after it.
+            (failures ??= new(candidates.Count)).Add(ProviderFailure.Timeout(trying, "the request's total time ran out while waiting to retry"));
         }
         catch
         {
-            // The client left (or a bug): a successor no execution took is let go here.
+            // The client left (the handler answers 499), or a bug: a successor no execution took is let go here.
             Successor(current, total)?.Dispose();
+            context.RequestAborted.ThrowIfCancellationRequested();
             throw;
         }
+
+        return new Execution { Error = Settled(FinalError(failures ?? []), context), Cancellation = Successor(current, total) };
+    }
+
+    /// <summary>
+    /// Step 4 begins: the request's record names this call (the model and provider the client is told of, one attempt
+    /// more), and a later candidate's first call is a fallback from <paramref name="fallbackFrom"/>.
+    /// </summary>
+    private void RecordCall(RequestRecord record, Candidate candidate, string provider, string? fallbackFrom)
+    {
+        if (fallbackFrom is not null)
+        {
+            record.Fallbacks++;
+            events.Fallback(fallbackFrom, candidate.ModelName);
+        }
+        record.Attempts++;
+        record.Model = candidate.ModelName;
+        record.Provider = provider;
+    }
+
+    /// <summary>Why a call's cancellation fired, when the client is still there: its limit, or the request's total.</summary>
+    private static string TimedOutWhy(TimedCancellation timer, bool stream) =>
+        !timer.TimedOut ? "the request's total time ran out" : stream ? "no first token in time" : "no answer in time";
+
+    /// <summary>
+    /// An attempt that did not commit gives back what it held: the health entry when no call was made to report on it
+    /// (the budget refused, or its admission threw; a call that threw reported it as abandoned already), the concurrency
+    /// slot, the budget's reservation. Not an async method: without a ticket, or with one released at once, nothing is
+    /// suspended for it.
+    /// </summary>
+    private static ValueTask GiveBack(ProviderResilience provider, HealthEntry entry, bool called, IAdmissionTicket? ticket)
+    {
+        if (!called) provider.Abandoned(entry);
+        provider.Limits.Release();
+        return ticket?.ReleaseAsync() ?? default;
     }
 
     /// <summary>

@@ -52,17 +52,41 @@ public static class ProviderHttp
     public static async ValueTask<(HttpResponseMessage? Response, ProviderFailure? Failure)> SendAsync(
         HttpMessageInvoker client, HttpRequestMessage message, string provider, ErrorReader readError, TimeProvider time, CancellationToken cancellationToken)
     {
-        HttpResponseMessage response;
-        try
-        {
-            response = await client.SendAsync(message, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            return (null, FromException(provider, e));
-        }
+        var (response, failure) = await Send(client, message, provider, cancellationToken);
+        if (response is null) return (null, failure);
         if (response.IsSuccessStatusCode) return (response, null);
         return (null, await ReadFailureAsync(response, provider, readError, time, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// Sends an upstream request; awaited, gives the response once its headers are in, whatever its status (the caller
+    /// owns and disposes it), or the failure when the connection failed. Never throws for upstream trouble, only for
+    /// the caller's cancellation.
+    /// </summary>
+    /// <remarks>
+    /// An awaitable, not an async method: the caller's own state machine is what suspends and resumes when the upstream
+    /// answers, and the handler's exception, which comes out where the send is awaited, is classified by
+    /// <see cref="UpstreamSend.GetResult"/>. So a provider that awaits this has no async level of its own between it and
+    /// the handler (the OpenAI provider had inlined a copy of this catch to save that level), and every send maps
+    /// transport exceptions to failures in this one place. It continues without the caller's context, as
+    /// ConfigureAwait(false) does. The builder resumes a caller from an awaiter it does not know through its state
+    /// machine's MoveNext delegate: a pooled async method keeps that delegate with its pooled box, a plain async Task
+    /// method makes one per call. So only pooled callers await this directly; the native providers' async Task goes
+    /// through <see cref="SendAsync"/>, whose state machine is pooled.
+    /// </remarks>
+    public static UpstreamSend Send(HttpMessageInvoker client, HttpRequestMessage message, string provider, CancellationToken cancellationToken)
+    {
+        Task<HttpResponseMessage> sending;
+        try
+        {
+            sending = client.SendAsync(message, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // A handler that throws before it returns a task is classified as one whose task failed, as an await would.
+            sending = Task.FromException<HttpResponseMessage>(e);
+        }
+        return new UpstreamSend(sending, provider, cancellationToken);
     }
 
     /// <summary>
@@ -206,6 +230,31 @@ public static class ProviderHttp
         JsonException j => ProviderFailure.Protocol(provider, "invalid JSON: " + j.Message),
         _ => ProviderFailure.Protocol(provider, e.GetType().Name),
     };
+}
+
+/// <summary>An upstream send being awaited (<see cref="ProviderHttp.Send"/>): the handler's task, read without its exceptions.</summary>
+public readonly struct UpstreamSend(Task<HttpResponseMessage> sending, string provider, CancellationToken cancellationToken) : ICriticalNotifyCompletion
+{
+    public UpstreamSend GetAwaiter() => this;
+
+    public bool IsCompleted => sending.IsCompleted;
+
+    public void OnCompleted(Action continuation) => sending.ConfigureAwait(false).GetAwaiter().OnCompleted(continuation);
+
+    public void UnsafeOnCompleted(Action continuation) => sending.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(continuation);
+
+    /// <summary>The response, or the connection's failure; the caller's cancellation and bugs are thrown.</summary>
+    public (HttpResponseMessage? Response, ProviderFailure? Failure) GetResult()
+    {
+        try
+        {
+            return (sending.GetAwaiter().GetResult(), null);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        {
+            return (null, ProviderHttp.FromException(provider, e));
+        }
+    }
 }
 
 /// <summary>

@@ -61,8 +61,9 @@ public sealed class OpenAiProvider : IChatProvider
         new($"{_baseUrl}/openai/deployments/{Uri.EscapeDataString(deployment)}/{operation}?api-version={Uri.EscapeDataString(Options.ApiVersion!)}");
 
     /// <remarks>
-    /// The handler is awaited here, not through <see cref="ProviderHttp.SendAsync"/>: one async level fewer to suspend
-    /// and resume when the upstream answers, on every call. Its state machine is pooled (see <see cref="IChatProvider.SendAsync"/>).
+    /// The send is awaited here through <see cref="ProviderHttp.Send"/>, an awaitable, not through the async
+    /// <see cref="ProviderHttp.SendAsync"/>: one async level fewer to suspend and resume when the upstream answers, on
+    /// every call. Its state machine is pooled (see <see cref="IChatProvider.SendAsync"/>).
     /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ProviderResponse> SendAsync(ProviderRequest request, CancellationToken cancellationToken)
@@ -84,15 +85,8 @@ public sealed class OpenAiProvider : IChatProvider
         // Added as text: not parsed into a header value object on every stream.
         if (request.Stream) message.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
 
-        HttpResponseMessage response;
-        try
-        {
-            response = await _client.SendAsync(message, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
-        {
-            return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
-        }
+        var (response, failure) = await ProviderHttp.Send(_client, message, Name, cancellationToken);
+        if (response is null) return ProviderResponse.Failed(failure!);
         if (!response.IsSuccessStatusCode)
         {
             return ProviderResponse.Failed(await ProviderHttp.ReadFailureAsync(response, Name, _readError, _time, cancellationToken).ConfigureAwait(false));

@@ -132,7 +132,7 @@ public abstract class NativeProvider : IChatProvider, IDisposable
                 return ProviderResponse.Failed(ProviderFailure.Protocol(Name, "the body is not a readable answer: " + e.Message));
             }
         }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
         {
             return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
         }

@@ -104,7 +104,7 @@ public static class ProviderHttp
                 var errorBody = await ReadBoundedAsync(response.Content, cancellationToken).ConfigureAwait(false);
                 return readError((int)response.StatusCode, errorBody, ReadRetryAfter(response, time));
             }
-            catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (IsTransportFailure(e, cancellationToken))
             {
                 return FromException(provider, e);
             }
@@ -217,7 +217,16 @@ public static class ProviderHttp
         return new ProviderFailure(kind, cause, provider, text, status, type, code, param) { RetryAfter = retryAfter };
     }
 
-    /// <summary>Maps a transport exception to a failure; the caller's own cancellation is rethrown by the caller.</summary>
+    /// <summary>
+    /// Whether an exception from an upstream send or read is the upstream's transport failing, a failure of the provider's
+    /// (<see cref="FromException"/>), rather than the caller's cancellation or a bug, which are thrown. Every catch around
+    /// an upstream send or read filters on this, so which exceptions count against a provider is decided here. An
+    /// InvalidDataException is a body its framing can't carry (an SSE line too long): only a stream's reader throws one.
+    /// </summary>
+    public static bool IsTransportFailure(Exception e, CancellationToken cancellationToken) =>
+        e is HttpRequestException or IOException or InvalidDataException && !cancellationToken.IsCancellationRequested;
+
+    /// <summary>Maps a transport exception (<see cref="IsTransportFailure"/>) to a failure.</summary>
     public static ProviderFailure FromException(string provider, Exception e) => e switch
     {
         HttpRequestException h => ProviderFailure.Connection(provider, SecretScrubber.Scrub(h.Message)) with
@@ -250,7 +259,7 @@ public readonly struct UpstreamSend(Task<HttpResponseMessage> sending, string pr
         {
             return (sending.GetAwaiter().GetResult(), null);
         }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
         {
             return (null, ProviderHttp.FromException(provider, e));
         }

@@ -76,7 +76,7 @@ public abstract class TranslatedChatStream : ChatStream
             {
                 more = await ReadUpstreamAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
             {
                 Fail(ProviderHttp.FromException(Provider, e));
                 continue;

@@ -3,7 +3,10 @@ using LlmGateway.Providers;
 
 namespace LlmGateway.Tests.Providers;
 
-/// <summary><see cref="ProviderHttp.Send"/>: the one place an upstream send's transport exceptions become failures.</summary>
+/// <summary>
+/// <see cref="ProviderHttp.Send"/>: the one upstream send, whose transport exceptions become failures; and
+/// <see cref="ProviderHttp.IsTransportFailure"/>, which every upstream send and read asks which exceptions those are.
+/// </summary>
 public class UpstreamSendTests
 {
     private sealed class FakeHandler(Func<CancellationToken, Task<HttpResponseMessage>> send) : HttpMessageHandler
@@ -72,5 +75,17 @@ public class UpstreamSendTests
     public async Task A_bug_is_thrown_not_held_against_the_provider()
     {
         await Assert.ThrowsAsync<InvalidOperationException>(() => SendAsync(_ => Task.FromException<HttpResponseMessage>(new InvalidOperationException("bug"))));
+    }
+
+    [Theory]
+    [InlineData(typeof(HttpRequestException), false, true)]
+    [InlineData(typeof(IOException), false, true)]
+    [InlineData(typeof(InvalidDataException), false, true)]
+    [InlineData(typeof(HttpRequestException), true, false)]
+    [InlineData(typeof(InvalidOperationException), false, false)]
+    [InlineData(typeof(TaskCanceledException), false, false)]
+    public void Only_the_transport_failing_counts_against_the_provider_never_the_callers_cancellation(Type exception, bool callerCancelled, bool counts)
+    {
+        Assert.Equal(counts, ProviderHttp.IsTransportFailure((Exception)Activator.CreateInstance(exception)!, new CancellationToken(callerCancelled)));
     }
 }

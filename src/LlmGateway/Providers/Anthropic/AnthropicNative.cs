@@ -108,7 +108,7 @@ public sealed class AnthropicNativeStream : ChatStream
             {
                 more = await _reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
             {
                 return Fail(ProviderHttp.FromException(_provider, e));
             }

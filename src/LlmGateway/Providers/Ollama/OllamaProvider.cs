@@ -71,7 +71,7 @@ public sealed class OllamaProvider(string name, ProviderOptions options, HttpMes
         {
             return new OllamaModelList([], ProviderFailure.Protocol(Name, "/api/tags is not JSON: " + e.Message));
         }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
         {
             return new OllamaModelList([], ProviderHttp.FromException(Name, e));
         }

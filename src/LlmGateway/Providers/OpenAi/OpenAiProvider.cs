@@ -108,7 +108,7 @@ public sealed class OpenAiProvider : IChatProvider
             var body = await ProviderHttp.ReadPooledAsync(response.Content, cancellationToken).ConfigureAwait(false);
             return embeddings ? ReadEmbeddings(request, body) : ReadCompletion(request, body);
         }
-        catch (Exception e) when (e is HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
         {
             return ProviderResponse.Failed(ProviderHttp.FromException(Name, e));
         }
@@ -272,7 +272,7 @@ public sealed class OpenAiChatStream : ChatStream
                     _reader.Filled(await _reader.FillAsync(cancellationToken).ConfigureAwait(false));
                 }
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (ProviderHttp.IsTransportFailure(e, cancellationToken))
             {
                 return StreamEvent.Fail(ProviderHttp.FromException(_provider, e));
             }

@@ -26,6 +26,14 @@ namespace LlmGateway.Telemetry;
 /// so the family appears when it did before (at the first connection) with the same HELP line.
 /// </para>
 /// <para>
+/// The same bound: the SDK keeps at most <see cref="CardinalityLimit"/> tag sets of an instrument as series and adds the
+/// measurements of any later tag set to one series tagged <c>otel.metric.overflow=true</c> (always so since OpenTelemetry
+/// 1.10; with cumulative temporality, which the Prometheus exporter uses, a series once made is never reclaimed). So does
+/// this class, the first tag sets seen keeping their series, so that peer addresses and ports that keep changing grow
+/// neither the memory here nor the list every scrape observes (once per provider). The SDK bounds this instrument's
+/// series too, but only after being handed every tag set ever seen at every scrape.
+/// </para>
+/// <para>
 /// Measured (MetricsBenchmarks.OpenConnections_RequestCycle, one call's four measurements, short job on the loaded
 /// 2-core machine, 2026-12-03): 396 → 185 ns with one meter provider, 1,050 → 250 ns with two (the SDK took each
 /// measurement once per provider; this class once for both); no allocation either way.
@@ -35,6 +43,12 @@ internal sealed class OpenConnectionsGauge : IDisposable
 {
     public const string MeterName = "System.Net.Http";
     public const string InstrumentName = "http.client.open_connections";
+
+    /// <summary>
+    /// The SDK's default cardinality limit (<c>MeterProviderBuilderSdk.DefaultCardinalityLimit</c>; <see cref="MetricsExposure"/>
+    /// sets none): tag sets kept as series of their own, the overflow series aside.
+    /// </summary>
+    public const int CardinalityLimit = 2000;
 
     /// <summary>Slots of the identity cache, in sets of <see cref="Ways"/>: a tag set goes in one set, in either of its slots.</summary>
     private const int Slots = 256;
@@ -54,6 +68,8 @@ internal sealed class OpenConnectionsGauge : IDisposable
     private readonly Seen?[] _seen = new Seen?[Slots];
     /// <summary>Per set, which of its slots a new tag set replaces next when both are taken (a race only picks the other).</summary>
     private readonly byte[] _next = new byte[Slots / Ways];
+    /// <summary>The tag sets past <see cref="CardinalityLimit"/>, summed under the SDK's overflow tag; made (under the lock of <see cref="_ordered"/>) by the first of them.</summary>
+    private Series? _overflow;
     private int _created;
 
     /// <param name="meterFactory">This host's meter factory: the observable instrument is made by it (so only this host's providers export it), and HttpClient's instruments are taken from the shared meter or from it.</param>
@@ -113,7 +129,11 @@ internal sealed class OpenConnectionsGauge : IDisposable
         return (int)((uint)hash % (Slots / Ways));
     }
 
-    /// <summary>The series of a tag set by value (keys ordinal, values by <see cref="object.Equals(object?, object?)"/>, order aside), as the SDK keys them.</summary>
+    /// <summary>
+    /// The series of a tag set by value (keys ordinal, values by <see cref="object.Equals(object?, object?)"/>, order aside),
+    /// as the SDK keys them; past <see cref="CardinalityLimit"/> series, the overflow series, and the tag set is not kept
+    /// (the identity cache may hold it for a while, pointing at the overflow series).
+    /// </summary>
     private Series SeriesOf(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         KeyValuePair<string, object?>[] sorted = [.. tags];
@@ -123,6 +143,7 @@ internal sealed class OpenConnectionsGauge : IDisposable
         lock (_ordered)
         {
             if (_series.TryGetValue(key, out series)) return series;
+            if (_ordered.Count >= CardinalityLimit) return _overflow ??= new Series([new("otel.metric.overflow", true)]);
             series = new Series(key.Tags);
             _ordered.Add(series);
             _series[key] = series;
@@ -130,13 +151,18 @@ internal sealed class OpenConnectionsGauge : IDisposable
         }
     }
 
-    /// <summary>Every tag set seen, at its running sum: a series stays once its connections are gone, as the SDK keeps it.</summary>
+    /// <summary>
+    /// Every tag set kept, at its running sum: a series stays once its connections are gone, as the SDK keeps it. The
+    /// overflow series last: to the SDK it is then one tag set past its limit, which it counts in its own overflow point
+    /// (the same tag), exported first, where it exported HttpClient's (<c>OpenConnectionsGaugeTests</c> compares them).
+    /// </summary>
     private List<Measurement<long>> Observe()
     {
         lock (_ordered)
         {
-            var measurements = new List<Measurement<long>>(_ordered.Count);
+            var measurements = new List<Measurement<long>>(_ordered.Count + 1);
             foreach (var series in _ordered) measurements.Add(new Measurement<long>(Volatile.Read(ref series.Value), series.Tags));
+            if (_overflow is { } overflow) measurements.Add(new Measurement<long>(Volatile.Read(ref overflow.Value), overflow.Tags));
             return measurements;
         }
     }

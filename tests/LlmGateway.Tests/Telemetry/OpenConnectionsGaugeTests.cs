@@ -77,6 +77,37 @@ public sealed partial class OpenConnectionsGaugeTests : IDisposable
     }
 
     [Fact]
+    public async Task Past_the_cardinality_limit_new_tag_sets_add_up_in_one_overflow_series_as_the_sdk_does()
+    {
+        using var bySdk = Exposure(_bySdk, countOpenConnections: false);
+        // A connection per peer address, the limit's worth and three more: the three's tag sets are past it, and so are
+        // the tag sets every connection makes later (going active), whichever series its first one took.
+        var connections = Enumerable.Range(0, OpenConnectionsGauge.CardinalityLimit + 3)
+            .Select(i => new Connection(_openConnections, $"10.2.{i / 256}.{i % 256}", 443))
+            .ToList();
+        foreach (var connection in connections) connection.Established();
+        foreach (var connection in connections[^3..]) connection.IdleStateChanged(idle: false);
+        connections[0].IdleStateChanged(idle: false);
+
+        var gauge = Family(await MetricsScrape.TextAsync(_gauge));
+        var sdk = Family(await MetricsScrape.TextAsync(bySdk));
+
+        Assert.Equal(string.Join('\n', sdk), string.Join('\n', gauge));
+        // Four connections' worth past the limit, summed under the overflow tag alone.
+        var overflow = Assert.Single(gauge, l => l.Contains("otel_metric_overflow", StringComparison.Ordinal));
+        Assert.Contains("otel_metric_overflow=\"true\"}", overflow, StringComparison.Ordinal);
+        Assert.EndsWith("} 4", overflow, StringComparison.Ordinal);
+        Assert.Equal(OpenConnectionsGauge.CardinalityLimit, gauge.Count(l => l.Contains(Host, StringComparison.Ordinal)));
+        Assert.Contains(gauge, l => l.Contains("network_peer_address=\"10.2.0.0\"", StringComparison.Ordinal) && l.EndsWith(" 0", StringComparison.Ordinal));
+
+        // The SDK bounds what it exports of the observable instrument too, so the scrape alone would look the same
+        // without the gauge's own bound: what the gauge keeps and observes must be bounded, the overflow last.
+        var observed = Observe(_counted);
+        Assert.Equal(OpenConnectionsGauge.CardinalityLimit + 1, observed.Count);
+        Assert.Equal((4, "otel.metric.overflow=True"), observed[^1]);
+    }
+
+    [Fact]
     public void A_connection_changing_state_allocates_nothing_once_its_series_exist()
     {
         // Many connections, one after the other: a connection's two tag sets (active, idle) land in the cache's sets by
@@ -94,13 +125,35 @@ public sealed partial class OpenConnectionsGaugeTests : IDisposable
         }
     }
 
-    /// <summary>The family's HELP and TYPE lines and this test's series, each without its timestamp.</summary>
+    /// <summary>What the gauge of <paramref name="services"/>' meter factory observes, in its order: each value and its tags as key=value.</summary>
+    private static List<(long Value, string Tags)> Observe(ServiceProvider services)
+    {
+        var meterFactory = services.GetRequiredService<IMeterFactory>();
+        var observed = new List<(long, string)>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument is ObservableUpDownCounter<long> && instrument.Name == OpenConnectionsGauge.InstrumentName && ReferenceEquals(instrument.Meter.Scope, meterFactory))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) => observed.Add((value, string.Join(',', tags.ToArray().Select(t => t.Key + "=" + t.Value)))));
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return observed;
+    }
+
+    /// <summary>The family's HELP and TYPE lines, this test's series and the overflow series, each without its timestamp.</summary>
     private static List<string> Family(string text) =>
     [
         .. text.Split('\n')
             .Where(l => l.StartsWith("# HELP http_client_open_connections ", StringComparison.Ordinal)
                 || l.StartsWith("# TYPE http_client_open_connections ", StringComparison.Ordinal)
-                || (l.StartsWith("http_client_open_connections{", StringComparison.Ordinal) && l.Contains(Host, StringComparison.Ordinal)))
+                || (l.StartsWith("http_client_open_connections{", StringComparison.Ordinal)
+                    && (l.Contains(Host, StringComparison.Ordinal) || l.Contains("otel_metric_overflow=", StringComparison.Ordinal))))
             .Select(l => Timestamp().Replace(l, "")),
     ];
 

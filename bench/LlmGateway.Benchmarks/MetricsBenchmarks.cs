@@ -68,6 +68,16 @@ public class MetricsBenchmarks
             "Number of outbound HTTP connections that are currently active or idle on the client.");
         _connection = new Connection(_openConnections, "1.1", "http", "127.0.0.1", 8081, "127.0.0.1");
         _connection.Established();
+        // The row is OpenConnectionsGauge's path: the exposure must have taken HttpClient's instrument from the SDK (the
+        // same predicate decides both) and each of the cycle's tag sets must be found in the gauge's identity cache.
+        // An instrument the gauge does not take (another meter, another factory) would be measured going nowhere or
+        // through the SDK, and the row would still print a number.
+        _connection.IdleStateChanged(idle: false);
+        _connection.IdleStateChanged(idle: true);
+        if (_exposure.OpenConnections is not { } gauge || !_connection.FoundByIdentity(gauge))
+        {
+            throw new InvalidOperationException("OpenConnections_RequestCycle would not measure OpenConnectionsGauge's identity cache");
+        }
         _record = new RequestRecord
         {
             RequestId = "req_1",
@@ -146,6 +156,10 @@ public class MetricsBenchmarks
             tags[tags.Count - 1] = State(idle);
             openConnections.Add(1, tags);
         }
+
+        /// <summary>Whether the gauge finds both of this connection's tag sets (idle, active) by these very objects.</summary>
+        public bool FoundByIdentity(OpenConnectionsGauge gauge) =>
+            gauge.FindsByIdentity([.. Tags(), State(idle: true)]) && gauge.FindsByIdentity([.. Tags(), State(idle: false)]);
 
         private TagList Tags() => new()
         {

@@ -86,6 +86,9 @@ public sealed class MetricsExposure : IDisposable
         _fullScrape = Full is null ? null : ScrapePipeline(services, Full);
     }
 
+    /// <summary>The gauge counting HttpClient's open connections, for the benchmark that checks its row measures it.</summary>
+    internal OpenConnectionsGauge? OpenConnections => _openConnections;
+
     /// <summary>The gateway's families, for the test that checks their names against the package's.</summary>
     internal FirstScrapeFamilies Families => _families;
 

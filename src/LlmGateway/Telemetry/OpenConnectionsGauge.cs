@@ -107,18 +107,31 @@ internal sealed class OpenConnectionsGauge : IDisposable
     {
         var set = Set(tags);
         var first = set * Ways;
-        for (var slot = first; slot < first + Ways; slot++)
+        if (Cached(tags, first) is { } seen)
         {
-            if (Volatile.Read(ref _seen[slot]) is { } seen && seen.Is(tags))
-            {
-                Interlocked.Add(ref seen.Series.Value, value);
-                return;
-            }
+            Interlocked.Add(ref seen.Series.Value, value);
+            return;
         }
         var series = SeriesOf(tags);
         Interlocked.Add(ref series.Value, value);
         var free = Volatile.Read(ref _seen[first]) is null ? 0 : Volatile.Read(ref _seen[first + 1]) is null ? 1 : _next[set]++ & 1;
         Volatile.Write(ref _seen[first + free], new Seen([.. tags], series));
+    }
+
+    /// <summary>
+    /// Whether a measurement of these very tag objects finds its series in the identity cache: what MetricsBenchmarks'
+    /// setup checks, so that its row measures this class and not measurements going elsewhere (or nowhere).
+    /// </summary>
+    internal bool FindsByIdentity(ReadOnlySpan<KeyValuePair<string, object?>> tags) => Cached(tags, Set(tags) * Ways) is not null;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Seen? Cached(ReadOnlySpan<KeyValuePair<string, object?>> tags, int first)
+    {
+        for (var slot = first; slot < first + Ways; slot++)
+        {
+            if (Volatile.Read(ref _seen[slot]) is { } seen && seen.Is(tags)) return seen;
+        }
+        return null;
     }
 
     /// <summary>The set of a tag set by its values' identities (its keys are HttpClient's constants, compared in <see cref="Seen.Is"/>).</summary>

@@ -88,7 +88,14 @@ public static class SseResponseWriter
         return WriteAndFlushAsync(response, buffer.WrittenSpan, cancellationToken);
     }
 
-    private static readonly TimeSpan BrokenStreamGrace = TimeSpan.FromMilliseconds(200);
+    internal static readonly TimeSpan BrokenStreamGrace = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// The key of a <see cref="TimeProvider"/> that times <see cref="BrokenStreamGrace"/> instead of real time: only a test
+    /// registers one, to abort once its client has read the last event rather than after 200 ms of a loaded machine's
+    /// time. Not the gateway's clock: tests that fake that one for timeouts and latencies would never see a broken stream end.
+    /// </summary>
+    public const string GraceClockKey = "LlmGateway.Streaming.BrokenStreamGrace";
 
     /// <summary>
     /// Ends a stream that already started: one error event, then the connection is aborted so no client
@@ -116,7 +123,8 @@ public static class SseResponseWriter
         // moment (real time: this is the network's, not the gateway's) to receive the error event, or to hang up.
         try
         {
-            await Task.Delay(BrokenStreamGrace, http.RequestAborted).ConfigureAwait(false);
+            var clock = http.RequestServices.GetKeyedService<TimeProvider>(GraceClockKey) ?? TimeProvider.System;
+            await Task.Delay(BrokenStreamGrace, clock, http.RequestAborted).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

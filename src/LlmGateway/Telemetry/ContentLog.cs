@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.ChatCompletions;
@@ -41,12 +42,24 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
             http.Response.Headers[GatewayHeaders.RequestId].ToString(), Cut(SecretScrubber.Scrub(prompt)), Cut(SecretScrubber.Scrub(completion)));
     }
 
+    /// <summary>
+    /// The prompt, from the bytes the buffering stream kept while the ingress read them, and never from the connection:
+    /// the request has been answered, so its client may be gone. A body with a Content-Length was read to that length
+    /// and no further (<see cref="RequestBody"/> does not make the read that would only return 0), so reading on to the
+    /// end of the stream went back to the transport, which once the client has left (an SSE client hangs up at [DONE],
+    /// before the gateway has settled the request) may throw instead of returning 0: an OperationCanceledException,
+    /// which is not a failure to parse, and the line was lost. Exactly that many bytes are all in the buffer.
+    /// </summary>
     private static async Task<string> ReadPromptAsync(HttpRequest request)
     {
+        byte[]? rented = null;
         try
         {
             request.Body.Position = 0;
-            using var doc = await JsonDocument.ParseAsync(request.Body).ConfigureAwait(false);
+            using var doc = request.ContentLength is { } known and > 0 and <= int.MaxValue
+                ? JsonDocument.Parse(await ReadBufferedAsync(request.Body, rented = ArrayPool<byte>.Shared.Rent((int)known), (int)known).ConfigureAwait(false))
+                // Without a Content-Length the ingress read to the stream's end, so the buffer holds all of it.
+                : await JsonDocument.ParseAsync(request.Body).ConfigureAwait(false);
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) return "";
             return root.TryGetProperty("messages"u8, out var messages) ? messages.GetRawText()
@@ -57,6 +70,17 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
         {
             return "";
         }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static async Task<ReadOnlyMemory<byte>> ReadBufferedAsync(Stream body, byte[] buffer, int length)
+    {
+        // Fewer bytes than the Content-Length (a client that sent less) end in EndOfStreamException, an IOException.
+        await body.ReadExactlyAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
+        return buffer.AsMemory(0, length);
     }
 
     /// <summary>The text of a chat.completion's choices, a Message's text blocks, or a Response's output text.</summary>

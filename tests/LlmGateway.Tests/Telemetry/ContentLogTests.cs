@@ -37,6 +37,32 @@ public class ContentLogTests
         Assert.Contains("Poseidonia", line, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_claimed_length_beyond_what_was_buffered_rents_nothing_by_it_and_logs_no_prompt()
+    {
+        var logger = new Capture();
+        var http = new DefaultHttpContext();
+        // The client claims close to 2 GB; only the small body reaches the buffer (the handler reads no more).
+        http.Request.ContentLength = int.MaxValue - 64;
+        http.Request.Body = new LeftTransport(Encoding.UTF8.GetBytes(Body));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        await new ContentLog(logger).RunAsync(http, async http =>
+        {
+            var buffer = new byte[Body.Length];
+            await http.Request.Body.ReadExactlyAsync(buffer);
+            http.Response.Headers[GatewayHeaders.RequestId] = "req_claimed";
+            http.Response.ContentType = "application/json";
+            await http.Response.WriteAsync("""{"choices":[{"message":{"role":"assistant","content":"Poseidonia"}}]}""");
+        });
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(allocated < 1 << 20, $"allocated {allocated} bytes for a body of {Body.Length}");
+        var line = Assert.Single(logger.Lines);
+        Assert.Contains("req_claimed", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-prompt-marker", line, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A request body whose client has gone: its bytes, then, where the end of the body would be read, what
     /// WebApplicationFactory's in-memory transport throws once the client disposed its response (seen there).

@@ -13,6 +13,8 @@
 # --target floor runs any of these on the bench's floor instead of the gateway: the bare .NET proxy (Kestrel and one
 # HttpClient, the gateway's runtime settings, none of its work; LlmGateway.Bench bare-proxy), its answers checked to
 # come from the mock. What the floor costs is what the platform costs; the gateway over it is its own layers.
+# GATEWAY_ENV="BENCH_FLOOR_CLIENT=minimal" with --target floor: the floor with the least an HTTP/1.1 call costs instead
+# of HttpClient (bench/LlmGateway.Bench/MinimalUpstreamClient.cs); between the two is what .NET's HTTP client costs.
 #
 # Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000"); another build of
 # the gateway in GATEWAY_BIN (e.g. an older commit's worktree, to compare).
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,19p' "$0" >&2; exit 2 ;; esac
+case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,21p' "$0" >&2; exit 2 ;; esac
 case "$target" in gateway | floor) ;; *) echo "--target is gateway or floor, not $target" >&2; exit 2 ;; esac
 # perf needs the JIT's symbols (a perf map) and code pages it can read.
 [ "$mode" = perf ] && GATEWAY_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 ${GATEWAY_ENV:-}"

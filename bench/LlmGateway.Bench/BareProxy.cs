@@ -26,6 +26,9 @@ internal static class BareProxy
     /// <summary>The runtime's own switch for socket completions (the gateway's IoScheduling sets the same one).</summary>
     private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
+    /// <summary>Which client the floor forwards with: <c>httpclient</c> (the default, the floor run.sh reports) or <c>minimal</c>.</summary>
+    private const string FloorClientVariable = "BENCH_FLOOR_CLIENT";
+
     public static async Task<int> RunAsync(Args args)
     {
         var port = args.Int("port", 0);
@@ -50,12 +53,20 @@ internal static class BareProxy
         // completions) instead of queueing the request to the thread pool: the gateway's Kestrel half of inline.
         builder.WebHost.UseSockets(s => s.UnsafePreferInlineScheduling = true);
         var app = builder.Build();
-        app.Run(http => HandleAsync(http, client, upstream));
+        // BENCH_FLOOR_CLIENT=minimal: the floor with the least an HTTP/1.1 call can cost instead of HttpClient (see
+        // MinimalUpstreamClient); between the two is what .NET's HTTP client costs on this path.
+        var minimal = Environment.GetEnvironmentVariable(FloorClientVariable) switch
+        {
+            null or "" or "httpclient" => null,
+            "minimal" => new MinimalUpstreamClient(new IPEndPoint(IPAddress.Loopback, upstream.Port), upstream.Authority),
+            var other => throw new ArgumentException($"{FloorClientVariable} is httpclient (the default) or minimal, not '{other}'."),
+        };
+        app.Run(http => HandleAsync(http, client, minimal, upstream));
         // run.sh checks this line: a floor measured with other runtime settings than the gateway's is not its floor.
         // Written before the port opens, so it is there once the port answers.
         Console.WriteLine($"bare-proxy runtime: {RuntimeSettings()}");
         await app.StartAsync().ConfigureAwait(false);
-        Console.WriteLine($"bare-proxy listening on {string.Join(", ", app.Urls)}, forwarding to {upstream}");
+        Console.WriteLine($"bare-proxy listening on {string.Join(", ", app.Urls)}, forwarding to {upstream} with {(minimal is null ? "HttpClient" : "the minimal client")}");
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         return 0;
     }
@@ -84,7 +95,7 @@ internal static class BareProxy
         return semaphore?.GetType().GetField("_spinCount", Instance)?.GetValue(semaphore) is int spin ? spin.ToString(CultureInfo.InvariantCulture) : "unknown";
     }
 
-    private static async Task HandleAsync(HttpContext http, HttpClient client, Uri upstream)
+    private static async Task HandleAsync(HttpContext http, HttpClient client, MinimalUpstreamClient? minimal, Uri upstream)
     {
         var request = http.Request;
         var response = http.Response;
@@ -114,6 +125,12 @@ internal static class BareProxy
             {
                 // Above Kestrel's MaxRequestBodySize: 413.
                 response.StatusCode = e.StatusCode;
+                return;
+            }
+
+            if (minimal is not null)
+            {
+                await minimal.ForwardAsync(http, body, request.Path.Value + request.QueryString.Value, aborted).ConfigureAwait(false);
                 return;
             }
 

@@ -20,7 +20,8 @@ internal static class Program
               The floor: a bare .NET proxy (Kestrel + one HttpClient, no gateway layers) that forwards every POST
               under /v1 to the upstream (same path) and hands back the status, Content-Type, body and the mock's
               x-bench-upstream header. Run it with the gateway's runtime settings (bench/run.sh sets them); it
-              prints the settings in effect at start.
+              prints the settings in effect at start. BENCH_FLOOR_CLIENT=minimal forwards with MinimalUpstreamClient
+              (the least an HTTP/1.1 call to the mock can cost) instead of HttpClient: what .NET's client costs.
 
           stream-probe --url URL --n N --concurrency C --body FILE [--model M] [--header 'Name: value'] [--warmup W] [--expect-chunks K]
                        [--expect-cache hit|miss|bypass|-] [--expect-provider P|-] [--expect-upstream mock]

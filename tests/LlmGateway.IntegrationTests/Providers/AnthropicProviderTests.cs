@@ -413,7 +413,7 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
             await Wire.Event(http, "error", """{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}""");
         };
 
-        var events = await RawStreamAsync("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"Hi"}]}""");
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"Hi"}]}""")).Events;
 
         Assert.DoesNotContain("[DONE]", events);
         Assert.Equal("Partial", JsonDocument.Parse(events[1]).RootElement.GetProperty("choices")[0].GetProperty("delta").GetProperty("content").GetString());
@@ -452,7 +452,7 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
             await Wire.Event(http, "content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Partial"}}""");
         };
 
-        var events = await RawStreamAsync("""{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"Hi"}]}""");
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"claude-test","stream":true,"messages":[{"role":"user","content":"Hi"}]}""")).Events;
 
         Assert.DoesNotContain("[DONE]", events);
         Assert.Contains("ended before the answer was complete", JsonDocument.Parse(events[^1]).RootElement.GetProperty("error").GetProperty("message").GetString());

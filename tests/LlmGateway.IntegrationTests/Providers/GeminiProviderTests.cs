@@ -286,10 +286,7 @@ public sealed class GeminiProviderTests : IAsyncLifetime
             await Wire.Event(http, """{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}""");
         };
 
-        using var client = _gateway.CreateClient();
-        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
-        // A broken stream ends in an aborted connection: read event by event, not as one string.
-        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""")).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("Partial", events[1]);
@@ -307,10 +304,7 @@ public sealed class GeminiProviderTests : IAsyncLifetime
             await Wire.Event(http, Wire.Chunk("""[{"text":"Partial"}]""", null, prompt: 5, candidates: null));
         };
 
-        using var client = _gateway.CreateClient();
-        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
-        // A broken stream ends in an aborted connection: read event by event, not as one string.
-        var events = (await SseClient.ReadAllAsync(response)).Events.Select(e => "data: " + e).ToArray();
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"gemini-test","stream":true,"messages":[{"role":"user","content":"x"}]}""")).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("ended before the answer was complete", events[^1]);

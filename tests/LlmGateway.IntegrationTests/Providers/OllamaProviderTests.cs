@@ -3,10 +3,8 @@ using System.Text;
 using System.Text.Json;
 using LlmGateway.Configuration;
 using LlmGateway.IntegrationTests.Infrastructure;
-using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.Providers;
 using LlmGateway.Providers.Ollama;
-using LlmGateway.Streaming;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using OpenAI.Chat;
@@ -243,7 +241,7 @@ public sealed class OllamaProviderTests : IAsyncLifetime
             await Wire.Line(http, """{"error":"an error was encountered while running the model: unexpected EOF"}""");
         };
 
-        var events = (await ReadBrokenStreamAsync()).Events.Select(e => "data: " + e).ToArray();
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""")).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("Partial", events[1]);
@@ -261,41 +259,10 @@ public sealed class OllamaProviderTests : IAsyncLifetime
             await Wire.Line(http, Wire.Delta("Partial"));
         };
 
-        var events = (await ReadBrokenStreamAsync()).Events.Select(e => "data: " + e).ToArray();
+        var events = (await BrokenStream.PostAsync(Settings(_upstream.BaseUrl), """{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""")).Events.Select(e => "data: " + e).ToArray();
 
         Assert.DoesNotContain("data: [DONE]", events);
         Assert.Contains("ended before the answer was complete", events[^1]);
-    }
-
-    /// <summary>
-    /// A streamed request whose stream breaks, read event by event to the aborted connection it must end in. The gateway
-    /// aborts a grace after its error event (200 ms of real time, for the network); an in-memory client that has not read
-    /// the event by then never gets it, which a loaded machine made happen. Here the grace runs on the test's clock and
-    /// ends only once the client has read the error event and the gateway is waiting: the same order every run. Each
-    /// wait fails at its deadline, and a stream that ends without an error event, or without waiting, or cleanly, fails.
-    /// </summary>
-    private async Task<SseClient.Result> ReadBrokenStreamAsync()
-    {
-        var grace = new ManualTimeProvider();
-        await using var gateway = new GatewayFactory(Settings(_upstream.BaseUrl))
-        {
-            TestServices = s => s.AddKeyedSingleton<TimeProvider>(SseResponseWriter.GraceClockKey, grace),
-        };
-        using var client = gateway.CreateClient();
-        using var response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"llama-test","stream":true,"messages":[{"role":"user","content":"x"}]}""") }, HttpCompletionOption.ResponseHeadersRead);
-        var errorRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var read = SseClient.ReadAllAsync(response, e =>
-        {
-            if (e.Contains("\"error\"", StringComparison.Ordinal)) errorRead.TrySetResult();
-        });
-
-        await Task.WhenAny(errorRead.Task, read).WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.True(errorRead.Task.IsCompleted, "the stream ended without an error event");
-        await grace.WaitForTimerAsync(SseResponseWriter.BrokenStreamGrace, read);
-        grace.Advance(SseResponseWriter.BrokenStreamGrace);
-        var result = await read.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.NotNull(result.Error); // aborted: a clean end would pass the cut answer off as complete
-        return result;
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using LlmGateway.IntegrationTests.Infrastructure;
+using LlmGateway.IntegrationTests.Resilience;
 
 namespace LlmGateway.IntegrationTests.Messages;
 
@@ -21,6 +23,21 @@ public static class AnthropicSse
             .Select(e => e.Data.GetProperty("delta").GetProperty("partial_json").GetString()));
 
         public JsonElement Single(string name) => Events.Single(e => e.Name == name).Data;
+    }
+
+    /// <summary>
+    /// A stream the gateway breaks: read to the error event, then to the connection the held <paramref name="grace"/>
+    /// lets it abort (see <see cref="BrokenStream"/>); a clean end fails.
+    /// </summary>
+    public static async Task<Result> ReadBrokenAsync(HttpResponseMessage response, ManualTimeProvider grace, Action<string, JsonElement>? onEvent = null)
+    {
+        var result = await BrokenStream.ReadAsync(grace, errorRead => ReadAllAsync(response, (name, data) =>
+        {
+            onEvent?.Invoke(name, data);
+            if (name == "error") errorRead();
+        }));
+        Assert.NotNull(result.Error); // aborted: a clean end would pass the cut answer off as complete
+        return result;
     }
 
     public static async Task<Result> ReadAllAsync(HttpResponseMessage response, Action<string, JsonElement>? onEvent = null)

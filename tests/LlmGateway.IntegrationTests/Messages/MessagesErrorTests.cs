@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Auth;
 using LlmGateway.IntegrationTests.Infrastructure;
+using LlmGateway.IntegrationTests.Resilience;
 using static LlmGateway.IntegrationTests.Messages.MessagesProviderTests;
 
 namespace LlmGateway.IntegrationTests.Messages;
@@ -174,11 +175,12 @@ public sealed class MessagesErrorTests : IAsyncLifetime
             await cut.Task.WaitAsync(TimeSpan.FromSeconds(15), http.RequestAborted);
             http.Abort();
         };
-        await using var gateway = new GatewayFactory(ProviderFakes.Settings("openai", _upstream.BaseUrl));
+        var grace = new ManualTimeProvider();
+        await using var gateway = new GatewayFactory(ProviderFakes.Settings("openai", _upstream.BaseUrl)) { TestServices = s => s.Hold(grace) };
         using var response = await SendAsync(gateway, Body(stream: true));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
-        var sse = await AnthropicSse.ReadAllAsync(response, (name, _) =>
+        var sse = await AnthropicSse.ReadBrokenAsync(response, grace, (name, _) =>
         {
             if (name == "content_block_delta") cut.TrySetResult();
         });

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Infrastructure;
+using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.IntegrationTests.Storage;
 using Microsoft.AspNetCore.Http;
 using static LlmGateway.IntegrationTests.Messages.MessagesProviderTests;
@@ -34,7 +35,7 @@ public sealed class MessagesNativeTests : IAsyncLifetime
         await _openai.DisposeAsync();
     }
 
-    private GatewayFactory Gateway(bool fallback = false)
+    private GatewayFactory Gateway(bool fallback = false, ManualTimeProvider? grace = null)
     {
         var settings = ProviderFakes.Settings("anthropic", _anthropic.BaseUrl);
         settings["Gateway:Auth:AdminKeyEnv"] = AdminEnv;
@@ -50,7 +51,7 @@ public sealed class MessagesNativeTests : IAsyncLifetime
             settings["Gateway:Models:backup-model:Capabilities:0"] = "tools";
             settings["Gateway:Models:target-model:Fallbacks:0"] = "backup-model";
         }
-        return new GatewayFactory(settings);
+        return new GatewayFactory(settings) { TestServices = grace is null ? null : s => s.Hold(grace) };
     }
 
     /// <summary>Fields the chat translation has no place for (top_k, thinking, service_tier, a field from the future) and prompt-cache breakpoints.</summary>
@@ -212,15 +213,16 @@ public sealed class MessagesNativeTests : IAsyncLifetime
                 await http.Response.Body.FlushAsync(http.RequestAborted);
             }
         };
-        await using var gateway = Gateway();
+        var grace = new ManualTimeProvider();
+        await using var gateway = Gateway(grace: grace);
         using var client = gateway.CreateClient();
 
         using var request = NativePost(stream: true);
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var sse = await AnthropicSse.ReadAllAsync(response);
-        Assert.NotNull(sse.Error);
+        var sse = await AnthropicSse.ReadBrokenAsync(response, grace);
+        Assert.Equal("error", sse.Names.Last());
         Assert.DoesNotContain("message_stop", sse.Names);
         Assert.Equal("Hel", sse.Text);
     }

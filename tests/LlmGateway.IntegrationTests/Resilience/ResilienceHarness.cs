@@ -59,7 +59,8 @@ public sealed class ResilienceGateway : IAsyncDisposable
     public const string AdminKey = "resilience-admin-key-0123456789";
     private readonly WebApplicationFactory<Program> _factory;
 
-    public ResilienceGateway(Dictionary<string, string?> settings, ManualTimeProvider? time = null, bool kestrel = false)
+    /// <param name="grace">Holds the abort grace of a broken stream (<see cref="BrokenStream"/>); real time without it.</param>
+    public ResilienceGateway(Dictionary<string, string?> settings, ManualTimeProvider? time = null, bool kestrel = false, ManualTimeProvider? grace = null)
     {
         Environment.SetEnvironmentVariable(AdminKeyVariable, AdminKey);
         settings.TryAdd("Gateway:Auth:AdminKeyEnv", AdminKeyVariable);
@@ -67,6 +68,7 @@ public sealed class ResilienceGateway : IAsyncDisposable
         _factory = new GatewayFactory(settings).WithWebHostBuilder(b => b.ConfigureTestServices(services =>
         {
             if (time is not null) services.AddSingleton<TimeProvider>(time);
+            if (grace is not null) services.Hold(grace);
             services.AddSingleton<IGatewayEvents>(Events);
             services.AddSingleton<IRequestObserver>(Observer);
         }));

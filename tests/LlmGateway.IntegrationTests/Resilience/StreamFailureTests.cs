@@ -50,14 +50,16 @@ public sealed class StreamFailureTests : IAsyncLifetime
     {
         var cut = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _primary.Handler = (http, _) => CutAfterThreeChunksAsync(http, cut.Task);
-        await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary, _fallback), kestrel: kestrel);
+        var grace = new ManualTimeProvider();
+        await using var gateway = new ResilienceGateway(ResilienceSettings.Chain(_primary, _fallback), kestrel: kestrel, grace: grace);
 
         using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true));
         Assert.Equal(200, (int)response.StatusCode);
-        var sse = await SseClient.ReadAllAsync(response, onEvent: e =>
+        var sse = await BrokenStream.ReadAsync(grace, errorRead => SseClient.ReadAllAsync(response, onEvent: e =>
         {
             if (e.Contains("three", StringComparison.Ordinal)) cut.TrySetResult();
-        });
+            if (e.Contains("\"error\"", StringComparison.Ordinal)) errorRead();
+        }));
 
         // role, one, two, three, then exactly one error event; no [DONE] and no clean end.
         Assert.Equal(5, sse.Events.Count);

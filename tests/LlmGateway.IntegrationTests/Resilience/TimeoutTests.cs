@@ -141,10 +141,11 @@ public sealed class TimeoutTests : IAsyncLifetime
     public async Task A_stream_that_stalls_after_it_started_ends_with_one_timeout_error_event()
     {
         _primary.Handler = (http, _) => StartsThenHangsAsync(http);
-        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time);
+        var grace = new ManualTimeProvider();
+        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback), _time, grace: grace);
 
         using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
-        var reading = SseClient.ReadAllAsync(response);
+        var reading = BrokenStream.ReadAsync(response, grace);
         // The idle timer is re-armed before every read after the commit: once for the read that got
         // "answer", once for the read now waiting on the silent upstream. Then let it run out.
         await _time.WaitForArmedAsync(TimeSpan.FromSeconds(7), times: 2, reading);
@@ -309,10 +310,11 @@ public sealed class TimeoutTests : IAsyncLifetime
     {
         _primary.Handler = (http, _) => StartsThenHangsAsync(http);
         // The idle timeout (7 s) is longer than the whole request may take (6 s).
-        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:TotalTimeoutSeconds", "6"), _time);
+        var grace = new ManualTimeProvider();
+        await using var gateway = new ResilienceGateway(Settings(_primary, _fallback).With("Gateway:Resilience:TotalTimeoutSeconds", "6"), _time, grace: grace);
 
         using var response = await gateway.PostAsync(ResilienceGateway.Body("m1", stream: true)).WaitAsync(s_guard);
-        var reading = SseClient.ReadAllAsync(response);
+        var reading = BrokenStream.ReadAsync(response, grace);
         // Set to the cap: when the request starts, for the read that got "answer" and after it, and for the read now waiting.
         await _time.WaitForArmedAsync(TimeSpan.FromSeconds(6), times: 4, reading);
         _time.Advance(TimeSpan.FromSeconds(6) - TimeSpan.FromMilliseconds(1));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using LlmGateway.IntegrationTests.Infrastructure;
+using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.Resilience;
 using LlmGateway.Telemetry;
 using Microsoft.AspNetCore.Hosting;
@@ -114,7 +115,8 @@ public sealed class MetricsTests : IAsyncLifetime
         };
         var settings = Settings();
         settings["Gateway:Resilience:MaxRetries"] = "0"; // one failed attempt, one 502
-        await using var gateway = new GatewayFactory(settings);
+        var grace = new ManualTimeProvider();
+        await using var gateway = new GatewayFactory(settings) { TestServices = s => s.Hold(grace) };
         using var http = gateway.CreateClient();
 
         using (var failed = await PostAsync(http, """{"model":"test-model","messages":[{"role":"user","content":"x"}]}"""))
@@ -125,8 +127,7 @@ public sealed class MetricsTests : IAsyncLifetime
         using (var broken = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
             Assert.Equal(HttpStatusCode.OK, broken.StatusCode);
-            // A broken stream ends in an aborted connection: read it event by event.
-            var read = await SseClient.ReadAllAsync(broken);
+            var read = await BrokenStream.ReadAsync(broken, grace);
             Assert.Contains(read.Events, e => e.Contains("\"error\"", StringComparison.Ordinal));
             Assert.False(read.SawDone);
         }

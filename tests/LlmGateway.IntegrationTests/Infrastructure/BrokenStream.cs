@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text;
-using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.Streaming;
 using Microsoft.Extensions.DependencyInjection;
 

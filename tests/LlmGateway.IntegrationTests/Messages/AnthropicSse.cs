@@ -1,6 +1,5 @@
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Infrastructure;
-using LlmGateway.IntegrationTests.Resilience;
 
 namespace LlmGateway.IntegrationTests.Messages;
 

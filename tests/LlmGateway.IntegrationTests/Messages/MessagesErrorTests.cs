@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Auth;
 using LlmGateway.IntegrationTests.Infrastructure;
-using LlmGateway.IntegrationTests.Resilience;
 using static LlmGateway.IntegrationTests.Messages.MessagesProviderTests;
 
 namespace LlmGateway.IntegrationTests.Messages;

@@ -3,7 +3,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using LlmGateway.IntegrationTests.Infrastructure;
-using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.IntegrationTests.Storage;
 using Microsoft.AspNetCore.Http;
 using static LlmGateway.IntegrationTests.Messages.MessagesProviderTests;

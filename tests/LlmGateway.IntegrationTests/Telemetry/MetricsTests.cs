@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using LlmGateway.IntegrationTests.Infrastructure;
-using LlmGateway.IntegrationTests.Resilience;
 using LlmGateway.Resilience;
 using LlmGateway.Telemetry;
 using Microsoft.AspNetCore.Hosting;

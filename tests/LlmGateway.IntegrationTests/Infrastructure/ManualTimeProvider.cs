@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 
-namespace LlmGateway.IntegrationTests.Resilience;
+namespace LlmGateway.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// <see cref="FakeTimeProvider"/> (the clock moves only when the test says so, and firing timers is

@@ -124,9 +124,17 @@ public sealed partial class OpenConnectionsGaugeTests : IDisposable
             connection.Established();
             for (var i = 0; i < 1_000; i++) connection.IdleStateChanged(idle: i % 2 == 0);
 
-            var before = GC.GetAllocatedBytesForCurrentThread();
-            for (var i = 0; i < 1_000; i++) connection.IdleStateChanged(idle: i % 2 == 0);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            // Up to three windows of 1,000 changes, one of which must allocate nothing: a listener another test starts
+            // meanwhile (xUnit runs classes in parallel) allocates on this thread once, when it first sees these tag sets
+            // (a clean-clone CI run saw 5,448 bytes in one window); a gauge that allocated per measurement would in every window.
+            var windows = new List<long>(3);
+            for (var w = 0; w < 3 && (windows.Count == 0 || windows[^1] != 0); w++)
+            {
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                for (var i = 0; i < 1_000; i++) connection.IdleStateChanged(idle: i % 2 == 0);
+                windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            }
+            Assert.True(windows[^1] == 0, $"connection {c}: every window allocated ({string.Join(", ", windows)} bytes)");
         }
         // The gauge counted them (no allocation would be no proof if nothing listened): every connection's two series.
         Assert.Equal(200, Observe(_counted).Count(o => o.Tags.Contains("network.peer.address=10.0.1.", StringComparison.Ordinal)));

@@ -58,9 +58,10 @@ public sealed class ContentLog(ILogger<ContentLog> logger)
             request.Body.Position = 0;
             // The buffer's length bounds what is rented, never the length the client claimed: a body the ingress did not
             // buffer whole (it was refused) has no prompt to log.
-            if (request.ContentLength is { } claimed && claimed > request.Body.Length) return "";
-            using var doc = request.ContentLength is { } known and > 0 and <= int.MaxValue
-                ? JsonDocument.Parse(await ReadBufferedAsync(request.Body, rented = ArrayPool<byte>.Shared.Rent((int)known), (int)known).ConfigureAwait(false))
+            var known = request.ContentLength;
+            if (known > request.Body.Length) return "";
+            using var doc = known is > 0 and <= int.MaxValue
+                ? JsonDocument.Parse(await ReadBufferedAsync(request.Body, rented = ArrayPool<byte>.Shared.Rent((int)known.Value), (int)known.Value).ConfigureAwait(false))
                 // Without a Content-Length the ingress read to the stream's end, so the buffer holds all of it.
                 : await JsonDocument.ParseAsync(request.Body).ConfigureAwait(false);
             var root = doc.RootElement;

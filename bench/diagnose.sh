@@ -5,9 +5,11 @@
 # come from these.
 #
 #   bench/diagnose.sh threads   [--conns C] [--warmup S] [--seconds S]  CPU and context switches per request, by thread name
+#                               [--stream [--streams N] [--warmup-streams N]]
 #   bench/diagnose.sh syscalls  [--conns C] [--warmup S] [--seconds S]  system calls per request (strace -c)
 #   bench/diagnose.sh idle      [--settle S] [--seconds S]              wake-ups per second by thread of a gateway left idle after traffic
 #   bench/diagnose.sh perf      [--conns C] [--warmup S] [--seconds S]  perf (software clock, call graphs): the kernel's share, the rest by step
+#                               [--stream [--streams N] [--warmup-streams N]]
 #   bench/diagnose.sh alloc     [--conns C] [--warmup S] [--seconds S]  allocated bytes per request, by type and by gateway method (dotnet-trace)
 #
 # --target floor runs any of these on the bench's floor instead of the gateway: the bare .NET proxy (Kestrel and one
@@ -16,18 +18,28 @@
 # GATEWAY_ENV="BENCH_FLOOR_CLIENT=minimal" with --target floor: the floor with the least an HTTP/1.1 call costs instead
 # of HttpClient (bench/LlmGateway.Bench/MinimalUpstreamClient.cs); between the two is what .NET's HTTP client costs.
 #
+# --stream (threads and perf): the load is streams instead of wrk's non-streamed requests, as run.sh's stream rows send
+# them (LlmGateway.Bench stream-probe: 20 chunks 5 ms apart, --conns streams at once, 8 unless given), and the
+# numbers are per stream: --warmup-streams N (1200) before the window, --streams N (1500) in it. A stream is mostly
+# waiting, so its cost is the wake-ups of each chunk and of the background threads (log writer, ledger, timers), which
+# the non-streamed load amortizes over a batch and this shows. Every answer is checked like wrk's: a miss from openai
+# (the floor: from the mock), 20 chunks.
+#
 # Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000"); another build of
 # the gateway in GATEWAY_BIN (e.g. an older commit's worktree, to compare).
 # Needs Release builds of src/LlmGateway and bench/LlmGateway.Bench; wrk, curl, strace (syscalls), perf (perf).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 mode=${1:-}; shift || true
-conns=16 warmup=6 seconds=6 settle=5 target=gateway
+conns=16 warmup=6 seconds=6 settle=5 target=gateway stream=0 streams=1500 warmup_streams=1200 conns_given=0
 # perf: long enough a warm-up that the JIT has finished tiering the path up (at 6 s it still takes a fifth)
 [ "$mode" = perf ] && warmup=20
 while [ $# -gt 0 ]; do
   case "$1" in
-    --conns) conns=$2; shift ;;
+    --conns) conns=$2; conns_given=1; shift ;;
+    --stream) stream=1 ;;
+    --streams) streams=$2; shift ;;
+    --warmup-streams) warmup_streams=$2; shift ;;
     --warmup) warmup=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --settle) settle=$2; shift ;;
@@ -38,6 +50,10 @@ while [ $# -gt 0 ]; do
 done
 case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,21p' "$0" >&2; exit 2 ;; esac
 case "$target" in gateway | floor) ;; *) echo "--target is gateway or floor, not $target" >&2; exit 2 ;; esac
+if [ "$stream" = 1 ]; then
+  case "$mode" in threads | perf) ;; *) echo "--stream is for threads and perf, not $mode" >&2; exit 2 ;; esac
+  [ "$conns_given" = 1 ] || conns=8
+fi
 # perf needs the JIT's symbols (a perf map) and code pages it can read.
 [ "$mode" = perf ] && GATEWAY_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 ${GATEWAY_ENV:-}"
 
@@ -51,9 +67,12 @@ gw_bin="${GATEWAY_BIN:-$root/src/LlmGateway/bin/Release/net10.0/LlmGateway}"; be
 free_port mock; start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:${PORT[mock]}/health" >/dev/null && break; sleep 0.2; done
 free_port gateway
+# run.sh's stream rows: what the mock streams for this model name (the floor passes it through as it is).
+stream_chunks=20 stream_model="bench-stream@chunks=20,chunk_delay_ms=5"
 cat >"$tmp/gateway.json" <<J
 { "Gateway": { "Providers": { "openai": { "Type": "openai", "BaseUrl": "http://127.0.0.1:${PORT[mock]}/v1", "ApiKeyEnv": "BENCH_UPSTREAM_KEY", "MaxConcurrency": 4096 } },
- "Models": { "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1, "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 } },
+ "Models": { "bench-model": { "Provider": "openai", "UpstreamModel": "bench-model", "Priority": 1, "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 },
+   "bench-stream": { "Provider": "openai", "UpstreamModel": "$stream_model", "Priority": 1, "CostPer1kInput": 0.00015, "CostPer1kOutput": 0.0006, "ContextWindow": 128000, "MaxOutputTokens": 4096 } },
  "Budgets": { "Global": { "DailyUsd": 1000000, "MonthlyUsd": 10000000 } }, "Cache": { "Enabled": true, "OnlyDeterministic": true } } }
 J
 if [ "$target" = floor ]; then
@@ -63,12 +82,14 @@ if [ "$target" = floor ]; then
     ${GATEWAY_ENV:-} "$bench_bin" bare-proxy --port "${PORT[gateway]}" --upstream "http://127.0.0.1:${PORT[mock]}"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health" >/dev/null && break; sleep 0.2; done
   expect="BENCH_EXPECT_CACHE=- BENCH_EXPECT_PROVIDER=- BENCH_EXPECT_UPSTREAM=mock"
+  probe_expect="--expect-cache - --expect-provider - --expect-upstream mock"
 else
   # shellcheck disable=SC2086
   start_bg gateway env -u OPENAI_API_KEY -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS ASPNETCORE_ENVIRONMENT=Production \
     GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key ${GATEWAY_ENV:-} "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health/ready" >/dev/null && break; sleep 0.2; done
   expect="BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai"
+  probe_expect="--expect-cache bypass --expect-provider openai"
 fi
 gpid=${PID[gateway]}; url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
 
@@ -81,6 +102,26 @@ load() {
   grep -o '"mismatched":[0-9]*' "$tmp/wrk.out" | grep -q ':0$' || { cat "$tmp/wrk.out" >&2; echo "an answer was not what the $target answers (see above)" >&2; exit 1; }
   : >"$tmp/gateway.log"
 }
+# --stream's load: N streams through the stream probe, every answer checked (complete, 20 chunks, the headers above).
+probe() {
+  local model=bench-stream; [ "$target" = floor ] && model=$stream_model
+  # shellcheck disable=SC2086
+  "$bench_bin" stream-probe --url "$url" --n "$1" --concurrency "$conns" --body "$here/bodies/chat.json" --model "$model" \
+    --warmup 0 --expect-chunks "$stream_chunks" $probe_expect >"$tmp/probe.out" 2>"$tmp/probe.err" \
+    && grep -q '"failed":0,"incomplete":0' "$tmp/probe.out" && grep -q '"mismatched":0' "$tmp/probe.out" \
+    || { cat "$tmp/probe.err" "$tmp/probe.out" >&2; echo "a stream was not what the $target answers (see above)" >&2; exit 1; }
+  : >"$tmp/gateway.log"
+}
+# The warm-up and the measured window of the load, in seconds of wrk or in streams.
+if [ "$stream" = 1 ]; then
+  unit=stream what="at $conns at once (after $warmup_streams streams of warm-up)"
+  warm() { probe "$warmup_streams"; }
+  window() { probe "$streams"; }
+else
+  unit=request what="at $conns connections over ${seconds} s (after ${warmup} s of warm-up)"
+  warm() { load "$conns" "$warmup"; }
+  window() { load "$conns" "$seconds"; }
+fi
 # Per thread name: voluntary and involuntary switches and CPU ticks (fields after the comm, which may hold spaces).
 snap() {
   printf 'TOTAL\t0\t0\t%s\n' "$(sed 's/.*) //' "/proc/$gpid/stat" | awk '{print $12+$13}')"
@@ -95,11 +136,11 @@ clk=$(getconf CLK_TCK)
 
 case "$mode" in
   threads)
-    load "$conns" "$warmup"
+    warm
     snap >"$tmp/s0"; n0=$(chat_calls)
-    load "$conns" "$seconds"
+    window
     snap >"$tmp/s1"; n1=$(chat_calls); n=$((n1 - n0))
-    echo "$n requests at $conns connections over ${seconds} s (after ${warmup} s of warm-up); per request:"
+    echo "$n ${unit}s $what; per $unit:"
     join -t$'\t' "$tmp/s0" "$tmp/s1" | awk -F'\t' -v n="$n" -v clk="$clk" '
       { cpu = ($7 - $4) * 1e6 / clk / n; if ($1 == "TOTAL") total = cpu; else if ($1 == "KERNEL") { kernel = cpu; faults = ($6 - $3) / n }
         else if (cpu > 0 || $5 > $2 || $6 > $3)
@@ -123,16 +164,26 @@ case "$mode" in
     ;;
   perf)
     command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
-    load "$conns" "$warmup"
+    warm
     n0=$(chat_calls)
     hz=1999
-    perf record -e cpu-clock -F "$hz" -g -p "$gpid" -o "$tmp/perf.data" -- sleep "$seconds" >"$tmp/perf.log" 2>&1 &
-    pp=$!
-    load "$conns" "$((seconds + 1))"
-    wait "$pp" || { cat "$tmp/perf.log" >&2; exit 1; }
+    if [ "$stream" = 1 ]; then
+      # A count of streams, not a time: perf records until the probe is done, then stops at the interrupt.
+      perf record -e cpu-clock -F "$hz" -g -p "$gpid" -o "$tmp/perf.data" -- sleep 3600 >"$tmp/perf.log" 2>&1 &
+      pp=$!
+      sleep 0.5
+      window
+      kill -INT "$pp"; wait "$pp" || true
+      [ -s "$tmp/perf.data" ] || { cat "$tmp/perf.log" >&2; exit 1; }
+    else
+      perf record -e cpu-clock -F "$hz" -g -p "$gpid" -o "$tmp/perf.data" -- sleep "$seconds" >"$tmp/perf.log" 2>&1 &
+      pp=$!
+      load "$conns" "$((seconds + 1))"
+      wait "$pp" || { cat "$tmp/perf.log" >&2; exit 1; }
+    fi
     n=$(($(chat_calls) - n0))
-    echo "$n requests at $conns connections; the $target's CPU under perf (perf costs CPU of its own), by where it went:"
-    perf script -i "$tmp/perf.data" -F comm,tid,ip,sym 2>/dev/null | awk -v requests="$n" -v hz="$hz" -f "$here/lib/perf-buckets.awk"
+    echo "$n ${unit}s $what; the $target's CPU under perf (perf costs CPU of its own), by where it went:"
+    perf script -i "$tmp/perf.data" -F comm,tid,ip,sym 2>/dev/null | awk -v requests="$n" -v hz="$hz" -v unit="$unit" -f "$here/lib/perf-buckets.awk"
     ;;
   alloc)
     # dotnet-trace, pinned as bench/profile.sh pins it, into bench/.tools on first use.

@@ -6,7 +6,7 @@ namespace LlmGateway.Benchmarks;
 /// <summary>
 /// The usage ledger's per-request work on the request thread, the record's JSON: the source-generated serializer
 /// (what the ledger used) against <see cref="LedgerJson"/> (what it uses), the same bytes, in one run so their
-/// ratio holds on a loaded machine. <c>PipelineBenchmarks.Record_LedgerEnqueue</c> is the whole step, queue included.
+/// ratio holds on a loaded machine. <c>PipelineBenchmarks.Record_Ledger</c> is the whole step, the store's copy included.
 /// </summary>
 [MemoryDiagnoser]
 public class LedgerBenchmarks

@@ -365,38 +365,52 @@ public sealed class MemoryStore : IGatewayStore
     {
         lock (_ledgerLock)
         {
-            foreach (var data in records)
-            {
-                if (data.Length > _arena.Length) continue; // larger than the whole ledger: nothing sensible to keep
-                // Ids as Redis stream ids: milliseconds-sequence, never going backwards.
-                var ms = NowMs;
-                if (ms > _lastLedgerMs)
-                {
-                    _lastLedgerMs = ms;
-                    _ledgerSeq = 0;
-                }
-                else
-                {
-                    _ledgerSeq++;
-                }
-
-                if (_ringCount == _ring.Length) DropOldestLedgerEntry();
-                if (_arenaWrite + data.Length > _arena.Length)
-                {
-                    // Wrap. What lies past the old write position is the oldest data of all: drop it first.
-                    while (_ringCount > 0 && _ring[_ringStart].Offset >= _arenaWrite) DropOldestLedgerEntry();
-                    _arenaWrite = 0;
-                }
-                // The oldest entries sit just ahead of the write position: drop those the new bytes cover.
-                while (_ringCount > 0 && Overlaps(_ring[_ringStart], _arenaWrite, data.Length)) DropOldestLedgerEntry();
-
-                data.CopyTo(_arena, _arenaWrite);
-                _ring[(_ringStart + _ringCount) % _ring.Length] = new LedgerEntry(_lastLedgerMs, _ledgerSeq, _arenaWrite, data.Length);
-                _ringCount++;
-                _arenaWrite += data.Length;
-            }
+            foreach (var data in records) AppendLedgerLocked(data);
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// One record, written at once: what <see cref="Usage.UsageLedger"/> does with each record on this store (a copy under a
+    /// lock, nothing to batch or to wait for).
+    /// </summary>
+    public void AppendLedger(ReadOnlySpan<byte> record)
+    {
+        lock (_ledgerLock)
+        {
+            AppendLedgerLocked(record);
+        }
+    }
+
+    private void AppendLedgerLocked(ReadOnlySpan<byte> data)
+    {
+        if (data.Length > _arena.Length) return; // larger than the whole ledger: nothing sensible to keep
+        // Ids as Redis stream ids: milliseconds-sequence, never going backwards.
+        var ms = NowMs;
+        if (ms > _lastLedgerMs)
+        {
+            _lastLedgerMs = ms;
+            _ledgerSeq = 0;
+        }
+        else
+        {
+            _ledgerSeq++;
+        }
+
+        if (_ringCount == _ring.Length) DropOldestLedgerEntry();
+        if (_arenaWrite + data.Length > _arena.Length)
+        {
+            // Wrap. What lies past the old write position is the oldest data of all: drop it first.
+            while (_ringCount > 0 && _ring[_ringStart].Offset >= _arenaWrite) DropOldestLedgerEntry();
+            _arenaWrite = 0;
+        }
+        // The oldest entries sit just ahead of the write position: drop those the new bytes cover.
+        while (_ringCount > 0 && Overlaps(_ring[_ringStart], _arenaWrite, data.Length)) DropOldestLedgerEntry();
+
+        data.CopyTo(_arena.AsSpan(_arenaWrite));
+        _ring[(_ringStart + _ringCount) % _ring.Length] = new LedgerEntry(_lastLedgerMs, _ledgerSeq, _arenaWrite, data.Length);
+        _ringCount++;
+        _arenaWrite += data.Length;
     }
 
     private void DropOldestLedgerEntry()

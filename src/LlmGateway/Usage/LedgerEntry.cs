@@ -77,6 +77,18 @@ internal static class LedgerJson
     [ThreadStatic]
     private static byte[]? t_buffer;
 
+    /// <summary>
+    /// The entry's JSON in this thread's buffer, valid until the thread's next call (or, larger than the buffer, in a new array):
+    /// for a store that copies it at once.
+    /// </summary>
+    public static ReadOnlySpan<byte> SerializeToBuffer(LedgerEntry e)
+    {
+        var buffer = t_buffer ??= new byte[BufferSize];
+        return TryWrite(e, buffer, out var length)
+            ? buffer.AsSpan(0, length)
+            : JsonSerializer.SerializeToUtf8Bytes(e, UsageJsonContext.Default.LedgerEntry);
+    }
+
     public static byte[] Serialize(LedgerEntry e)
     {
         var buffer = t_buffer ??= new byte[BufferSize];

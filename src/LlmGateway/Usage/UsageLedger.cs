@@ -33,7 +33,7 @@ public sealed class UsageLedger : BackgroundService, IRequestObserver
     /// <summary>
     /// The embedded store, written directly: no queue, no batch window, no background writer. Queued, a record cost a
     /// thread-pool wake-up and two of the timer thread's (the window's delay) whenever requests came one at a time, as
-    /// streams and a single connection do, and waited 20 ms in memory, which a crash lost.
+    /// streams and a single connection do. (Durability is the same either way: this store lives in the process.)
     /// </summary>
     private readonly MemoryStore? _memory;
     private readonly IGatewayEvents _events;

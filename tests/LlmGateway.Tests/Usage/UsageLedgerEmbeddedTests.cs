@@ -13,8 +13,8 @@ namespace LlmGateway.Tests.Usage;
 
 /// <summary>
 /// With the embedded store the ledger keeps no queue and runs no writer: a finished request's record is in the store
-/// when the request's end has been observed, so no batch window sits between the two for a crash to lose, and no
-/// background wake-up is paid per record.
+/// when the request's end has been observed, with no batch window between the two and no background wake-up paid
+/// per record.
 /// </summary>
 public class UsageLedgerEmbeddedTests
 {

@@ -20,10 +20,9 @@ using LlmGateway.Storage;
 using LlmGateway.Telemetry;
 using LlmGateway.Usage;
 
-var builder = WebApplication.CreateBuilder(args);
-
 // Configuration: appsettings.json, appsettings.{Environment}.json, the GATEWAY_CONFIG file (JSON or
-// YAML), environment variables, command line; validated at start-up with every problem listed.
+// YAML), environment variables, command line; read once (no file watch), validated at start-up with every problem listed.
+var builder = WebApplication.CreateBuilder(ConfigurationReload.Off(args));
 builder.Configuration.AddGatewayConfigFile();
 builder.Services.AddGatewayOptions();
 // Listen address: --urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS or Kestrel:Endpoints; http://localhost:8080 when none is given.

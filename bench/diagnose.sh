@@ -5,11 +5,11 @@
 # come from these.
 #
 #   bench/diagnose.sh threads   [--conns C] [--warmup S] [--seconds S]  CPU and context switches per request, by thread name
-#                               [--stream [--streams N] [--warmup-streams N]]
+#                               [--stream [--streams N] [--warmup-streams N]] [--redis]
 #   bench/diagnose.sh syscalls  [--conns C] [--warmup S] [--seconds S]  system calls per request (strace -c)
 #   bench/diagnose.sh idle      [--settle S] [--seconds S]              wake-ups per second by thread of a gateway left idle after traffic
 #   bench/diagnose.sh perf      [--conns C] [--warmup S] [--seconds S]  perf (software clock, call graphs): the kernel's share, the rest by step
-#                               [--stream [--streams N] [--warmup-streams N]]
+#                               [--stream [--streams N] [--warmup-streams N]] [--redis]
 #   bench/diagnose.sh alloc     [--conns C] [--warmup S] [--seconds S]  allocated bytes per request, by type and by gateway method (dotnet-trace)
 #
 # --target floor runs any of these on the bench's floor instead of the gateway: the bare .NET proxy (Kestrel and one
@@ -25,19 +25,23 @@
 # the non-streamed load amortizes over a batch and this shows. Every answer is checked like wrk's: a miss from openai
 # (the floor: from the mock), 20 chunks.
 #
+# --redis: the gateway on a redis-server of its own (started here, nothing persisted) instead of the embedded store: budgets,
+# ledger, cache and limits as many instances share them (run.sh's "gateway (Redis store)" row).
+#
 # Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000"); another build of
 # the gateway in GATEWAY_BIN (e.g. an older commit's worktree, to compare).
 # Needs Release builds of src/LlmGateway and bench/LlmGateway.Bench; wrk, curl, strace (syscalls), perf (perf).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 mode=${1:-}; shift || true
-conns=16 warmup=6 seconds=6 settle=5 target=gateway stream=0 streams=1500 warmup_streams=1200 conns_given=0
+conns=16 warmup=6 seconds=6 settle=5 target=gateway stream=0 streams=1500 warmup_streams=1200 conns_given=0 redis=0
 # perf: long enough a warm-up that the JIT has finished tiering the path up (at 6 s it still takes a fifth)
 [ "$mode" = perf ] && warmup=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --conns) conns=$2; conns_given=1; shift ;;
     --stream) stream=1 ;;
+    --redis) redis=1 ;;
     --streams) streams=$2; shift ;;
     --warmup-streams) warmup_streams=$2; shift ;;
     --warmup) warmup=$2; shift ;;
@@ -48,8 +52,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,21p' "$0" >&2; exit 2 ;; esac
+case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,/^# Needs Release/p' "$0" >&2; exit 2 ;; esac
 case "$target" in gateway | floor) ;; *) echo "--target is gateway or floor, not $target" >&2; exit 2 ;; esac
+[ "$redis" = 1 ] && [ "$target" = floor ] && { echo "--redis is for the gateway (the floor has no store)" >&2; exit 2; }
 if [ "$stream" = 1 ]; then
   case "$mode" in threads | perf) ;; *) echo "--stream is for threads and perf, not $mode" >&2; exit 2 ;; esac
   [ "$conns_given" = 1 ] || conns=8
@@ -66,6 +71,15 @@ gw_bin="${GATEWAY_BIN:-$root/src/LlmGateway/bin/Release/net10.0/LlmGateway}"; be
 
 free_port mock; start_bg mock "$bench_bin" mock-upstream --port "${PORT[mock]}"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:${PORT[mock]}/health" >/dev/null && break; sleep 0.2; done
+store_env=""
+if [ "$redis" = 1 ]; then
+  command -v redis-server >/dev/null || { echo "--redis needs redis-server (apt-get install redis-server)" >&2; exit 2; }
+  free_port redis
+  start_bg redis redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" --daemonize no
+  for _ in $(seq 1 200); do [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+  [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start" >&2; exit 1; }
+  store_env="ConnectionStrings__Redis=127.0.0.1:${PORT[redis]}"
+fi
 free_port gateway
 # run.sh's stream rows: what the mock streams for this model name (the floor passes it through as it is).
 stream_chunks=20 stream_model="bench-stream@chunks=20,chunk_delay_ms=5"
@@ -86,7 +100,7 @@ if [ "$target" = floor ]; then
 else
   # shellcheck disable=SC2086
   start_bg gateway env -u OPENAI_API_KEY -u DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS ASPNETCORE_ENVIRONMENT=Production \
-    GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key ${GATEWAY_ENV:-} "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
+    GATEWAY_CONFIG="$tmp/gateway.json" BENCH_UPSTREAM_KEY=bench-dummy-upstream-key $store_env ${GATEWAY_ENV:-} "$gw_bin" --urls "http://127.0.0.1:${PORT[gateway]}"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health/ready" >/dev/null && break; sleep 0.2; done
   expect="BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai"
   probe_expect="--expect-cache bypass --expect-provider openai"

@@ -62,6 +62,10 @@ public class PipelineBenchmarks
         if (_services.Get<Microsoft.Extensions.Options.IOptions<Configuration.GatewayOptions>>().Value.Budgets is not { Global.DailyUsd: > 0, AlertThresholds.Count: > 0 })
             throw new InvalidOperationException("no global budget with alert thresholds: the budget row would not settle and check alerts as the bench's gateway does");
         _record = CompletedRecord("req_bench");
+        // Record_Ledger names the embedded store's direct write: a record left queued would be a remote store's path.
+        if (_services.Get<Storage.IGatewayStore>() is not Storage.MemoryStore) throw new InvalidOperationException("the ledger row's store is not the embedded one");
+        _ledger.OnRequestCompleted(_record);
+        if (_ledger.Buffered != 0) throw new InvalidOperationException("the ledger row's record was queued, not written into the store");
         // A miss's outcome as the pipeline hands it to the ingress: the record of a completed request.
         var pipeline = _pipeline = _services.Get<GatewayPipeline>();
         // The answer committed at step 5 and priced at step 6, as the settle row's run holds it (never disposed: the row does not let go of it).

@@ -89,13 +89,8 @@ internal static class LedgerJson
             : JsonSerializer.SerializeToUtf8Bytes(e, UsageJsonContext.Default.LedgerEntry);
     }
 
-    public static byte[] Serialize(LedgerEntry e)
-    {
-        var buffer = t_buffer ??= new byte[BufferSize];
-        return TryWrite(e, buffer, out var length)
-            ? buffer.AsSpan(0, length).ToArray()
-            : JsonSerializer.SerializeToUtf8Bytes(e, UsageJsonContext.Default.LedgerEntry);
-    }
+    /// <summary>The entry's JSON in an array of its own, for a record that waits in a queue.</summary>
+    public static byte[] Serialize(LedgerEntry e) => SerializeToBuffer(e).ToArray();
 
     internal static bool TryWrite(LedgerEntry e, Span<byte> buffer, out int length)
     {

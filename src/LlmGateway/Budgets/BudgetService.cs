@@ -67,6 +67,9 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
 
     /// <summary>Settlements not yet in the store, on disk (with a remote store only; see <see cref="StartAsync"/>).</summary>
     private LocalSpool? _spool;
+
+    /// <summary>With a remote store: settlements on their way to it, sent in batches off the request's path.</summary>
+    private readonly SettlementBatches? _batches;
     private readonly bool _hasStaticLimits;
 
     private volatile WindowSet _windows;
@@ -101,6 +104,16 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
         _storeOptions = o.Store;
         _hasStaticLimits = _global is not null || _providers.Count > 0 || _maxPerRequest > 0;
         _windows = new WindowSet(time.GetUtcNow());
+        if (_memory is null)
+        {
+            _batches = new SettlementBatches((refs, settlements) => _store.SettleAsync(refs, settlements, _time.GetUtcNow()),
+                (counters, states) =>
+                {
+                    Remember(counters, states);
+                    return CheckAlertsAsync(counters);
+                },
+                KeepAsync, logger);
+        }
     }
 
     private WindowSet Windows => WindowsAt(_time.GetUtcNow());
@@ -305,31 +318,29 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
             }
             return ValueTask.CompletedTask;
         }
-        return WriteToStoreAsync(counters, settlement, tryStore);
-    }
-
-    private async ValueTask WriteToStoreAsync(AttemptCounters counters, Settlement settlement, bool tryStore)
-    {
         if (tryStore && _store.IsAvailable)
         {
-            try
-            {
-                Remember(counters, await _store.SettleAsync(counters.Refs, [settlement], _time.GetUtcNow()).ConfigureAwait(false));
-                await CheckAlertsAsync(counters).ConfigureAwait(false);
-                return;
-            }
-            catch (StoreUnavailableException)
-            {
-                // Kept below. It may have gone through anyway: settlements are idempotent, so sending it again is safe.
-            }
+            // On its way with the settlements of the other requests ending about now; what the store does not take comes
+            // back to KeepAsync. The request does not wait for it (SettlementBatches says why).
+            _batches!.Add(counters, settlement);
+            return ValueTask.CompletedTask;
         }
+        return KeepAsync(counters, settlement);
+    }
+
+    /// <summary>
+    /// Keeps a settlement the store can't take now, to write when it is back (<see cref="FlushPendingAsync"/>), and spools it.
+    /// A settlement that may have gone through anyway is safe to send again: the store applies each once.
+    /// </summary>
+    private ValueTask KeepAsync(AttemptCounters counters, Settlement settlement)
+    {
         lock (_localLock)
         {
             foreach (var c in counters.Scopes) Local(c).Keep(settlement);
             // Under the lock, so the spool is never emptied between the keep and this write (see FlushPendingCoreAsync).
             _spool?.Append([SpooledSettlement.Write(counters.Scopes, settlement)]);
         }
-        await CheckAlertsAsync(counters).ConfigureAwait(false);
+        return CheckAlertsAsync(counters);
     }
 
     /// <summary>Called under <see cref="_localLock"/>.</summary>
@@ -586,6 +597,8 @@ public sealed class BudgetService : BackgroundService, IAttemptAdmission, IBudge
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        // The server stopped first, its requests done: their settlements go now, and what the store refuses is kept and flushed or spooled.
+        if (_batches is not null) await _batches.DrainAsync().ConfigureAwait(false);
         await FlushPendingAsync().ConfigureAwait(false);
         _spool?.Dispose(); // kept on disk if it still holds anything, for the next start
     }

@@ -85,10 +85,35 @@ public sealed class RedisGatewayTests(RedisServer sharedRedis) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, a3.StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal(3, _upstream.Calls);
-        Assert.Equal(0.3m, (await GlobalDailyAsync(b)).GetProperty("spent_usd").GetDecimal());
+        // a3's settlement goes to Redis after its answer (SettlementBatches): spent once it lands; until then its reservation counts.
+        await StoreTestKit.EventuallyAsync(async () => (await GlobalDailyAsync(b)).GetProperty("spent_usd").GetDecimal() is var spent && spent == 0.3m ? (true, spent) : (false, spent),
+            "three requests' spend in the shared budget");
         // Each instance writes its own records; either one reads them all.
         await StoreTestKit.EventuallyAsync(async () => await LedgerCountAsync(b) == 5, "five records in the shared ledger");
         Assert.Equal(5, await LedgerCountAsync(a));
+    }
+
+    [Fact]
+    public async Task Every_settlement_of_an_instance_stopped_at_once_after_its_answers_reaches_Redis()
+    {
+        // Settlements go to Redis after the answers, in batches (SettlementBatches): a graceful stop right after the last
+        // answer sends what is still queued or out before the store closes, so no spend is lost and nothing stays held.
+        var prefix = $"stop-{Guid.NewGuid():N}:";
+        void Budget(Dictionary<string, string?> s) => s["Gateway:Budgets:Global:DailyUsd"] = "10";
+        await using (var first = Gateway(sharedRedis.ConnectionString, prefix, Budget))
+        {
+            var client = await first.ConnectedClientAsync();
+            await Parallel.ForEachAsync(Enumerable.Range(0, 40), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            {
+                using var response = await client.PostChatAsync(Body($"stop {i}"), cacheControl: "no-store");
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            });
+        }
+
+        await using var second = Gateway(sharedRedis.ConnectionString, prefix, Budget);
+        var global = await GlobalDailyAsync(await second.ConnectedClientAsync());
+        Assert.Equal(4.0m, global.GetProperty("spent_usd").GetDecimal());
+        Assert.Equal(0m, global.GetProperty("reserved_usd").GetDecimal());
     }
 
     [Fact]
@@ -117,9 +142,10 @@ public sealed class RedisGatewayTests(RedisServer sharedRedis) : IAsyncLifetime
         Assert.True(errors.Count == 0, "store errors: " + string.Join(", ", errors));
         var (_, ready) = await ReadyAsync(client);
         Assert.Equal("Healthy", ready.GetProperty("checks").GetProperty("store").GetProperty("status").GetString());
-        var global = await GlobalDailyAsync(client);
-        Assert.Equal(0m, global.GetProperty("spent_usd").GetDecimal());
-        Assert.Equal(0m, global.GetProperty("reserved_usd").GetDecimal());
+        // The last settlements land a round trip after their answers (SettlementBatches); then nothing is held and nothing spent.
+        await StoreTestKit.EventuallyAsync(async () => await GlobalDailyAsync(client) is var g && g.GetProperty("reserved_usd").GetDecimal() == 0m ? (true, g.ToString()) : (false, g.ToString()),
+            "every reservation settled");
+        Assert.Equal(0m, (await GlobalDailyAsync(client)).GetProperty("spent_usd").GetDecimal());
     }
 
     [Fact]

@@ -9,8 +9,9 @@ namespace LlmGateway.Budgets;
 /// <para>
 /// Why: a request's settlement comes after its answer, but awaiting it held the request, and so its connection, for
 /// one more round trip to Redis before the next request on that connection was read, and its reply came back through
-/// a thread-pool hop that woke a sleeping worker. Not awaiting it took about a sixth of the CPU of a miss on the Redis
-/// store (diagnose.sh threads --redis, 2026-12-03: 140.7 → 120.1 µs at 16 connections, 391.8 → 317.5 at one).
+/// a thread-pool hop that woke a sleeping worker. Not awaiting it took about a fifth of the CPU of a miss on the Redis
+/// store (diagnose.sh threads --redis, 2026-12-03, alternating: 131-151 → 108-112 µs per request at 16 connections, with
+/// 20-30 % more requests; 405-417 → 332-352 at one, in 3 of 4 pairs).
 /// </para>
 /// <para>
 /// What it changes: the counters show a settlement about a round trip after its answer; until then they still hold its

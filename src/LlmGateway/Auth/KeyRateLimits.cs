@@ -69,11 +69,18 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         return request.EstimatedPromptTokens + (long)request.N * output;
     }
 
-    internal async ValueTask SettleAsync(CallerIdentity caller, int charged, TokenUsage usage)
+    /// <summary>
+    /// Corrects the key's TPM to what the request used, without the request waiting for it: this runs after the answer, and
+    /// awaiting a remote limiter held the connection a store round trip before its next request (as the budget's settlement
+    /// did; see SettlementBatches). The limiter's call is made before this returns (it runs here up to its first await), so on
+    /// a store that keeps one connection's commands in order, as Redis does, this instance's next admission on the key comes
+    /// after it. A failure is logged and counted as before: limits fail open.
+    /// </summary>
+    internal ValueTask SettleAsync(CallerIdentity caller, int charged, TokenUsage usage)
     {
         var delta = (long)usage.Total - charged;
-        if (delta == 0) return;
-        await TryAdjustAsync(caller.TokensLimitKey, caller.Tpm, (int)Math.Clamp(delta, int.MinValue, int.MaxValue)).ConfigureAwait(false);
+        if (delta != 0) _ = TryAdjustAsync(caller.TokensLimitKey, caller.Tpm, (int)Math.Clamp(delta, int.MinValue, int.MaxValue));
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>
@@ -94,7 +101,8 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         }
     }
 
-    private async ValueTask TryAdjustAsync(string key, int limit, int delta)
+    /// <summary>Never throws (a Task, so that <see cref="SettleAsync"/> may leave it running).</summary>
+    private async Task TryAdjustAsync(string key, int limit, int delta)
     {
         try
         {

@@ -5,11 +5,11 @@
 # come from these.
 #
 #   bench/diagnose.sh threads   [--conns C] [--warmup S] [--seconds S]  CPU and context switches per request, by thread name
-#                               [--stream [--streams N] [--warmup-streams N]] [--redis]
+#                               [--stream [--streams N] [--warmup-streams N]] [--redis] [--keys]
 #   bench/diagnose.sh syscalls  [--conns C] [--warmup S] [--seconds S]  system calls per request (strace -c)
 #   bench/diagnose.sh idle      [--settle S] [--seconds S]              wake-ups per second by thread of a gateway left idle after traffic
 #   bench/diagnose.sh perf      [--conns C] [--warmup S] [--seconds S]  perf (software clock, call graphs): the kernel's share, the rest by step
-#                               [--stream [--streams N] [--warmup-streams N]] [--redis]
+#                               [--stream [--streams N] [--warmup-streams N]] [--redis] [--keys]
 #   bench/diagnose.sh alloc     [--conns C] [--warmup S] [--seconds S]  allocated bytes per request, by type and by gateway method (dotnet-trace)
 #
 # --target floor runs any of these on the bench's floor instead of the gateway: the bare .NET proxy (Kestrel and one
@@ -28,13 +28,17 @@
 # --redis: the gateway on a redis-server of its own (started here, nothing persisted) instead of the embedded store: budgets,
 # ledger, cache and limits as many instances share them (run.sh's "gateway (Redis store)" row).
 #
+# --keys (not with --stream): gateway keys on (Auth:Mode=keys), the load sent with a virtual key made here through
+# /admin/keys with RPM and TPM limits too high to refuse anything: each request also pays the key's lookup, its RPM and
+# TPM admission and its TPM correction (on Redis with --redis), as a production gateway with per-key limits does.
+#
 # Extra environment for the gateway in GATEWAY_ENV (e.g. GATEWAY_ENV="DOTNET_GCgen0size=0x10000000"); another build of
 # the gateway in GATEWAY_BIN (e.g. an older commit's worktree, to compare).
 # Needs Release builds of src/LlmGateway and bench/LlmGateway.Bench; wrk, curl, strace (syscalls), perf (perf).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
 mode=${1:-}; shift || true
-conns=16 warmup=6 seconds=6 settle=5 target=gateway stream=0 streams=1500 warmup_streams=1200 conns_given=0 redis=0
+conns=16 warmup=6 seconds=6 settle=5 target=gateway stream=0 streams=1500 warmup_streams=1200 conns_given=0 redis=0 keys=0
 # perf: long enough a warm-up that the JIT has finished tiering the path up (at 6 s it still takes a fifth)
 [ "$mode" = perf ] && warmup=20
 while [ $# -gt 0 ]; do
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --conns) conns=$2; conns_given=1; shift ;;
     --stream) stream=1 ;;
     --redis) redis=1 ;;
+    --keys) keys=1 ;;
     --streams) streams=$2; shift ;;
     --warmup-streams) warmup_streams=$2; shift ;;
     --warmup) warmup=$2; shift ;;
@@ -55,6 +60,8 @@ done
 case "$mode" in threads | syscalls | idle | perf | alloc) ;; *) sed -n '2,/^# Needs Release/p' "$0" >&2; exit 2 ;; esac
 case "$target" in gateway | floor) ;; *) echo "--target is gateway or floor, not $target" >&2; exit 2 ;; esac
 [ "$redis" = 1 ] && [ "$target" = floor ] && { echo "--redis is for the gateway (the floor has no store)" >&2; exit 2; }
+[ "$keys" = 1 ] && [ "$target" = floor ] && { echo "--keys is for the gateway (the floor has no keys)" >&2; exit 2; }
+[ "$keys" = 1 ] && [ "$stream" = 1 ] && { echo "--keys is for wrk's load, not --stream" >&2; exit 2; }
 if [ "$stream" = 1 ]; then
   case "$mode" in threads | perf) ;; *) echo "--stream is for threads and perf, not $mode" >&2; exit 2 ;; esac
   [ "$conns_given" = 1 ] || conns=8
@@ -80,6 +87,8 @@ if [ "$redis" = 1 ]; then
   [ "$(redis-cli -p "${PORT[redis]}" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start" >&2; exit 1; }
   store_env="ConnectionStrings__Redis=127.0.0.1:${PORT[redis]}"
 fi
+admin_key="diagnose-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+[ "$keys" = 1 ] && store_env="$store_env Gateway__Auth__Mode=keys GATEWAY_ADMIN_KEY=$admin_key"
 free_port gateway
 # run.sh's stream rows: what the mock streams for this model name (the floor passes it through as it is).
 stream_chunks=20 stream_model="bench-stream@chunks=20,chunk_delay_ms=5"
@@ -104,6 +113,12 @@ else
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[gateway]}/health/ready" >/dev/null && break; sleep 0.2; done
   expect="BENCH_EXPECT_CACHE=bypass BENCH_EXPECT_PROVIDER=openai"
   probe_expect="--expect-cache bypass --expect-provider openai"
+  if [ "$keys" = 1 ]; then
+    secret=$(curl -s -H "Authorization: Bearer $admin_key" -H 'Content-Type: application/json' \
+      -d '{"id":"diagnose","rpm":100000000,"tpm":1000000000}' "http://127.0.0.1:${PORT[gateway]}/admin/keys" | grep -o '"key":"[^"]*' | cut -d'"' -f4)
+    [ -n "$secret" ] || { echo "could not make a gateway key through /admin/keys" >&2; exit 1; }
+    export BENCH_HEADER="Authorization: Bearer $secret"
+  fi
 fi
 gpid=${PID[gateway]}; url="http://127.0.0.1:${PORT[gateway]}/v1/chat/completions"
 
@@ -133,6 +148,7 @@ if [ "$stream" = 1 ]; then
   window() { probe "$streams"; }
 else
   unit=request what="at $conns connections over ${seconds} s (after ${warmup} s of warm-up)"
+  [ "$keys" = 1 ] && what="$what, each with a gateway key (RPM and TPM limits)"
   warm() { load "$conns" "$warmup"; }
   window() { load "$conns" "$seconds"; }
 fi

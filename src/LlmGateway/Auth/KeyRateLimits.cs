@@ -76,11 +76,10 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
     /// a store that keeps one connection's commands in order, as Redis does, this instance's next admission on the key comes
     /// after it. A failure is logged and counted as before: limits fail open.
     /// </summary>
-    internal ValueTask SettleAsync(CallerIdentity caller, int charged, TokenUsage usage)
+    internal void Settle(CallerIdentity caller, int charged, TokenUsage usage)
     {
         var delta = (long)usage.Total - charged;
         if (delta != 0) _ = TryAdjustAsync(caller.TokensLimitKey, caller.Tpm, (int)Math.Clamp(delta, int.MinValue, int.MaxValue));
-        return ValueTask.CompletedTask;
     }
 
     /// <summary>
@@ -101,7 +100,7 @@ public sealed class KeyRateLimits(IRateLimiter limiter, TimeProvider time, IGate
         }
     }
 
-    /// <summary>Never throws (a Task, so that <see cref="SettleAsync"/> may leave it running).</summary>
+    /// <summary>Never throws (a Task, so that <see cref="Settle"/> may leave it running).</summary>
     private async Task TryAdjustAsync(string key, int limit, int delta)
     {
         try
@@ -127,8 +126,11 @@ public sealed class KeyLimitTicket(KeyRateLimits limits, CallerIdentity caller, 
 {
     public int Charged { get; } = charged;
 
-    /// <summary>Charges the real usage instead of the estimate; never throws (a failure is logged and counted).</summary>
-    public ValueTask SettleAsync(TokenUsage usage) => limits.SettleAsync(caller, Charged, usage);
+    /// <summary>
+    /// Charges the real usage instead of the estimate, sent before this returns and not waited for (see
+    /// <see cref="KeyRateLimits.Settle"/>); never throws (a failure is logged and counted).
+    /// </summary>
+    public void Settle(TokenUsage usage) => limits.Settle(caller, Charged, usage);
 }
 
 /// <summary>OpenAI's rate-limit headers, and its way of writing durations (<c>1s</c>, <c>6m0s</c>, <c>20ms</c>).</summary>

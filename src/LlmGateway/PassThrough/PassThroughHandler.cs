@@ -204,7 +204,7 @@ public sealed partial class PassThroughHandler : IDisposable
                 record.Model = PassThroughErrors.UnknownModel;
             }
             if (_budgets is not null) await _budgets.ChargeAsync(_provider, caller, record.RequestId, record.CostUsd).ConfigureAwait(false);
-            if (keyTicket is not null) await keyTicket.SettleAsync(record.Usage).ConfigureAwait(false);
+            keyTicket?.Settle(record.Usage);
             _recorder.Record(record);
         }
     }

@@ -178,7 +178,7 @@ public sealed class GatewayPipeline(
         if (run.KeyLimits.Ticket is { } keyTicket)
         {
             // The key's TPM was charged an estimate at admission; now it pays what was used.
-            await keyTicket.SettleAsync(record.Usage).ConfigureAwait(false);
+            keyTicket.Settle(record.Usage);
         }
         recorder.Record(record);
     }

@@ -34,10 +34,10 @@ public class KeyRateLimitsTests
         var limits = new KeyRateLimits(limiter, TimeProvider.System, new NullGatewayEvents(), NullLogger<KeyRateLimits>.Instance);
         var admission = await limits.AdmitAsync(s_caller, estimatedTokens: 500, CancellationToken.None);
 
-        var settling = admission.Ticket!.SettleAsync(new TokenUsage(100, 50));
+        admission.Ticket!.Settle(new TokenUsage(100, 50));
 
-        // Done while the limiter still holds the correction: the request does not wait for the store.
-        Assert.True(settling.IsCompletedSuccessfully);
+        // Returned while the limiter still holds the correction: the request does not wait for the store.
+        Assert.False(limiter.Release.Task.IsCompleted);
         Assert.Equal([("tpm:team-a", 150 - 500)], limiter.Adjusted);
         limiter.Release.SetResult();
     }
@@ -53,7 +53,7 @@ public class KeyRateLimitsTests
         TaskScheduler.UnobservedTaskException += count;
         try
         {
-            await admission.Ticket!.SettleAsync(new TokenUsage(900, 0));
+            admission.Ticket!.Settle(new TokenUsage(900, 0));
             limiter.Release.SetResult();
             await Task.Delay(50);
             GC.Collect();

@@ -54,6 +54,14 @@ public class SettlementBatchesTests
             NullLogger.Instance);
     }
 
+    /// <summary>Batches on a <see cref="HeldStore"/>, with what they hand back.</summary>
+    private static (HeldStore Store, Outcomes Outcomes, SettlementBatches Batches) OnHeldStore()
+    {
+        var store = new HeldStore();
+        var outcomes = new Outcomes();
+        return (store, outcomes, outcomes.Batches((r, s) => store.SettleAsync(r, s)));
+    }
+
     private static async Task UntilAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -67,9 +75,7 @@ public class SettlementBatchesTests
     [Fact]
     public void One_at_a_time_each_settlement_goes_at_once()
     {
-        var store = new HeldStore();
-        var outcomes = new Outcomes();
-        var batches = outcomes.Batches((r, s) => store.SettleAsync(r, s));
+        var (store, _, batches) = OnHeldStore();
         var a = Counters("global");
 
         batches.Add(a, Settlement("r1"));
@@ -83,9 +89,7 @@ public class SettlementBatchesTests
     [Fact]
     public async Task Settlements_that_end_while_a_batch_is_out_go_together_one_call_per_counter_set()
     {
-        var store = new HeldStore();
-        var outcomes = new Outcomes();
-        var batches = outcomes.Batches((r, s) => store.SettleAsync(r, s));
+        var (store, outcomes, batches) = OnHeldStore();
         var a = Counters("global");
         var b = Counters("key:team");
 
@@ -146,9 +150,7 @@ public class SettlementBatchesTests
     [Fact]
     public async Task DrainAsync_waits_for_the_batch_out_and_sends_what_is_queued()
     {
-        var store = new HeldStore();
-        var outcomes = new Outcomes();
-        var batches = outcomes.Batches((r, s) => store.SettleAsync(r, s));
+        var (store, outcomes, batches) = OnHeldStore();
         var a = Counters("global");
 
         batches.Add(a, Settlement("r1"));

@@ -117,6 +117,11 @@ else
     secret=$(curl -s -H "Authorization: Bearer $admin_key" -H 'Content-Type: application/json' \
       -d '{"id":"diagnose","rpm":100000000,"tpm":1000000000}' "http://127.0.0.1:${PORT[gateway]}/admin/keys" | grep -o '"key":"[^"]*' | cut -d'"' -f4)
     [ -n "$secret" ] || { echo "could not make a gateway key through /admin/keys" >&2; exit 1; }
+    # The view names the keyed path: without the key a request is refused, and with it the answer carries the key's limits.
+    keyless=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$here/bodies/chat.json" "http://127.0.0.1:${PORT[gateway]}/v1/chat/completions")
+    limits=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $secret" -H 'Content-Type: application/json' --data-binary @"$here/bodies/chat.json" \
+      "http://127.0.0.1:${PORT[gateway]}/v1/chat/completions" | tr -d '\r' | grep -ci '^x-ratelimit-limit-\(requests\|tokens\): ' || true)
+    [ "$keyless" = 401 ] && [ "$limits" = 2 ] || { echo "the load would not go through key admission (no key: $keyless, limit headers with it: $limits)" >&2; exit 1; }
     export BENCH_HEADER="Authorization: Bearer $secret"
   fi
 fi
